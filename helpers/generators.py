@@ -44,8 +44,8 @@ class Generator(nn.Module):
         self.blocks = dict(blocks or {})
         self.note = note
         if isinstance(net, nn.Module):
-            net.eval()
             net.requires_grad_(False)
+        self.train(False)  # the wrapper itself too, not just `net` (nn.Module starts in training mode)
 
     def train(self, mode: bool = True):  # a generator here is never trained: stay in eval mode
         return super().train(False)

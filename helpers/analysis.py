@@ -1,0 +1,383 @@
+"""What the metric says about the generator: spectrum, homogeneity across positions, the average metric,
+the shuffled-weights and layer-wise controls, comparison of two metrics, and coordinate-block restriction.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.func import jvp, vmap
+
+FLOOR = 1e-12  # logs clip values at FLOOR × the largest eigenvalue of the metric they come from
+
+
+# --- spectrum ------------------------------------------------------------------------------------------------
+
+@dataclass
+class SpectrumSummary:
+    """Per-rank statistics of spectra over positions: mean, median, p5, p95 are (k,)."""
+
+    mean: torch.Tensor
+    median: torch.Tensor
+    p5: torch.Tensor
+    p95: torch.Tensor
+    normalized: bool
+
+
+@dataclass
+class Dimensions:
+    """counts (b, m): eigen-dimensions holding each fraction of the eigenvalue sum; mean (m,) over b."""
+
+    counts: torch.Tensor
+    mean: torch.Tensor
+    fractions: tuple[float, ...]
+
+
+def spectrum_summary(eigvals, normalize: bool = True) -> SpectrumSummary:
+    """Mean, median and 5th/95th percentiles of the eigenvalue at each rank over positions.
+
+    eigvals : (b, k) eigenvalues, a `Metric`, or (b, d, d) metrics; sorted descending here.
+    normalize : divide each position's spectrum by its top eigenvalue first.
+    Percentiles interpolate linearly (numpy's default); eigenvalues are used as they are (no clipping).
+    """
+    lam = _spectrum(eigvals)
+    if normalize:
+        lam = lam / lam[:, :1]
+    q = torch.quantile(lam, torch.tensor([0.05, 0.5, 0.95], dtype=lam.dtype, device=lam.device), dim=0)
+    return SpectrumSummary(lam.mean(0), q[1], q[0], q[2], normalize)
+
+
+def dims_for_fraction(eigvals, fractions: Sequence[float] = (0.99, 0.999, 0.9999), *,
+                      rtol: float = 1e-12) -> Dimensions:
+    """Smallest n such that the top-n eigenvalues sum to at least `fraction` of the eigenvalue sum.
+
+    eigvals : (b, k) eigenvalues, a `Metric`, or (b, d, d) metrics; negative roundoff is clipped at 0.
+    fractions : (m,) fractions in (0, 1]. For a top-k spectrum the sum is over the k computed eigenvalues.
+    rtol : a cumulative fraction within rtol below the target counts as reaching it (ties are roundoff).
+    """
+    lam = _spectrum(eigvals).clamp_min(0)
+    cumulative = lam.cumsum(-1) / lam.sum(-1, keepdim=True)  # (b, k), nondecreasing
+    target = torch.tensor(fractions, dtype=lam.dtype, device=lam.device) - rtol
+    counts = (cumulative[:, None, :] < target[None, :, None]).sum(-1) + 1  # first rank that reaches it
+    counts = counts.clamp_max(lam.shape[1])
+    return Dimensions(counts, counts.double().mean(0), tuple(float(f) for f in fractions))
+
+
+def random_direction_null(H, n_directions: int = 1000, seed: int = 0) -> torch.Tensor:
+    """vᵀ H v for uniformly random unit vectors v: the spectrum an isotropic metric would show.
+
+    H : (b, d, d) or a `Metric`. Returns (b, n_directions); the same directions at every position.
+    E[vᵀHv] = tr(H)/d and Var[vᵀHv] = 2/(d+2) · (tr(H²)/d − (tr(H)/d)²).
+    """
+    H = _metrics(H)
+    gen = torch.Generator().manual_seed(int(seed))
+    v = torch.randn(n_directions, H.shape[-1], generator=gen, dtype=torch.float64).to(H)
+    v = v / v.norm(dim=1, keepdim=True)
+    return torch.einsum("na,bac,nc->bn", v, H, v)
+
+
+# --- homogeneity ---------------------------------------------------------------------------------------------
+
+@dataclass
+class OffDiagonal:
+    """Mean and median of the off-diagonal entries of a square matrix (nan entries ignored)."""
+
+    mean: float
+    median: float
+
+
+def homogeneity(H, eigvals=None, eigvecs=None, *, scale: str = "log", against: str = "target",
+                floor: float = FLOOR, max_memory: float = 2 ** 28) -> torch.Tensor:
+    """Correlation, across ranks k, of α_k^{ij} = u_k^{(i)ᵀ} H_j u_k^{(i)} with λ_k(H_j), for all pairs.
+
+    H : (b, d, d) metrics or a `Metric` (then eigvals, eigvecs come from it). eigvals (b, k) descending and
+        eigvecs (b, d, k) columns; computed by eigh when not given. Returns (b, b), row i = eigenvector source.
+    scale : 'log' correlates log10 α with log10 λ; 'linear' the values themselves.
+    against : 'target' correlates with λ_k(H_j) (the paper's position homogeneity); 'source' with λ_k(H_i)
+        (the authors' layer-by-layer amplification matrix).
+    floor : before log10, α^{ij} and λ(H_j) are clipped at floor × λ_1(H_j), so roundoff zeros and tiny
+        negatives give log10 = log10(floor·λ_1) instead of nan (the authors' code drops such ranks instead).
+    max_memory : bytes for the intermediate per block of source rows i (a loop over blocks, not pairs).
+    The diagonal is set to 1 (α^{ii} = λ(H_i) exactly); a constant spectrum gives nan.
+    """
+    if scale not in ("log", "linear") or against not in ("target", "source"):
+        raise ValueError(f"scale must be 'log' or 'linear' and against 'target' or 'source'; got {scale!r}, "
+                         f"{against!r}")
+    H, eigvals, eigvecs = _unpack(H, eigvals, eigvecs)
+    b, d, k = eigvecs.shape
+    top = eigvals[:, 0].clamp_min(torch.finfo(H.dtype).tiny)  # (b,)
+    lam_hat = _standardize(_rescale(eigvals, top[:, None], scale, floor))  # (b, k)
+    # α = Σ_ab u_a u_b H_ab over the upper triangle (off-diagonal terms twice): one matmul per block of i.
+    rows_, cols_ = torch.triu_indices(d, d, device=H.device)
+    packed = H[:, rows_, cols_] * torch.where(rows_ == cols_, 1.0, 2.0).to(H)  # (b, p)
+    block = int(max(1, max_memory // (2 * 8 * k * packed.shape[1])))
+    out = torch.empty(b, b, dtype=H.dtype, device=H.device)
+    for s in range(0, b, block):
+        U = eigvecs[s:s + block].transpose(1, 2)  # (m, k, d)
+        outer = U.index_select(2, rows_) * U.index_select(2, cols_)  # (m, k, p): u_a u_b for a ≤ b
+        alpha = (outer.flatten(0, 1) @ packed.T).view(len(U), k, b).transpose(1, 2)  # (m, b, k)
+        x_hat = _standardize(_rescale(alpha, top[None, :, None], scale, floor))
+        y_hat = lam_hat[None, :, :] if against == "target" else lam_hat[s:s + block, None, :]
+        out[s:s + block] = (x_hat * y_hat).sum(-1)
+    return out.fill_diagonal_(1.0)
+
+
+def vec_correlation(H) -> torch.Tensor:
+    """Pearson correlation of vec(H_i) with vec(H_j) for all pairs. H : (b, d, d) or a `Metric`. Returns (b, b)."""
+    flat = _standardize(_metrics(H).flatten(1))
+    return flat @ flat.T
+
+
+def offdiag_summary(matrix: torch.Tensor) -> OffDiagonal:
+    """Mean and median (linear interpolation) of the off-diagonal entries of a (b, b) matrix, nan ignored."""
+    values = _offdiag(matrix)
+    return OffDiagonal(values.nanmean().item(), values.nanquantile(0.5).item())
+
+
+def homogeneity_vs_distance(z, matrix: torch.Tensor) -> float:
+    """Pearson r between the code distances ‖z_i − z_j‖ and the off-diagonal entries of a (b, b) matrix.
+
+    z : (b, d) codes or a `Metric` (its points). All ordered pairs i ≠ j are used, so asymmetric matrices
+    (log homogeneity) count both directions.
+    """
+    z = (z if isinstance(z, torch.Tensor) else z.z).to(matrix)
+    distance = torch.cdist(z, z)
+    return _pearson(_offdiag(distance), _offdiag(matrix)).item()
+
+
+# --- average metric and subspaces ------------------------------------------------------------------------------
+
+@dataclass
+class AverageMetric:
+    """Mean metric over positions: H_mean (d, d), eigvals (d,) descending, eigvecs (d, d) columns."""
+
+    H_mean: torch.Tensor
+    eigvals: torch.Tensor
+    eigvecs: torch.Tensor
+
+
+@dataclass
+class Subspace:
+    """A metric restricted to a block of coordinates: H (b, n, n), eigvals (b, n), eigvecs (b, n, n)."""
+
+    H: torch.Tensor
+    eigvals: torch.Tensor
+    eigvecs: torch.Tensor
+    block: object
+
+
+def average_metric(H) -> AverageMetric:
+    """Mean of the metrics over positions and its eigendecomposition. H : (b, d, d) or a `Metric`."""
+    H_mean = _metrics(H).mean(0)
+    H_mean = (H_mean + H_mean.T) / 2
+    eigvals, eigvecs = _eigh_descending(H_mean)
+    return AverageMetric(H_mean, eigvals, eigvecs)
+
+
+def restrict(H, block) -> Subspace:
+    """The metric on a coordinate block (moving only those coordinates): H[:, block, block] and its spectrum.
+
+    H : (b, d, d) or a `Metric`. block : a slice (e.g. `G.blocks["class"]`) or a sequence of indices.
+    """
+    H = _metrics(H)
+    sub = H[:, block][:, :, block]
+    eigvals, eigvecs = _eigh_descending(sub)
+    return Subspace(sub, eigvals, eigvecs, block)
+
+
+# --- controls: shuffled weights and layer-wise metrics -------------------------------------------------------
+
+@dataclass
+class LayerAlignment:
+    """Amplification of the last layer's eigenvectors by every layer, for L layers at b points.
+
+    alpha (b, L, k): α_{l,k} = u_kᵀ H_l u_k with u_k the k-th eigenvector of the last layer's metric.
+    corr_log, corr_linear (b, L, L): correlation across ranks of log10 α (resp. α) between layers.
+    slope, intercept (b, L): least squares log10 α_{l,k} ≈ slope · log10 λ_k(H_L) + intercept.
+    """
+
+    alpha: torch.Tensor
+    corr_log: torch.Tensor
+    corr_linear: torch.Tensor
+    slope: torch.Tensor
+    intercept: torch.Tensor
+
+
+def shuffle_weights(module: nn.Module, seed: int = 0) -> nn.Module:
+    """A deep copy in which every parameter tensor is randomly permuted (flatten, permute, reshape).
+
+    Only parameters are shuffled: buffers (e.g. batch-norm running statistics) are copied unchanged.
+    Each tensor keeps its multiset of values; the original module is untouched; same seed, same copy.
+    """
+    shuffled = copy.deepcopy(module)
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for p in shuffled.parameters():
+            order = torch.randperm(p.numel(), generator=gen).to(p.device)
+            p.copy_(p.flatten()[order].view_as(p))
+    return shuffled
+
+
+def layer_metrics(G: nn.Module, z: torch.Tensor, modules: Sequence, *, chunk_size: int = 256,
+                  max_memory: float = 2 ** 30) -> list[torch.Tensor]:
+    """Exact metric of d_l(z) = ‖f_l(z) − f_l(z0)‖² at z0 for each hooked module f_l: H_l = 2 J_lᵀ J_l.
+
+    G : module mapping codes (n, d) to anything; modules : submodules of G (or their names), each called
+    once per forward pass. z : (d,) or (b, d). Returns a list of (b, d, d) float64, one per module.
+    J_l is the Jacobian of the flattened module output, from forward-mode JVPs along each basis direction
+    (vmapped, chunk_size images per pass); points are grouped so their Jacobians fit in max_memory bytes.
+    """
+    modules = [G.get_submodule(m) if isinstance(m, str) else m for m in modules]
+    z = z.unsqueeze(0) if z.dim() == 1 else z
+    params = list(G.parameters())
+    z = z.detach().to(params[0].dtype if params else z.dtype)
+    b, d = z.shape
+
+    def outputs(x):
+        captured = {}
+        hooks = [m.register_forward_hook(lambda _m, _in, out, l=l: captured.__setitem__(l, out.clone()))
+                 for l, m in enumerate(modules)]  # clone: a later in-place op (ReLU(True)) must not alter it
+        try:
+            G(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        missing = [l for l in range(len(modules)) if l not in captured]
+        if missing:
+            raise ValueError(f"module(s) {missing} did not run in the forward pass of G")
+        return tuple(captured[l].flatten(1) for l in range(len(modules)))
+
+    with torch.no_grad():
+        n_features = sum(o.shape[1] for o in outputs(z[:1]))
+    per_group = int(max(1, min(b, max_memory // (z.element_size() * d * n_features))))
+    directions = torch.eye(d, dtype=z.dtype, device=z.device)
+    H = [torch.empty(b, d, d, dtype=torch.float64, device=z.device) for _ in modules]
+    for s in range(0, b, per_group):
+        block = z[s:s + per_group]
+
+        def column(direction):
+            return jvp(outputs, (block,), (direction.expand(len(block), -1),))[1]
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+            J = vmap(column, chunk_size=max(1, chunk_size // len(block)))(directions)  # each (d, points, F_l)
+        for l, J_l in enumerate(J):
+            J_l = J_l.transpose(0, 1).double()  # (points, d, F_l)
+            H[l][s:s + len(block)] = 2 * J_l @ J_l.transpose(1, 2)
+    return H
+
+
+def layer_alignment(layer_H: Sequence[torch.Tensor], *, floor: float = FLOOR) -> LayerAlignment:
+    """How each layer amplifies the eigenvectors of the last layer's metric, at each point.
+
+    layer_H : L metrics, each (b, d, d) (or (d, d) for one point), the last one the reference.
+    floor : before log10, α_{l,k} is clipped at floor × max_k α_{l,k} (roundoff zeros and negatives).
+    """
+    Hs = torch.stack([h if h.dim() == 3 else h[None] for h in layer_H], dim=1)  # (b, L, d, d)
+    lam, U = _eigh_descending(Hs[:, -1])  # (b, d), (b, d, d)
+    alpha = torch.einsum("bak,blac,bck->blk", U, Hs, U)
+    log_alpha = _rescale(alpha, alpha.amax(-1, keepdim=True).clamp_min(torch.finfo(alpha.dtype).tiny), "log", floor)
+    x_hat, y_hat = _standardize(log_alpha), _standardize(alpha)
+    corr_log = x_hat @ x_hat.transpose(1, 2)
+    corr_linear = y_hat @ y_hat.transpose(1, 2)
+    x = log_alpha[:, -1:, :]  # log10 λ(H_L), clipped the same way
+    xc = x - x.mean(-1, keepdim=True)
+    slope = (xc * log_alpha).sum(-1) / xc.pow(2).sum(-1)
+    intercept = log_alpha.mean(-1) - slope * x.mean(-1)
+    return LayerAlignment(alpha, corr_log, corr_linear, slope, intercept)
+
+
+# --- comparing two metrics at the same points -----------------------------------------------------------------
+
+@dataclass
+class Comparison:
+    """Two metrics at the same b points: vec_corr, log_spectrum_corr, overlap (b,); cosine (b, k).
+
+    vec_corr: correlation of vec(H_a) with vec(H_b). log_spectrum_corr: of log10 eigenvalues across ranks.
+    cosine: |u_kᵀ v_k| for rank-matched eigenvectors.
+    overlap: ‖U_aᵀ U_b‖_F² / k of the top-k subspaces (1: the same subspace, 0: orthogonal).
+    """
+
+    vec_corr: torch.Tensor
+    log_spectrum_corr: torch.Tensor
+    cosine: torch.Tensor
+    overlap: torch.Tensor
+
+
+def compare_metrics(H_a, H_b, k: int = 10, *, floor: float = FLOOR) -> Comparison:
+    """Compare two metrics (e.g. LPIPS and pixel MSE) computed at the same points.
+
+    H_a, H_b : (b, d, d) or `Metric`s. k : number of top eigenvectors compared.
+    floor : log10 clips eigenvalues at floor × the top eigenvalue; spectra are compared over common ranks.
+    """
+    H_a, lam_a, U_a = _unpack(H_a)
+    H_b, lam_b, U_b = _unpack(H_b)
+    if H_a.shape != H_b.shape:
+        raise ValueError(f"metrics must have the same shape, got {tuple(H_a.shape)} and {tuple(H_b.shape)}")
+    if not 0 < k <= min(U_a.shape[2], U_b.shape[2]):
+        raise ValueError(f"k must be between 1 and {min(U_a.shape[2], U_b.shape[2])}, got {k}")
+    vec_corr = _pearson(H_a.flatten(1), H_b.flatten(1))
+    ranks = min(lam_a.shape[1], lam_b.shape[1])
+    logs = [_rescale(lam[:, :ranks], lam[:, :1].clamp_min(torch.finfo(lam.dtype).tiny), "log", floor)
+            for lam in (lam_a, lam_b)]
+    top_a, top_b = U_a[:, :, :k], U_b[:, :, :k]
+    cosine = (top_a * top_b).sum(1).abs()
+    overlap = (top_a.transpose(1, 2) @ top_b).pow(2).sum((1, 2)) / k
+    return Comparison(vec_corr, _pearson(*logs), cosine, overlap)
+
+
+# --- shared pieces --------------------------------------------------------------------------------------------
+
+def _metrics(H) -> torch.Tensor:
+    """(b, d, d) from a tensor or anything with an `H` attribute (`Metric`, `Subspace`)."""
+    H = H if isinstance(H, torch.Tensor) else getattr(H, "H", H)  # (a tensor's own .H is its adjoint)
+    if not isinstance(H, torch.Tensor) or H.dim() != 3 or H.shape[1] != H.shape[2]:
+        raise ValueError(f"expected metrics of shape (b, d, d), got {getattr(H, 'shape', type(H).__name__)}")
+    return H
+
+
+def _unpack(H, eigvals=None, eigvecs=None):
+    """H (b, d, d), eigvals (b, k) descending, eigvecs (b, d, k): from a `Metric`, or eigh of H when missing."""
+    if eigvals is None and eigvecs is None and not isinstance(H, torch.Tensor):
+        eigvals, eigvecs = H.eigvals, H.eigvecs
+    H = _metrics(H)
+    if eigvals is None or eigvecs is None:
+        eigvals, eigvecs = _eigh_descending(H)
+    return H, eigvals.to(H), eigvecs.to(H)
+
+
+def _spectrum(eigvals) -> torch.Tensor:
+    """(b, k) eigenvalues sorted descending, from eigenvalues, a `Metric`, or (b, d, d) metrics."""
+    eigvals = eigvals if isinstance(eigvals, torch.Tensor) else eigvals.eigvals
+    if eigvals.dim() == 3:
+        eigvals = torch.linalg.eigvalsh(eigvals)
+    return eigvals.sort(dim=-1, descending=True).values
+
+
+def _eigh_descending(H):
+    eigvals, eigvecs = torch.linalg.eigh(H)
+    return eigvals.flip(-1), eigvecs.flip(-1)
+
+
+def _rescale(values, top, scale, floor):
+    """log10 of values clipped at floor × top ('log'), or the values themselves ('linear')."""
+    return torch.log10(torch.maximum(values, floor * top)) if scale == "log" else values
+
+
+def _standardize(x):
+    """Centered along the last axis and scaled to unit norm there: dot products are Pearson correlations."""
+    x = x - x.mean(-1, keepdim=True)
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def _pearson(x, y):
+    return (_standardize(x) * _standardize(y)).sum(-1)
+
+
+def _offdiag(matrix):
+    mask = ~torch.eye(matrix.shape[0], dtype=torch.bool, device=matrix.device)
+    return matrix[mask]

@@ -1,0 +1,286 @@
+"""Analysis helpers on synthetic metrics whose answers are known by hand, and against slow reference loops."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers import analysis as A
+from helpers import distances, metric as M
+from helpers.generators import Generator
+
+
+def metrics_with_spectrum(spectra, seed=0):
+    """H_p = R_p diag(spectra[p]) R_pᵀ with random orthogonal R_p: (b, d, d) float64."""
+    spectra = torch.as_tensor(spectra, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    R = torch.linalg.qr(torch.randn(*spectra.shape, spectra.shape[1], generator=gen, dtype=torch.float64))[0]
+    return R @ torch.diag_embed(spectra) @ R.transpose(1, 2)
+
+
+def spread_spectrum(d, decades=6.0):
+    """λ_k = 10^(−decades·k/(d−1)): log10 λ linear in rank, like a GAN metric's spectrum."""
+    return 10 ** (-decades * torch.arange(d, dtype=torch.float64) / (d - 1))
+
+
+def eigh_descending(H):
+    lam, U = torch.linalg.eigh(H)
+    return lam.flip(-1), U.flip(-1)
+
+
+def offdiag(matrix):
+    return matrix[~torch.eye(len(matrix), dtype=torch.bool)]
+
+
+def random_psd(b, d, seed=0):
+    X = torch.randn(b, d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return X @ X.transpose(1, 2) / d
+
+
+# --- spectrum ---------------------------------------------------------------------------------------------------
+
+def test_spectrum_summary_percentiles_on_scaled_copies():
+    base = torch.tensor([4.0, 2.0, 1.0], dtype=torch.float64)
+    eigvals = torch.arange(1, 22, dtype=torch.float64)[:, None] * base  # scales 1..21
+    raw = A.spectrum_summary(eigvals, normalize=False)
+    # 21 values 1..21, linear interpolation: p5 at position 1 -> 2, median 11, p95 at position 19 -> 20
+    for stat, scale in [(raw.mean, 11), (raw.median, 11), (raw.p5, 2), (raw.p95, 20)]:
+        torch.testing.assert_close(stat, scale * base)
+    normalized = A.spectrum_summary(eigvals[torch.randperm(21)], normalize=True)
+    for stat in (normalized.mean, normalized.median, normalized.p5, normalized.p95):
+        torch.testing.assert_close(stat, base / 4)
+
+
+def test_spectrum_summary_takes_a_metric_and_sorts():
+    H = metrics_with_spectrum([[1.0, 3.0, 2.0], [2.0, 6.0, 4.0]])
+    summary = A.spectrum_summary(H, normalize=True)
+    torch.testing.assert_close(summary.mean, torch.tensor([1.0, 2 / 3, 1 / 3], dtype=torch.float64))
+
+
+def test_dims_for_fraction_counts_ties_as_reached():
+    eigvals = torch.tensor([[90, 9, 0.9, 0.09, 0.01],    # cumulative 90, 99, 99.9, 99.99, 100
+                            [60, 30, 9.5, 0.4, 0.1]],    # cumulative 60, 90, 99.5, 99.9, 100
+                           dtype=torch.float64)
+    dims = A.dims_for_fraction(eigvals, fractions=(0.5, 0.99, 0.999, 0.9999))
+    assert dims.counts.tolist() == [[1, 2, 3, 4], [1, 3, 4, 5]]
+    torch.testing.assert_close(dims.mean, torch.tensor([1.0, 2.5, 3.5, 4.5], dtype=torch.float64))
+    assert dims.fractions == (0.5, 0.99, 0.999, 0.9999)
+
+
+def test_dims_for_fraction_clips_negative_roundoff_and_sorts():
+    eigvals = torch.tensor([[-1e-15, 1.0, 3.0, -2e-15]], dtype=torch.float64)  # ascending order, as eigh gives
+    assert A.dims_for_fraction(eigvals, fractions=(0.75, 0.76, 1.0)).counts.tolist() == [[1, 2, 2]]
+
+
+def test_random_direction_null_mean_and_variance_match_theory():
+    d, n = 20, 4000
+    H = metrics_with_spectrum(torch.stack([spread_spectrum(d, 3), torch.linspace(1, 5, d, dtype=torch.float64)]))
+    values = A.random_direction_null(H, n_directions=n, seed=3)
+    assert values.shape == (2, n)
+    s1 = torch.diagonal(H, dim1=1, dim2=2).sum(-1)
+    s2 = (H * H).sum((1, 2))
+    variance = 2 / (d + 2) * (s2 / d - (s1 / d) ** 2)
+    assert ((values.mean(1) - s1 / d).abs() < 5 * (variance / n).sqrt()).all()
+    assert ((values.var(1) / variance - 1).abs() < 0.15).all()  # sd of a sample variance ~ 2.5/sqrt(n) here
+    torch.testing.assert_close(values, A.random_direction_null(H, n_directions=n, seed=3))
+
+
+# --- homogeneity --------------------------------------------------------------------------------------------------
+
+def slow_homogeneity(H, lam, U, scale, against="target", floor=A.FLOOR):
+    """Reference: the double loop over pairs, with numpy."""
+    H, lam, U = H.numpy(), lam.numpy(), U.numpy()
+    b = len(H)
+    out = np.ones((b, b))
+    for i in range(b):
+        for j in range(b):
+            if i == j:
+                continue
+            alpha = np.diag(U[i].T @ H[j] @ U[i])
+            y = lam[j] if against == "target" else lam[i]
+            if scale == "log":
+                alpha = np.log10(np.maximum(alpha, floor * lam[j, 0]))
+                y = np.log10(np.maximum(y, floor * (lam[j, 0] if against == "target" else lam[i, 0])))
+            out[i, j] = np.corrcoef(alpha, y)[0, 1]
+    return torch.from_numpy(out)
+
+
+@pytest.mark.parametrize("scale", ["log", "linear"])
+@pytest.mark.parametrize("against", ["target", "source"])
+def test_homogeneity_vectorized_equals_double_loop(scale, against):
+    H = random_psd(5, 7, seed=1)
+    H[2] = H[2] @ torch.diag(torch.tensor([1.0] * 5 + [0.0] * 2, dtype=torch.float64)) @ H[2]  # rank 5: floor used
+    lam, U = eigh_descending(H)  # the same eigenvectors for both (H[2]'s null space is degenerate)
+    fast = A.homogeneity(H, lam, U, scale=scale, against=against, max_memory=1)  # one source row per block
+    torch.testing.assert_close(fast, slow_homogeneity(H, lam, U, scale, against), rtol=0, atol=1e-10)
+    assert not torch.allclose(fast, torch.ones_like(fast))
+
+
+@pytest.mark.parametrize("scale", ["log", "linear"])
+def test_identical_metrics_are_perfectly_homogeneous(scale):
+    H = metrics_with_spectrum(spread_spectrum(12)[None]).expand(4, -1, -1).clone()
+    torch.testing.assert_close(A.homogeneity(H, scale=scale), torch.ones(4, 4, dtype=torch.float64))
+    torch.testing.assert_close(A.vec_correlation(H), torch.ones(4, 4, dtype=torch.float64))
+
+
+def test_randomly_rotated_metrics_are_not_homogeneous():
+    # H_p = R_p Λ R_pᵀ: the eigenvectors of H_i are random directions for H_j, so α^{ij}_k ≈ tr/d with
+    # fluctuations unrelated to the rank; a correlation over d ranks with no association has sd ≈ 1/sqrt(d).
+    d, b = 64, 6
+    H = metrics_with_spectrum(spread_spectrum(d).expand(b, -1), seed=2)
+    bound = 4 / math.sqrt(d)  # = 0.5
+    for scale in ("log", "linear"):
+        corr = A.homogeneity(H, scale=scale)
+        assert A.offdiag_summary(corr.abs()).mean < bound / 2  # measured: 0.10 (both scales)
+        assert offdiag(corr).abs().max() < bound  # measured: 0.25, 0.26
+    assert offdiag(A.vec_correlation(H)).abs().max() < bound  # measured: 0.16
+    # a small perturbation of one metric stays homogeneous, so the test above can tell the two apart
+    near = torch.stack([H[0], H[0] + 1e-3 * random_psd(1, d, seed=5)[0]])
+    assert A.homogeneity(near)[0, 1] > 0.9
+
+
+def test_homogeneity_accepts_a_metric_and_top_k_eigenpairs():
+    H = random_psd(4, 6, seed=4)
+    lam, U = eigh_descending(H)
+    full = A.homogeneity(H)
+    metric = M.Metric(H, lam, U, torch.zeros(4, 6), "jacobian")
+    torch.testing.assert_close(A.homogeneity(metric), full)
+    # top-k: the correlation runs over the k computed ranks only
+    top = A.homogeneity(H, lam[:, :3], U[:, :, :3])
+    alpha = torch.einsum("ak,ab,bk->k", U[0, :, :3], H[1], U[0, :, :3])
+    expected = np.corrcoef(np.log10(alpha.numpy()), np.log10(lam[1, :3].numpy()))[0, 1]
+    assert abs(top[0, 1].item() - expected) < 1e-12
+
+
+def test_offdiag_summary_and_distance_correlation():
+    matrix = torch.tensor([[1.0, 2, 3], [4, 1, 6], [7, 9, 1]])
+    summary = A.offdiag_summary(matrix)
+    assert summary.mean == pytest.approx(31 / 6) and summary.median == pytest.approx(5.0)
+    z = torch.tensor([[0.0, 0], [3, 0], [0, 1], [1, 1]], dtype=torch.float64)
+    distance = torch.cdist(z, z)
+    assert A.homogeneity_vs_distance(z, 2 - 0.1 * distance) == pytest.approx(-1.0)
+    assert A.homogeneity_vs_distance(z, distance + torch.eye(4) * 50) == pytest.approx(1.0)
+
+
+# --- average metric, subspaces, comparison -----------------------------------------------------------------------
+
+def test_average_metric():
+    H = random_psd(1, 5, seed=6).expand(3, -1, -1)
+    average = A.average_metric(H)
+    torch.testing.assert_close(average.H_mean, H[0])
+    torch.testing.assert_close(average.eigvecs @ torch.diag(average.eigvals) @ average.eigvecs.T, H[0])
+    two = A.average_metric(torch.diag_embed(torch.tensor([[1.0, 4, 0], [3, 0, 2]], dtype=torch.float64)))
+    torch.testing.assert_close(two.eigvals, torch.tensor([2.0, 2.0, 1.0], dtype=torch.float64))
+    assert torch.all(torch.diff(two.eigvals) <= 0)
+
+
+def test_restrict_gives_the_block_and_its_spectrum():
+    H = random_psd(3, 8, seed=7)
+    sub = A.restrict(H, slice(2, 5))
+    torch.testing.assert_close(sub.H, H[:, 2:5, 2:5])
+    torch.testing.assert_close(sub.eigvals, torch.linalg.eigvalsh(H[:, 2:5, 2:5]).flip(-1))
+    torch.testing.assert_close(A.restrict(H, [2, 3, 4]).H, sub.H)
+    torch.testing.assert_close(sub.eigvecs @ torch.diag_embed(sub.eigvals) @ sub.eigvecs.transpose(1, 2), sub.H)
+
+
+def test_compare_identical_and_scaled_metrics():
+    H = metrics_with_spectrum(torch.stack([spread_spectrum(10), spread_spectrum(10, 2)]))
+    for other in (H, 3 * H):
+        result = A.compare_metrics(H, other, k=4)
+        for value in (result.vec_corr, result.log_spectrum_corr, result.cosine, result.overlap):
+            torch.testing.assert_close(value, torch.ones_like(value))
+        assert result.cosine.shape == (2, 4)
+
+
+def test_compare_swapped_top_axes():
+    a = torch.diag(torch.tensor([3.0, 2, 1, 0.5], dtype=torch.float64))[None]
+    b = torch.diag(torch.tensor([2.0, 3, 1, 0.5], dtype=torch.float64))[None]  # top two axes swapped
+    two = A.compare_metrics(a, b, k=2)
+    torch.testing.assert_close(two.cosine, torch.tensor([[0.0, 0.0]], dtype=torch.float64))
+    torch.testing.assert_close(two.overlap, torch.tensor([1.0], dtype=torch.float64))  # same 2-d subspace
+    assert A.compare_metrics(a, b, k=1).overlap.item() == pytest.approx(0.0, abs=1e-12)
+    torch.testing.assert_close(two.log_spectrum_corr, torch.tensor([1.0], dtype=torch.float64))  # same spectrum
+    expected = np.corrcoef(a.flatten().numpy(), b.flatten().numpy())[0, 1]
+    assert two.vec_corr.item() == pytest.approx(expected, abs=1e-12) and expected < 0.95
+
+
+# --- controls --------------------------------------------------------------------------------------------------
+
+def small_net():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(True), nn.Linear(6, 3)).double().eval()
+    with torch.no_grad():
+        net[1].weight.uniform_(0.5, 2.0)
+        net[1].bias.uniform_(-0.5, 0.5)
+        net[1].running_mean.uniform_(-0.5, 0.5)
+    return net
+
+
+def test_shuffle_weights_permutes_each_parameter_and_leaves_the_original():
+    net = small_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    shuffled = A.shuffle_weights(net, seed=1)
+    for (name, p), q in zip(net.named_parameters(), shuffled.parameters()):
+        torch.testing.assert_close(p.flatten().sort().values, q.flatten().sort().values)  # same multiset
+        assert not torch.equal(p, q), name  # every parameter here has distinct values, so order changes
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, before[name]), name  # original untouched
+    torch.testing.assert_close(shuffled[1].running_mean, net[1].running_mean)  # buffers are not shuffled
+    again = A.shuffle_weights(net, seed=1)
+    assert all(torch.equal(p, q) for p, q in zip(shuffled.parameters(), again.parameters()))
+    other = A.shuffle_weights(net, seed=2)
+    assert not all(torch.equal(p, q) for p, q in zip(shuffled.parameters(), other.parameters()))
+    G = Generator(small_net(), 4)
+    assert isinstance(A.shuffle_weights(G), Generator)
+
+
+def test_layer_metrics_of_a_linear_chain_are_two_AtA():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 7, bias=False), nn.Linear(7, 3)).double()
+    a, b = net[0].weight.detach(), net[1].weight.detach()
+    z = torch.randn(4, 5, dtype=torch.float64)
+    H1, H2 = A.layer_metrics(net, z, [net[0], "1"], chunk_size=3)
+    torch.testing.assert_close(H1, (2 * a.T @ a).expand(4, -1, -1))
+    torch.testing.assert_close(H2, (2 * (b @ a).T @ (b @ a)).expand(4, -1, -1))
+
+
+def test_layer_metrics_with_in_place_activations_match_dense_jacobians():
+    net = small_net()
+    z = torch.randn(3, 4, dtype=torch.float64)
+    H_bn, H_relu, H_out = A.layer_metrics(net, z, [net[1], net[2], net[3]], max_memory=1)  # one point per group
+    stages = [net[:2], net[:3], net]
+    for H, stage in zip((H_bn, H_relu, H_out), stages):
+        for p in range(len(z)):
+            J = torch.autograd.functional.jacobian(lambda x: stage(x[None])[0], z[p])  # (F, d)
+            torch.testing.assert_close(H[p], 2 * J.T @ J)
+    assert not torch.allclose(H_bn, H_relu)  # the ReLU, applied in place to the BN output, changed it
+
+
+def test_last_layer_metric_is_the_pixel_metric():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 3 * 4 * 4), nn.Tanh(), nn.Unflatten(1, (3, 4, 4))).double()
+    G = Generator(net, 6)
+    z = torch.randn(2, 6, dtype=torch.float64)
+    (H,) = A.layer_metrics(G, z, [net[2]])
+    pixel = M.metric(G, z, distances.mse(), progress=False).H
+    torch.testing.assert_close(H / (3 * 4 * 4), pixel)  # MSE averages over the N = 48 pixels
+
+
+def test_layer_alignment_of_powers_of_one_metric():
+    # H_l = c_l U diag(λ^p_l) Uᵀ: log10 α_l = p_l log10 λ + log10 c_l exactly
+    d = 8
+    lam = spread_spectrum(d, 3)
+    powers, scales = torch.tensor([0.5, 2.0, 1.0]), torch.tensor([10.0, 0.1, 1.0])
+    spectra = torch.stack([c * lam ** p for p, c in zip(powers, scales)])
+    U = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    layer_H = [U @ torch.diag(s) @ U.T for s in spectra]  # one point, (d, d) each
+    result = A.layer_alignment(layer_H)
+    assert result.alpha.shape == (1, 3, d)
+    torch.testing.assert_close(result.alpha[0], spectra)
+    torch.testing.assert_close(result.slope[0], powers.double())
+    torch.testing.assert_close(result.intercept[0], scales.double().log10())
+    torch.testing.assert_close(result.corr_log[0], torch.ones(3, 3, dtype=torch.float64))
+    expected = torch.from_numpy(np.corrcoef(spectra.numpy()))
+    torch.testing.assert_close(result.corr_linear[0], expected)
+    assert result.corr_linear[0, 0, 1] < 0.99
