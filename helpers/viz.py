@@ -132,3 +132,280 @@ def markdown_table(columns: dict, *, precision: int = 4):
 
 
 use_offline_html()
+
+
+# --- interactive figures for the static book
+
+
+def image_slider(images, labels, *, title: str = "", prefix: str = "", scale: float | None = None,
+                 max_width: int = 720) -> go.Figure:
+    """One image at a time with a slider over `images` (plotly frames: interactive with no kernel).
+
+    images : (n, 3, H, W) in [-1, 1] (or anything `to_uint8` takes), or (rows, n, ...) shown as one
+    strip per frame (e.g. several eigen-axes, each at step k). labels : one per slider position.
+    """
+    if images.ndim == 5:  # (rows, n, 3, H, W): frame k stacks every row's k-th image
+        mosaics = [tile(to_uint8(images[:, k]), nrow=1) for k in range(images.shape[1])]
+    else:
+        mosaics = list(to_uint8(images))
+    height, width = mosaics[0].shape[:2]
+    if scale is None:
+        scale = min(max(1.0, 240 / height), (max_width - 20) / width)
+    uris = [png_data_uri(m) for m in mosaics]
+    labels = [str(label) for label in labels]
+    frames = [go.Frame(data=[go.Image(source=uri, hoverinfo="skip")], name=label) for uri, label in zip(uris, labels)]
+    start = len(frames) // 2
+    fig = go.Figure(data=[go.Image(source=uris[start], hoverinfo="skip")], frames=frames)
+    steps = [dict(method="animate", label=label, args=[[label], dict(mode="immediate", frame=dict(duration=0, redraw=True),
+                                                                  transition=dict(duration=0))])
+             for label in labels]
+    fig.update_layout(title=title or None, width=int(width * scale) + 40, height=int(height * scale) + 150,
+                      margin=dict(l=20, r=20, t=50 if title else 10, b=90),
+                      sliders=[dict(active=start, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=20))])
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+# --- axes figures
+
+
+def montage(images, row_labels=(), col_labels=(), *, title: str = "", pad: int = 2, max_width: int = 720,
+            label_width: int = 110) -> go.Figure:
+    """A table of images (rows, cols, 3, H, W) in [-1, 1] (or uint8 (rows, cols, H, W, 3)) as one plotly image.
+
+    `row_labels` are written left of each row, `col_labels` above each column (e.g. ranks and steps of walks).
+    """
+    rows, cols = images.shape[:2]
+    tiles = to_uint8(images.reshape(rows * cols, *images.shape[2:]))
+    mosaic = tile(tiles, nrow=cols, pad=pad)
+    h, w = tiles.shape[1:3]
+    height, width = mosaic.shape[:2]
+    left = label_width if len(row_labels) else 10
+    scale = min(max(1.0, 96 / h), (max_width - left - 10) / width)
+    fig = go.Figure(go.Image(source=png_data_uri(mosaic), hoverinfo="skip"))
+    notes = [dict(x=-4, y=pad + r * (h + pad) + h / 2, text=str(label), xanchor="right", yanchor="middle")
+             for r, label in enumerate(row_labels)]
+    notes += [dict(x=pad + c * (w + pad) + w / 2, y=-2, text=str(label), xanchor="center", yanchor="bottom")
+              for c, label in enumerate(col_labels)]
+    fig.update_layout(annotations=[dict(note, xref="x", yref="y", showarrow=False, font=dict(size=12))
+                                   for note in notes])
+    fig.update_xaxes(visible=False, range=[0, width])
+    fig.update_yaxes(visible=False, range=[height, 0])
+    top = (40 if title else 10) + (22 if len(col_labels) else 0)
+    fig.update_layout(title=title or None, width=int(width * scale) + left + 10,
+                      height=int(height * scale) + top + 10, margin=dict(l=left, r=10, t=top, b=10))
+    return fig
+
+
+def heatmap(matrices, x_labels, y_labels, *, title: str = "", colorscale: str = "Blues", zmin: float = 0.0,
+            zmax: float = 1.0, xlabel: str = "", ylabel: str = "", colorbar_title: str = "") -> go.Figure:
+    """One heatmap of a (rows, cols) matrix, or a row of them from {panel title: matrix} on one colour scale.
+
+    Row 0 is drawn at the top, labelled by `y_labels`; columns by `x_labels`.
+    """
+    from plotly.subplots import make_subplots
+
+    panels = matrices if isinstance(matrices, dict) else {"": matrices}
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[str(t) for t in panels],
+                        horizontal_spacing=0.06, shared_yaxes=True)
+    for i, matrix in enumerate(panels.values()):
+        z = np.asarray(matrix.detach().cpu() if hasattr(matrix, "detach") else matrix, dtype=float)
+        fig.add_trace(go.Heatmap(z=z, x=[str(x) for x in x_labels], y=[str(y) for y in y_labels],
+                                 colorscale=colorscale, zmin=zmin, zmax=zmax, showscale=i == 0,
+                                 colorbar=dict(title=colorbar_title) if colorbar_title else None,
+                                 hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>"), row=1, col=i + 1)
+        fig.update_xaxes(title_text=xlabel, type="category", row=1, col=i + 1)
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_yaxes(title_text=ylabel, row=1, col=1)
+    fig.update_layout(title=title or None, height=max(320, 22 * len(y_labels) + 140),
+                      margin=dict(l=60, r=20, t=70, b=50))
+    return fig
+
+
+def line_panels(panels: dict, *, title: str = "", xlabel: str = "", ylabel: str = "", log_y: bool = False) -> go.Figure:
+    """Side-by-side line charts {panel title: (x, {name: y})}; a name has one colour and one legend entry."""
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[str(t) for t in panels], horizontal_spacing=0.08)
+    colours: dict = {}
+    palette = qualitative.Plotly
+    for i, (x, series) in enumerate(panels.values()):
+        for name, y in series.items():
+            first = name not in colours
+            colour = colours.setdefault(name, palette[len(colours) % len(palette)])
+            fig.add_trace(go.Scatter(x=[float(v) for v in x], y=[float(v) for v in y], mode="lines+markers",
+                                     name=str(name), legendgroup=str(name), showlegend=first,
+                                     line=dict(color=colour), marker=dict(size=5)), row=1, col=i + 1)
+        fig.update_xaxes(title_text=xlabel, row=1, col=i + 1)
+    fig.update_yaxes(type="log" if log_y else "linear")
+    fig.update_yaxes(title_text=ylabel, row=1, col=1)
+    fig.update_layout(title=title or None, height=400, margin=dict(l=60, r=20, t=70, b=50))
+    return fig
+
+
+def grouped_bar_chart(groups: dict, labels, *, title: str = "", ylabel: str = "", hlines: dict | None = None,
+                      precision: int = 2) -> go.Figure:
+    """Bars {series name: values, one per label} side by side per label; `hlines` {name: y} as dashed lines."""
+    labels = [str(label) for label in labels]
+    fig = go.Figure([go.Bar(x=labels, y=[float(v) for v in values], name=str(name),
+                            text=[f"{float(v):.{precision}f}" for v in values], textposition="outside",
+                            cliponaxis=False) for name, values in groups.items()])
+    for name, y in (hlines or {}).items():
+        fig.add_hline(y=float(y), line_dash="dash", line_color="gray", annotation_text=str(name),
+                      annotation_position="top left")
+    fig.update_layout(title=title or None, yaxis_title=ylabel, barmode="group", height=380,
+                      margin=dict(l=60, r=20, t=50, b=40))
+    return fig
+
+
+# --- spectrum and homogeneity figures
+
+from plotly.colors import qualitative as _qualitative  # noqa: E402
+from plotly.subplots import make_subplots as _make_subplots  # noqa: E402
+
+_COLORS = _qualitative.Plotly
+
+
+def _array(values) -> np.ndarray:
+    """float64 numpy array from a tensor, array or list."""
+    return np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=np.float64)
+
+
+def _rgba(color: str, alpha: float) -> str:
+    r, g, b = (int(color.lstrip("#")[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _positive(values: np.ndarray, reference: float) -> np.ndarray:
+    """Values clipped at 1e-12 × reference, so zeros and roundoff negatives stay on a log axis."""
+    return np.maximum(values, 1e-12 * reference)
+
+
+def band_chart(series: dict, *, log_y: bool = False, title: str = "", xlabel: str = "", ylabel: str = "",
+               band: str = "5–95 %") -> go.Figure:
+    """A line with a shaded band per entry {name: (x, center, low, high)}; hover shows all three values."""
+    fig = go.Figure()
+    for n, (name, (x, center, low, high)) in enumerate(series.items()):
+        x, center, low, high = (_array(v) for v in (x, center, low, high))
+        if log_y:
+            top = float(np.max(high))
+            center, low, high = (_positive(v, top) for v in (center, low, high))
+        color = _COLORS[n % len(_COLORS)]
+        fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([high, low[::-1]]),
+                                 fill="toself", fillcolor=_rgba(color, 0.18), line=dict(width=0),
+                                 hoverinfo="skip", legendgroup=name, showlegend=False, name=f"{name} {band}"))
+        fig.add_trace(go.Scatter(
+            x=x, y=center, mode="lines", line=dict(color=color, width=2), name=name, legendgroup=name,
+            customdata=np.stack([low, high], axis=-1),
+            hovertemplate=(f"<b>{name}</b><br>{xlabel or 'x'} %{{x}}<br>value %{{y:.3g}}<br>"
+                           f"{band}: %{{customdata[0]:.3g}} – %{{customdata[1]:.3g}}<extra></extra>")))
+    fig.update_layout(title=title or None, xaxis_title=xlabel, yaxis_title=ylabel, height=420,
+                      margin=dict(l=70, r=20, t=50, b=50), hovermode="closest")
+    fig.update_yaxes(type="log" if log_y else "linear", exponentformat="power")
+    return fig
+
+
+def spectrum_chart(summaries: dict, *, log_y: bool = True, title: str = "", ylabel: str | None = None) -> go.Figure:
+    """Eigenvalue against rank for each {name: SpectrumSummary}: the mean, and a 5–95 percentile band."""
+    series = {name: (np.arange(1, len(s.mean) + 1), s.mean, s.p5, s.p95) for name, s in summaries.items()}
+    normalized = all(s.normalized for s in summaries.values())
+    ylabel = ylabel or ("eigenvalue / top eigenvalue" if normalized else "eigenvalue")
+    return band_chart(series, log_y=log_y, title=title, xlabel="rank", ylabel=ylabel)
+
+
+def quantile_boxes(groups: dict, *, log_y: bool = True, title: str = "", ylabel: str = "") -> go.Figure:
+    """Grouped box plots from raw values {group: {series: values}}; whiskers at the 5th and 95th percentiles.
+
+    Only the quantiles go into the figure (not every value), so large samples stay small on the page.
+    """
+    fig = go.Figure()
+    names = list(dict.fromkeys(name for series in groups.values() for name in series))
+    for n, name in enumerate(names):
+        xs, stats = [], []
+        for group, series in groups.items():
+            if name in series:
+                values = _array(series[name]).ravel()
+                xs.append(group)
+                stats.append(np.percentile(values, [5, 25, 50, 75, 95]))
+        stats = np.array(stats)
+        if log_y:
+            stats = _positive(stats, float(stats.max()))
+        fig.add_trace(go.Box(x=xs, lowerfence=stats[:, 0], q1=stats[:, 1], median=stats[:, 2], q3=stats[:, 3],
+                             upperfence=stats[:, 4], name=name, marker_color=_COLORS[n % len(_COLORS)],
+                             boxpoints=False))
+    fig.update_layout(title=title or None, yaxis_title=ylabel, boxmode="group", height=420,
+                      margin=dict(l=70, r=20, t=50, b=50))
+    fig.update_yaxes(type="log" if log_y else "linear", exponentformat="power")
+    return fig
+
+
+def histogram_overlay(series: dict, *, nbins: int = 30, title: str = "", xlabel: str = "",
+                      ylabel: str = "fraction of pairs") -> go.Figure:
+    """Overlaid histograms {name: values} with shared bins, each normalized to fractions."""
+    arrays = {name: _array(v).ravel() for name, v in series.items()}
+    arrays = {name: a[np.isfinite(a)] for name, a in arrays.items()}
+    low = min(a.min() for a in arrays.values())
+    high = max(a.max() for a in arrays.values())
+    size = (high - low) / nbins if high > low else 1.0
+    fig = go.Figure([go.Histogram(x=a, name=name, histnorm="probability", opacity=0.6,
+                                  xbins=dict(start=low, end=high + size * 1e-6, size=size),
+                                  marker_color=_COLORS[n % len(_COLORS)])
+                     for n, (name, a) in enumerate(arrays.items())])
+    fig.update_layout(title=title or None, xaxis_title=xlabel, yaxis_title=ylabel, barmode="overlay", height=380,
+                      margin=dict(l=70, r=20, t=50, b=50), showlegend=len(arrays) > 1)
+    return fig
+
+
+def scatter_grid(x, y, *, r=None, labels=None, title: str = "", xlabel: str = "", ylabel: str = "") -> go.Figure:
+    """An n×m grid of scatter plots: panel (i, j) plots y[i, j] against x[i, j] (each of length k).
+
+    r : optional (n, m) values shown in the panel titles (e.g. correlations); labels : (n,) row and (m,)
+    column names (default 0..). Hover shows the index k (rank) of each point. A dashed identity line helps
+    compare scales.
+    """
+    x, y = _array(x), _array(y)
+    n, m, k = x.shape
+    rows, cols = (labels or (list(range(n)), list(range(m))))
+    titles = [f"{rows[i]} → {cols[j]}" + (f"  r={float(_array(r)[i, j]):.2f}" if r is not None else "")
+              for i in range(n) for j in range(m)]
+    fig = _make_subplots(rows=n, cols=m, subplot_titles=titles, shared_xaxes=True, shared_yaxes=True,
+                        horizontal_spacing=0.02, vertical_spacing=0.05)
+    ranks = np.arange(1, k + 1)
+    low, high = float(np.nanmin([x.min(), y.min()])), float(np.nanmax([x.max(), y.max()]))
+    for i in range(n):
+        for j in range(m):
+            fig.add_trace(go.Scatter(x=x[i, j], y=y[i, j], mode="markers", marker=dict(size=3, color=_COLORS[0]),
+                                     customdata=ranks, showlegend=False,
+                                     hovertemplate=f"{rows[i]} → {cols[j]}<br>rank %{{customdata}}<br>"
+                                                   f"x %{{x:.3g}}<br>y %{{y:.3g}}<extra></extra>"), row=i + 1, col=j + 1)
+            fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", showlegend=False, hoverinfo="skip",
+                                     line=dict(color="gray", width=1, dash="dash")), row=i + 1, col=j + 1)
+    fig.update_annotations(font_size=10)
+    for j in range(m):
+        fig.update_xaxes(title_text=xlabel if j == m // 2 else "", row=n, col=j + 1)
+    for i in range(n):
+        fig.update_yaxes(title_text=ylabel if i == n // 2 else "", row=i + 1, col=1)
+    fig.update_layout(title=title or None, height=140 * n + 120, margin=dict(l=70, r=20, t=80, b=60))
+    return fig
+
+
+def scatter_fit(x, y, *, r: float | None = None, title: str = "", xlabel: str = "", ylabel: str = "",
+                hover=None) -> go.Figure:
+    """A scatter of y against x with its least-squares line; `r` (if given) is shown in the legend."""
+    x, y = _array(x).ravel(), _array(y).ravel()
+    ok = np.isfinite(x) & np.isfinite(y)
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="markers", marker=dict(size=5, opacity=0.6), name="pairs",
+                               text=None if hover is None else [str(h) for h in hover],
+                               hovertemplate=("%{text}<br>" if hover is not None else "")
+                                             + "x %{x:.3g}<br>y %{y:.3g}<extra></extra>"))
+    if ok.sum() > 1 and np.ptp(x[ok]) > 0:
+        slope, intercept = np.polyfit(x[ok], y[ok], 1)
+        line_x = np.array([x[ok].min(), x[ok].max()])
+        label = "least squares" + (f" (r = {r:.2f})" if r is not None else "")
+        fig.add_trace(go.Scatter(x=line_x, y=slope * line_x + intercept, mode="lines", name=label,
+                                 line=dict(color="black", dash="dash"), hoverinfo="skip"))
+    fig.update_layout(title=title or None, xaxis_title=xlabel, yaxis_title=ylabel, height=400,
+                      margin=dict(l=70, r=20, t=50, b=50))
+    return fig
