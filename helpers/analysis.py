@@ -381,3 +381,37 @@ def _pearson(x, y):
 def _offdiag(matrix):
     mask = ~torch.eye(matrix.shape[0], dtype=torch.bool, device=matrix.device)
     return matrix[mask]
+
+
+# --- spectrum and homogeneity helpers (notebooks 2 and 3) ------------------------------------------------------
+
+def pair_amplification(H, sources: Sequence[int], targets: Sequence[int]) -> torch.Tensor:
+    """α^{ij}_k = u_k^{(i)ᵀ} H_j u_k^{(i)} for i in `sources`, j in `targets`: (len(sources), len(targets), k).
+
+    H : (b, d, d) or a `Metric` (its eigenvectors are used; otherwise eigh, descending). α^{ii}_k = λ_k(H_i).
+    """
+    H, _, U = _unpack(H)
+    U_src = U[list(sources)]  # (s, d, k)
+    return torch.einsum("iak,jac,ick->ijk", U_src, H[list(targets)], U_src)
+
+
+def subspace_energy(H, basis: torch.Tensor) -> torch.Tensor:
+    """Fraction of each metric's trace that lies in the span of the first n columns of `basis`, n = 1..m.
+
+    H : (b, d, d) or a `Metric`; basis : (d, m) orthonormal columns (e.g. `average_metric(H).eigvecs`).
+    Returns (b, m), nondecreasing in n; with all d columns it is 1. A random n-subspace holds n/d on average.
+    """
+    H = _metrics(H)
+    basis = basis.to(H)
+    captured = torch.einsum("ak,bac,ck->bk", basis, H, basis)  # (b, m): u_nᵀ H_i u_n
+    return captured.cumsum(-1) / H.diagonal(dim1=1, dim2=2).sum(-1, keepdim=True)
+
+
+def layer_homogeneity(layer_H: Sequence[torch.Tensor], *, scale: str = "log", floor: float = FLOOR) -> torch.Tensor:
+    """The authors' layer-by-layer matrix at each point: `homogeneity` across layers with against='source'.
+
+    layer_H : L metrics, each (b, d, d) (e.g. from `layer_metrics`). Returns (b, L, L); entry [p, l, m]
+    correlates α_k = u_kᵀ H_m u_k (u_k the eigenvectors of layer l) with λ_k(H_l) across ranks, at point p.
+    """
+    Hs = torch.stack([h if h.dim() == 3 else h[None] for h in layer_H], dim=1)  # (b, L, d, d)
+    return torch.stack([homogeneity(h, scale=scale, against="source", floor=floor) for h in Hs])

@@ -56,7 +56,7 @@ resolution = None  # working resolution of the distance (None: the generator's o
 methods = ["jacobian", "backprop", "lanczos", "finite-difference"]
 top_k = 20
 seed = 0
-n_points = 1
+n_compare = 1  # codes at which the four methods are compared
 eps_grid = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 device = "cpu"
 
@@ -70,8 +70,8 @@ from helpers.book import record
 
 G = generators.load(model, device=device)
 d = distances.load(distance, device=device, **({"resize": resolution} if resolution else {}))
-z = G.sample(n_points, seed=seed)
-print(f"{G.name}: {G.latent_dim}-d latent; distance {distance}; {n_points} points from seed {seed}")
+z = G.sample(n_compare, seed=seed)
+print(f"{G.name}: {G.latent_dim}-d latent; distance {distance}; {n_compare} points from seed {seed}")
 
 # %% [markdown]
 # ## The quadratic form predicts the distance
