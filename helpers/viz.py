@@ -184,12 +184,13 @@ def montage(images, row_labels=(), col_labels=(), *, title: str = "", pad: int =
     left = label_width if len(row_labels) else 10
     scale = min(max(1.0, 96 / h), (max_width - left - 10) / width)
     fig = go.Figure(go.Image(source=png_data_uri(mosaic), hoverinfo="skip"))
-    notes = [dict(x=-4, y=pad + r * (h + pad) + h / 2, text=str(label), xanchor="right", yanchor="middle")
-             for r, label in enumerate(row_labels)]
-    notes += [dict(x=pad + c * (w + pad) + w / 2, y=-2, text=str(label), xanchor="center", yanchor="bottom")
-              for c, label in enumerate(col_labels)]
-    fig.update_layout(annotations=[dict(note, xref="x", yref="y", showarrow=False, font=dict(size=12))
-                                   for note in notes])
+    # Labels sit in the margins: positioned on the image's axis along one direction and on the paper
+    # (the plot's frame) along the other, since plotly hides annotations placed outside an axis range.
+    notes = [dict(xref="paper", x=0, xshift=-4, yref="y", y=pad + r * (h + pad) + h / 2, text=str(label),
+                  xanchor="right", yanchor="middle") for r, label in enumerate(row_labels)]
+    notes += [dict(xref="x", x=pad + c * (w + pad) + w / 2, yref="paper", y=1, yshift=2, text=str(label),
+                   xanchor="center", yanchor="bottom") for c, label in enumerate(col_labels)]
+    fig.update_layout(annotations=[dict(note, showarrow=False, font=dict(size=12)) for note in notes])
     fig.update_xaxes(visible=False, range=[0, width])
     fig.update_yaxes(visible=False, range=[height, 0])
     top = (40 if title else 10) + (22 if len(col_labels) else 0)
