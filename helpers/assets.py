@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import os
@@ -137,10 +138,8 @@ def extract_member(archive: str | Path, member: str, target: str | Path, *, sha2
     The file appears at `target` only once complete and verified; on any failure nothing is left there.
     """
     archive, target = Path(archive), Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(target) as partial:
+        with open(partial, "wb") as out:
             try:
                 if zipfile.is_zipfile(archive):
                     with zipfile.ZipFile(archive) as zf, zf.open(member) as src:
@@ -161,11 +160,33 @@ def extract_member(archive: str | Path, member: str, target: str | Path, *, sha2
             raise ChecksumError(f"checksum mismatch for {member} from {archive.name}: expected sha256 {sha256}, "
                                 f"got {actual}. The file was deleted and not loaded; the registry may serve a "
                                 f"different build than the one pinned.")
+    return target
+
+
+def temp_beside(target: str | Path, suffix: str = ".part") -> Path:
+    """A new hidden temporary file next to `target`, with the permissions a plain open() would give."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(partial, 0o666 & ~umask)
+    return Path(partial)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str = ".part"):
+    """Write to the yielded temporary path; it replaces `target` only if the block succeeds.
+
+    A reader never sees a half-written `target`, and on any error the temporary file is removed.
+    """
+    partial = temp_beside(target, suffix)
+    try:
+        yield partial
         os.replace(partial, target)
     finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
-    return target
+        partial.unlink(missing_ok=True)
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

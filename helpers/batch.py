@@ -7,9 +7,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -18,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metric as metric_module
+from .assets import atomic_path
 from .metric import Metric
 
 MANIFEST = "manifest.json"
@@ -211,15 +210,8 @@ def _read_manifest(path: Path) -> dict:
 
 
 def _write_json_atomic(file: Path, content: dict) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(content, f, indent=1)
-        os.replace(partial, file)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
+    with atomic_path(file) as partial:
+        partial.write_text(json.dumps(content, indent=1))
 
 
 def _read_chunk(file: Path) -> Metric:

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .assets import atomic_path, temp_beside
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "notebooks"
 OUTPUT = ROOT / "book" / "notebooks"
@@ -66,20 +68,8 @@ def _read_json(path: Path) -> dict:
 
 def _write_json_atomic(path: Path, data) -> None:
     text = json.dumps(data, indent=2, default=_jsonable) + "\n"  # fails before any file is touched
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _temp_file(path.parent, path.name, ".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _temp_file(folder: Path, name: str, suffix: str) -> tuple[int, str]:
-    """A hidden temporary file next to its final place, with the permissions a plain open() would give."""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=suffix)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return fd, tmp
+    with atomic_path(path, ".tmp") as partial:
+        partial.write_text(text)
 
 
 def find_notebooks(only: list[str] | None = None) -> list[Path]:
@@ -168,8 +158,7 @@ def execute(nb, parameters: dict, name: str, out: Path) -> dict:
     import papermill
 
     out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _temp_file(out, name, ".tmp.ipynb")  # papermill wants the .ipynb suffix
-    os.close(fd)
+    tmp = str(temp_beside(out / name, ".tmp.ipynb"))  # papermill wants the .ipynb suffix
     started = time.perf_counter()
     entry = {"parameters": parameters}
     with summary_channel() as channel:

@@ -5,8 +5,6 @@ on exact or finite-difference Hessian-vector products); `hvp` exposes the operat
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -18,6 +16,8 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import jvp, vmap
 from tqdm.auto import tqdm
+
+from .assets import atomic_path
 
 METHODS = ("jacobian", "backprop", "lanczos", "finite-difference")
 
@@ -59,17 +59,10 @@ class Metric:
     def save(self, path: str | Path) -> Path:
         """Write to an .npz file atomically (a reader never sees a half-written file)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, H=self.H.cpu().numpy(), eigvals=self.eigvals.cpu().numpy(),
-                         eigvecs=self.eigvecs.cpu().numpy(), z=self.z.cpu().numpy(), method=self.method,
-                         seconds=self.seconds, options=repr(self.options))
-            os.replace(partial, path)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
+        with atomic_path(path) as partial, open(partial, "wb") as f:
+            np.savez(f, H=self.H.cpu().numpy(), eigvals=self.eigvals.cpu().numpy(),
+                     eigvecs=self.eigvecs.cpu().numpy(), z=self.z.cpu().numpy(), method=self.method,
+                     seconds=self.seconds, options=repr(self.options))
         return path
 
     @classmethod

@@ -47,6 +47,7 @@ import warnings
 
 import numpy as np
 import torch
+from IPython.display import display
 from torch import nn
 
 from helpers import analysis as A

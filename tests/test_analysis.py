@@ -288,9 +288,6 @@ def test_layer_alignment_of_powers_of_one_metric():
 
 
 # --- helpers used by chapters 02 and 03 ----------------------------------------------------------------
-def random_psd(b, d, seed=0):
-    X = torch.randn(b, d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    return X @ X.transpose(1, 2) / d
 
 
 def test_pair_amplification_matches_loop_and_diagonal_is_spectrum():

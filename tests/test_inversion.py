@@ -3,7 +3,6 @@
 The faces runs are short (20 Adam steps at lr 0.2, one seed) so the file stays under a minute on 2 CPU cores;
 the default budget (200 steps at lr 0.05) goes further: LPIPS 0.024 in z, 0.049 in the eigenbasis (seed 0).
 """
-import math
 
 import numpy as np
 import pytest
