@@ -35,7 +35,16 @@ class Inversion:
     seeds: tuple = ()
 
 
-def invert(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tensor | None = None, steps: int = 200,
+def eigen_basis(G, distance: Callable, *, n_points: int = 8, seed: int = 0, k: int | None = None) -> torch.Tensor:
+    """Eigenvectors (d, k) of the metric averaged over `n_points` sampled codes, top first (the paper's frame)."""
+    from .analysis import average_metric
+    from .metric import metric
+
+    frame = average_metric(metric(G, G.sample(n_points, seed=seed), distance, progress=False)).eigvecs
+    return frame[:, :k] if k else frame
+
+
+def invert(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tensor | str | None = None, steps: int = 200,
            lr: float = 0.05, seeds: Sequence[int] = (0,), pixel_weight: float = 0.0, name: str | None = None,
            progress: bool = True) -> Inversion:
     """Adam on the code z (basis None) or on coordinates c in an orthonormal basis V (d, k): z = z0 + V (c − c0).
@@ -45,7 +54,8 @@ def invert(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tensor |
     G : generator with `latent_dim`, `sample(n, seed)` and codes (n, d) -> images (n, 3, H, W) in [-1, 1].
     target : (3, H, W) or (1, 3, H, W) image in [-1, 1].
     distance : d(x0, x) -> (n,), e.g. `distances.lpips('alex')`.
-    basis : (d, k) matrix with orthonormal columns (e.g. eigenvectors of the average metric, or the top k).
+    basis : None, 'eigen' (the eigenbasis of the average metric, from `eigen_basis` with its defaults), or a
+        (d, k) matrix with orthonormal columns (e.g. `eigen_basis(..., k=20)`, the top 20).
         c starts at c0 = Vᵀ z0, so a full basis starts at the same z0 as z-space (and z = V c exactly
         spans z); a top-k basis searches the k-dimensional affine subspace through z0.
     steps, lr : Adam steps and learning rate (the same for every basis).
@@ -57,6 +67,10 @@ def invert(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tensor |
     if len(seeds) == 0 or steps < 1:
         raise ValueError(f"need at least one seed and one step, got seeds={tuple(seeds)}, steps={steps}")
     z0 = torch.cat([G.sample(1, seed=int(s)) for s in seeds]).detach()
+    if isinstance(basis, str):
+        if basis != "eigen":
+            raise ValueError(f"basis must be None, 'eigen' or a (d, k) matrix, got {basis!r}")
+        basis, name = eigen_basis(G, distance), name or "eigen"
     if basis is None:
         params = z0.clone().requires_grad_(True)
         code = lambda: params  # noqa: E731

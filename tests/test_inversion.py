@@ -176,3 +176,18 @@ def test_sample_target_images(kind):
         assert center[0] > center[1] > center[2]
     with pytest.raises(ValueError, match="kind"):
         inversion.sample_target_images("hand")
+
+
+def test_eigen_basis_by_name(faces, lpips_alex):
+    target = faces(faces.sample(1, seed=123))
+    frame = inversion.eigen_basis(faces, lpips_alex, n_points=2)
+    assert frame.shape == (100, 100)
+    torch.testing.assert_close(frame.T @ frame, torch.eye(100, dtype=frame.dtype), atol=1e-10, rtol=0)
+    by_name = inversion.invert(faces, target, lpips_alex, basis="eigen", steps=2, progress=False)
+    assert by_name.basis_name == "eigen"
+    # the named basis is the average-metric frame of `eigen_basis`'s defaults: same run as passing it
+    explicit = inversion.invert(faces, target, lpips_alex, basis=inversion.eigen_basis(faces, lpips_alex),
+                                steps=2, progress=False)
+    torch.testing.assert_close(by_name.history, explicit.history)
+    with pytest.raises(ValueError, match="basis must be None, 'eigen' or a"):
+        inversion.invert(faces, target, lpips_alex, basis="pca", steps=1, progress=False)
