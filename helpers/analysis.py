@@ -4,13 +4,13 @@ the shuffled-weights and layer-wise controls, comparison of two metrics, and coo
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
-from torch.func import jvp, vmap
+
+from .metric import eigh_descending, pullback
 
 FLOOR = 1e-12  # logs clip values at FLOOR × the largest eigenvalue of the metric they come from
 
@@ -174,7 +174,7 @@ def average_metric(H) -> AverageMetric:
     """Mean of the metrics over positions and its eigendecomposition. H : (b, d, d) or a `Metric`."""
     H_mean = _metrics(H).mean(0)
     H_mean = (H_mean + H_mean.T) / 2
-    eigvals, eigvecs = _eigh_descending(H_mean)
+    eigvals, eigvecs = eigh_descending(H_mean)
     return AverageMetric(H_mean, eigvals, eigvecs)
 
 
@@ -185,7 +185,7 @@ def restrict(H, block) -> Subspace:
     """
     H = _metrics(H)
     sub = H[:, block][:, :, block]
-    eigvals, eigvecs = _eigh_descending(sub)
+    eigvals, eigvecs = eigh_descending(sub)
     return Subspace(sub, eigvals, eigvecs, block)
 
 
@@ -235,7 +235,6 @@ def layer_metrics(G: nn.Module, z: torch.Tensor, modules: Sequence, *, chunk_siz
     z = z.unsqueeze(0) if z.dim() == 1 else z
     params = list(G.parameters())
     z = z.detach().to(params[0].dtype if params else z.dtype)
-    b, d = z.shape
 
     def outputs(x):
         captured = {}
@@ -251,24 +250,7 @@ def layer_metrics(G: nn.Module, z: torch.Tensor, modules: Sequence, *, chunk_siz
             raise ValueError(f"module(s) {missing} did not run in the forward pass of G")
         return tuple(captured[l].flatten(1) for l in range(len(modules)))
 
-    with torch.no_grad():
-        n_features = sum(o.shape[1] for o in outputs(z[:1]))
-    per_group = int(max(1, min(b, max_memory // (z.element_size() * d * n_features))))
-    directions = torch.eye(d, dtype=z.dtype, device=z.device)
-    H = [torch.empty(b, d, d, dtype=torch.float64, device=z.device) for _ in modules]
-    for s in range(0, b, per_group):
-        block = z[s:s + per_group]
-
-        def column(direction):
-            return jvp(outputs, (block,), (direction.expand(len(block), -1),))[1]
-
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-            J = vmap(column, chunk_size=max(1, chunk_size // len(block)))(directions)  # each (d, points, F_l)
-        for l, J_l in enumerate(J):
-            J_l = J_l.transpose(0, 1).double()  # (points, d, F_l)
-            H[l][s:s + len(block)] = 2 * J_l @ J_l.transpose(1, 2)
-    return H
+    return pullback(outputs, z, chunk_size=chunk_size, max_memory=max_memory)
 
 
 def layer_alignment(layer_H: Sequence[torch.Tensor], *, floor: float = FLOOR) -> LayerAlignment:
@@ -278,7 +260,7 @@ def layer_alignment(layer_H: Sequence[torch.Tensor], *, floor: float = FLOOR) ->
     floor : before log10, α_{l,k} is clipped at floor × max_k α_{l,k} (roundoff zeros and negatives).
     """
     Hs = torch.stack([h if h.dim() == 3 else h[None] for h in layer_H], dim=1)  # (b, L, d, d)
-    lam, U = _eigh_descending(Hs[:, -1])  # (b, d), (b, d, d)
+    lam, U = eigh_descending(Hs[:, -1])  # (b, d), (b, d, d)
     alpha = torch.einsum("bak,blac,bck->blk", U, Hs, U)
     log_alpha = _rescale(alpha, alpha.amax(-1, keepdim=True).clamp_min(torch.finfo(alpha.dtype).tiny), "log", floor)
     x_hat, y_hat = _standardize(log_alpha), _standardize(alpha)
@@ -346,7 +328,7 @@ def _unpack(H, eigvals=None, eigvecs=None):
         eigvals, eigvecs = H.eigvals, H.eigvecs
     H = _metrics(H)
     if eigvals is None or eigvecs is None:
-        eigvals, eigvecs = _eigh_descending(H)
+        eigvals, eigvecs = eigh_descending(H)
     return H, eigvals.to(H), eigvecs.to(H)
 
 
@@ -356,11 +338,6 @@ def _spectrum(eigvals) -> torch.Tensor:
     if eigvals.dim() == 3:
         eigvals = torch.linalg.eigvalsh(eigvals)
     return eigvals.sort(dim=-1, descending=True).values
-
-
-def _eigh_descending(H):
-    eigvals, eigvecs = torch.linalg.eigh(H)
-    return eigvals.flip(-1), eigvecs.flip(-1)
 
 
 def _rescale(values, top, scale, floor):

@@ -103,11 +103,11 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
     start = time.perf_counter()
     if method == "jacobian":
         H = _jacobian_metric(G, z, distance, chunk_size=chunk_size, max_memory=max_memory, progress=progress)
-        eigvals, eigvecs = _eigh_descending(H)
+        eigvals, eigvecs = eigh_descending(H)
         options = {"chunk_size": chunk_size}
     elif method == "backprop":
         H = _backprop_metric(G, z, distance, progress=progress)
-        eigvals, eigvecs = _eigh_descending(H)
+        eigvals, eigvecs = eigh_descending(H)
         options = {}
     else:
         if not 0 < k < z.shape[1]:
@@ -174,30 +174,45 @@ def _jacobian_metric(G, z, distance, *, chunk_size, max_memory, progress):
     if features is None:
         raise TypeError(f"{type(distance).__name__} has no `features` map, which method='jacobian' needs; use "
                         f"method='backprop', 'lanczos' or 'finite-difference' for a general distance")
-    b, d = z.shape
     try:
         with torch.no_grad():
-            f0 = features(G(z[:1]))
+            features(G(z[:1]))
     except NotImplementedError:
         raise TypeError(f"{type(distance).__name__}.features is not implemented; use method='backprop', "
                         f"'lanczos' or 'finite-difference'") from None
-    if f0.dim() != 2 or f0.shape[0] != 1:
-        raise ValueError(f"distance.features must return (n, F) for n images, got {tuple(f0.shape)}")
-    n_features = f0.shape[1]
-    # Points per group so that the group's Jacobians (d × points × F floats) fit in max_memory.
-    points_per_group = int(max(1, min(b, max_memory // (4 * d * n_features))))
+    return pullback(lambda x: features(G(x)), z, chunk_size=chunk_size, max_memory=max_memory, progress=progress)
+
+
+def pullback(f: Callable, z: torch.Tensor, *, chunk_size: int = 256, max_memory: float = 2 ** 30,
+             progress: bool = False):
+    """Exact metric H = 2 JᵀJ (b, d, d) float64 of d(z) = ‖f(z) − f(z0)‖² at each z0 of z (b, d).
+
+    f maps codes (n, d) to features (n, F), or to a tuple of such (then one metric per output, as a list).
+    J comes from forward-mode JVPs along every basis direction, vmapped with `chunk_size` images in flight;
+    points are grouped so that their Jacobians (d × points × F floats) fit in `max_memory` bytes.
+    """
+    b, d = z.shape
+    with torch.no_grad():
+        probe = f(z[:1])
+    single = isinstance(probe, torch.Tensor)
+    outputs = (lambda x: (f(x),)) if single else f
+    probe = (probe,) if single else tuple(probe)
+    if any(p.dim() != 2 or p.shape[0] != 1 for p in probe):
+        raise ValueError(f"the feature map must return (n, F) for n codes, got {[tuple(p.shape) for p in probe]}")
+    n_features = sum(p.shape[1] for p in probe)
+    points_per_group = int(max(1, min(b, max_memory // (z.element_size() * d * n_features))))
     directions = torch.eye(d, dtype=z.dtype, device=z.device)
-    H = torch.empty(b, d, d, dtype=torch.float64, device=z.device)
+    H = [torch.empty(b, d, d, dtype=torch.float64, device=z.device) for _ in probe]
     groups = range(0, b, points_per_group)
     for start in tqdm(groups, desc="metric (jacobian)", disable=not progress, leave=False):
         block = z[start:start + points_per_group]
-        J = _feature_jacobian(lambda x: features(G(x)), block, directions, chunk_size)  # (points, d, F)
-        H[start:start + len(block)] = 2 * _gram64(J)
-    return H
+        for out, J in zip(H, _feature_jacobian(outputs, block, directions, chunk_size)):
+            out[start:start + len(block)] = 2 * _gram64(J)
+    return H[0] if single else H
 
 
 def _feature_jacobian(f, z, directions, chunk_size):
-    """J (points, d, F): column i is the JVP of f along basis direction i, all points at once."""
+    """Jacobians (points, d, F), one per output of f (a tuple): column i is the JVP along direction i."""
     points = z.shape[0]
 
     def column(direction):
@@ -207,8 +222,8 @@ def _feature_jacobian(f, z, directions, chunk_size):
     with torch.no_grad(), warnings.catch_warnings():
         # torch's own forward-AD decompositions still use torch.jit.script on first use
         warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-        J = vmap(column, chunk_size=per_call)(directions)  # (d, points, F)
-    return J.transpose(0, 1)
+        J = vmap(column, chunk_size=per_call)(directions)  # each (d, points, F)
+    return tuple(j.transpose(0, 1) for j in J)
 
 
 def _gram64(J, block: int = 1 << 16):
@@ -281,7 +296,8 @@ def _check_nonzero(H, G):
                          f"{getattr(G, 'name', type(G).__name__)} does not depend on z there (zero Jacobian)")
 
 
-def _eigh_descending(H):
+def eigh_descending(H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (..., d) in descending order and their eigenvectors (..., d, d) as columns, of symmetric H."""
     eigvals, eigvecs = torch.linalg.eigh(H)
     return eigvals.flip(-1), eigvecs.flip(-1)
 
