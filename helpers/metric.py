@@ -1,7 +1,8 @@
 """The metric tensor H(z0) = ∂²/∂z² d(G(z0), G(z)) at z = z0 of an image distance pulled back through a generator.
 
 `metric` computes it by four methods (exact forward-mode Jacobian, exact double backprop, and top-k Lanczos
-on exact or finite-difference Hessian-vector products); `hvp` exposes the operator for other solvers.
+on exact or finite-difference Hessian-vector products); `hvp` exposes the operator for other solvers, and
+`pullback` the exact engine for any feature map (layer activations, say).
 """
 from __future__ import annotations
 

@@ -131,8 +131,6 @@ def markdown_table(columns: dict, *, precision: int = 4):
     return Markdown("\n".join(lines))
 
 
-use_offline_html()
-
 
 # --- interactive figures for the static book
 
@@ -410,3 +408,6 @@ def scatter_fit(x, y, *, r: float | None = None, title: str = "", xlabel: str = 
     fig.update_layout(title=title or None, xaxis_title=xlabel, yaxis_title=ylabel, height=400,
                       margin=dict(l=70, r=20, t=50, b=50))
     return fig
+
+
+use_offline_html()  # at import, so every figure a notebook shows renders in the static book
