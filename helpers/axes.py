@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
-from scipy.sparse.linalg import eigsh
 from torch import nn
+
+from .metric import top_eigenpairs
 
 MODES = ("linear", "spherical")
 PAPER_RANKS = (1, 2, 4, 8, 16, 32)  # the rows of the paper's montages (1-based ranks)
@@ -283,16 +283,13 @@ def _capture(G, module: nn.Module, z: torch.Tensor, *, output: bool = True) -> t
 
 
 def _top_eigenpairs(M: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The k largest eigenvalues (k,) descending and eigenvectors (n, k) of a symmetric M (n, n), float64.
+    """The k largest eigenpairs of a symmetric M (n, n), float64 on M's device.
 
-    Lanczos (ARPACK, fixed start vector, machine precision) instead of a full eigh, which for a 2000 × 2000 Gram
-    matrix is 6× slower even on a flat spectrum.
+    Lanczos (ARPACK) instead of a full eigh, which for a 2000 × 2000 Gram matrix is 6× slower even on a flat
+    spectrum.
     """
-    M = M.double()
-    v0 = np.random.default_rng(0).standard_normal(len(M))
-    values, vectors = eigsh(M.cpu().numpy(), k=k, which="LA", v0=v0)
-    order = np.argsort(values)[::-1].copy()
-    return (torch.from_numpy(values[order]).to(M.device), torch.from_numpy(vectors[:, order]).to(M.device))
+    values, vectors = top_eigenpairs(M.double().cpu().numpy(), k)
+    return values.to(M.device), vectors.to(M.device)
 
 
 def _probe(G) -> torch.Tensor:

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distances
+from .analysis import average_metric
+from .metric import check_distance_values, metric
 
 
 @dataclass
@@ -37,9 +39,6 @@ class Inversion:
 
 def eigen_basis(G, distance: Callable, *, n_points: int = 8, seed: int = 0, k: int | None = None) -> torch.Tensor:
     """Eigenvectors (d, k) of the metric averaged over `n_points` sampled codes, top first (the paper's frame)."""
-    from .analysis import average_metric
-    from .metric import metric
-
     frame = average_metric(metric(G, G.sample(n_points, seed=seed), distance, progress=False)).eigvecs
     return frame[:, :k] if k else frame
 
@@ -94,9 +93,8 @@ def invert(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tensor |
             _check_same_size(target, x)
             images = x.detach().clone()
         loss = distance(target, x)
-        if step == 0 and loss.shape != (len(seeds),):
-            raise ValueError(f"the distance must return one value per image, shape ({len(seeds)},); "
-                             f"got {tuple(loss.shape)}")
+        if step == 0:
+            check_distance_values(loss, len(seeds))
         if pixel_weight:
             loss = loss + pixel_weight * pixels(target, x)
         with torch.no_grad():

@@ -119,7 +119,7 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
                 operator = hvp(G, point, distance)
             else:
                 operator = finite_difference_hvp(G, point, distance, eps=eps)
-            pairs.append(_top_eigenpairs(operator, k, tol))
+            pairs.append(top_eigenpairs(operator, k, tol))
         eigvals = torch.stack([p[0] for p in pairs]).to(z.device)
         eigvecs = torch.stack([p[1] for p in pairs]).to(z.device)
         H = eigvecs @ torch.diag_embed(eigvals) @ eigvecs.transpose(1, 2)
@@ -242,7 +242,7 @@ def _gradient_graph(G, z, distance):
         x0 = G(z)
     z_var = z.detach().clone().requires_grad_(True)
     values = distance(x0, G(z_var))
-    _check_distance_values(values, len(z))
+    check_distance_values(values, len(z))
     (gradient,) = torch.autograd.grad(values.sum(), z_var, create_graph=True)
     return gradient, z_var
 
@@ -283,7 +283,8 @@ def _check_latents(G, z):
     return z.detach().to(dtype), single
 
 
-def _check_distance_values(values, n):
+def check_distance_values(values, n: int) -> None:
+    """Raise unless `values` is one distance per image, shape (n,)."""
     if not isinstance(values, torch.Tensor) or values.shape != (n,):
         shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
         raise ValueError(f"the distance must return one value per image, shape ({n},); got {shape}")
@@ -307,7 +308,12 @@ def _symmetric_operator(d, matvec):
     return LinearOperator((d, d), matvec=matvec, rmatvec=matvec, dtype=np.float64)
 
 
-def _top_eigenpairs(operator, k, tol):
+def top_eigenpairs(operator, k: int, tol: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest eigenvalues (k,) descending and eigenvectors (d, k), float64 on the CPU, by ARPACK Lanczos.
+
+    operator : a symmetric (d, d) scipy `LinearOperator` or dense array; the start vector is fixed, so the
+    same operator gives the same numbers every run.
+    """
     d = operator.shape[0]
     v0 = np.random.default_rng(0).standard_normal(d)  # fixed start vector: same numbers every run
     eigvals, eigvecs = eigsh(operator, k=k, which="LA", tol=tol, v0=v0)
