@@ -88,7 +88,8 @@ def jacobian_run(G, distance, z, chunk_size, progress=False):
             metric(G, z, distance, "jacobian", chunk_size=chunk_size, progress=progress)
         else:
             directions = torch.eye(d, dtype=z.dtype, device=z.device)[:n]
-            _gram64(_feature_jacobian(lambda x: distance.features(G(x)), z, directions, chunk_size))
+            (J,) = _feature_jacobian(lambda x: (distance.features(G(x)),), z, directions, chunk_size)
+            _gram64(J)
         return NO_FIXED
 
     return run

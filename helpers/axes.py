@@ -75,8 +75,8 @@ def explore(z0: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.Tensor, rank
     bad = [r for r in ranks if not 1 <= int(r) <= k]
     if bad:
         raise ValueError(f"ranks are 1-based and at most k = {k} (the eigenpairs given); got {bad}")
-    scales = step_scales(eigvals, power)
-    steps = torch.as_tensor(steps, dtype=torch.float64)
+    scales = step_scales(eigvals, power).to(eigvecs.device)
+    steps = torch.as_tensor(steps, dtype=torch.float64, device=eigvecs.device)
     return torch.stack([walk(z0, eigvecs[:, r - 1], steps * scales[r - 1], mode) for r in map(int, ranks)])
 
 

@@ -96,7 +96,7 @@ class Explorer(widgets.VBox):
         self.curve.clear_output(wait=True)
         with self.curve:
             steps = np.linspace(-self.step.value, self.step.value, self.n_steps)
-            display(viz.line_chart(steps, {f"rank {self.rank.value}": self.distances.numpy()},
+            display(viz.line_chart(steps, {f"rank {self.rank.value}": self.distances.cpu().numpy()},
                                    title="distance to the reference along the axis", xlabel="step",
                                    ylabel="distance"))
         eigval = float(result.eigvals[0, self.rank.value - 1])

@@ -263,8 +263,9 @@ def biggan_deep(resolution: int = 256, *, weights: str = "auto", class_index: in
                           f"using RANDOM weights", stacklevel=2)
     if model is None:
         config = BigGANConfig(output_dim=resolution, layers=_BIGGAN_LAYERS[resolution], attention_layer_position=8)
-        torch.manual_seed(0)  # random weights, but the same ones every time
-        model = BigGAN(config)
+        with torch.random.fork_rng(devices=[]):  # random weights, the same every time; global RNG untouched
+            torch.manual_seed(0)
+            model = BigGAN(config)
         _settle_random_biggan(model)
         note = "RANDOM WEIGHTS (architecture only: images are noise, costs are real)"
     return _BigGANGenerator(model, resolution, truncation, class_index, note).to(device)

@@ -87,7 +87,7 @@ print(f"{G.name}: {G.latent_dim}-d latent; distance {distance}; {n_compare} poin
 exact = M.metric(G, z, d, "jacobian")
 H0, V0 = exact.H[0], exact.eigvecs[0]
 steps = np.logspace(-5, 0.5, 23) * float(z[0].norm())
-unit_random = torch.randn(G.latent_dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+unit_random = torch.randn(G.latent_dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(H0)
 directions = {"eigenvector 1": V0[:, 0], "eigenvector 10": V0[:, 9], "eigenvector 50": V0[:, 49],
               "random": unit_random / unit_random.norm()}
 ratios = {}
@@ -95,8 +95,8 @@ with torch.no_grad():
     x0 = G(z[:1])
     for name, v in directions.items():
         predicted = 0.5 * steps ** 2 * float(v @ H0 @ v)
-        offsets = torch.as_tensor(steps, dtype=z.dtype)[:, None] * v.to(z.dtype)
-        both_sides = (d(x0, G(z[:1] + offsets)) + d(x0, G(z[:1] - offsets))).double().numpy() / 2
+        offsets = torch.as_tensor(steps, dtype=z.dtype, device=z.device)[:, None] * v.to(z.dtype)
+        both_sides = (d(x0, G(z[:1] + offsets)) + d(x0, G(z[:1] - offsets))).double().cpu().numpy() / 2
         ratios[name] = both_sides / predicted
 viz.line_chart(steps / float(z[0].norm()), ratios, log_x=True, title="measured LPIPS (mean of ±t) / ½ t² vᵀHv",
                xlabel="step t / ‖z0‖", ylabel="ratio")
@@ -137,7 +137,7 @@ def agreement(result):
     eig_error = float(((result.eigvals[:, :top] - reference.eigvals[:, :top]).abs()
                        / reference.eigvals[:, :top]).max())
     corr = float(np.mean([np.corrcoef(a.flatten(), b.flatten())[0, 1]
-                          for a, b in zip(result.H.numpy(), reference.H.numpy())]))
+                          for a, b in zip(result.H.cpu().numpy(), reference.H.cpu().numpy())]))
     return rel_frobenius, eig_error, corr
 
 
@@ -165,7 +165,7 @@ viz.markdown_table({"method": list(rows), "relative Frobenius error vs backprop"
 eps_corr = {}
 for eps in eps_grid:
     fd = M.metric(G, z[:1], d, "finite-difference", k=top_k, eps=eps)
-    eps_corr[eps] = float(np.corrcoef(fd.H[0].flatten(), reference.H[0].flatten())[0, 1])
+    eps_corr[eps] = float(np.corrcoef(fd.H[0].flatten().cpu(), reference.H[0].flatten().cpu())[0, 1])
 record("finite_difference_corr_by_eps", {str(k): v for k, v in eps_corr.items()})
 viz.line_chart(list(eps_corr), {"corr(vec H_fd, vec H_exact)": list(eps_corr.values())}, log_x=True,
                title="finite-difference accuracy vs step", xlabel="ε (step / ‖z0‖)", ylabel="correlation")
@@ -180,7 +180,7 @@ viz.line_chart(list(eps_corr), {"corr(vec H_fd, vec H_exact)": list(eps_corr.val
 # from the metric at z0 by:
 
 # %%
-jittered = z[:1] + 1e-4 * torch.randn(z[:1].shape, generator=torch.Generator().manual_seed(seed))
+jittered = z[:1] + 1e-4 * torch.randn(z[:1].shape, generator=torch.Generator().manual_seed(seed)).to(z)
 off_point = M.metric(G, jittered, d)
 shift = record("metric_change_at_1e-4_jitter", float((off_point.H[0] - H0).norm() / H0.norm()))
 print(f"relative change of H when evaluated 1e-4·noise away from z0: {shift:.2%}")

@@ -161,7 +161,7 @@ viz.quantile_boxes(groups, log_y=True, title="eigenvalues vs random directions",
 bands = {}
 for name in null:
     s, values = normalized[name], groups[name]["random directions vᵀHv"]
-    x, flat = np.arange(1, len(s.mean) + 1), torch.ones(len(s.mean), dtype=torch.float64)
+    x, flat = np.arange(1, len(s.mean) + 1), torch.ones_like(s.mean)
     bands[f"{name}: eigenvalues"] = (x, s.mean, s.p5, s.p95)
     bands[f"{name}: random vᵀHv"] = (x, *(flat * values.quantile(q) for q in (0.5, 0.05, 0.95)))
 viz.band_chart(bands, log_y=True, title="spectrum against the random-direction band", xlabel="rank",
@@ -173,7 +173,7 @@ viz.band_chart(bands, log_y=True, title="spectrum against the random-direction b
 
 # %%
 def spread(values):
-    low, high = np.percentile(values.clamp_min(A.FLOOR).flatten().numpy(), [5, 95])
+    low, high = np.percentile(values.clamp_min(A.FLOOR).flatten().cpu().numpy(), [5, 95])
     return np.log10(high / low)
 
 

@@ -87,7 +87,7 @@ viz.heatmap(homog_log, codes, codes, colorscale="Viridis", colorbar_title="corr"
 # entry, vec(H_i) with vec(H_j).
 
 # %%
-offdiag = ~torch.eye(n_points, dtype=torch.bool)
+offdiag = ~torch.eye(n_points, dtype=torch.bool, device=homog_log.device)
 viz.histogram_overlay({"log scale": homog_log[offdiag], "linear scale": homog_linear[offdiag],
                        "vec(H) correlation": vec_corr[offdiag]}, title="homogeneity over pairs of codes",
                       xlabel="correlation")

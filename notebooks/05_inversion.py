@@ -119,7 +119,7 @@ viz.markdown_table({"codes averaged": [n_average], f"λ1 / λ{G.latent_dim}": [f
 z_true = G.sample(n_targets, seed=seed + 1)
 with torch.no_grad():
     generated = G(z_true)
-photo = I.sample_target_images("face", size=generated.shape[-1])[0]
+photo = I.sample_target_images("face", size=generated.shape[-1])[0].to(generated)
 viz.image_grid(torch.cat([generated, photo[None]]), nrow=n_targets + 1,
                title="the targets")
 

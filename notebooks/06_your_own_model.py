@@ -106,7 +106,7 @@ viz.markdown_table({"comparison": list(agreement), "error": list(agreement.value
 # %%
 spread = record("custom_model_eigenvalue_spread", float(exact.eigvals[0, 0] / exact.eigvals[0, -1]))
 print(f"top / last eigenvalue: {spread:.1f}")
-viz.line_chart(range(1, latent_dim + 1), {"eigenvalue / top": (exact.eigvals[0] / exact.eigvals[0, 0]).numpy()},
+viz.line_chart(range(1, latent_dim + 1), {"eigenvalue / top": (exact.eigvals[0] / exact.eigvals[0, 0]).cpu().numpy()},
                log_y=True, title="spectrum of my-generator under BlurredPixels", xlabel="rank",
                ylabel="λ / λ₁")
 

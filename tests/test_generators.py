@@ -1,5 +1,4 @@
 """Generators: the embedded models, the common protocol, wrapping user models, BigGAN's architecture."""
-import time
 
 import pytest
 import torch
@@ -213,13 +212,11 @@ def test_truncation_clips_sampled_codes():
 
 @pytest.fixture(scope="module")
 def biggan128():
-    start = time.perf_counter()
-    G = generators.load("biggan-deep-128", weights="random")
-    return G, time.perf_counter() - start
+    return generators.load("biggan-deep-128", weights="random")
 
 
 def test_biggan_random_architecture(biggan128):
-    G, _ = biggan128
+    G = biggan128
     assert "RANDOM" in repr(G) and "biggan-deep-128" in repr(G)
     assert G.latent_dim == 256
     assert G.blocks == {"noise": slice(0, 128), "class": slice(128, 256)}
@@ -233,21 +230,22 @@ def test_biggan_random_architecture(biggan128):
 
 
 def test_biggan_random_forward(biggan128):
-    G, build_seconds = biggan128
-    start = time.perf_counter()
+    G = biggan128
     with torch.no_grad():
         x = G(G.sample(1, seed=0))
-    seconds = time.perf_counter() - start
     assert x.shape == (1, 3, 128, 128)
     assert torch.isfinite(x).all()  # random weights must still give numbers (regression: they gave NaN)
     assert x.min() >= -1 and x.max() <= 1
     assert x.std() > 0.01  # not constant
-    assert build_seconds + seconds < 60, f"BigGAN-128 build {build_seconds:.1f}s + forward {seconds:.1f}s"
 
 
 def test_biggan_random_weights_are_the_same_every_time(biggan128):
-    G, _ = biggan128
+    G = biggan128
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
     again = generators.biggan_deep(128, weights="random")
+    assert torch.equal(torch.rand(3), expected)  # building it leaves the caller's random stream alone
     for (name, a), (_, b) in zip(G.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), name
 

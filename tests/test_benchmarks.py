@@ -1,0 +1,43 @@
+"""The benchmark scripts still run (tiny settings) and report what their READMEs describe. No timing is asserted."""
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_metric_benchmark_runs(tmp_path, capsys):
+    out = tmp_path / "metric.json"
+    _load("metric").main(["--device", "cpu", "--cases", "faces64", "--methods", "jacobian,backprop,lanczos",
+                          "--directions", "4", "--batch", "2", "--json", str(out)])
+    result = json.loads(out.read_text())["cases"]["faces64"]
+    rows = {row["method"]: row for row in result["rows"]}
+    assert list(rows) == ["jacobian", "backprop", "lanczos", "forward floor", "jacobian, batch 2"]
+    assert rows["lanczos"]["seconds_per_hessian"] is None and "skipped" in rows["lanczos"]["notes"]
+    for name in ("jacobian", "backprop", "forward floor", "jacobian, batch 2"):
+        assert rows[name]["seconds_per_hessian"] > 0 and "extrapolated from 4/100 directions" in rows[name]["notes"]
+    assert rows["backprop"]["speedup_vs_backprop"] == pytest.approx(1.0)
+    assert rows["jacobian"]["speedup_vs_backprop"] == pytest.approx(
+        rows["backprop"]["seconds_per_hessian"] / rows["jacobian"]["seconds_per_hessian"])
+    assert "jacobian/floor = " in rows["forward floor"]["notes"]
+    assert "== faces64: dcgan-faces64 + LPIPS-alex at 64 px, d = 100" in capsys.readouterr().out
+
+
+def test_explore_benchmark_runs(tmp_path, capsys):
+    out = tmp_path / "explore.json"
+    _load("explore").main(["--models", "dcgan-faces64", "--updates", "3", "--json", str(out)])
+    (result,) = json.loads(out.read_text())
+    assert result["model"] == "dcgan-faces64" and len(result["times"]) == 3
+    assert all(t > 0 and math.isfinite(t) for t in result["times"])
+    assert result["open_over_median"] == pytest.approx(result["open_seconds"] / result["median_seconds"])
+    assert "dcgan-faces64" in capsys.readouterr().out
