@@ -1,5 +1,8 @@
 """Runs the book's notebooks: notebooks/NN_*.py (jupytext) -> book/notebooks/NN_*.ipynb via papermill.
 Owns run profiles, parameter validation, the kernel check, summary.json and `record` (the notebooks' side).
+
+The executed notebooks are the book's pages: the inline plotly.js that the figure renderer prints once per
+notebook is dropped from them, since the book serves one shared copy (book/_ext/plotly_static.py).
 """
 from __future__ import annotations
 
@@ -155,6 +158,7 @@ def execute(nb, parameters: dict, name: str, out: Path) -> dict:
 
     A failed run is kept at out/failed/name.ipynb (outside the book) and the previous result is left alone.
     """
+    import nbformat
     import papermill
 
     out.mkdir(parents=True, exist_ok=True)
@@ -163,8 +167,11 @@ def execute(nb, parameters: dict, name: str, out: Path) -> dict:
     entry = {"parameters": parameters}
     with summary_channel() as channel:
         try:
-            papermill.execute_notebook(nb, tmp, parameters=parameters, kernel_name=KERNEL, cwd=str(ROOT),
-                                       progress_bar=False, request_save_on_cell_execute=False)
+            executed = papermill.execute_notebook(nb, tmp, parameters=parameters, kernel_name=KERNEL,
+                                                  cwd=str(ROOT), progress_bar=False,
+                                                  request_save_on_cell_execute=False)
+            drop_plotly_bundle(executed)
+            nbformat.write(executed, tmp)
             os.replace(tmp, out / f"{name}.ipynb")
             (out / "failed" / f"{name}.ipynb").unlink(missing_ok=True)  # an earlier failure is now stale
             entry["status"] = "ok"
@@ -180,6 +187,28 @@ def execute(nb, parameters: dict, name: str, out: Path) -> dict:
         entry["summary"] = _read_json(channel)
     entry["duration_s"] = round(time.perf_counter() - started, 2)
     return entry
+
+
+def drop_plotly_bundle(nb) -> int:
+    """Remove the outputs that carry plotly.js itself (not the figures) from an executed notebook, in place.
+
+    Returns how many were removed. The book loads plotly.js once per page from _static instead.
+    """
+    from plotly.offline import get_plotlyjs
+
+    bundle = get_plotlyjs()
+    removed = 0
+    for cell in nb.cells:
+        outputs = cell.get("outputs", [])
+        kept = [o for o in outputs if bundle not in _joined(o.get("data", {}).get("text/html", ""))]
+        removed += len(outputs) - len(kept)
+        if len(kept) != len(outputs):
+            cell.outputs = kept
+    return removed
+
+
+def _joined(text) -> str:
+    return "".join(text) if isinstance(text, list) else text
 
 
 def run(profile: str = "default", overrides: dict | None = None, only: list[str] | None = None,

@@ -1,7 +1,8 @@
 """Figures for the book: plotly figures built from results that were already computed.
 
-Importing this module makes plotly figures display as self-contained HTML (plotly.js embedded once per
-notebook, no CDN, no require.js), which Jupyter Book renders offline; figure functions never compute.
+Importing this module makes plotly figures display as offline HTML (plotly.js embedded once per notebook, no
+CDN, no require.js); the book runner drops that copy and the book serves one shared plotly.js instead
+(`helpers.book`, book/_ext/plotly_static.py). Figure functions never compute.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ class OfflineHtmlRenderer(NotebookRenderer):
     """The 'notebook' renderer without its MathJax-from-CDN script.
 
     On first use it displays plotly.js itself (inline, ~4.6 MB) once; each figure is then a <div> plus a
-    `Plotly.newPlot` call, which works in the static HTML that Jupyter Book builds, with no network.
+    `Plotly.newPlot` call, which works in Jupyter and in the static HTML that Jupyter Book builds, with no
+    network.
     """
 
     def to_mimebundle(self, fig_dict):

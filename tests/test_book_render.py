@@ -93,3 +93,15 @@ def test_front_matter_pages_render(built_book, tmp_path):
         assert dom.select_one("main h1"), f"{name}: no title"
     references = rendered_dom(browser, built_book / "book" / "references.html", tmp_path / "profile")
     assert "The Geometry of Deep Generative Image Models and its Applications" in references.get_text()
+
+
+def test_pages_share_one_plotly_js(built_book):
+    """plotly.js is served once from _static (book/_ext/plotly_static.py), not inlined in every page."""
+    from plotly.offline import get_plotlyjs
+
+    bundle = get_plotlyjs()
+    assert (built_book / "_static" / "plotly.min.js").read_text(encoding="utf-8") == bundle
+    for page in sorted((built_book / "book" / "notebooks").glob("[0-9][0-9]_*.html")):
+        html = page.read_text(encoding="utf-8")
+        assert '<script src="../../_static/plotly.min.js"></script>' in html, page.name
+        assert bundle[:2000] not in html, f"{page.name} still embeds plotly.js"

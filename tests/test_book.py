@@ -1,0 +1,108 @@
+"""The notebook runner (`python -m helpers.book`): parameters, failures, the summary, the plotly.js bundle."""
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from plotly.offline import get_plotlyjs
+
+from helpers import book
+
+
+def notebook(*sources, parameters="x = 1"):
+    cells = [new_markdown_cell("# tiny")]
+    if parameters is not None:
+        cells.append(new_code_cell(parameters, metadata={"tags": ["parameters"]}))
+    kernel = {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}
+    return new_notebook(cells=cells + [new_code_cell(s) for s in sources], metadata=kernel)
+
+
+def test_parse_value_reads_literals_and_keeps_other_text():
+    assert book.parse_value("3") == 3 and book.parse_value("0.5") == 0.5 and book.parse_value("True") is True
+    assert book.parse_value("[1, 2]") == [1, 2] and book.parse_value("'x'") == "x"
+    assert book.parse_value("dcgan-faces64") == "dcgan-faces64"  # not a literal: the string itself
+
+
+def test_parameter_names_come_from_the_tagged_cell_only():
+    nb = notebook("y = 2", parameters="x = 1\nmodel: str = 'a'\nseed, other = 0, 1")
+    assert book.parameter_names(nb) == ["x", "model"]  # tuple targets are not parameters
+    assert book.parameter_names(notebook("x = 1", parameters=None)) == []
+
+
+def test_every_chapter_has_a_parameters_cell_and_the_profiles_name_real_parameters():
+    names = {p.stem: book.parameter_names(book.load_notebook(p)) for p in book.find_notebooks()}
+    assert all(names.values()), f"chapters without a parameters cell: {[k for k, v in names.items() if not v]}"
+    known = set().union(*names.values())
+    for profile, overrides in book.PROFILES.items():
+        assert set(overrides) <= known, f"profile {profile!r} sets unknown {set(overrides) - known}"
+
+
+def test_unknown_parameter_is_a_clear_usage_error(capsys):
+    paths = book.find_notebooks(["01"])
+    with pytest.raises(book.UsageError, match=r"unknown parameter\(s\) bogus; the notebooks selected accept: .*seed"):
+        book.plan(paths, "default", {"bogus": 1})
+    assert book.main(["run", "--only", "01", "-p", "bogus", "1"]) == 2
+    assert "error: unknown parameter(s) bogus" in capsys.readouterr().err
+
+
+def test_only_must_match_a_notebook():
+    with pytest.raises(book.UsageError, match="--only 99 matches no notebook"):
+        book.find_notebooks(["99"])
+
+
+def test_plan_applies_profile_and_overrides_per_notebook():
+    (_, _, smoke), = book.plan(book.find_notebooks(["01"]), "smoke", {"seed": 7})
+    assert smoke == {"eps_grid": book.PROFILES["smoke"]["eps_grid"], "seed": 7}
+    assert "cma_budget" not in smoke  # a profile value the chapter does not take is left out
+
+
+def test_record_outside_a_run_only_returns_the_value(monkeypatch, tmp_path):
+    monkeypatch.delenv(book.SUMMARY_ENV, raising=False)
+    assert book.record("k", [1, 2]) == [1, 2]
+    monkeypatch.setenv(book.SUMMARY_ENV, str(tmp_path / "summary.json"))
+    book.record("k", 3)
+    book.record("j", {"a": 1})
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"k": 3, "j": {"a": 1}}
+
+
+def test_execute_runs_with_parameters_and_collects_the_summary(tmp_path):
+    nb = notebook("from helpers.book import record\nrecord('twice', x * 2)")
+    entry = book.execute(nb, {"x": 21}, "tiny", tmp_path)
+    assert entry["status"] == "ok" and entry["summary"] == {"twice": 42} and entry["parameters"] == {"x": 21}
+    executed = nbformat.read(tmp_path / "tiny.ipynb", as_version=4)
+    assert any("x = 21" in c.source for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.ipynb"]  # no temporary file left behind
+
+
+def test_a_failed_run_is_kept_aside_and_the_last_good_result_stays(tmp_path):
+    good = book.execute(notebook("y = x"), {}, "tiny", tmp_path)
+    assert good["status"] == "ok"
+    before = (tmp_path / "tiny.ipynb").read_bytes()
+    bad = book.execute(notebook("raise ValueError('boom at ' + str(x))"), {"x": 3}, "tiny", tmp_path)
+    assert bad["status"] == "failed" and "ValueError" in bad["error"] and "boom at 3" in bad["error"]
+    assert (tmp_path / "tiny.ipynb").read_bytes() == before
+    assert (tmp_path / "failed" / "tiny.ipynb").exists()
+    assert book.execute(notebook("y = x"), {}, "tiny", tmp_path)["status"] == "ok"
+    assert not (tmp_path / "failed" / "tiny.ipynb").exists()  # a success clears the stale failure
+
+
+def test_executed_notebooks_keep_figures_but_not_plotly_js(tmp_path):
+    nb = notebook("from helpers import viz\nviz.line_chart([1, 2, 3], {'y': [1, 4, 9]})")
+    assert book.execute(nb, {}, "figure", tmp_path)["status"] == "ok"
+    html = [book._joined(o.get("data", {}).get("text/html", ""))
+            for c in nbformat.read(tmp_path / "figure.ipynb", as_version=4).cells for o in c.get("outputs", [])]
+    assert sum("Plotly.newPlot" in h for h in html) == 1
+    assert not any(get_plotlyjs()[:2000] in h for h in html)
+
+
+def test_drop_plotly_bundle_removes_only_the_bundle_outputs():
+    bundle = f"<script>window.PlotlyConfig = {{}};</script><script>{get_plotlyjs()}</script>"
+    cell = new_code_cell("fig", outputs=[
+        new_output("display_data", data={"text/html": bundle}),
+        new_output("display_data", data={"text/html": "<div>Plotly.newPlot(...)</div>"}),
+        new_output("stream", name="stdout", text="hello\n")])
+    nb = new_notebook(cells=[new_markdown_cell("x"), cell])
+    assert book.drop_plotly_bundle(nb) == 1
+    assert [o.get("data", {}).get("text/html", o.get("text")) for o in nb.cells[1].outputs] == [
+        "<div>Plotly.newPlot(...)</div>", "hello\n"]
+    assert book.drop_plotly_bundle(nb) == 0
