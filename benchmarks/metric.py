@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from helpers import distances, generators
-from helpers.metric import METHODS, _feature_jacobian, _gradient_graph, _gram64, metric
+from helpers.metric import METHODS, _feature_jacobian, _gradient_graph, _gram64, float32_convolutions, metric
 
 K = 20  # eigenpairs for the top-k methods
 CASES = {  # generator, its options, LPIPS working resolution in px (None: the image's own), that resolution
@@ -79,13 +79,13 @@ def measure(run, n: int, d: int, repeats: int, device: torch.device, warmup: boo
             "peak_bytes": None if peaks[0] is None else max(peaks)}
 
 
-def jacobian_run(G, distance, z, chunk_size, progress=False):
+def jacobian_run(G, distance, z, chunk_size, allow_tf32, progress=False):
     """run(n) for 'jacobian': the public `metric` on all d directions, the JVPs and Gram matrix on fewer."""
     d = z.shape[1]
 
     def run(n):
         if n == d:
-            metric(G, z, distance, "jacobian", chunk_size=chunk_size, progress=progress)
+            metric(G, z, distance, "jacobian", chunk_size=chunk_size, progress=progress, allow_tf32=allow_tf32)
         else:
             directions = torch.eye(d, dtype=z.dtype, device=z.device)[:n]
             (J,) = _feature_jacobian(lambda x: (distance.features(G(x)),), z, directions, chunk_size)
@@ -95,14 +95,14 @@ def jacobian_run(G, distance, z, chunk_size, progress=False):
     return run
 
 
-def backprop_run(G, distance, z, device):
+def backprop_run(G, distance, z, device, allow_tf32):
     """run(n) for 'backprop': the public `metric` on all d rows; on fewer, the create_graph gradient once
     (returned as the fixed seconds) and then n second-backward rows."""
     d = z.shape[1]
 
     def run(n):
         if n == d:
-            metric(G, z, distance, "backprop", progress=True)
+            metric(G, z, distance, "backprop", progress=True, allow_tf32=allow_tf32)
             return NO_FIXED
         start = clocks(device)
         gradient, z_var = _gradient_graph(G, z, distance)
@@ -114,11 +114,11 @@ def backprop_run(G, distance, z, device):
     return run
 
 
-def topk_run(G, distance, z, method):
+def topk_run(G, distance, z, method, allow_tf32):
     """run(n) for 'lanczos' and 'finite-difference' (all directions only)."""
 
     def run(n):
-        metric(G, z, distance, method, k=K, progress=False)
+        metric(G, z, distance, method, k=K, progress=False, allow_tf32=allow_tf32)
         return NO_FIXED
 
     return run
@@ -137,7 +137,7 @@ def floor_run(G, distance, z):
     return run
 
 
-def bench_case(case: str, device, methods, batch, repeats, directions, chunk_size) -> dict:
+def bench_case(case: str, device, methods, batch, repeats, directions, chunk_size, allow_tf32=False) -> dict:
     """Every measurement of one case, as rows of a table."""
     name, options, resize, size = CASES[case]
     G = generators.load(name, device=device, **options)
@@ -151,18 +151,18 @@ def bench_case(case: str, device, methods, batch, repeats, directions, chunk_siz
     plan = []
     for method in methods:
         if method == "jacobian":
-            plan.append((method, jacobian_run(G, distance, z, chunk_size), True, "exact"))
+            plan.append((method, jacobian_run(G, distance, z, chunk_size, allow_tf32), True, "exact"))
         elif method == "backprop":
-            plan.append((method, backprop_run(G, distance, z, device), True, "exact"))
+            plan.append((method, backprop_run(G, distance, z, device, allow_tf32), True, "exact"))
         elif n == d:
-            plan.append((method, topk_run(G, distance, z, method), True, f"top-{K}"))
+            plan.append((method, topk_run(G, distance, z, method, allow_tf32), True, f"top-{K}"))
         else:
             plan.append((method, None, False, f"skipped: top-{K} methods need all {d} directions"))
     plan.append(("forward floor", floor_run(G, distance, z), True, f"no grad, one batch of {n} codes"))
     if batch > 0:
         zb = G.sample(batch, seed=1)
         # Warmed up by the single-point 'jacobian' run (same code, larger shapes); on CUDA warm it up anyway.
-        plan.append((f"jacobian, batch {batch}", jacobian_run(G, distance, zb, chunk_size, progress=True),
+        plan.append((f"jacobian, batch {batch}", jacobian_run(G, distance, zb, chunk_size, allow_tf32, progress=True),
                      device.type == "cuda", f"{batch} points"))
 
     rows = []
@@ -217,6 +217,8 @@ def main(argv=None):
                              "default: all, except 16 for biggan256 on CPU")
     parser.add_argument("--chunk-size", type=int, default=256, help="images per vmapped JVP call (jacobian)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--allow-tf32", action="store_true",
+                        help="let cuDNN convolutions use TF32 on the GPU, torch's default (metric's default: float32)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     cases = args.cases.split(",")
@@ -228,16 +230,19 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    info = machine(device)
+    info = machine(device) | {"allow_tf32": args.allow_tf32}
     print(f"torch {info['torch']} | {info['device']}: {info['device_name']} | {info['threads']} threads of "
-          f"{info['cpu_count']} CPUs | load average {info['load_average'][0]} | {info['date']}", flush=True)
+          f"{info['cpu_count']} CPUs | load average {info['load_average'][0]} | {info['date']}"
+          + (" | TF32 convolutions allowed" if args.allow_tf32 else ""), flush=True)
     results = {}
     start = time.perf_counter()
     for case in cases:
         directions = args.directions
         if directions is None:
             directions = 16 if case == "biggan256" and device.type == "cpu" else 0
-        results[case] = bench_case(case, device, methods, args.batch, args.repeats, directions, args.chunk_size)
+        with float32_convolutions(args.allow_tf32):  # the floor and the partial runs at the metric's precision
+            results[case] = bench_case(case, device, methods, args.batch, args.repeats, directions, args.chunk_size,
+                                       args.allow_tf32)
         print("\n" + table(results[case]), flush=True)
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s (warm-ups and model loading included)")

@@ -260,7 +260,10 @@ def _effective_options(options: dict) -> dict:
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise TypeError(f"unknown option(s) {', '.join(unknown)} for metric; known: {', '.join(defaults)}")
-    return defaults | options
+    effective = defaults | options
+    if not effective["allow_tf32"]:  # full float32, what every store made before the option holds: same key
+        del effective["allow_tf32"]
+    return effective
 
 
 def _device(G, z) -> torch.device:

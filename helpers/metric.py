@@ -6,6 +6,7 @@ on exact or finite-difference Hessian-vector products); `hvp` exposes the operat
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class Metric:
 
 def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jacobian", *, k: int = 20,
            eps: float = 1e-4, chunk_size: int = 256, max_memory: float = 2 ** 30, tol: float = 0.0,
-           progress: bool | None = None) -> Metric:
+           progress: bool | None = None, allow_tf32: bool = False) -> Metric:
     """Metric tensor of `distance` pulled back through `G` at z (d,) or (b, d).
 
     Parameters
@@ -96,14 +97,24 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
     max_memory : bytes the 'jacobian' method may spend holding Jacobians; points are grouped to fit.
     tol : ARPACK tolerance (0 = machine precision).
     progress : show a progress bar (default: when there is more than one point).
+    allow_tf32 : let cuDNN convolutions use TF32 on the GPU (faster on Ampere and later; a 10-bit mantissa,
+        errors of the order of 1e-3 relative); off by default, so H is float32-accurate whatever torch's
+        global setting. No effect on CPU.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     z, single = _check_latents(G, z)
     progress = len(z) > 1 if progress is None else progress
+    with float32_convolutions(allow_tf32):
+        return _metric(G, z, distance, method, k=k, eps=eps, chunk_size=chunk_size, max_memory=max_memory,
+                       tol=tol, progress=progress, allow_tf32=allow_tf32)
+
+
+def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, progress, allow_tf32) -> Metric:
     start = time.perf_counter()
     if method == "jacobian":
-        H = _jacobian_metric(G, z, distance, chunk_size=chunk_size, max_memory=max_memory, progress=progress)
+        H = _jacobian_metric(G, z, distance, chunk_size=chunk_size, max_memory=max_memory, progress=progress,
+                             allow_tf32=allow_tf32)
         eigvals, eigvecs = eigh_descending(H)
         options = {"chunk_size": chunk_size}
     elif method == "backprop":
@@ -116,45 +127,51 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
         pairs = []
         for point in tqdm(z, desc=f"metric ({method})", disable=not progress, leave=False):
             if method == "lanczos":
-                operator = hvp(G, point, distance)
+                operator = hvp(G, point, distance, allow_tf32=allow_tf32)
             else:
-                operator = finite_difference_hvp(G, point, distance, eps=eps)
+                operator = finite_difference_hvp(G, point, distance, eps=eps, allow_tf32=allow_tf32)
             pairs.append(top_eigenpairs(operator, k, tol))
         eigvals = torch.stack([p[0] for p in pairs]).to(z.device)
         eigvecs = torch.stack([p[1] for p in pairs]).to(z.device)
         H = eigvecs @ torch.diag_embed(eigvals) @ eigvecs.transpose(1, 2)
         options = {"k": k, "tol": tol} | ({"eps": eps} if method == "finite-difference" else {})
+    options |= {"allow_tf32": True} if allow_tf32 else {}
     _check_nonzero(H, G)
     return Metric(H, eigvals, eigvecs, z.detach().clone(), method, time.perf_counter() - start, options)
 
 
-def hvp(G: Callable, z: torch.Tensor, distance: Callable) -> LinearOperator:
+def hvp(G: Callable, z: torch.Tensor, distance: Callable, *, allow_tf32: bool = False) -> LinearOperator:
     """Exact Hessian-vector products v ↦ H(z) v at one point z (d,), by double backprop.
 
     Returns a float64 scipy `LinearOperator` of shape (d, d); the graph is built once and reused.
+    allow_tf32 : as for `metric`.
     """
     z, _ = _check_latents(G, z)
     if len(z) != 1:
         raise ValueError(f"hvp works at one point; got {len(z)} codes")
-    gradient, z_var = _gradient_graph(G, z, distance)
+    with float32_convolutions(allow_tf32):
+        gradient, z_var = _gradient_graph(G, z, distance)
 
     def matvec(v):
         v = torch.as_tensor(np.asarray(v).reshape(1, -1), dtype=z.dtype, device=z.device)
-        (hv,) = torch.autograd.grad(gradient, z_var, grad_outputs=v, retain_graph=True)
+        with float32_convolutions(allow_tf32):
+            (hv,) = torch.autograd.grad(gradient, z_var, grad_outputs=v, retain_graph=True)
         return hv.detach().double().cpu().numpy().ravel()
 
     return _symmetric_operator(z.shape[1], matvec)
 
 
-def finite_difference_hvp(G: Callable, z: torch.Tensor, distance: Callable, *, eps: float = 1e-4) -> LinearOperator:
+def finite_difference_hvp(G: Callable, z: torch.Tensor, distance: Callable, *, eps: float = 1e-4,
+                          allow_tf32: bool = False) -> LinearOperator:
     """Hv ≈ (g(z + h v) − g(z − h v)) / 2h with g the gradient of d(G(z), G(·)) and ‖h v‖ = eps·‖z‖.
 
     Unlike the paper's code (which returns ½ Hv, see notebook 1), this is the Hessian itself.
+    allow_tf32 : as for `metric`.
     """
     z, _ = _check_latents(G, z)
     if len(z) != 1:
         raise ValueError(f"finite_difference_hvp works at one point; got {len(z)} codes")
-    with torch.no_grad():
+    with torch.no_grad(), float32_convolutions(allow_tf32):
         x0 = G(z)
     radius = eps * z.norm().item()
 
@@ -162,7 +179,8 @@ def finite_difference_hvp(G: Callable, z: torch.Tensor, distance: Callable, *, e
         v = torch.as_tensor(np.asarray(v).reshape(1, -1), dtype=z.dtype, device=z.device)
         h = radius / v.norm().clamp_min(1e-30)
         points = torch.cat([z + h * v, z - h * v]).requires_grad_(True)
-        (g,) = torch.autograd.grad(distance(x0, G(points)).sum(), points)
+        with float32_convolutions(allow_tf32):
+            (g,) = torch.autograd.grad(distance(x0, G(points)).sum(), points)
         return ((g[0] - g[1]) / (2 * h)).detach().double().cpu().numpy().ravel()
 
     return _symmetric_operator(z.shape[1], matvec)
@@ -170,7 +188,7 @@ def finite_difference_hvp(G: Callable, z: torch.Tensor, distance: Callable, *, e
 
 # --- methods ---------------------------------------------------------------------------------------------
 
-def _jacobian_metric(G, z, distance, *, chunk_size, max_memory, progress):
+def _jacobian_metric(G, z, distance, *, chunk_size, max_memory, progress, allow_tf32):
     features = getattr(distance, "features", None)
     if features is None:
         raise TypeError(f"{type(distance).__name__} has no `features` map, which method='jacobian' needs; use "
@@ -181,17 +199,24 @@ def _jacobian_metric(G, z, distance, *, chunk_size, max_memory, progress):
     except NotImplementedError:
         raise TypeError(f"{type(distance).__name__}.features is not implemented; use method='backprop', "
                         f"'lanczos' or 'finite-difference'") from None
-    return pullback(lambda x: features(G(x)), z, chunk_size=chunk_size, max_memory=max_memory, progress=progress)
+    return pullback(lambda x: features(G(x)), z, chunk_size=chunk_size, max_memory=max_memory, progress=progress,
+                    allow_tf32=allow_tf32)
 
 
 def pullback(f: Callable, z: torch.Tensor, *, chunk_size: int = 256, max_memory: float = 2 ** 30,
-             progress: bool = False):
+             progress: bool = False, allow_tf32: bool = False):
     """Exact metric H = 2 JᵀJ (b, d, d) float64 of d(z) = ‖f(z) − f(z0)‖² at each z0 of z (b, d).
 
     f maps codes (n, d) to features (n, F), or to a tuple of such (then one metric per output, as a list).
     J comes from forward-mode JVPs along every basis direction, vmapped with `chunk_size` images in flight;
     points are grouped so that their Jacobians (d × points × F floats) fit in `max_memory` bytes.
+    allow_tf32 : as for `metric`.
     """
+    with float32_convolutions(allow_tf32):
+        return _pullback(f, z, chunk_size=chunk_size, max_memory=max_memory, progress=progress)
+
+
+def _pullback(f, z, *, chunk_size, max_memory, progress):
     b, d = z.shape
     with torch.no_grad():
         probe = f(z[:1])
@@ -296,6 +321,24 @@ def _check_nonzero(H, G):
         which = zero.nonzero().flatten().tolist()
         raise ValueError(f"the metric is exactly zero at point(s) {which}: the output of "
                          f"{getattr(G, 'name', type(G).__name__)} does not depend on z there (zero Jacobian)")
+
+
+@contextlib.contextmanager
+def float32_convolutions(allow_tf32: bool = False):
+    """Within this block cuDNN convolutions run in full float32, unless allow_tf32; the setting is restored after.
+
+    torch lets cuDNN convolutions use TF32 by default on Ampere and later GPUs; its 10-bit mantissa gives
+    errors of the order of 1e-3 relative, far more than the exact methods differ from each other.
+    """
+    if allow_tf32:
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
 
 
 def eigh_descending(H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -220,3 +220,9 @@ def test_dask_cluster_matches_single_process(faces, lpips_alex, face_codes, face
     assert relative_error(result.eigvals, face_reference.eigvals) < 1e-6
     assert sorted(p.name for p in store.glob("chunk-*")) == ["chunk-00000.npz", "chunk-00001.npz"]
     assert same(batch.load_store(store), result)
+
+
+def test_float32_requests_keep_the_fingerprint_of_stores_made_before_allow_tf32():
+    assert "allow_tf32" not in batch._effective_options({})
+    assert "allow_tf32" not in batch._effective_options({"allow_tf32": False})
+    assert batch._effective_options({"allow_tf32": True})["allow_tf32"] is True

@@ -172,3 +172,38 @@ def test_generator_that_ignores_z_is_reported():
     for method in ("jacobian", "backprop"):
         with pytest.raises(ValueError, match="constant does not depend on z"):
             M.metric(const, torch.randn(8), distances.mse(), method)
+
+
+def test_metric_runs_convolutions_in_float32_and_restores_the_setting(faces, lpips_alex, monkeypatch):
+    """torch lets cuDNN use TF32 by default; the metric turns that off while it computes, unless asked."""
+    seen = []
+
+    class Watched(torch.nn.Module):
+        latent_dim = faces.latent_dim
+
+        def __init__(self):
+            super().__init__()
+            self.inner = faces
+
+        def forward(self, z):
+            seen.append(torch.backends.cudnn.allow_tf32)
+            return self.inner(z)
+
+    G = Watched()
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    for method in M.METHODS:
+        seen.clear()
+        M.metric(G, faces.sample(1, seed=0), lpips_alex, method, k=3)
+        assert seen and not any(seen), method
+        assert torch.backends.cudnn.allow_tf32 is True, method
+    seen.clear()
+    allowed = M.metric(G, faces.sample(1, seed=0), lpips_alex, allow_tf32=True)
+    assert seen and all(seen) and allowed.options["allow_tf32"] is True
+    seen.clear()
+    operator = M.hvp(G, faces.sample(1, seed=0), lpips_alex)
+    operator.matvec(np.ones(faces.latent_dim))
+    assert seen and not any(seen) and torch.backends.cudnn.allow_tf32 is True
+    with pytest.raises(ValueError), M.float32_convolutions():
+        assert torch.backends.cudnn.allow_tf32 is False
+        raise ValueError("restored even when the block fails")
+    assert torch.backends.cudnn.allow_tf32 is True
