@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers import axes, distances, generators, inversion, metric
+from helpers.explore import explore
 
 fake_tensor = pytest.importorskip("torch._subclasses.fake_tensor")
 CUDA = torch.device("cuda", 0)
@@ -96,8 +97,11 @@ def test_metric_on_gpu_matches_cpu(faces, lpips_alex, method):
     on_gpu = metric.metric(G, z.cuda(), d, method, k=10)
     for field in ("H", "eigvals", "eigvecs", "z"):
         assert getattr(on_gpu, field).device.type == "cuda", field
-    error = (on_gpu.H.cpu() - on_cpu.H).norm() / on_cpu.H.norm()
-    assert error < (1e-2 if method == "finite-difference" else 1e-4)
+    if method in ("jacobian", "backprop"):  # exact: the whole matrix
+        assert (on_gpu.H.cpu() - on_cpu.H).norm() / on_cpu.H.norm() < 1e-4
+    else:  # top-k: the eigenvalues (a rank-k reconstruction is sensitive to a small gap at rank k)
+        error = (on_gpu.eigvals.cpu() - on_cpu.eigvals).abs().max() / on_cpu.eigvals[:, 0].min()
+        assert error < (1e-2 if method == "finite-difference" else 1e-4)
 
 
 @gpu
@@ -113,3 +117,7 @@ def test_walks_and_inversion_on_gpu():
     cma = inversion.invert_cma(G, target, d, basis=m.eigvecs[0][:, :5], eigvals=m.eigvals[0][:5], budget=20,
                                progress=False)
     assert cma.z_best.device.type == "cuda"
+    app = explore({"faces": G}, distance=d, device="cuda", n_steps=5)
+    before = app.strip.value
+    app.rank.value = 3
+    assert app.images.device.type == "cuda" and app.strip.value != before
