@@ -21,6 +21,7 @@ from .metric import Metric
 
 MANIFEST = "manifest.json"
 STORE_FORMAT = 1
+SPEED_OPTIONS = ("chunk_size", "max_memory")  # how fast, not what is computed: a store resumes with others
 
 
 def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str | Path | None = None,
@@ -34,7 +35,8 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
     zs : (n, d) latent codes; each chunk is moved to G's device.
     store : directory for the results. Each finished chunk is written there atomically as it completes,
         with a manifest.json fingerprinting the request; a rerun loads the chunks present and computes the
-        rest. A store made for different inputs raises ValueError; an unreadable chunk is recomputed.
+        rest. A store made for different inputs raises ValueError (chunk_size and max_memory may differ: they
+        change speed, not results); an unreadable chunk is recomputed.
     batch_size : points per chunk (one file, one task).
     client : a `dask.distributed.Client`: chunks run on its workers (G and distance are sent once per worker).
     progress : show a progress bar over chunks.
@@ -173,7 +175,8 @@ def _describe(obj) -> str:
 def _open_store(path: Path, fingerprint: dict, chunks) -> None:
     """Check an existing store's manifest against this request, or start a new store."""
     if (path / MANIFEST).exists():
-        stored = _read_manifest(path)["fingerprint"]
+        stored = _comparable(_read_manifest(path)["fingerprint"])
+        fingerprint = _comparable(fingerprint)
         differ = [key for key in fingerprint if stored.get(key) != fingerprint[key]]
         differ += [key for key in stored if key not in fingerprint]
         if differ:
@@ -189,6 +192,12 @@ def _open_store(path: Path, fingerprint: dict, chunks) -> None:
                 "chunks": [{"file": _chunk_file(i, len(chunks)), "start": start, "stop": stop}
                            for i, (start, stop) in enumerate(chunks)]}
     _write_json_atomic(path / MANIFEST, manifest)
+
+
+def _comparable(fingerprint: dict) -> dict:
+    """The fingerprint without the options that only change speed."""
+    options = {k: v for k, v in fingerprint.get("options", {}).items() if k not in SPEED_OPTIONS}
+    return fingerprint | {"options": options}
 
 
 def _short(value, width: int = 80) -> str:

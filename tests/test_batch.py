@@ -130,13 +130,26 @@ def test_store_refuses_a_different_request(tiny, codes, tmp_path):
         batch.metric_many(tiny, codes[:2] + 1e-3, mse, store=store, batch_size=2, progress=False)
     with pytest.raises(ValueError, match="method differs .*'jacobian'.*'backprop'"):
         batch.metric_many(tiny, codes[:2], mse, store=store, batch_size=2, method="backprop", progress=False)
-    with pytest.raises(ValueError, match="options differs"):
-        batch.metric_many(tiny, codes[:2], mse, store=store, batch_size=2, chunk_size=8, progress=False)
+    with pytest.raises(ValueError, match="options differs .*'allow_tf32': True"):
+        batch.metric_many(tiny, codes[:2], mse, store=store, batch_size=2, allow_tf32=True, progress=False)
     with pytest.raises(ValueError, match="batch_size differs"):
         batch.metric_many(tiny, codes[:2], mse, store=store, batch_size=1, progress=False)
     assert sorted(os.listdir(store)) == before
     # a default passed explicitly is the same request
     batch.metric_many(tiny, codes[:2], mse, store=store, batch_size=2, chunk_size=256, progress=False)
+
+
+def test_store_resumes_with_other_speed_options(tiny, codes, tmp_path, monkeypatch):
+    """chunk_size and max_memory change how fast the metric is computed, not the metric: the store resumes."""
+    store = tmp_path / "store"
+    calls = counting(monkeypatch, fail_on=2)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=2, chunk_size=4, progress=False)
+    calls = counting(monkeypatch)
+    resumed = batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=2, chunk_size=64,
+                                max_memory=2 ** 20, progress=False)
+    assert len(calls) == 3 and torch.equal(calls[0][0], codes[2:4])  # chunk 0 came from the store
+    assert same(resumed, batch.metric_many(tiny, codes, distances.mse(), batch_size=2, progress=False))
 
 
 def test_corrupt_chunks_are_recomputed_with_a_warning(tiny, codes, tmp_path, monkeypatch):
