@@ -195,8 +195,10 @@ def _open_store(path: Path, fingerprint: dict, chunks) -> None:
 
 
 def _comparable(fingerprint: dict) -> dict:
-    """The fingerprint without the options that only change speed."""
-    options = {k: v for k, v in fingerprint.get("options", {}).items() if k not in SPEED_OPTIONS}
+    """The part of a fingerprint that must match: without the options that only change speed, and without
+    allow_tf32 when off (full float32 is what stores made before the option hold)."""
+    options = {k: v for k, v in fingerprint.get("options", {}).items()
+               if k not in SPEED_OPTIONS and not (k == "allow_tf32" and v is False)}
     return fingerprint | {"options": options}
 
 
@@ -269,10 +271,7 @@ def _effective_options(options: dict) -> dict:
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise TypeError(f"unknown option(s) {', '.join(unknown)} for metric; known: {', '.join(defaults)}")
-    effective = defaults | options
-    if not effective["allow_tf32"]:  # full float32, what every store made before the option holds: same key
-        del effective["allow_tf32"]
-    return effective
+    return defaults | options
 
 
 def _device(G, z) -> torch.device:

@@ -235,7 +235,16 @@ def test_dask_cluster_matches_single_process(faces, lpips_alex, face_codes, face
     assert same(batch.load_store(store), result)
 
 
-def test_float32_requests_keep_the_fingerprint_of_stores_made_before_allow_tf32():
-    assert "allow_tf32" not in batch._effective_options({})
-    assert "allow_tf32" not in batch._effective_options({"allow_tf32": False})
-    assert batch._effective_options({"allow_tf32": True})["allow_tf32"] is True
+def test_stores_made_before_allow_tf32_still_resume(tiny, codes, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    first = batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, progress=False)
+    manifest = json.loads((store / batch.MANIFEST).read_text())
+    assert manifest["fingerprint"]["options"]["allow_tf32"] is False
+    del manifest["fingerprint"]["options"]["allow_tf32"]  # as written before the option existed
+    (store / batch.MANIFEST).write_text(json.dumps(manifest))
+    calls = counting(monkeypatch)
+    again = batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, progress=False)
+    assert calls == [] and same(again, first)
+    with pytest.raises(ValueError, match="options differs .*'allow_tf32': True"):
+        batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, allow_tf32=True,
+                          progress=False)
