@@ -57,6 +57,30 @@ def record(key: str, value):
     return value
 
 
+def glue(key: str, value):
+    """Make `value` citable in this notebook's prose, and `record` it; returns `value`.
+
+    The prose cites it with myst-nb's roles: {glue:text}`key` or, with a format spec, {glue:text}`key:.3g`
+    for numbers; {glue:text}`key` for plain text and {glue:md}`key` for markdown (a sentence generated from
+    the run's values). Each key is glued once per notebook (a duplicate fails the strict build).
+    Numpy and torch scalars are glued as Python numbers, so format specs apply.
+    """
+    from myst_nb import glue as myst_glue
+
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy or torch scalar
+        value = value.item()
+    myst_glue(key, _Prose(value) if isinstance(value, str) else value, display=False)
+    record(key, value)
+    return value
+
+
+class _Prose(str):
+    """A string glued as text/plain (for {glue:text}) and as text/markdown (for {glue:md})."""
+
+    def _repr_markdown_(self):
+        return str(self)
+
+
 def _jsonable(obj):
     if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
         return obj.tolist()

@@ -106,3 +106,25 @@ def test_drop_plotly_bundle_removes_only_the_bundle_outputs():
     assert [o.get("data", {}).get("text/html", o.get("text")) for o in nb.cells[1].outputs] == [
         "<div>Plotly.newPlot(...)</div>", "hello\n"]
     assert book.drop_plotly_bundle(nb) == 0
+
+
+def test_glue_stores_what_myst_nb_cites_and_records_it(tmp_path):
+    from myst_nb.core.variables import format_plain_text
+    from myst_nb.ext.glue import extract_glue_data
+
+    nb = notebook("import numpy as np, torch\nfrom helpers.book import glue\n"
+                  "glue('ratio', np.float64(x) / 3)\nglue('count', torch.tensor(7))\n"
+                  "glue('verdict', 'the eigenbasis **won**')")
+    entry = book.execute(nb, {"x": 2}, "glued", tmp_path)
+    assert entry["status"] == "ok", entry.get("error")
+    assert entry["summary"] == {"ratio": 2 / 3, "count": 7, "verdict": "the eigenbasis **won**"}
+    executed = nbformat.read(tmp_path / "glued.ipynb", as_version=4)
+    visible = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "display_data"
+               and not any(k.startswith("application/papermill.record/") for k in o.get("data", {}))]
+    assert not visible, "glued values must not show as cell outputs"
+    data = {key: output["data"] for key, output in
+            extract_glue_data(executed, list(range(len(executed.cells))), logger=None).items()}
+    assert format_plain_text(data["ratio"]["text/plain"], ".3f") == "0.667"
+    assert format_plain_text(data["count"]["text/plain"], "d") == "7"
+    assert format_plain_text(data["verdict"]["text/plain"], "") == "the eigenbasis **won**"
+    assert data["verdict"]["text/markdown"] == "the eigenbasis **won**"
