@@ -1,8 +1,10 @@
-"""Image distances d(x0, x) -> (n,) for images in [-1, 1], with the feature map the metric engine needs.
+"""Image distances d(x0, x) -> (n,) for images in [-1, 1], with the feature map the metric engine needs, and
+their restriction to an image region (`Region`, masks from `box`).
 
 Every distance here is a squared Euclidean distance in some feature space:
 d(x0, x) = ‖features(x0) − features(x)‖² per image, so its metric is H = 2 JᵀJ with J the Jacobian of
-`features` through the generator.
+`features` through the generator. MSE and LPIPS also expose those features per image position
+(`feature_maps`), which is what restricting them to a region needs.
 """
 from __future__ import annotations
 
@@ -23,11 +25,17 @@ class Distance(nn.Module):
 
     x0 is (n, 3, H, W) or (1, 3, H, W) (broadcast against x); x is (n, 3, H, W). Returns (n,).
     Subclasses implement `features(x) -> (n, F)`; a distance without a feature map can subclass
-    `nn.Module` directly and still works with every metric method except `jacobian`.
+    `nn.Module` directly and still works with every metric method except `jacobian`. Those whose features
+    live on image grids also implement `feature_maps(x)`, which `Region` needs.
     """
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The features per position: maps (n, C_l, H_l, W_l) whose flattened concatenation is `features(x)`."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-position feature maps, so it cannot be "
+                                  f"restricted to a region")
 
     def forward(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         check_images(x0, "x0")
@@ -45,6 +53,9 @@ class MSE(Distance):
 
     def features(self, x):
         return x.flatten(1) / x[0].numel() ** 0.5
+
+    def feature_maps(self, x):
+        return [x / x[0].numel() ** 0.5]
 
     def extra_repr(self):
         return "mean squared pixel difference"
@@ -76,14 +87,18 @@ class LPIPS(Distance):
         return self.model.scaling_layer(x)
 
     def features(self, x):
+        return torch.cat([m.flatten(1) for m in self.feature_maps(x)], dim=1)
+
+    def feature_maps(self, x):
+        """Per layer l, sqrt(w_l / (H_l·W_l)) · n̂_l(x), shape (n, C_l, H_l, W_l)."""
         import lpips
 
         outs = self.model.net(self.prepare(x))
-        parts = []
+        maps = []
         for k, out in enumerate(outs):
             scale = getattr(self, f"head{k}") / (out.shape[2] * out.shape[3]) ** 0.5
-            parts.append((lpips.normalize_tensor(out) * scale).flatten(1))
-        return torch.cat(parts, dim=1)
+            maps.append(lpips.normalize_tensor(out) * scale)
+        return maps
 
     def reference(self, x0, x):
         """The `lpips` package's own forward pass (same resize), for checking `forward`."""
@@ -95,6 +110,132 @@ class LPIPS(Distance):
 
     def extra_repr(self):
         return f"net={self.net!r}, resize={self.resize}, backbone={self.backbone!r}"
+
+
+# --- regions ---------------------------------------------------------------------------------------------------
+
+class Region(Distance):
+    """`distance` restricted to a soft mask M (H × W, values in [0, 1]): its per-position terms weighted by M.
+
+    d_M(x0, x) = Σ_l Σ_p (m_l(p) / a_l) ‖f_lp(x0) − f_lp(x)‖², with f_l the distance's `feature_maps` (LPIPS:
+    one per layer; MSE: the pixels), m_l = M resized to map l's grid by area averaging (`resize_mask`) and
+    a_l = mean(m_l) if normalize, else 1. The features are √(m_l / a_l) · f_l, so every metric method works
+    with a Region, the exact one included; `metric.region_metric` gets a region and its complement at once.
+
+    normalize=True: each map's average over the region, so a change spread evenly over the image scores as
+    much as with the whole distance. normalize=False: the region's share of the distance; then
+    Region(d, M) + Region(d, 1 − M) = d exactly, for LPIPS too, since resizing is linear and keeps constants
+    (the two weights sum to 1 at every position of every layer). What a region does not give is locality:
+    an LPIPS feature at a position sees its whole receptive field, which reaches outside the mask.
+    """
+
+    def __init__(self, distance: Distance, mask, *, normalize: bool = True):
+        super().__init__()
+        if not isinstance(distance, Distance):
+            raise TypeError(f"a Region restricts a helpers.distances.Distance with feature maps, got "
+                            f"{type(distance).__name__}")
+        self.distance = distance
+        self.normalize = bool(normalize)
+        self.register_buffer("mask", check_mask(mask), persistent=False)
+        self._cache: dict = {}
+
+    def complement(self) -> "Region":
+        """The same distance restricted to 1 − M."""
+        return Region(self.distance, 1 - self.mask, normalize=self.normalize)
+
+    def feature_maps(self, x):
+        return [m * self._weight(m, self.mask, "in") for m in self.distance.feature_maps(self._checked(x))]
+
+    def features(self, x):
+        return torch.cat([m.flatten(1) for m in self.feature_maps(x)], dim=1)
+
+    def split_features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features of the region, features of 1 − M), each (n, F), from ONE pass of the distance's maps."""
+        maps = self.distance.feature_maps(self._checked(x))
+        rest = 1 - self.mask
+        if not rest.any():
+            raise ValueError("the mask covers the whole image: its complement is empty")
+        inside = torch.cat([(m * self._weight(m, self.mask, "in")).flatten(1) for m in maps], dim=1)
+        outside = torch.cat([(m * self._weight(m, rest, "out")).flatten(1) for m in maps], dim=1)
+        return inside, outside
+
+    def _checked(self, x):
+        check_images(x, "x")
+        h, w = self.mask.shape
+        if x.shape[-2] * w != x.shape[-1] * h:
+            raise ValueError(f"the mask is {h}×{w} but the images are {x.shape[-2]}×{x.shape[-1]}: their aspect "
+                             f"ratios differ")
+        return x
+
+    def _weight(self, feature_map, mask, which):
+        """√(m_l / a_l), shape (1, 1, H_l, W_l), for a map (n, C, H_l, W_l); cached per grid."""
+        key = (which, tuple(feature_map.shape[-2:]), feature_map.device, feature_map.dtype)
+        if key not in self._cache:
+            m = resize_mask(mask, feature_map.shape[-2:]).to(device=feature_map.device, dtype=torch.float64)
+            if self.normalize:
+                m = m / m.mean()
+            self._cache[key] = m.sqrt()[None, None].to(feature_map.dtype)
+        return self._cache[key]
+
+    def _apply(self, fn, *args, **kwargs):  # .to(device) and friends: cached weights are rebuilt there
+        self._cache = {}
+        return super()._apply(fn, *args, **kwargs)
+
+    def extra_repr(self):
+        h, w = self.mask.shape
+        return f"mask {h}×{w} covering {self.mask.mean().item():.1%}, normalize={self.normalize}"
+
+
+def check_mask(mask) -> torch.Tensor:
+    """The mask as a float32 (H, W) tensor; raises unless it is 2-D, finite, in [0, 1] and not all zero."""
+    mask = torch.as_tensor(mask)
+    if mask.dim() != 2 or min(mask.shape) == 0:
+        raise ValueError(f"a mask must have shape (H, W), got {tuple(mask.shape)}")
+    mask = mask.detach().float()
+    if not torch.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
+        raise ValueError("mask values must be finite and in [0, 1]")
+    if not mask.any():
+        raise ValueError("the mask is all zero: the region is empty")
+    return mask
+
+
+def _coverage(n_out: int, n_in: int) -> torch.Tensor:
+    """(n_out, n_in) float64: the fraction of output cell i of [0, 1] (cut into n_out equal cells) that input
+    cell j (of n_in) covers. Rows sum to 1."""
+    out = torch.arange(n_out + 1, dtype=torch.float64) / n_out
+    edges = torch.arange(n_in + 1, dtype=torch.float64) / n_in
+    lo = torch.maximum(out[:-1, None], edges[None, :-1])
+    hi = torch.minimum(out[1:, None], edges[None, 1:])
+    return (hi - lo).clamp_min(0) * n_out
+
+
+def resize_mask(mask, size) -> torch.Tensor:
+    """M (H, W) on an (h, w) grid by area averaging, float64: each new cell holds the mean of M over the part
+    of the image it covers (exact overlaps, whatever the sizes). Linear, and maps a constant mask to itself."""
+    mask = torch.as_tensor(mask, dtype=torch.float64)
+    h, w = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    rows, cols = _coverage(h, mask.shape[0]).to(mask.device), _coverage(w, mask.shape[1]).to(mask.device)
+    return rows @ mask @ cols.T
+
+
+def box(shape, rows, cols) -> torch.Tensor:
+    """A box mask (H, W) float32; rows = (top, bottom) and cols = (left, right) are fractions of the image.
+
+    Each pixel holds the fraction of its area inside the box, so the same box can be drawn at any resolution
+    and covers the same area (its sum / (H·W) is the box's area fraction).
+    """
+    h, w = (int(shape), int(shape)) if isinstance(shape, int) else (int(shape[0]), int(shape[1]))
+    for name, (a, b) in (("rows", rows), ("cols", cols)):
+        if not 0 <= a < b <= 1:
+            raise ValueError(f"{name} must be (start, stop) fractions with 0 <= start < stop <= 1, got {(a, b)}")
+    return (_inside(h, *rows)[:, None] * _inside(w, *cols)[None, :]).float()
+
+
+def _inside(n: int, start: float, stop: float) -> torch.Tensor:
+    """(n,) float64: the fraction of each of n equal cells of [0, 1] that lies inside [start, stop]."""
+    edges = torch.arange(n + 1, dtype=torch.float64) / n
+    return (torch.minimum(edges[1:], torch.tensor(stop)) - torch.maximum(edges[:-1], torch.tensor(start))
+            ).clamp_min(0) * n
 
 
 # Index of each conv layer of torchvision's AlexNet/VGG16 `features`, in the order the flax files list them.

@@ -1,8 +1,9 @@
 """The metric tensor H(z0) = ∂²/∂z² d(G(z0), G(z)) at z = z0 of an image distance pulled back through a generator.
 
 `metric` computes it by four methods (exact forward-mode Jacobian, exact double backprop, and top-k Lanczos
-on exact or finite-difference Hessian-vector products); `hvp` exposes the operator for other solvers, and
-`pullback` the exact engine for any feature map (layer activations, say).
+on exact or finite-difference Hessian-vector products); `hvp` exposes the operator for other solvers,
+`pullback` the exact engine for any feature map (layer activations, say), and `region_metric` the metrics
+of an image region and of the rest of the image from one Jacobian pass.
 """
 from __future__ import annotations
 
@@ -138,6 +139,38 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, prog
     options |= {"allow_tf32": True} if allow_tf32 else {}
     _check_nonzero(H, G)
     return Metric(H, eigvals, eigvecs, z.detach().clone(), method, time.perf_counter() - start, options)
+
+
+def region_metric(G: Callable, z: torch.Tensor, distance, mask, *, normalize: bool = True, chunk_size: int = 256,
+                  max_memory: float = 2 ** 30, progress: bool | None = None,
+                  allow_tf32: bool = False) -> tuple[Metric, Metric]:
+    """Exact metrics of `distance` restricted to the region M and to the rest, 1 − M, at z (d,) or (b, d).
+
+    Both come from ONE forward-mode Jacobian pass: `pullback` of a feature map that runs G and the distance's
+    feature maps once per direction and returns the two weightings of the same features (they share J; only
+    the weights differ). See `distances.Region` for the weighting and what `normalize` means; with
+    normalize=False, H_region + H_rest = H, the metric of the whole distance, exactly.
+
+    distance : a `distances.Distance` with `feature_maps` (MSE, LPIPS), or a `distances.Region` (its mask is
+        then replaced by `mask`). mask : (H, W) values in [0, 1] (`distances.box` makes boxes).
+    Other options as for `metric`. Returns (region, rest), two `Metric`s; their `seconds` is the shared pass.
+    """
+    from .distances import Region
+
+    base = distance.distance if isinstance(distance, Region) else distance
+    region = Region(base, mask, normalize=normalize)
+    if not (1 - region.mask).any():
+        raise ValueError("the mask covers the whole image: its complement is empty")
+    z, _ = _check_latents(G, z)
+    progress = len(z) > 1 if progress is None else progress
+    start = time.perf_counter()
+    H_in, H_out = pullback(lambda x: region.split_features(G(x)), z, chunk_size=chunk_size, max_memory=max_memory,
+                           progress=progress, allow_tf32=allow_tf32)
+    _check_nonzero(H_in + H_out, G)
+    seconds = time.perf_counter() - start
+    options = {"chunk_size": chunk_size, "normalize": region.normalize} | ({"allow_tf32": True} if allow_tf32 else {})
+    return tuple(Metric(H, *eigh_descending(H), z.detach().clone(), "jacobian", seconds, options | {"part": part})
+                 for H, part in ((H_in, "region"), (H_out, "rest")))
 
 
 def hvp(G: Callable, z: torch.Tensor, distance: Callable, *, allow_tf32: bool = False) -> LinearOperator:

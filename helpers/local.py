@@ -1,0 +1,383 @@
+"""Local edits: latent directions that change one image region and leave the rest alone, from the metrics of a
+region and of the rest (`metric.region_metric`), LowRankGAN's pixel-Jacobian recipe, and how local a walk is.
+
+Two ways to turn the pair (H_region, H_rest) into directions: the generalised eigenproblem
+H_region v = λ (H_rest + δI) v (`generalized_directions`: most change inside per unit change outside, the
+closed form ReSeFa uses on pixel Jacobians) and LowRankGAN's recipe (`lowrank_directions`: the principal
+subspace of H_region projected onto the null space of H_rest). `lowrankgan_directions` is LowRankGAN's whole
+method on the pixel Jacobian, reimplemented from its code; `locality` measures any direction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+from torch.func import vjp, vmap
+from tqdm.auto import tqdm
+
+from .distances import Region, resize_mask
+from .metric import Metric, _check_latents
+
+TAU = 1e-3  # δ = TAU · tr(H_rest): ReSeFa's default regulariser (`--tao 1e-3`, "coefficient to the identity")
+LAMB = 1 / 60  # LowRankGAN's Robust PCA sparsity weight (`--lamb 60`, used as 1/lamb)
+
+
+@dataclass
+class Directions:
+    """Latent directions (d, k), unit columns, in the method's order, with a score (k,) per direction.
+
+    generalized: scores are the generalised eigenvalues λ = vᵀH_region v / vᵀ(H_rest + δI)v, descending.
+    lowrank: scores are the singular values of the region's low-rank part; info has the ranks found.
+    """
+
+    vectors: torch.Tensor
+    scores: torch.Tensor
+    method: str
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.vectors.shape[1]
+
+
+# --- directions from a pair of metrics ---------------------------------------------------------------------------
+
+def generalized_directions(H_region, H_rest, k: int | None = None, *, tau: float = TAU) -> Directions:
+    """Top-k solutions of H_region v = λ (H_rest + δI) v, δ = tau · tr(H_rest), for one pair of (d, d) metrics.
+
+    v maximises the generalised Rayleigh quotient vᵀH_region v / vᵀ(H_rest + δI) v: the most change inside the
+    region per unit change outside, to second order. δ keeps the right side positive definite where H_rest is
+    singular (its null space would otherwise give λ = ∞); tau is relative to the trace, as in ReSeFa
+    (δ = tau·d times the mean eigenvalue of H_rest). For global local axes pass the average metrics
+    (`H.mean(0)` of each). Returns unit columns (d, k), λ descending; k defaults to d.
+    """
+    A, B = _pair(H_region, H_rest)
+    d = A.shape[0]
+    k = d if k is None else int(k)
+    if not 0 < k <= d:
+        raise ValueError(f"k must be between 1 and d = {d}, got {k}")
+    if not tau >= 0:
+        raise ValueError(f"tau must be >= 0, got {tau}")
+    delta = tau * torch.trace(B).item()
+    B = B + delta * torch.eye(d, dtype=B.dtype)
+    try:
+        values, vectors = scipy.linalg.eigh(A.numpy(), B.numpy(), subset_by_index=[d - k, d - 1])
+    except np.linalg.LinAlgError as err:
+        raise ValueError(f"H_rest + δI is not positive definite (δ = {delta:.3g}); use tau > 0") from err
+    values, vectors = torch.from_numpy(values[::-1].copy()), torch.from_numpy(vectors[:, ::-1].copy())
+    return Directions(_fix_signs(vectors / vectors.norm(dim=0)), values, "generalized", {"delta": delta, "tau": tau})
+
+
+def robust_pca(M, lamb: float = LAMB, max_iter: int = 10000) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """M = L + S with L low-rank and S sparse: Principal Component Pursuit by ADMM, as LowRankGAN's RobustPCA.py.
+
+    min ‖L‖_* + lamb ‖S‖_1 subject to L + S = M, with their constants: μ = mn / (4 ‖M‖_1) (‖·‖_1 the largest
+    column sum), stopping when ‖L + S − M‖_F ≤ 1e-7 ‖M‖_F or after max_iter iterations.
+    Returns L, S (float64) and the number of iterations.
+    """
+    M = _matrix(M).numpy()
+    mu = np.prod(M.shape) / (4 * np.linalg.norm(M, ord=1))
+    mu_inv = 1 / mu
+    tolerance = 1e-7 * np.linalg.norm(M, ord="fro")
+    S = np.zeros_like(M)
+    L = np.zeros_like(M)
+    Y = np.zeros_like(M)
+    error, iterations = np.inf, 0
+    while error > tolerance and iterations < max_iter:
+        U, sigma, VH = np.linalg.svd(M - S - mu_inv * Y, full_matrices=False)
+        L = (U * _shrink(sigma, mu_inv)) @ VH
+        S = _shrink(M - L - mu_inv * Y, mu_inv * lamb)
+        Y = Y + mu * (L + S - M)
+        error = np.linalg.norm(L + S - M, ord="fro")
+        iterations += 1
+    return torch.from_numpy(L), torch.from_numpy(S), iterations
+
+
+def lowrank_directions(H_region, H_rest, *, lamb: float = LAMB, max_iter: int = 10000,
+                       num_relax: int = 0) -> Directions:
+    """LowRankGAN's recipe (Zhu et al. 2021, compute_directions.py) on one pair of (d, d) matrices.
+
+    Robust PCA splits each matrix into low-rank and sparse parts; the rank of a low-rank part L is
+    numpy's matrix_rank(L). The region's principal subspace is the top rank_f right singular vectors of
+    L_region; the rest's null space is spanned by its right singular vectors after the first
+    r = min(max(1, rank_b − num_relax), d − 1). Each principal direction is projected onto that null space
+    and normalised. Returns rank_f directions (d, rank_f) in principal order (projections that vanish are
+    dropped, and counted in info["dropped"]); scores are L_region's singular values.
+    """
+    A, B = _pair(H_region, H_rest)
+    d = A.shape[0]
+    L_f, _, iter_f = robust_pca(A, lamb, max_iter)
+    L_b, _, iter_b = robust_pca(B, lamb, max_iter)
+    rank_f, rank_b = (int(np.linalg.matrix_rank(L.numpy())) for L in (L_f, L_b))
+    _, sigma_f, VH_f = np.linalg.svd(L_f.numpy())
+    _, _, VH_b = np.linalg.svd(L_b.numpy())
+    principal = VH_f[:rank_f]
+    relax = min(max(1, rank_b - num_relax), d - 1)
+    null = VH_b[relax:].T
+    projected = torch.from_numpy(null @ (null.T @ principal.T))  # (d, rank_f)
+    norms = projected.norm(dim=0)
+    keep = norms > 1e-12 * max([1.0] + norms.tolist())
+    info = {"rank_region": rank_f, "rank_rest": rank_b, "null_dim": d - relax, "dropped": int((~keep).sum()),
+            "iterations": (iter_f, iter_b), "lamb": lamb}
+    return Directions(_fix_signs(projected[:, keep] / norms[keep]), torch.from_numpy(sigma_f[:rank_f].copy())[keep],
+                      "lowrank", info)
+
+
+def quotients(H_region, H_rest, vectors: torch.Tensor, *, tau: float = TAU) -> torch.Tensor:
+    """Generalised Rayleigh quotients vᵀH_region v / vᵀ(H_rest + δI)v, δ = tau·tr(H_rest), of vectors (d, k).
+
+    H_region, H_rest : (d, d) or (b, d, d) (or `Metric`s). Returns (k,) or (b, k): each pencil's quotients.
+    """
+    A, B = (_metrics(H) for H in (H_region, H_rest))
+    V = vectors.detach().to(A)
+    delta = tau * torch.diagonal(B, dim1=-2, dim2=-1).sum(-1)  # (b,)
+    num = torch.einsum("dk,bde,ek->bk", V, A, V)
+    den = torch.einsum("dk,bde,ek->bk", V, B, V) + delta[:, None] * (V * V).sum(0)
+    out = num / den
+    return out[0] if _metrics_single(H_region) else out
+
+
+def homogeneity(H_region, H_rest, k: int = 20, *, tau: float = TAU) -> torch.Tensor:
+    """The paper's homogeneity asked of a region: (b, b) correlations, across ranks 1..k, of
+    log10 q_k^{ij} (code i's k-th generalised eigenvector, scored by the pencil of code j) with log10 λ_k(j)
+    (code j's own generalised eigenvalues). 1 when every code's local directions order as code j's own.
+
+    H_region, H_rest : (b, d, d) or `Metric`s. The diagonal is 1 exactly.
+    """
+    A, B = _metrics(H_region), _metrics(H_rest)
+    b = A.shape[0]
+    own = [generalized_directions(A[j], B[j], k, tau=tau) for j in range(b)]
+    lam = torch.stack([o.scores for o in own]).clamp_min(1e-300).log10()  # (b, k)
+    out = torch.empty(b, b, dtype=torch.float64)
+    for i in range(b):
+        q = quotients(A, B, own[i].vectors, tau=tau).clamp_min(1e-300).log10()  # (b, k): code i's vectors at j
+        out[i] = _pearson(q, lam)
+    out.fill_diagonal_(1.0)
+    return out
+
+
+# --- LowRankGAN's method on the pixel Jacobian -------------------------------------------------------------------
+
+def pixel_jacobian(G: Callable, z: torch.Tensor, *, size: int | None = None, fuse_channels: bool = True,
+                   vectorize: bool = True, chunk_size: int = 256, progress: bool = False) -> torch.Tensor:
+    """Reverse-mode Jacobian (P, d) of G's pixels at one code z (d,), as LowRankGAN's compute_jacobian.py.
+
+    The image is resized to size × size by nearest neighbour first if size differs from its own (their
+    tf.image.resize_images method 1) and, if fuse_channels, averaged over RGB (their default), so
+    P = size² (or 3·size²), rows in (channel,) row, column order. One backward pass per pixel: vectorize=True
+    batches `chunk_size` of them per vmapped call; vectorize=False runs them one at a time, as their code does
+    (TensorFlow's jacobian with use_pfor=False; ReSeFa's torch.autograd.functional.jacobian).
+    """
+    z, _ = _check_latents(G, z)
+    if len(z) != 1:
+        raise ValueError(f"pixel_jacobian works at one code; got {len(z)}")
+    image = _pixel_map(G, size, fuse_channels)
+    with torch.no_grad():
+        n_rows = image(z[0]).numel()
+    return _pixel_rows(image, z[0], range(n_rows), vectorize=vectorize, chunk_size=chunk_size, progress=progress)
+
+
+def _pixel_map(G, size, fuse_channels):
+    def image(code):  # (d,) -> (P,)
+        x = G(code[None])
+        if size is not None and x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="nearest")
+        return (x.mean(1) if fuse_channels else x).flatten()
+
+    return image
+
+
+def _pixel_rows(image, z, rows, *, vectorize, chunk_size, progress=False):
+    """Rows `rows` (a range of pixel indices) of the pixel Jacobian, (len(rows), d), one reverse pass each."""
+    rows = list(rows)
+    out = torch.empty(len(rows), z.shape[0], dtype=z.dtype, device=z.device)
+    if vectorize:
+        y, pull = vjp(image, z)
+        for s in tqdm(range(0, len(rows), chunk_size), desc="pixel Jacobian", disable=not progress, leave=False):
+            block = torch.tensor(rows[s:s + chunk_size], device=z.device)
+            out[s:s + len(block)] = vmap(pull)(F.one_hot(block, y.numel()).to(y.dtype))[0].detach()
+        return out
+    z_var = z.detach().clone().requires_grad_(True)
+    y = image(z_var)
+    for n, r in enumerate(tqdm(rows, desc="pixel Jacobian", disable=not progress, leave=False)):
+        (out[n],) = torch.autograd.grad(y[r], z_var, retain_graph=n < len(rows) - 1)
+    return out
+
+
+def pixel_region_metrics(J: torch.Tensor, mask, shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """LowRankGAN's masked JᵀJ: (J_fᵀJ_f / n_f, J_bᵀJ_b / n_b), each (d, d) float64, from a pixel Jacobian J (P, d).
+
+    shape : the (h, w) grid of J's rows (P = h·w, or 3·h·w for unfused channels). Their masks are binary
+    boxes; `mask` (any resolution, values in [0, 1]) is resized to (h, w) by area and pixels at least half
+    inside are the foreground f, the others the background b (a partition of the image, as theirs).
+    """
+    h, w = shape
+    fore = (resize_mask(mask, (h, w)) >= 0.5).flatten().to(J.device)
+    if J.shape[0] % (h * w):
+        raise ValueError(f"J has {J.shape[0]} rows, not a multiple of the {h}×{w} grid")
+    fore = fore.repeat(J.shape[0] // (h * w))
+    if fore.all() or not fore.any():
+        raise ValueError("the binarised mask is all foreground or all background at this resolution")
+    J = J.double()
+    J_f, J_b = J[fore], J[~fore]
+    return J_f.T @ J_f / len(J_f), J_b.T @ J_b / len(J_b)
+
+
+def lowrankgan_directions(G: Callable, z: torch.Tensor, mask, *, size: int | None = None, fuse_channels: bool = True,
+                          lamb: float = LAMB, max_iter: int = 10000, num_relax: int = 0, vectorize: bool = True,
+                          chunk_size: int = 256) -> Directions:
+    """LowRankGAN's whole method at one code z (d,): the pixel Jacobian (`pixel_jacobian`), masked JᵀJ of the
+    region and of the rest (`pixel_region_metrics`), then `lowrank_directions` on the two."""
+    J = pixel_jacobian(G, z, size=size, fuse_channels=fuse_channels, vectorize=vectorize, chunk_size=chunk_size)
+    with torch.no_grad():
+        shape = G(_check_latents(G, z)[0]).shape[-2:]
+    h, w = (size, size) if size is not None and shape[-1] != size else shape
+    M_fore, M_back = pixel_region_metrics(J, mask, (h, w))
+    out = lowrank_directions(M_fore, M_back, lamb=lamb, max_iter=max_iter, num_relax=num_relax)
+    out.method = "lowrankgan"
+    return out
+
+
+# --- how local a walk is ------------------------------------------------------------------------------------------
+
+@dataclass
+class Locality:
+    """Walks from z0 along k directions, each way, to the step where the in-region change reaches `target`.
+
+    steps (2, k): signed step lengths (row 0 towards −v, row 1 towards +v). inside, outside (2, k): the
+    region's and the rest's changes there (`Region` distances, normalised as the region given). reached
+    (2, k): False where the in-region change stayed below target up to max_step (the step is then max_step).
+    ratio (k,): inside.sum(0) / outside.sum(0), the in/out ratio of the direction at matched in-region change.
+    """
+
+    steps: torch.Tensor
+    inside: torch.Tensor
+    outside: torch.Tensor
+    reached: torch.Tensor
+    target: float
+
+    @property
+    def ratio(self) -> torch.Tensor:
+        return self.inside.sum(0) / self.outside.sum(0)
+
+
+def changes(G: Callable, z0: torch.Tensor, directions: torch.Tensor, steps: torch.Tensor,
+            region: Region) -> tuple[torch.Tensor, torch.Tensor]:
+    """The changes (inside, outside), each shaped like steps (..., k), of the walks z0 + s·v̂_k.
+
+    z0 (d,), directions (d, k), steps (..., k); inside and outside are `region` and its complement, from one
+    pass of the distance's feature maps. No grad.
+    """
+    V = directions.detach().double()
+    V = V / V.norm(dim=0)
+    codes = z0.detach().double() + steps.detach().double()[..., None] * V.T  # (..., k, d)
+    flat = codes.reshape(-1, codes.shape[-1])
+    params = list(G.parameters()) if isinstance(G, torch.nn.Module) else []
+    flat = flat.to(dtype=params[0].dtype if params else torch.float32, device=z0.device)
+    with torch.no_grad():
+        x0 = G(z0.to(flat)[None])
+        f0_in, f0_out = region.split_features(x0)
+        x = G(flat)
+        f_in, f_out = region.split_features(x)
+    inside = (f_in - f0_in).pow(2).sum(1).double().reshape(steps.shape)
+    outside = (f_out - f0_out).pow(2).sum(1).double().reshape(steps.shape)
+    return inside, outside
+
+
+def locality(G: Callable, z0: torch.Tensor, directions: torch.Tensor, region: Region, target: float, *,
+             max_step: float | None = None, first_step: float = 0.25, rtol: float = 1e-3,
+             max_iter: int = 40) -> Locality:
+    """Walk each way along each direction (d, k) until the in-region change equals `target`, and measure outside.
+
+    The step is found per direction and sign: doubling from `first_step` until the change inside reaches
+    target (or max_step, default ‖z0‖), then bisection until it is within rtol of target. Every evaluation
+    renders all 2k walks in one batch. Assumes the change grows with the step up to the match.
+    """
+    if not target > 0:
+        raise ValueError(f"target must be > 0, got {target}")
+    z0 = z0.detach()
+    if z0.dim() != 1 or directions.dim() != 2 or directions.shape[0] != z0.shape[0]:
+        raise ValueError(f"z0 must be (d,) and directions (d, k); got {tuple(z0.shape)} and {tuple(directions.shape)}")
+    max_step = float(z0.norm()) if max_step is None else float(max_step)
+    k = directions.shape[1]
+    sign = torch.tensor([-1.0, 1.0], dtype=torch.float64)[:, None].expand(2, k)
+    lo = torch.zeros(2, k, dtype=torch.float64)
+    hi = torch.full((2, k), min(first_step, max_step), dtype=torch.float64)
+
+    def inside_at(t):
+        return changes(G, z0, directions, sign * t, region)[0]
+
+    value = inside_at(hi)
+    while True:  # grow the bracket where the change is still below target
+        low = (value < target) & (hi < max_step)
+        if not low.any():
+            break
+        lo = torch.where(low, hi, lo)
+        hi = torch.where(low, (2 * hi).clamp_max(max_step), hi)
+        value = torch.where(low, inside_at(hi), value)
+    reached = value >= target
+    for _ in range(max_iter):  # bisect: keep change(lo) < target <= change(hi)
+        done = ~reached | ((value - target).abs() <= rtol * target)
+        if done.all():
+            break
+        mid = (lo + hi) / 2
+        at_mid = inside_at(torch.where(done, hi, mid))
+        above = at_mid >= target
+        hi = torch.where(~done & above, mid, hi)
+        value = torch.where(~done & above, at_mid, value)
+        lo = torch.where(~done & ~above, mid, lo)
+    inside, outside = changes(G, z0, directions, sign * hi, region)
+    return Locality(sign * hi, inside, outside, reached, float(target))
+
+
+# --- shared pieces ------------------------------------------------------------------------------------------------
+
+def _matrix(H) -> torch.Tensor:
+    H = H.H if isinstance(H, Metric) else torch.as_tensor(H)
+    if H.dim() == 3 and H.shape[0] == 1:
+        H = H[0]
+    if H.dim() != 2 or H.shape[0] != H.shape[1]:
+        raise ValueError(f"expected one (d, d) matrix (for several codes, loop or average them), got "
+                         f"{tuple(H.shape)}")
+    if not torch.isfinite(H).all():
+        raise ValueError("the matrix has non-finite entries")
+    return H.detach().double().cpu()
+
+
+def _pair(H_region, H_rest):
+    A, B = _matrix(H_region), _matrix(H_rest)
+    if A.shape != B.shape:
+        raise ValueError(f"H_region and H_rest differ in shape: {tuple(A.shape)} and {tuple(B.shape)}")
+    return (A + A.T) / 2, (B + B.T) / 2
+
+
+def _metrics(H) -> torch.Tensor:
+    H = H.H if isinstance(H, Metric) else torch.as_tensor(H)
+    H = H.detach().double().cpu()
+    return H[None] if H.dim() == 2 else H
+
+
+def _metrics_single(H) -> bool:
+    return not isinstance(H, Metric) and torch.as_tensor(H).dim() == 2
+
+
+def _shrink(x, tau):
+    return np.sign(x) * np.maximum(np.abs(x) - tau, 0)
+
+
+def _pearson(x, y):
+    """Row-wise Pearson correlation of x (b, k) with y (b, k)."""
+    x = x - x.mean(1, keepdim=True)
+    y = y - y.mean(1, keepdim=True)
+    return (x * y).sum(1) / (x.norm(dim=1) * y.norm(dim=1))
+
+
+def _fix_signs(V: torch.Tensor) -> torch.Tensor:
+    """Flip columns so that each one's largest-magnitude entry is positive (deterministic signs)."""
+    if V.shape[1] == 0:
+        return V
+    peak = V.gather(0, V.abs().argmax(dim=0, keepdim=True))
+    return V * torch.where(peak < 0, -1.0, 1.0).to(V)

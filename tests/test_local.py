@@ -1,0 +1,272 @@
+"""Region metrics and local directions: masks, the partition identity, one Jacobian pass for both metrics, local
+directions recovering the coordinates that only change one half of the image, LowRankGAN's recipe, locality."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers import distances as D, local, metric as M
+from helpers.generators import Generator
+
+
+class HalfGenerator(nn.Module):
+    """Images (3, side, side): coordinates [0, k) feed only the left half; [k, d) feed both halves.
+
+    left = tanh(A z[:k] + B z[k:]), right = tanh(C z[k:]): a change of z[:k] leaves the right half exactly
+    unchanged, and (C full rank) no other direction does, so the directions that change the left half and not
+    the right span e_0..e_{k-1} exactly.
+    """
+
+    def __init__(self, d=10, k=3, side=8, seed=0, activation=torch.tanh):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.k, self.side, self.activation = k, side, activation
+        half = 3 * side * side // 2
+        self.A = nn.Parameter(torch.randn(half, k, generator=gen, dtype=torch.float64) / k ** 0.5)
+        self.B = nn.Parameter(torch.randn(half, d - k, generator=gen, dtype=torch.float64) / d ** 0.5)
+        self.C = nn.Parameter(torch.randn(half, d - k, generator=gen, dtype=torch.float64) / d ** 0.5)
+
+    def forward(self, z):
+        left = self.activation(z[:, :self.k] @ self.A.T + z[:, self.k:] @ self.B.T)
+        right = self.activation(z[:, self.k:] @ self.C.T)
+        shape = (-1, 3, self.side, self.side // 2)
+        return torch.cat([left.reshape(shape), right.reshape(shape)], dim=3)
+
+
+D_LATENT, K_LEFT, SIDE = 10, 3, 8
+LEFT = D.box(SIDE, (0, 1), (0, 0.5))
+
+
+@pytest.fixture(scope="module")
+def half():
+    return Generator(HalfGenerator(D_LATENT, K_LEFT, SIDE), D_LATENT, name="half")
+
+
+@pytest.fixture(scope="module")
+def codes():
+    return torch.randn(4, D_LATENT, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+
+def span_cosines(V, k=K_LEFT, d=D_LATENT):
+    """Cosines of the principal angles between span(V) and span(e_0..e_{k-1}): all 1 when V lies inside it."""
+    Q = torch.linalg.qr(V.double())[0]
+    return torch.linalg.svdvals(torch.eye(d, dtype=torch.float64)[:, :k].T @ Q)
+
+
+# --- masks -------------------------------------------------------------------------------------------------------
+
+def test_box_holds_the_covered_fraction_of_each_pixel():
+    m = D.box(8, (0.25, 0.6), (0, 0.5))
+    assert m.shape == (8, 8) and m.dtype == torch.float32
+    assert m[2:4, :4].eq(1).all() and m[4, :4].allclose(torch.full((4,), 0.8))  # row 4 is [0.5, 0.625): 80 % in
+    assert m[:2].eq(0).all() and m[5:].eq(0).all() and m[:, 4:].eq(0).all()
+    for size in (8, 64, 100):  # the same box covers the same area at any resolution
+        assert D.box(size, (0.25, 0.6), (0.1, 0.5)).double().mean().item() == pytest.approx(0.35 * 0.4, abs=1e-7)
+
+
+def test_resize_mask_averages_over_areas_and_keeps_constants():
+    m = D.box(8, (0.25, 0.6), (0, 0.5))
+    small = D.resize_mask(m, 3)
+    # cell (0, 0) covers rows and columns [0, 8/3) px: pixel row 2 is 2/3 inside and fully in the box
+    assert small[0, 0].item() == pytest.approx((2 / 3) / (8 / 3))
+    assert small.mean().item() == pytest.approx(m.double().mean().item())  # area is kept exactly
+    assert torch.allclose(D.resize_mask(torch.ones(5, 7), (3, 4)), torch.ones(3, 4, dtype=torch.float64))
+    assert torch.allclose(D.resize_mask(m, 8), m.double())  # same grid: identity
+    big = D.resize_mask(torch.tensor([[1.0, 0.0]]), (2, 4))
+    assert big.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
+
+
+@pytest.mark.parametrize("mask, match", [(torch.ones(2, 3, 4), r"shape \(H, W\)"), (torch.full((4, 4), 1.5), "in \\[0, 1\\]"),
+                                         (torch.full((4, 4), float("nan")), "finite"), (torch.zeros(4, 4), "empty")])
+def test_bad_masks_are_refused(mask, match):
+    with pytest.raises(ValueError, match=match):
+        D.Region(D.mse(), mask)
+
+
+def test_bad_boxes_and_mismatched_masks_are_refused(half, codes):
+    with pytest.raises(ValueError, match="fractions"):
+        D.box(8, (0.5, 0.2), (0, 1))
+    with pytest.raises(ValueError, match="aspect ratios differ"):
+        D.Region(D.mse(), torch.ones(4, 8))(half(codes[:1]), half(codes[1:2]))
+    with pytest.raises(ValueError, match="complement is empty"):
+        M.region_metric(half, codes[:1], D.mse(), torch.ones(8, 8))
+    with pytest.raises(NotImplementedError, match="no per-position feature maps"):
+        D.Region(D.Distance(), LEFT).features(half(codes[:1]))
+
+
+# --- the region metric ---------------------------------------------------------------------------------------------
+
+def test_mse_partition_gives_the_global_metric_exactly(half, codes):
+    region, rest = M.region_metric(half, codes, D.mse(), LEFT, normalize=False)
+    H = M.metric(half, codes, D.mse())
+    assert ((region.H + rest.H - H.H).norm() / H.H.norm()).item() < 1e-13
+    # the left-only coordinates do not touch the right half: their rows of H_rest vanish
+    assert rest.H[:, :K_LEFT].abs().max().item() < 1e-14 and region.H[:, :K_LEFT, :K_LEFT].abs().min().item() > 0
+    # normalized: each is the mean over its area, a = 1/2 here, so ½ H_region + ½ H_rest = H
+    region_n, rest_n = M.region_metric(half, codes, D.mse(), LEFT)
+    assert torch.allclose(0.5 * region_n.H + 0.5 * rest_n.H, H.H, rtol=1e-12, atol=1e-15)
+
+
+def test_mse_region_metric_matches_the_masked_pixel_gram(half, codes):
+    """Forward-mode region metric vs LowRankGAN's reverse-mode masked JᵀJ: H_region = 2 J_fᵀJ_f / n_f."""
+    mask = D.box(SIDE, (0.1, 0.7), (0.2, 0.9))
+    binary = (D.resize_mask(mask, SIDE) >= 0.5).float()  # the pixel recipe works on whole pixels
+    region, rest = M.region_metric(half, codes[:1], D.mse(), binary)
+    J = local.pixel_jacobian(half, codes[0], fuse_channels=False)
+    M_fore, M_back = local.pixel_region_metrics(J, binary, (SIDE, SIDE))
+    assert torch.allclose(region.H[0], 2 * M_fore, rtol=1e-12, atol=1e-15)
+    assert torch.allclose(rest.H[0], 2 * M_back, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("method", M.METHODS)
+def test_every_metric_method_works_with_a_region(half, codes, method):
+    region_distance = D.Region(D.mse(), LEFT)
+    exact, _ = M.region_metric(half, codes[:1], D.mse(), LEFT)
+    result = M.metric(half, codes[:1], region_distance, method, k=4, progress=False)
+    assert torch.allclose(result.eigvals[0], exact.eigvals[0, :result.eigvals.shape[1]], rtol=1e-5)
+
+
+def test_one_jacobian_pass_serves_both_metrics(half, codes):
+    """region_metric runs G and the distance's feature maps as often as the metric of the region alone does."""
+    calls = {"G": 0, "maps": 0}
+
+    class Counted(D.MSE):
+        def feature_maps(self, x):
+            calls["maps"] += 1
+            return super().feature_maps(x)
+
+    class CountedNet(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, z):
+            calls["G"] += 1
+            return self.net(z)
+
+    G = Generator(CountedNet(half.net), D_LATENT)
+    region = D.Region(Counted(), LEFT)
+    M.pullback(lambda x: region.features(G(x)), codes, chunk_size=8)  # the metric of the region alone
+    one = dict(calls)
+    calls.update(G=0, maps=0)
+    M.region_metric(G, codes, Counted(), LEFT, chunk_size=8)
+    # a probe, then 10 directions × 4 points in vmapped calls of 8 images (2 directions each): 1 + 5 passes
+    assert calls == one == {"G": 6, "maps": 6}
+
+
+def test_lpips_partition_identity_holds_on_faces(faces, lpips_alex):
+    """LPIPS: the per-position terms add up before the spatial mean and the area resize keeps constants, so
+    un-normalised region + rest = the global metric, to float32 roundoff; and for images, d_M + d_{1-M} = d."""
+    z = faces.sample(1, seed=3)
+    eyes = D.box(64, (0.35, 0.5), (0.2, 0.8))
+    region, rest = M.region_metric(faces, z, lpips_alex, eyes, normalize=False)
+    H = M.metric(faces, z, lpips_alex)
+    assert ((region.H + rest.H - H.H).norm() / H.H.norm()).item() < 1e-5
+    assert 0 < region.H[0].trace() < rest.H[0].trace()  # a 9 % box holds a small share
+    with torch.no_grad():
+        x0, x = faces(z), faces(faces.sample(2, seed=4))
+        inside = D.Region(lpips_alex, eyes, normalize=False)
+        total = inside(x0, x) + inside.complement()(x0, x)
+    assert torch.allclose(total, lpips_alex(x0, x), rtol=1e-5)
+    assert torch.allclose(total, lpips_alex.reference(x0, x), rtol=1e-4)
+
+
+# --- local directions --------------------------------------------------------------------------------------------
+
+def test_generalized_directions_solve_the_pencil(half, codes):
+    region, rest = M.region_metric(half, codes[:1], D.mse(), D.box(SIDE, (0, 0.6), (0, 0.7)))
+    out = local.generalized_directions(region, rest, 4, tau=1e-3)
+    A, B = region.H[0], rest.H[0] + 1e-3 * rest.H[0].trace() * torch.eye(D_LATENT, dtype=torch.float64)
+    # dense reference: eigenvalues of B^{-1/2} A B^{-1/2}
+    w, U = torch.linalg.eigh(B)
+    root = U @ torch.diag(w.rsqrt()) @ U.T
+    assert torch.allclose(out.scores, torch.linalg.eigvalsh(root @ A @ root).flip(0)[:4], rtol=1e-9)
+    assert torch.allclose(A @ out.vectors, B @ out.vectors * out.scores, rtol=1e-8, atol=1e-12)
+    assert torch.allclose(out.vectors.norm(dim=0), torch.ones(4, dtype=torch.float64))
+    assert torch.allclose(local.quotients(region, rest, out.vectors)[0], out.scores, rtol=1e-9)
+
+
+def test_local_directions_recover_the_left_only_coordinates(half, codes):
+    region, rest = M.region_metric(half, codes, D.mse(), LEFT)
+    for i in range(len(codes)):
+        gen = local.generalized_directions(region.H[i], rest.H[i], K_LEFT, tau=1e-10)
+        assert torch.allclose(span_cosines(gen.vectors), torch.ones(K_LEFT, dtype=torch.float64), atol=1e-8)
+        assert gen.scores[-1] > 1e6 * local.generalized_directions(region.H[i], rest.H[i], K_LEFT + 1,
+                                                                   tau=1e-10).scores[-1]
+        # Robust PCA with LowRankGAN's λ = 1/60 (set for their 512-d latents) finds a rank-0 region part at some
+        # codes of this 10-d toy, hence no directions; Candès et al.'s λ = 1/√d finds some at every code.
+        lamb = 1 / np.sqrt(D_LATENT)
+        for found in (local.lowrank_directions(region.H[i], rest.H[i], lamb=lamb),
+                      local.lowrankgan_directions(half, codes[i], LEFT, lamb=lamb)):
+            # LowRankGAN's recipe: the rest's null space is exactly e_0..e_{k-1}; every direction lies in it
+            assert found.info["rank_rest"] == D_LATENT - K_LEFT and found.info["null_dim"] == K_LEFT
+            assert len(found) >= 1  # rank_region of them, possibly more than the null space holds (then dependent)
+            inside = found.vectors[:K_LEFT].pow(2).sum(0)  # each unit direction's energy in e_0..e_{k-1}
+            assert torch.allclose(inside, torch.ones(len(found), dtype=torch.float64), atol=1e-10)
+    average = local.generalized_directions(region.H.mean(0), rest.H.mean(0), K_LEFT, tau=1e-10)
+    assert torch.allclose(span_cosines(average.vectors), torch.ones(K_LEFT, dtype=torch.float64), atol=1e-8)
+
+
+def test_robust_pca_separates_low_rank_from_sparse():
+    gen = torch.Generator().manual_seed(0)
+    U = torch.randn(30, 2, generator=gen, dtype=torch.float64)
+    L_true = U @ U.T
+    S_true = torch.zeros(30, 30, dtype=torch.float64)
+    S_true[[0, 7, 14, 21, 28], [3, 10, 17, 24, 2]] = 5.0
+    L, S, iterations = local.robust_pca(L_true + S_true, lamb=1 / np.sqrt(30))
+    assert np.linalg.matrix_rank(L.numpy()) == 2 and iterations < 10000
+    assert ((L - L_true).norm() / L_true.norm()).item() < 1e-6 and ((S - S_true).norm() / 5).item() < 1e-5
+    assert ((L + S - L_true - S_true).norm() / (L_true + S_true).norm()).item() <= 1.01e-7
+
+
+def test_pixel_jacobian_is_the_reverse_mode_jacobian_of_the_resized_fused_image(half, codes):
+    z = codes[0]
+
+    def image(code):
+        x = torch.nn.functional.interpolate(half(code[None]), size=(16, 16), mode="nearest")
+        return x.mean(1).flatten()
+
+    dense = torch.autograd.functional.jacobian(image, z)
+    for vectorize in (True, False):
+        J = local.pixel_jacobian(half, z, size=16, vectorize=vectorize, chunk_size=50)
+        assert J.shape == (256, D_LATENT) and torch.allclose(J, dense, rtol=1e-12, atol=1e-14)
+    assert local.pixel_jacobian(half, z, fuse_channels=False).shape == (3 * SIDE * SIDE, D_LATENT)
+
+
+# --- locality and homogeneity ------------------------------------------------------------------------------------
+
+def test_locality_matches_the_inside_change_and_scores_local_directions_highest(half, codes):
+    region = D.Region(D.mse(), LEFT)
+    V = torch.eye(D_LATENT, dtype=torch.float64)[:, [0, 1, 5]]  # two left-only coordinates and a shared one
+    loc = local.locality(half, codes[0], V, region, target=0.02, rtol=1e-4)
+    assert loc.reached.all()
+    assert torch.allclose(loc.inside, torch.full((2, 3), 0.02, dtype=torch.float64), rtol=1e-4)
+    assert (loc.steps[0] < 0).all() and (loc.steps[1] > 0).all()
+    assert loc.outside[:, :2].max().item() < 1e-20 and loc.outside[:, 2].min().item() > 1e-4
+    assert loc.ratio[:2].min() > 1e10 and 0 < loc.ratio[2] < 1e3
+    inside, outside = local.changes(half, codes[0], V, loc.steps, region)  # the same walks, measured again
+    assert torch.allclose(inside, loc.inside) and torch.allclose(outside, loc.outside)
+    far = local.locality(half, codes[0], V, region, target=50.0, max_step=2.0)  # unreachable: tanh saturates
+    assert not far.reached.any() and torch.allclose(far.steps.abs(), torch.full((2, 3), 2.0, dtype=torch.float64))
+
+
+def test_homogeneity_of_the_local_directions(half, codes):
+    box = D.box(SIDE, (0, 0.6), (0, 0.7))
+    linear = Generator(HalfGenerator(D_LATENT, K_LEFT, SIDE, activation=lambda x: x), D_LATENT)
+    # a linear generator has the same pair of metrics at every code: perfectly homogeneous
+    h = local.homogeneity(*M.region_metric(linear, codes, D.mse(), box), k=6)
+    assert torch.allclose(h, torch.ones(4, 4, dtype=torch.float64), atol=1e-9)
+    h = local.homogeneity(*M.region_metric(half, codes, D.mse(), box), k=6)
+    assert h.shape == (4, 4) and torch.allclose(h.diagonal(), torch.ones(4, dtype=torch.float64))
+    assert (h.abs() <= 1).all() and h.min() < 0.99  # tanh: the pencils differ from code to code
+
+
+def test_direction_inputs_are_checked():
+    with pytest.raises(ValueError, match="one \\(d, d\\) matrix"):
+        local.generalized_directions(torch.eye(3)[None].expand(2, 3, 3), torch.eye(3))
+    with pytest.raises(ValueError, match="k must be between 1 and d = 3"):
+        local.generalized_directions(torch.eye(3), torch.eye(3), 4)
+    with pytest.raises(ValueError, match="not positive definite"):
+        local.generalized_directions(torch.eye(3), torch.zeros(3, 3), tau=0)
+    with pytest.raises(ValueError, match="target must be > 0"):
+        local.locality(None, torch.zeros(3), torch.eye(3), None, 0)
