@@ -125,8 +125,10 @@ class Region(Distance):
     normalize=True: each map's average over the region, so a change spread evenly over the image scores as
     much as with the whole distance. normalize=False: the region's share of the distance; then
     Region(d, M) + Region(d, 1 − M) = d exactly, for LPIPS too, since resizing is linear and keeps constants
-    (the two weights sum to 1 at every position of every layer). What a region does not give is locality:
-    an LPIPS feature at a position sees its whole receptive field, which reaches outside the mask.
+    (the two weights sum to 1 at every position of every layer). The area resize also keeps the mask's mean,
+    so a_l = a, the area fraction of M, at every layer: normalising divides by one number, and
+    a·Region(d, M) + (1 − a)·Region(d, 1 − M) = d with normalize=True. What a region does not give is
+    locality: an LPIPS feature at a position sees its whole receptive field, which reaches outside the mask.
     """
 
     def __init__(self, distance: Distance, mask, *, normalize: bool = True):
@@ -149,9 +151,10 @@ class Region(Distance):
     def features(self, x):
         return torch.cat([m.flatten(1) for m in self.feature_maps(x)], dim=1)
 
-    def split_features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features of the region, features of 1 − M), each (n, F), from ONE pass of the distance's maps."""
-        maps = self.distance.feature_maps(self._checked(x))
+    def split_features(self, x, *, maps=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features of the region, features of 1 − M), each (n, F), from ONE pass of the distance's maps
+        (or from `maps`, the distance's feature maps of x if already computed)."""
+        maps = self.distance.feature_maps(self._checked(x)) if maps is None else maps
         rest = 1 - self.mask
         if not rest.any():
             raise ValueError("the mask covers the whole image: its complement is empty")

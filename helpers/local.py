@@ -79,6 +79,7 @@ def robust_pca(M, lamb: float = LAMB, max_iter: int = 10000) -> tuple[torch.Tens
     Returns L, S (float64) and the number of iterations.
     """
     M = _matrix(M).numpy()
+    symmetric = np.array_equal(M, M.T)  # then every iterate is symmetric and an eigh replaces the SVD
     mu = np.prod(M.shape) / (4 * np.linalg.norm(M, ord=1))
     mu_inv = 1 / mu
     tolerance = 1e-7 * np.linalg.norm(M, ord="fro")
@@ -87,8 +88,7 @@ def robust_pca(M, lamb: float = LAMB, max_iter: int = 10000) -> tuple[torch.Tens
     Y = np.zeros_like(M)
     error, iterations = np.inf, 0
     while error > tolerance and iterations < max_iter:
-        U, sigma, VH = np.linalg.svd(M - S - mu_inv * Y, full_matrices=False)
-        L = (U * _shrink(sigma, mu_inv)) @ VH
+        L = _singular_value_threshold(M - S - mu_inv * Y, mu_inv, symmetric)
         S = _shrink(M - L - mu_inv * Y, mu_inv * lamb)
         Y = Y + mu * (L + S - M)
         error = np.linalg.norm(L + S - M, ord="fro")
@@ -362,6 +362,17 @@ def _metrics(H) -> torch.Tensor:
 
 def _metrics_single(H) -> bool:
     return not isinstance(H, Metric) and torch.as_tensor(H).dim() == 2
+
+
+def _singular_value_threshold(A, tau, symmetric):
+    """U shrink(Σ, tau) Vᵀ for A = U Σ Vᵀ. For symmetric A = Q Λ Qᵀ the singular values are |λ| and the result
+    is Q sign(Λ) shrink(|Λ|, tau) Qᵀ: the same matrix from an eigh, about twice as fast as the SVD."""
+    if symmetric:
+        A = (A + A.T) / 2  # symmetric to roundoff already; make it exact for eigh
+        values, Q = np.linalg.eigh(A)
+        return (Q * (np.sign(values) * np.maximum(np.abs(values) - tau, 0))) @ Q.T
+    U, sigma, VH = np.linalg.svd(A, full_matrices=False)
+    return (U * _shrink(sigma, tau)) @ VH
 
 
 def _shrink(x, tau):

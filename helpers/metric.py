@@ -148,29 +148,56 @@ def region_metric(G: Callable, z: torch.Tensor, distance, mask, *, normalize: bo
 
     Both come from ONE forward-mode Jacobian pass: `pullback` of a feature map that runs G and the distance's
     feature maps once per direction and returns the two weightings of the same features (they share J; only
-    the weights differ). See `distances.Region` for the weighting and what `normalize` means; with
-    normalize=False, H_region + H_rest = H, the metric of the whole distance, exactly.
+    the weights differ). See `distances.Region` for the weighting. With a = the mask's area fraction,
+    a·H_region + (1 − a)·H_rest = H, the metric of the whole distance (normalize=True; the mask resize keeps
+    every layer's area fraction at a), and H_region + H_rest = H with normalize=False.
 
     distance : a `distances.Distance` with `feature_maps` (MSE, LPIPS), or a `distances.Region` (its mask is
         then replaced by `mask`). mask : (H, W) values in [0, 1] (`distances.box` makes boxes).
     Other options as for `metric`. Returns (region, rest), two `Metric`s; their `seconds` is the shared pass.
     """
+    return region_metrics(G, z, distance, {"region": mask}, normalize=normalize, chunk_size=chunk_size,
+                          max_memory=max_memory, progress=progress, allow_tf32=allow_tf32)["region"]
+
+
+def region_metrics(G: Callable, z: torch.Tensor, distance, masks: dict, *, normalize: bool = True,
+                   chunk_size: int = 256, max_memory: float = 2 ** 30, progress: bool | None = None,
+                   allow_tf32: bool = False) -> dict[str, tuple[Metric, Metric]]:
+    """`region_metric` for several masks {name: (H, W) mask} from ONE Jacobian pass: {name: (region, rest)}.
+
+    The pass runs G and the distance's feature maps once per direction; each mask only adds two weighted
+    copies of the features (Jacobian memory and Gram matrices grow with the number of masks, the passes do not).
+    """
     from .distances import Region
 
     base = distance.distance if isinstance(distance, Region) else distance
-    region = Region(base, mask, normalize=normalize)
-    if not (1 - region.mask).any():
-        raise ValueError("the mask covers the whole image: its complement is empty")
+    regions = {name: Region(base, mask, normalize=normalize) for name, mask in masks.items()}
+    if not regions:
+        raise ValueError("no masks given")
+    for name, region in regions.items():
+        if not (1 - region.mask).any():
+            raise ValueError(f"mask {name!r} covers the whole image: its complement is empty")
     z, _ = _check_latents(G, z)
     progress = len(z) > 1 if progress is None else progress
+
+    def features(codes):
+        images = G(codes)
+        for region in regions.values():
+            region._checked(images)  # shapes only
+        maps = base.feature_maps(images)
+        return tuple(part for region in regions.values() for part in region.split_features(images, maps=maps))
+
     start = time.perf_counter()
-    H_in, H_out = pullback(lambda x: region.split_features(G(x)), z, chunk_size=chunk_size, max_memory=max_memory,
-                           progress=progress, allow_tf32=allow_tf32)
-    _check_nonzero(H_in + H_out, G)
+    H = pullback(features, z, chunk_size=chunk_size, max_memory=max_memory, progress=progress, allow_tf32=allow_tf32)
+    _check_nonzero(H[0] + H[1], G)
     seconds = time.perf_counter() - start
-    options = {"chunk_size": chunk_size, "normalize": region.normalize} | ({"allow_tf32": True} if allow_tf32 else {})
-    return tuple(Metric(H, *eigh_descending(H), z.detach().clone(), "jacobian", seconds, options | {"part": part})
-                 for H, part in ((H_in, "region"), (H_out, "rest")))
+    options = {"chunk_size": chunk_size, "normalize": bool(normalize)} | ({"allow_tf32": True} if allow_tf32 else {})
+    out = {}
+    for n, name in enumerate(regions):
+        out[name] = tuple(Metric(h, *eigh_descending(h), z.detach().clone(), "jacobian", seconds,
+                                 options | {"part": part, "mask": name})
+                          for h, part in ((H[2 * n], "region"), (H[2 * n + 1], "rest")))
+    return out
 
 
 def hvp(G: Callable, z: torch.Tensor, distance: Callable, *, allow_tf32: bool = False) -> LinearOperator:

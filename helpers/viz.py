@@ -66,6 +66,24 @@ def tile(images: np.ndarray, nrow: int = 8, pad: int = 2, fill: int = 255) -> np
     return canvas
 
 
+def outline(images, mask, *, color=(255, 48, 48)) -> np.ndarray:
+    """uint8 images (..., H, W, 3) with the edge of a region drawn in `color`, from images (..., 3, H, W) in
+    [-1, 1] (or uint8 (..., H, W, 3)) and a mask (h, w) in [0, 1]: the mask is resized to H × W by area and
+    pixels at least half inside are in; the edge is the inside pixels next to an outside one (or the border)."""
+    from .distances import resize_mask
+
+    array = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
+    lead = array.shape[:-3]
+    flat = to_uint8(array.reshape(-1, *array.shape[-3:]))
+    h, w = flat.shape[1:3]
+    inside = np.pad(resize_mask(mask, (h, w)).numpy() >= 0.5, 1, constant_values=False)
+    core = inside[1:-1, 1:-1]
+    edge = core & ~(inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:])
+    flat = flat.copy()
+    flat[:, edge] = np.asarray(color, dtype=np.uint8)
+    return flat.reshape(*lead, h, w, 3)
+
+
 def png_data_uri(image: np.ndarray) -> str:
     """A (H, W, 3) uint8 array as a PNG data URI (compact, and lossless)."""
     from PIL import Image

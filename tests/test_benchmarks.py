@@ -41,3 +41,20 @@ def test_explore_benchmark_runs(tmp_path, capsys):
     assert all(t > 0 and math.isfinite(t) for t in result["times"])
     assert result["open_over_median"] == pytest.approx(result["open_seconds"] / result["median_seconds"])
     assert "dcgan-faces64" in capsys.readouterr().out
+
+
+def test_region_benchmark_runs(tmp_path, capsys):
+    out = tmp_path / "region.json"
+    _load("region").main(["--device", "cpu", "--cases", "faces64", "--rows", "64", "--loop-rows", "4",
+                          "--pixel-chunk", "32", "--json", str(out)])
+    result = json.loads(out.read_text())["cases"]["faces64"]
+    rows = {row["method"]: row for row in result["rows"]}
+    assert list(rows) == ["region metric, LPIPS (ours)", "region metric, MSE (ours)", "pixel Jacobian, vmapped",
+                          "pixel Jacobian, per pixel", "Robust PCA + projection"]
+    assert all(row["seconds"] > 0 and math.isfinite(row["seconds"]) for row in rows.values())
+    assert "extrapolated from 64/4096 rows" in rows["pixel Jacobian, vmapped"]["notes"]
+    assert "extrapolated from 4/4096 rows" in rows["pixel Jacobian, per pixel"]["notes"]
+    assert rows["pixel Jacobian, per pixel"]["speedup_vs_lowrankgan"] == pytest.approx(1.0)
+    ours = rows["region metric, LPIPS (ours)"]
+    assert ours["speedup_vs_lowrankgan"] == pytest.approx(rows["pixel Jacobian, per pixel"]["seconds"] / ours["seconds"])
+    assert "== faces64: dcgan-faces64, LPIPS-alex at 64 px vs the pixel Jacobian at 64 px" in capsys.readouterr().out

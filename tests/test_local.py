@@ -152,6 +152,21 @@ def test_one_jacobian_pass_serves_both_metrics(half, codes):
     M.region_metric(G, codes, Counted(), LEFT, chunk_size=8)
     # a probe, then 10 directions × 4 points in vmapped calls of 8 images (2 directions each): 1 + 5 passes
     assert calls == one == {"G": 6, "maps": 6}
+    calls.update(G=0, maps=0)
+    M.region_metrics(G, codes, Counted(), {"left": LEFT, "top": D.box(SIDE, (0, 0.5), (0, 1))}, chunk_size=8)
+    assert calls == one  # two masks, four metrics: still one pass
+
+
+def test_several_masks_in_one_pass_give_each_mask_s_metrics(half, codes):
+    masks = {"left": LEFT, "corner": D.box(SIDE, (0.5, 1), (0.6, 1))}
+    both = M.region_metrics(half, codes[:2], D.mse(), masks)
+    for name, mask in masks.items():
+        alone = M.region_metric(half, codes[:2], D.mse(), mask)
+        for got, want in zip(both[name], alone):
+            assert torch.allclose(got.H, want.H, rtol=1e-12, atol=1e-16)
+            assert got.options["mask"] == name
+    with pytest.raises(ValueError, match="mask 'all' covers the whole image"):
+        M.region_metrics(half, codes[:1], D.mse(), {"left": LEFT, "all": torch.ones(8, 8)})
 
 
 def test_lpips_partition_identity_holds_on_faces(faces, lpips_alex):
@@ -163,6 +178,11 @@ def test_lpips_partition_identity_holds_on_faces(faces, lpips_alex):
     H = M.metric(faces, z, lpips_alex)
     assert ((region.H + rest.H - H.H).norm() / H.H.norm()).item() < 1e-5
     assert 0 < region.H[0].trace() < rest.H[0].trace()  # a 9 % box holds a small share
+    # normalised: every layer's resized mask keeps the area fraction a, so normalising divides by a and 1 − a
+    a = eyes.double().mean().item()
+    region_n, rest_n = M.region_metric(faces, z, lpips_alex, eyes)
+    assert torch.allclose(region_n.H, region.H / a, rtol=1e-5) and torch.allclose(rest_n.H, rest.H / (1 - a), rtol=1e-5)
+    assert ((a * region_n.H + (1 - a) * rest_n.H - H.H).norm() / H.H.norm()).item() < 1e-5
     with torch.no_grad():
         x0, x = faces(z), faces(faces.sample(2, seed=4))
         inside = D.Region(lpips_alex, eyes, normalize=False)
@@ -217,6 +237,18 @@ def test_robust_pca_separates_low_rank_from_sparse():
     assert np.linalg.matrix_rank(L.numpy()) == 2 and iterations < 10000
     assert ((L - L_true).norm() / L_true.norm()).item() < 1e-6 and ((S - S_true).norm() / 5).item() < 1e-5
     assert ((L + S - L_true - S_true).norm() / (L_true + S_true).norm()).item() <= 1.01e-7
+
+
+def test_robust_pca_of_a_symmetric_matrix_takes_the_same_steps_as_with_the_svd():
+    gen = torch.Generator().manual_seed(1)
+    J = torch.randn(40, 12, generator=gen, dtype=torch.float64) * 0.7 ** torch.arange(12.0, dtype=torch.float64)
+    M_sym = J.T @ J
+    M_asym = M_sym.clone()
+    M_asym[0, 1] += 1e-9 * M_sym.abs().max()  # not symmetric: the SVD path
+    L, S, iterations = local.robust_pca(M_sym, max_iter=50)
+    L_svd, S_svd, iterations_svd = local.robust_pca(M_asym, max_iter=50)
+    assert iterations == iterations_svd == 50
+    assert torch.allclose(L, L_svd, atol=1e-6 * M_sym.abs().max()) and torch.allclose(L, L.T)
 
 
 def test_pixel_jacobian_is_the_reverse_mode_jacobian_of_the_resized_fused_image(half, codes):
