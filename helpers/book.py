@@ -34,7 +34,9 @@ PROFILES: dict[str, dict] = {
     # smoke: every chapter in about a minute or less on 2 CPU cores (the rendered-book test uses it)
     "smoke": {"n_images": 4, "eps_grid": [1e-4, 1e-2], "n_points": 3, "n_average": 2, "n_reference": 2,
               "n_pca_samples": 500, "global_ranks": [1, 2], "ranks": [1, 4, 16], "n_steps": 5,
-              "n_targets": 1, "n_seeds": 1, "steps": 10, "cma_budget": 40},
+              "n_targets": 1, "n_seeds": 1, "steps": 10, "cma_budget": 40,
+              "n_codes": 2, "lpips_size": None, "face_regions": ["eyes", "background"], "eye_regions": ["iris"],
+              "lowrank_regions": ["eyes"], "lowrankgan_size": 16, "rpca_max_iter": 200},
     "default": {},
     # full: paper-scale settings (30 points, as the paper's DCGAN figures); meant for a GPU
     "full": {"n_images": 16, "n_compare": 10, "n_points": 30, "n_average": 30, "n_reference": 8,

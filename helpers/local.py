@@ -228,10 +228,15 @@ def pixel_region_metrics(J: torch.Tensor, mask, shape) -> tuple[torch.Tensor, to
 
 def lowrankgan_directions(G: Callable, z: torch.Tensor, mask, *, size: int | None = None, fuse_channels: bool = True,
                           lamb: float = LAMB, max_iter: int = 10000, num_relax: int = 0, vectorize: bool = True,
-                          chunk_size: int = 256) -> Directions:
+                          chunk_size: int = 256, jacobian: torch.Tensor | None = None) -> Directions:
     """LowRankGAN's whole method at one code z (d,): the pixel Jacobian (`pixel_jacobian`), masked JᵀJ of the
-    region and of the rest (`pixel_region_metrics`), then `lowrank_directions` on the two."""
-    J = pixel_jacobian(G, z, size=size, fuse_channels=fuse_channels, vectorize=vectorize, chunk_size=chunk_size)
+    region and of the rest (`pixel_region_metrics`), then `lowrank_directions` on the two.
+
+    jacobian : the pixel Jacobian of G at z with the same size and fuse_channels, to reuse it across masks
+    (it does not depend on the mask); computed here if None.
+    """
+    J = jacobian if jacobian is not None else pixel_jacobian(G, z, size=size, fuse_channels=fuse_channels,
+                                                             vectorize=vectorize, chunk_size=chunk_size)
     with torch.no_grad():
         shape = G(_check_latents(G, z)[0]).shape[-2:]
     h, w = (size, size) if size is not None and shape[-1] != size else shape
@@ -265,11 +270,13 @@ class Locality:
 
 
 def changes(G: Callable, z0: torch.Tensor, directions: torch.Tensor, steps: torch.Tensor,
-            region: Region) -> tuple[torch.Tensor, torch.Tensor]:
+            region: Region, *, reference: tuple[torch.Tensor, torch.Tensor] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor]:
     """The changes (inside, outside), each shaped like steps (..., k), of the walks z0 + s·v̂_k.
 
     z0 (d,), directions (d, k), steps (..., k); inside and outside are `region` and its complement, from one
-    pass of the distance's feature maps. No grad.
+    pass of the distance's feature maps. reference: `region.split_features(G(z0))`, if already computed.
+    No grad.
     """
     V = directions.detach().double()
     V = V / V.norm(dim=0)
@@ -278,8 +285,7 @@ def changes(G: Callable, z0: torch.Tensor, directions: torch.Tensor, steps: torc
     params = list(G.parameters()) if isinstance(G, torch.nn.Module) else []
     flat = flat.to(dtype=params[0].dtype if params else torch.float32, device=z0.device)
     with torch.no_grad():
-        x0 = G(z0.to(flat)[None])
-        f0_in, f0_out = region.split_features(x0)
+        f0_in, f0_out = reference if reference is not None else region.split_features(G(z0.to(flat)[None]))
         x = G(flat)
         f_in, f_out = region.split_features(x)
     inside = (f_in - f0_in).pow(2).sum(1).double().reshape(steps.shape)
@@ -288,13 +294,15 @@ def changes(G: Callable, z0: torch.Tensor, directions: torch.Tensor, steps: torc
 
 
 def locality(G: Callable, z0: torch.Tensor, directions: torch.Tensor, region: Region, target: float, *,
-             max_step: float | None = None, first_step: float = 0.25, rtol: float = 1e-3,
-             max_iter: int = 40) -> Locality:
+             max_step: float | None = None, first_step=0.25, rtol: float = 1e-2, max_iter: int = 30) -> Locality:
     """Walk each way along each direction (d, k) until the in-region change equals `target`, and measure outside.
 
-    The step is found per direction and sign: doubling from `first_step` until the change inside reaches
-    target (or max_step, default ‖z0‖), then bisection until it is within rtol of target. Every evaluation
-    renders all 2k walks in one batch. Assumes the change grows with the step up to the match.
+    The step is found per direction and sign, on the square root of the change (about linear in the step): from
+    `first_step` (a float, or (k,) guesses such as √(2·target / vᵀH_region v) from the region's metric) it is
+    doubled or cut until the change crosses target (up to max_step, default ‖z0‖), then refined by false
+    position, kept inside the middle 80 % of the bracket, until the change is within rtol of target. Each
+    round renders the walks still searching in one batch. Assumes the change grows with the step up to the
+    match.
     """
     if not target > 0:
         raise ValueError(f"target must be > 0, got {target}")
@@ -303,34 +311,84 @@ def locality(G: Callable, z0: torch.Tensor, directions: torch.Tensor, region: Re
         raise ValueError(f"z0 must be (d,) and directions (d, k); got {tuple(z0.shape)} and {tuple(directions.shape)}")
     max_step = float(z0.norm()) if max_step is None else float(max_step)
     k = directions.shape[1]
-    sign = torch.tensor([-1.0, 1.0], dtype=torch.float64)[:, None].expand(2, k)
-    lo = torch.zeros(2, k, dtype=torch.float64)
-    hi = torch.full((2, k), min(first_step, max_step), dtype=torch.float64)
+    # the 2k walks, flattened: walk w goes along column w % k, towards −v for w < k and +v after
+    V = directions.detach().repeat(1, 2)
+    sign = torch.tensor([-1.0, 1.0], dtype=torch.float64).repeat_interleave(k)
+    t = torch.as_tensor(first_step, dtype=torch.float64).expand(k).repeat(2).clamp(1e-12, max_step).clone()
+    with torch.no_grad():
+        params = list(G.parameters()) if isinstance(G, torch.nn.Module) else []
+        reference = region.split_features(G(z0.to(params[0].dtype if params else torch.float32)[None]))
 
-    def inside_at(t):
-        return changes(G, z0, directions, sign * t, region)[0]
+    def inside_at(active):
+        return changes(G, z0, V[:, active], sign[active] * t[active], region, reference=reference)[0]
 
-    value = inside_at(hi)
-    while True:  # grow the bracket where the change is still below target
-        low = (value < target) & (hi < max_step)
-        if not low.any():
-            break
-        lo = torch.where(low, hi, lo)
-        hi = torch.where(low, (2 * hi).clamp_max(max_step), hi)
-        value = torch.where(low, inside_at(hi), value)
-    reached = value >= target
-    for _ in range(max_iter):  # bisect: keep change(lo) < target <= change(hi)
-        done = ~reached | ((value - target).abs() <= rtol * target)
+    goal = target ** 0.5
+    lo, root_lo = torch.zeros(2 * k, dtype=torch.float64), torch.zeros(2 * k, dtype=torch.float64)
+    hi, root_hi = torch.full((2 * k,), float("inf"), dtype=torch.float64), torch.zeros(2 * k, dtype=torch.float64)
+    done = torch.zeros(2 * k, dtype=torch.bool)
+    close = torch.zeros(2 * k, dtype=torch.bool)
+    unreachable = torch.zeros(2 * k, dtype=torch.bool)
+    value = torch.zeros(2 * k, dtype=torch.float64)
+    for _ in range(max_iter):
+        active = ~done
+        value[active] = inside_at(active)
+        root, below = value.sqrt(), value < target
+        update_lo, update_hi = active & below & (t > lo), active & ~below & (t < hi)
+        lo, root_lo = torch.where(update_lo, t, lo), torch.where(update_lo, root, root_lo)
+        hi, root_hi = torch.where(update_hi, t, hi), torch.where(update_hi, root, root_hi)
+        close = (value - target).abs() <= rtol * target
+        unreachable = below & (t >= max_step)
+        done = close | unreachable
         if done.all():
             break
-        mid = (lo + hi) / 2
-        at_mid = inside_at(torch.where(done, hi, mid))
-        above = at_mid >= target
-        hi = torch.where(~done & above, mid, hi)
-        value = torch.where(~done & above, at_mid, value)
-        lo = torch.where(~done & ~above, mid, lo)
-    inside, outside = changes(G, z0, directions, sign * hi, region)
-    return Locality(sign * hi, inside, outside, reached, float(target))
+        bracketed = torch.isfinite(hi)
+        width = torch.where(bracketed, hi - lo, torch.zeros_like(hi))
+        secant = lo + width * (goal - root_lo) / (root_hi - root_lo).clamp_min(1e-300)
+        secant = torch.minimum(torch.maximum(secant, lo + 0.1 * width), hi - 0.1 * width)
+        t = torch.where(done, t, torch.where(bracketed, secant, (2 * t).clamp_max(max_step)))
+    t = torch.where(done, t, torch.where(torch.isfinite(hi), hi, t))  # out of rounds: the nearest step above
+    inside, outside = changes(G, z0, V, sign * t, region, reference=reference)
+    return Locality((sign * t).reshape(2, k), inside.reshape(2, k), outside.reshape(2, k),
+                    ~unreachable.reshape(2, k), float(target))
+
+
+# --- summaries ----------------------------------------------------------------------------------------------------
+
+def geometric_mean(ratios, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Geometric mean of positive ratios (codes, n) and a percentile bootstrap interval over codes (rows).
+
+    Codes are resampled with replacement, all of a code's n values together (directions at one code are not
+    independent). Returns (estimate, low, high).
+    """
+    logs = torch.as_tensor(ratios, dtype=torch.float64)
+    logs = logs[:, None] if logs.dim() == 1 else logs
+    if logs.dim() != 2 or logs.numel() == 0 or not (logs > 0).all():
+        raise ValueError(f"ratios must be a non-empty (codes, n) array of positive values, got shape "
+                         f"{tuple(logs.shape)}")
+    logs = logs.log()
+    gen = torch.Generator().manual_seed(int(seed))
+    boot = logs[torch.randint(len(logs), (n_boot, len(logs)), generator=gen)].mean(dim=(1, 2))
+    return (logs.mean().exp().item(), *_interval(boot, level))
+
+
+def fold_change(ratios_a, ratios_b, *, n_boot: int = 2000, seed: int = 0,
+                level: float = 0.95) -> tuple[float, float, float]:
+    """How many times larger a's ratios are than b's: the geometric mean of a over that of b, paired by code
+    (rows of (codes, n_a) and (codes, n_b)), with a percentile bootstrap interval over codes."""
+    a, b = (torch.as_tensor(r, dtype=torch.float64) for r in (ratios_a, ratios_b))
+    a, b = (x[:, None] if x.dim() == 1 else x for x in (a, b))
+    if len(a) != len(b) or not ((a > 0).all() and (b > 0).all()):
+        raise ValueError(f"ratios_a and ratios_b must be positive with one row per code each; got {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+    diff = a.log().mean(1) - b.log().mean(1)  # per code
+    gen = torch.Generator().manual_seed(int(seed))
+    boot = diff[torch.randint(len(diff), (n_boot, len(diff)), generator=gen)].mean(1)
+    return (diff.mean().exp().item(), *_interval(boot, level))
+
+
+def _interval(boot_logs, level):
+    alpha = (1 - level) / 2
+    return torch.quantile(boot_logs, torch.tensor([alpha, 1 - alpha], dtype=torch.float64)).exp().tolist()
 
 
 # --- shared pieces ------------------------------------------------------------------------------------------------

@@ -276,6 +276,9 @@ def test_locality_matches_the_inside_change_and_scores_local_directions_highest(
     assert (loc.steps[0] < 0).all() and (loc.steps[1] > 0).all()
     assert loc.outside[:, :2].max().item() < 1e-20 and loc.outside[:, 2].min().item() > 1e-4
     assert loc.ratio[:2].min() > 1e10 and 0 < loc.ratio[2] < 1e3
+    guessed = local.locality(half, codes[0], V, region, target=0.02, rtol=1e-4,
+                             first_step=torch.tensor([5.0, 0.001, 1.0]))  # too far, too near, about right
+    assert torch.allclose(guessed.steps, loc.steps, rtol=1e-3) and guessed.reached.all()
     inside, outside = local.changes(half, codes[0], V, loc.steps, region)  # the same walks, measured again
     assert torch.allclose(inside, loc.inside) and torch.allclose(outside, loc.outside)
     far = local.locality(half, codes[0], V, region, target=50.0, max_step=2.0)  # unreachable: tanh saturates
@@ -302,3 +305,18 @@ def test_direction_inputs_are_checked():
         local.generalized_directions(torch.eye(3), torch.zeros(3, 3), tau=0)
     with pytest.raises(ValueError, match="target must be > 0"):
         local.locality(None, torch.zeros(3), torch.eye(3), None, 0)
+
+
+def test_geometric_mean_and_fold_change_with_bootstrap_intervals():
+    ratios = torch.tensor([[2.0, 8.0], [4.0, 4.0], [1.0, 16.0]], dtype=torch.float64)  # every code: gm 4
+    estimate, low, high = local.geometric_mean(ratios, n_boot=500)
+    assert estimate == pytest.approx(4.0) and low == pytest.approx(4.0) and high == pytest.approx(4.0)
+    fold, low, high = local.fold_change(3 * ratios, ratios, n_boot=500)
+    assert fold == pytest.approx(3.0) and low == pytest.approx(3.0) and high == pytest.approx(3.0)
+    varied = torch.tensor([[1.0], [10.0], [100.0], [1000.0]], dtype=torch.float64)
+    estimate, low, high = local.geometric_mean(varied, n_boot=2000, seed=1)
+    assert estimate == pytest.approx(10 ** 1.5) and 1.0 <= low < estimate < high <= 1000.0
+    with pytest.raises(ValueError, match="positive"):
+        local.geometric_mean(torch.tensor([[1.0, 0.0]]))
+    with pytest.raises(ValueError, match="one row per code"):
+        local.fold_change(ratios, ratios[:2])
