@@ -105,7 +105,7 @@ print(", ".join(f"{key}: {G.name}" for key, G in models.items()), f"| LPIPS-alex
 # on samples; on individual images they are only approximately in place, as the alignment is.
 
 # %%
-def mean_image(G, n=128, batch=64):
+def mean_image(G, n=64, batch=64):
     codes = G.sample(n, seed=seed + 1000)
     with torch.no_grad():
         return torch.cat([G(codes[s:s + batch]) for s in range(0, n, batch)]).mean(0)
@@ -206,9 +206,9 @@ print(f"a·H_region + (1 − a)·H_rest vs the whole metric, first face code: re
 # The relative difference is {glue:text}`identity_gap:.1e`, float32 roundoff: the region and its rest
 # split the metric exactly.
 #
-# How much of the metric lives in each region? The share of a region is $a \operatorname{tr}
-# H_{\mathrm{region}} / \operatorname{tr} H$: the part of the image's total sensitivity (summed over all
-# latent directions) that falls in the region. A share above the area means the generator concentrates its
+# How much of the metric lives in each region? The share of a region is
+# $a \operatorname{tr} H_{\mathrm{region}} / \operatorname{tr} H$: the part of the image's total sensitivity
+# (summed over all latent directions) that falls in the region. A share above the area means the generator concentrates its
 # changes there.
 
 # %%
@@ -227,8 +227,9 @@ viz.markdown_table({"model": [key for key in models for _ in masks[key]],
 #
 # At every code and region, four kinds of directions, {glue:text}`k:d` of each:
 #
-# - **generalised**: the top solutions of $H_{\mathrm{region}} v = \lambda (H_{\mathrm{rest}} + \delta I)
-#   v$ with $\delta$ = `tau` times the trace of $H_{\mathrm{rest}}$ (`tau` = {glue:text}`tau`);
+# - **generalised**: the top solutions of
+#   $H_{\mathrm{region}} v = \lambda (H_{\mathrm{rest}} + \delta I) v$, with $\delta$ = `tau` times the
+#   trace of $H_{\mathrm{rest}}$ (`tau` = {glue:text}`tau`);
 # - **global local axes**: the same for the *average* pair of metrics over the other codes (leave one out),
 #   so they are tested at a code they were not fitted to;
 # - **global top**: the top eigenvectors of the whole-image metric $H$ (the paper's axes, chapter 04);
@@ -377,12 +378,18 @@ def fold(key, a="generalized", b="global top", measure_="lpips"):
 
 folds = {key: {m: fold(key, measure_=m) for m in ("lpips", "pixels")} for key in models}
 record("local_fold_vs_global_top", folds)
-for key in models:
-    for m in ("lpips", "pixels"):
-        est, low, high = folds[key][m]
-        glue(f"fold_{key}_{m}", est)
-        glue(f"fold_{key}_{m}_low", low)
-        glue(f"fold_{key}_{m}_high", high)
+glue("fold_faces_lpips", folds["faces"]["lpips"][0])
+glue("fold_faces_lpips_low", folds["faces"]["lpips"][1])
+glue("fold_faces_lpips_high", folds["faces"]["lpips"][2])
+glue("fold_faces_pixels", folds["faces"]["pixels"][0])
+glue("fold_faces_pixels_low", folds["faces"]["pixels"][1])
+glue("fold_faces_pixels_high", folds["faces"]["pixels"][2])
+glue("fold_eyes_lpips", folds["eyes"]["lpips"][0])
+glue("fold_eyes_lpips_low", folds["eyes"]["lpips"][1])
+glue("fold_eyes_lpips_high", folds["eyes"]["lpips"][2])
+glue("fold_eyes_pixels", folds["eyes"]["pixels"][0])
+glue("fold_eyes_pixels_low", folds["eyes"]["pixels"][1])
+glue("fold_eyes_pixels_high", folds["eyes"]["pixels"][2])
 
 
 def verdict(key):
@@ -530,12 +537,13 @@ glue("cost_sentence", (f"the pixel Jacobian alone took {speedup:.3g} times as lo
 
 # %% [markdown]
 # On the faces, in this run, {glue:md}`cost_sentence`.
-#
+
+# %% [markdown]
 # ## Try it
 #
 # - `-p target 0.05`: larger matched changes; walks leave the quadratic regime and locality usually drops.
-# - `-p lpips_size None`: LPIPS at the faces' native 64 px. Its deepest layers then have a three-by-three
-#   grid, so a region blurs into its neighbours and the in/out ratios fall.
+# - `-p lpips_size None`: LPIPS at each model's own resolution. For the faces its deepest layers then have a
+#   three-by-three grid, so a region blurs into its neighbours: see whether the in/out ratios fall.
 # - `-p n_codes 10 -p n_lowrankgan 3`: more codes for tighter intervals, and LowRankGAN at more of them.
 # - `-p tau 1e-5`: a smaller $\delta$ trusts the rest's metric more, down to its smallest eigenvalues.
 # - `-p faces_model dcgan-faces64`: the synthetic DigiFace faces; the boxes follow its own average face.
