@@ -92,19 +92,22 @@ class Explorer(widgets.VBox):
         self.rank = widgets.IntSlider(value=1, min=1, max=100, description="eigen-rank", continuous_update=False)
         self.step = widgets.FloatSlider(value=step, min=0.0, max=max_step, step=0.1, description="step",
                                         continuous_update=False)
-        self.mode = widgets.ToggleButtons(options=list(axes.MODES), value="linear", description="walk")
+        self.mode = widgets.ToggleButtons(options=list(axes.MODES), value="linear", description="walk",
+                                          style={"button_width": "80px"})
         self.strip = widgets.Image(format="jpeg")
         self.curve = widgets.HTML()
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info",
-                                              layout=widgets.Layout(visibility="hidden", width="160px"))
+                                              layout=widgets.Layout(display="none", width="160px"))
         self.status = widgets.HTML()
         self.controls = [self.model, self.eye_class, self.seed, self.rank, self.step, self.mode]
         for widget, name in [*zip(self.controls, ("model", "eye-class", "seed", "rank", "step", "mode")),
                              (self.strip, "strip"), (self.curve, "curve"), (self.progress, "progress"),
                              (self.status, "status")]:
             widget.add_class(f"gg-{name}")
-        super().__init__([widgets.HTML(_STYLE), widgets.HBox(self.controls[:3]), widgets.HBox(self.controls[3:]),
-                          self.strip, self.curve, widgets.HBox([self.progress, self.status])])
+        wrap = widgets.Layout(flex_flow="row wrap")  # controls wrap onto more lines on a narrow screen
+        super().__init__([widgets.HTML(_STYLE), widgets.HBox(self.controls[:3], layout=wrap),
+                          widgets.HBox(self.controls[3:], layout=wrap), self.strip, self.curve,
+                          widgets.HBox([self.progress, self.status], layout=wrap)])
         self.add_class("gg-explorer")
         for control in self.controls:
             control.observe(self._on_change, names="value")
@@ -207,7 +210,7 @@ class Explorer(widgets.VBox):
     def _busy(self, message: str, fraction: float) -> None:
         """Show that the app is working: progress bar, message, dimmed outputs, disabled controls."""
         self.progress.value = fraction
-        self.progress.layout.visibility = "visible"
+        self.progress.layout.display = None
         self.status.value = f"<b>working:</b> {message}"
         for output in (self.strip, self.curve):
             output.add_class("gg-dim")
@@ -215,7 +218,7 @@ class Explorer(widgets.VBox):
             control.disabled = True
 
     def _idle(self) -> None:
-        self.progress.layout.visibility = "hidden"
+        self.progress.layout.display = "none"
         for output in (self.strip, self.curve):
             output.remove_class("gg-dim")
         for control in self.controls:

@@ -146,16 +146,16 @@ def test_busy_while_the_metric_is_computed(app, monkeypatch):
     seen, original = {}, metric.metric
 
     def watched(*args, **kwargs):
-        seen.update(visibility=app.progress.layout.visibility, status=app.status.value,
+        seen.update(display=app.progress.layout.display, status=app.status.value,
                     disabled=[c.disabled for c in app.controls], dimmed="gg-dim" in app.strip._dom_classes)
         return original(*args, **kwargs)
 
     monkeypatch.setattr("helpers.explore.metric_module.metric", watched)
     app.seed.value = 7
-    assert seen["visibility"] == "visible" and "computing the metric" in seen["status"]
+    assert seen["display"] is None and "computing the metric" in seen["status"]
     assert "seed 7" in seen["status"] and "100 Jacobian columns" in seen["status"]
     assert all(seen["disabled"]) and seen["dimmed"]
-    assert app.progress.layout.visibility == "hidden" and "gg-dim" not in app.strip._dom_classes
+    assert app.progress.layout.display == "none" and "gg-dim" not in app.strip._dom_classes
     assert not any(c.disabled for c in app.controls if c is not app.eye_class)
     assert app.eye_class.disabled  # a custom generator has no eye colour
     assert "seed 7" in app.status.value and "working" not in app.status.value
@@ -169,7 +169,7 @@ def test_errors_are_shown_and_the_app_recovers(app, monkeypatch):
     with pytest.raises(RuntimeError, match="simulated"):
         app.seed.value = 11
     assert "error" in app.status.value and "out of memory (simulated)" in app.status.value
-    assert app.progress.layout.visibility == "hidden" and not app.rank.disabled
+    assert app.progress.layout.display == "none" and not app.rank.disabled
     monkeypatch.undo()
     app.seed.value = 0
     assert "seed 0" in app.status.value
