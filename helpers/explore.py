@@ -69,7 +69,7 @@ class Explorer(widgets.VBox):
     dims the old strip and curve, and disables the controls until it is done.
     """
 
-    def __init__(self, models=("dcgan-faces64", "cdcgan-eyes128"), *, distance="lpips-alex", device="cpu",
+    def __init__(self, models=generators.EMBEDDED, *, distance="lpips-alex", device="cpu",
                  n_steps: int = 7, power: float = 1 / 3, step: float = 1.5, max_step: float = 4.0,
                  max_fraction: float = 0.5):
         self.device = device
@@ -237,7 +237,7 @@ class Explorer(widgets.VBox):
             raise
 
 
-def explore(models=("dcgan-faces64", "cdcgan-eyes128"), **options) -> Explorer:
+def explore(models=generators.EMBEDDED, **options) -> Explorer:
     """The explorer app for `models` (see `Explorer`); display it as the last line of a notebook cell."""
     return Explorer(models, **options)
 
