@@ -1,6 +1,6 @@
 """Browser round trip of the explorer app: JupyterLab on 127.0.0.1, Debian's chromium driven by Playwright.
 
-    python benchmarks/explore_browser.py                          # both embedded models, 10 moves per control
+    python benchmarks/explore_browser.py                          # every embedded model, 10 moves per control
     python benchmarks/explore_browser.py --models dcgan-faces64 --moves 3 --threads 2
 
 Per model it starts from a notebook whose one cell is `explore([model])`, runs it in JupyterLab, and then
@@ -291,22 +291,23 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="torch threads in the kernel (OMP_NUM_THREADS)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--screenshots", default=None, help="save a screenshot per model in this folder")
+    parser.add_argument("--chromium", default=CHROMIUM, help=f"the chromium to drive (default {CHROMIUM})")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     from helpers import generators
 
-    models = args.models.split(",") if args.models else list(getattr(generators, "EMBEDDED", MODELS_FALLBACK))
+    models = args.models.split(",") if args.models else list(generators.EMBEDDED)
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the kernels
-    print(f"JupyterLab + chromium ({CHROMIUM}) | kernel threads: {args.threads or 'torch default'} | "
+    print(f"JupyterLab + chromium ({args.chromium}) | kernel threads: {args.threads or 'torch default'} | "
           f"{os.cpu_count()} CPUs | load average {os.getloadavg()[0]:.2f} | "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"{'model':<16} {'control':<8} {'median':>8} {'p90':>8} {'max':>8}  target (p90 ≤ {TARGET_SECONDS:g} s)")
     results = []
     with tempfile.TemporaryDirectory(prefix="gg-bench-") as root, lab_server(Path(root), make_dir=ROOT) as server, \
             sync_playwright() as playwright:
-        browser = launch(playwright)
+        browser = launch(playwright, args.chromium)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         for model in models:
             r = bench_model(page, server, model, args.moves)
@@ -324,8 +325,6 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps(results, indent=2))
     return results
 
-
-MODELS_FALLBACK = ("dcgan-faces64", "cdcgan-eyes128")
 
 if __name__ == "__main__":
     main()

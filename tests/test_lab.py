@@ -62,10 +62,12 @@ def test_chapters_survive_a_jupyter_save(tmp_path):
 
 def test_make_targets_use_the_project_settings():
     dry = subprocess.run(["make", "-n", "-s", "-C", str(ROOT), "lab", "explore"], capture_output=True, text=True,
-                         check=True).stdout
-    assert f'JUPYTER_CONFIG_PATH="{ROOT}/jupyter' in dry
-    assert "jupyter lab" in dry and f'--ServerApp.root_dir="{ROOT}"' in dry
-    assert "voila apps/explorer.ipynb" in dry
+                         check=True).stdout.replace("\\\n", " ")
+    lab = next(line for line in dry.splitlines() if "/bin/jupyter lab" in line)
+    voila = next(line for line in dry.splitlines() if "/bin/voila" in line)
+    assert f'JUPYTER_CONFIG_PATH="{ROOT}/jupyter' in lab and f'--ServerApp.root_dir="{ROOT}"' in lab
+    assert f'JUPYTER_PATH="{ROOT}/jupyter' in voila and "apps/explorer.ipynb --template=offline" in voila
+    assert (ROOT / "jupyter" / "voila" / "templates" / "offline" / "index.html.j2").is_file()
     import json
 
     settings = json.loads((ROOT / "jupyter" / "labconfig" / "default_setting_overrides.json").read_text())
