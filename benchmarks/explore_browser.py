@@ -39,30 +39,38 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-dev-shm-usage"]
 TARGET_SECONDS = 1.0
 
-# Records, in page time, the last Enter key press or walk-button click (t0), every load of a strip image and
-# every new curve (its data-render counter): a move is done when both a strip load and the expected curve
-# come after t0. Installed again after each page load.
+# Records, in page time, the last Enter key press or walk-button click (t0), every new strip image (its src
+# set, then loaded) and every new curve (its data-render counter). A move is done once the curve of its render
+# is in the page and, if the strip changed (a step past the cap can leave it as it was), the new image has
+# loaded: the kernel sends the strip before the curve, so the page has the new src by then. Installed again
+# after each page load.
 PROBE = """() => {
-  const g = window.__gg = {t0: null, strip: [], curve: []};
+  const g = window.__gg = {t0: null, src: [], load: [], curve: []};
   document.addEventListener('keydown', e => { if (e.key === 'Enter') g.t0 = performance.now(); }, true);
   document.addEventListener('click', e => { if (e.target.closest('.gg-mode')) g.t0 = performance.now(); }, true);
   document.addEventListener('load', e => {
-    if (e.target.classList && e.target.classList.contains('gg-strip')) g.strip.push(performance.now());
+    if (e.target.classList && e.target.classList.contains('gg-strip')) g.load.push(performance.now());
   }, true);
   let last = null;
-  new MutationObserver(() => {
+  new MutationObserver(records => {
+    for (const r of records) {
+      if (r.type === 'attributes' && r.target.classList.contains('gg-strip')) g.src.push(performance.now());
+    }
     const svg = document.querySelector('.gg-explorer .gg-curve svg');
     const render = svg ? Number(svg.dataset.render) : null;
     if (render !== last) { last = render; g.curve.push({render, time: performance.now()}); }
-  }).observe(document.body, {subtree: true, childList: true});
+  }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
 }"""
 
 DONE = """([render]) => {
   const g = window.__gg;
   if (g.t0 === null) return null;
-  const strip = g.strip.find(t => t >= g.t0);
   const curve = g.curve.find(c => c.render >= render && c.time >= g.t0);
-  return strip !== undefined && curve !== undefined ? Math.max(strip, curve.time) - g.t0 : null;
+  if (curve === undefined) return null;
+  const changed = g.src.find(t => t >= g.t0);
+  if (changed === undefined) return curve.time - g.t0;
+  const loaded = g.load.find(t => t >= changed);
+  return loaded === undefined ? null : Math.max(loaded, curve.time) - g.t0;
 }"""
 
 
@@ -206,6 +214,13 @@ class ExplorerPage:
             " const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;"
             " c.getContext('2d').drawImage(img, 0, 0); return c.toDataURL(); }")
 
+    def value(self, control: str):
+        """A control's value as the page shows it: the slider's readout, or the walk button pressed."""
+        if control == "mode":
+            return self.app.locator(".gg-mode button.mod-active").inner_text().strip()
+        text = self._readout(control).inner_text().strip()
+        return int(text) if control == "rank" else float(text)
+
     def _readout(self, control: str):
         return self.app.locator(f".gg-{control} .widget-readout")
 
@@ -225,6 +240,8 @@ class ExplorerPage:
 
     def move(self, control: str, value, timeout: float = 120) -> float:
         """Seconds from the key press or click to the new strip loaded and the new curve in the page."""
+        if self.value(control) == value:
+            raise ValueError(f"{control} is {value!r} already: setting it again sends nothing to the kernel")
         expected = self.render_count() + 1
         self.page.evaluate("() => { window.__gg.t0 = null; }")
         self.action(control, value)()
@@ -272,6 +289,8 @@ def bench_model(page, server: Server, model: str, n: int) -> dict:
     opened = time.perf_counter() - start
     result = {"model": model, "open_seconds": opened, "controls": {}}
     for control in ("rank", "step", "mode"):
+        if control == "step":
+            explorer.move("rank", 2)  # untimed: steps along rank 2 stay below the cap, so each one is new
         values = moves(control, n)
         explorer.move(control, values[0])  # warm-up
         times = [explorer.move(control, value) for value in values[1:]]

@@ -200,12 +200,13 @@ class Explorer(widgets.VBox):
         self.curve.value = _svg_curve(self.steps().numpy(), self.distances.detach().cpu().double().numpy(), eigval,
                                       title=f"distance to the reference along rank {rank} ({self.mode.value} walk)",
                                       render=self.renders)
-        capped = t < self.step.value * scale * (1 - 1e-9)
-        bound = (f" (capped at {self.max_fraction:g}·‖z<sub>0</sub>‖ = {t:.2f}: larger steps leave the "
-                 f"image manifold)" if capped else "")
+        scaled = self.step.value * scale
+        steps = (f"steps up to ±{t:.2f}, capped at {self.max_fraction:g}·‖z<sub>0</sub>‖ (step × multiplier = "
+                 f"{self.step.value:g} × {scale:.2f} = {scaled:.2f}; larger steps leave the image manifold)"
+                 if t < scaled * (1 - 1e-9) else f"steps up to ±{t:.2f} = {self.step.value:g} × {scale:.2f}")
         self.status.value = (f"{html.escape(G.name)}, seed {self.seed.value}: rank {rank}, "
                              f"λ<sub>{rank}</sub> = {eigval:.3g} (λ<sub>1</sub> = {float(ref.eigvals[0]):.3g}); "
-                             f"steps up to ±{t:.2f} = {self.step.value:g} × {scale:.2f}{bound}")
+                             f"{steps}")
 
     def _busy(self, message: str, fraction: float) -> None:
         """Show that the app is working: progress bar, message, dimmed outputs, disabled controls."""
