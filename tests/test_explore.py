@@ -68,3 +68,12 @@ def test_switching_models_changes_image_size(eyes, faces, lpips_alex):
     assert both.images.shape[-1] == 64
     both.model.value = "eyes"
     assert both.images.shape[-1] == 128 and both.rank.max == 100
+
+
+def test_explorer_refuses_a_generator_in_the_wrong_range(faces, lpips_alex):
+    """The explorer computes the metric of its first code before it draws anything: the same check as `metric`."""
+    from helpers.generators import Generator
+
+    bytes_faces = Generator(lambda z: (faces(z) + 1) * 127.5, 100, name="bytes")
+    with pytest.raises(ValueError, match=r"generator output spans \[.*\] but LPIPS expects images in \[-1, 1\]"):
+        explore({"bytes": bytes_faces}, distance=lpips_alex, n_steps=3)
