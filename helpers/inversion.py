@@ -263,9 +263,9 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
             raise ValueError(f"eigvals must have one value per basis vector ({V.shape[1]}), got {stds.numel()}")
         basis_name = name or f"basis-k{V.shape[1]}" + ("-hessian" if stds is not None else "")
     with torch.no_grad():
-        x0 = G(z0)
-        check_generated(x0, 1, distance)
-        _check_same_size(target, x0)
+        start_image = G(z0)
+        check_generated(start_image, 1, distance)
+        _check_same_size(target, start_image)
     bar = tqdm(total=budget, desc=f"CMA ({basis_name})", disable=not progress, leave=False)
 
     @torch.no_grad()
