@@ -307,7 +307,10 @@ def _feed(digest, obj, seen: set, depth: int) -> None:
         for name, module in obj.named_modules(remove_duplicate=False):
             update("module", name, _qualname(type(module)))
             _feed_attributes(digest, module, seen, depth)
-        for key, tensor in sorted(obj.state_dict(keep_vars=True).items()):
+        state = obj.state_dict(keep_vars=True)
+        for key, buffer in obj.named_buffers(remove_duplicate=False):  # non-persistent buffers too
+            state.setdefault(key, buffer)
+        for key, tensor in sorted(state.items()):
             update("state", key)
             _feed(digest, tensor, seen, depth + 1)
     elif isinstance(obj, types.FunctionType):

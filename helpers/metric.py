@@ -399,9 +399,9 @@ def _generate(G, z, distance):
     except RuntimeError as err:
         if not any(word in str(err).lower() for word in ("dtype", "double", "float", "half", "scalar type")):
             raise
-        raise TypeError(f"the generator failed on {z.dtype} codes ({err}). The metric computes in the dtype of "
-                        f"G's parameters, or of z when G has none: pass z in the dtype G computes in (e.g. "
-                        f"z.double() for a float64 G)") from err
+        raise TypeError(f"the generator failed on {z.dtype} codes on {z.device} ({err}). The metric computes in "
+                        f"the dtype of G's parameters, or of z when G has none: pass z in the dtype (and on the "
+                        f"device) G computes in, e.g. z.double() for a float64 G") from err
     check_generated(x, len(z), distance)
     return x
 

@@ -479,3 +479,19 @@ def test_models_lost_again_and_again_is_a_clear_error_and_the_store_resumes(tiny
     resumed = batch.metric_many(tiny, codes[:4], distances.mse(), store=store, batch_size=1, client=dask_client,
                                 progress=False)
     assert same(resumed, batch.metric_many(tiny, codes[:4], distances.mse(), batch_size=1, progress=False))
+
+
+def test_model_digest_sees_non_persistent_buffers_and_plain_attributes():
+    class Scaled(nn.Module):
+        def __init__(self, shift, scale):
+            super().__init__()
+            self.register_buffer("shift", torch.tensor([shift]), persistent=False)  # not in the state_dict
+            self.scale = scale  # a plain attribute that changes the output (like BigGAN's truncation)
+
+        def forward(self, z):
+            return self.scale * z + self.shift
+
+    digest = batch.model_digest
+    assert digest(Scaled(1.0, 0.5)) == digest(Scaled(1.0, 0.5))
+    assert digest(Scaled(1.0, 0.5)) != digest(Scaled(2.0, 0.5)) != digest(Scaled(2.0, 0.7))
+    assert digest(Tiny()) != digest(Tiny().double())  # dtype counts
