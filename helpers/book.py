@@ -22,12 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .assets import atomic_path, temp_beside
-
-try:
-    import fcntl
-except ImportError:  # Windows: msvcrt locks instead
-    fcntl = None
+from .assets import atomic_path, file_lock, temp_beside
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "notebooks"
@@ -467,39 +462,12 @@ def merge_summary(path: Path, header: dict, notebooks: dict) -> dict:
     Read, merge and write happen under an exclusive lock on a sibling lock file, and the write is atomic, so
     concurrent runs into one directory keep every notebook's entry (the last writer's header wins).
     """
-    with _locked(path):
+    with file_lock(path.with_name(f".{path.name}.lock")):
         summary = _read_json(path)
         summary.update(header)
         summary.setdefault("notebooks", {}).update(notebooks)
         _write_json_atomic(path, summary)
     return summary
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """Hold an exclusive lock on `.{path.name}.lock` beside `path` (between processes and between threads)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "a+b") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        else:  # Windows
-            import msvcrt
-
-            handle.seek(0)
-            while True:
-                try:
-                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:  # LK_LOCK gives up after 10 s; keep waiting
-                    continue
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-            else:
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 def _cpus() -> int:

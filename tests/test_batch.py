@@ -346,18 +346,32 @@ def test_model_digest_is_stable_across_processes_and_sees_globals():
     assert batch.model_digest(G) == here[1]
 
 
-def test_older_store_format_is_refused_with_the_reason(tiny, codes, tmp_path):
-    store = tmp_path / "store"
-    first = batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=4, progress=False)
+def as_format_1(store):
+    """Rewrite a store's manifest as helpers wrote it before weights were fingerprinted (format 1)."""
     manifest = json.loads((store / batch.MANIFEST).read_text())
-    manifest["format"] = 1  # as written before weights were fingerprinted
+    manifest["format"] = 1
     del manifest["digest"]
+    for key in ("generator_sha256", "distance_sha256"):
+        del manifest["fingerprint"][key]
     (store / batch.MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match=r"older version of helpers \(store format 1\), which recognised the "
-                                         r"generator by its name only.*Use a new store directory"):
-        batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=4, progress=False)
+
+
+def test_an_older_store_is_moved_aside_and_recomputed(tiny, codes, tmp_path, monkeypatch):
+    """A format-1 store cannot say which weights made it: metric_many moves it into store/format-1 (where
+    load_store still reads it) and computes afresh, so a notebook's fixed store path keeps working."""
+    store = tmp_path / "store"
+    other = generators.Generator(Lin(weights(1)), 6, name="tiny")  # same name, other weights: what format 1 missed
+    old = batch.metric_many(other, codes, distances.mse(), store=store, batch_size=4, progress=False)
+    as_format_1(store)
+    calls = counting(monkeypatch)
+    with pytest.warns(UserWarning, match=r"was a format-1 metric store.*moved to .*format-1 \(load_store reads it"):
+        new = batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=4, progress=False)
+    assert len(calls) == 2  # nothing of the old store was used
+    assert same(new, batch.metric_many(tiny, codes, distances.mse(), batch_size=4, progress=False))
+    assert sorted(os.listdir(store / "format-1")) == ["chunk-00000.npz", "chunk-00001.npz", "manifest.json"]
     with pytest.warns(UserWarning, match="format-1 store: its chunks carry no fingerprint"):
-        assert same(batch.load_store(store), first)
+        assert same(batch.load_store(store / "format-1"), old)
+    assert same(batch.load_store(store), new)
 
 
 def test_a_chunk_from_another_store_is_not_used(tiny, codes, tmp_path, monkeypatch):
