@@ -197,8 +197,9 @@ def test_explorer_in_lab_survives_a_reload(browser, lab, tree, driver):
     seed = page.locator(".gg-explorer .gg-seed input")
     seed.fill("5")
     seed.press("Enter")
-    busy.wait_for(state="visible", timeout=60_000)
-    assert "computing the metric" in page.locator(".gg-explorer .gg-status").inner_text()
+    # The kernel shows the bar first, then the message; the message stays while the metric is computed.
+    page.locator(".gg-explorer .gg-status", has_text="computing the metric").wait_for(timeout=60_000)
+    assert busy.is_visible() and seed.is_disabled()
     busy.wait_for(state="hidden", timeout=300_000)
     assert "seed 5" in app.state()["status"]
     page.close()
