@@ -47,7 +47,8 @@ test: weights
 
 # JupyterLab at the repository root, its file browser in notebooks/: double-click a chapter to open it as a notebook.
 lab: weights
-	$(JUPYTER_ENV) $(VENV)/bin/jupyter lab --ServerApp.root_dir="$(LAB_ROOT)" --LabApp.default_url=/lab/tree/notebooks $(ALLOW_ROOT) $(LAB_ARGS)
+	$(JUPYTER_ENV) $(VENV)/bin/jupyter lab --ServerApp.root_dir="$(LAB_ROOT)" \
+		--LabApp.default_url=/lab/tree/notebooks $(ALLOW_ROOT) $(LAB_ARGS)
 
 # The explorer alone, as a web app without notebook cells, on http://127.0.0.1:8866.
 explore: weights
