@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .metric import eigh_descending, pullback
+from .metric import Metric, eigh_descending, pullback
 
 FLOOR = 1e-12  # logs clip values at FLOOR × the largest eigenvalue of the metric they come from
 
@@ -65,6 +65,16 @@ def dims_for_fraction(eigvals, fractions: Sequence[float] = (0.99, 0.999, 0.9999
     counts = (cumulative[:, None, :] < target[None, :, None]).sum(-1) + 1  # first rank that reaches it
     counts = counts.clamp_max(lam.shape[1])
     return Dimensions(counts, counts.double().mean(0), tuple(float(f) for f in fractions))
+
+
+def decades(eigvals, *, floor: float = FLOOR) -> torch.Tensor:
+    """(b,) log10 of the top eigenvalue over the smallest, at each position: how many decades the spectrum spans.
+
+    eigvals : (b, k), a `Metric`, or (b, d, d) metrics. The smallest is clipped at floor × the top eigenvalue
+    (roundoff zeros and negatives), so no span exceeds log10(1 / floor).
+    """
+    lam = _spectrum(eigvals)
+    return torch.log10(lam[:, 0] / lam[:, -1].clamp_min(floor * lam[:, 0]))
 
 
 def random_direction_null(H, n_directions: int = 1000, seed: int = 0) -> torch.Tensor:
@@ -187,6 +197,17 @@ def restrict(H, block) -> Subspace:
     sub = H[:, block][:, :, block]
     eigvals, eigvecs = eigh_descending(sub)
     return Subspace(sub, eigvals, eigvecs, block)
+
+
+def restrict_metric(m: Metric, block) -> Metric:
+    """The `Metric` of a coordinate block: H, eigenpairs and points restricted to it (see `restrict`).
+
+    The metric of a generator on a block of its input, the other coordinates held at their values (e.g. the
+    eyes model's noise space, class fixed), is exactly the full metric restricted to the block.
+    """
+    sub = restrict(m, block)
+    return Metric(sub.H, sub.eigvals, sub.eigvecs, m.z[:, block], m.method, m.seconds,
+                  {**m.options, "restricted_to": repr(block)})
 
 
 # --- controls: shuffled weights and layer-wise metrics -------------------------------------------------------

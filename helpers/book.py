@@ -74,6 +74,14 @@ def glue(key: str, value):
     return value
 
 
+def phrase_list(items) -> str:
+    """Items as an English list: "a", "a and b", "a, b and c"; "none" when empty (for generated sentences)."""
+    items = [str(item) for item in items]
+    if not items:
+        return "none"
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 class _Prose(str):
     """A string glued as text/plain (for {glue:text}) and as text/markdown (for {glue:md})."""
 

@@ -128,3 +128,12 @@ def test_glue_stores_what_myst_nb_cites_and_records_it(tmp_path):
     assert format_plain_text(data["count"]["text/plain"], "d") == "7"
     assert format_plain_text(data["verdict"]["text/plain"], "") == "the eigenbasis **won**"
     assert data["verdict"]["text/markdown"] == "the eigenbasis **won**"
+
+
+def test_phrase_list():
+    from helpers.book import phrase_list
+
+    assert phrase_list([]) == "none"
+    assert phrase_list(["a"]) == "a"
+    assert phrase_list(("a", "b")) == "a and b"
+    assert phrase_list(["a", "b", 3]) == "a, b and 3"
