@@ -159,6 +159,36 @@ def homogeneity_vs_distance(z, matrix: torch.Tensor) -> float:
     return _pearson(_offdiag(distance), _offdiag(matrix)).item()
 
 
+def homogeneity_vs_distance_interval(z, matrix: torch.Tensor, *, n_boot: int = 1000, level: float = 0.95,
+                                     seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of `homogeneity_vs_distance`, resampling codes (not pairs).
+
+    Pairs share codes, so they are not independent: each replicate draws b codes with replacement and
+    correlates over the ordered pairs of distinct codes among them. Replicates with fewer than three distinct
+    codes, or a constant column, are skipped. Returns (low, high); (nan, nan) if no replicate is usable.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    z = (z if isinstance(z, torch.Tensor) else z.z).to(matrix)
+    distance = torch.cdist(z, z)
+    b = len(z)
+    gen = torch.Generator().manual_seed(int(seed))
+    values = []
+    for _ in range(n_boot):
+        idx = torch.randint(b, (b,), generator=gen).to(matrix.device)
+        if len(idx.unique()) < 3:
+            continue
+        distinct = idx[:, None] != idx[None, :]
+        x, y = distance[idx][:, idx][distinct], matrix[idx][:, idx][distinct]
+        if x.std() > 0 and y.std() > 0:
+            values.append(_pearson(x, y))
+    if not values:
+        return float("nan"), float("nan")
+    low, high = torch.quantile(torch.stack(values).double(), torch.tensor([(1 - level) / 2, (1 + level) / 2],
+                                                                          dtype=torch.float64))
+    return low.item(), high.item()
+
+
 # --- average metric and subspaces ------------------------------------------------------------------------------
 
 @dataclass

@@ -174,6 +174,30 @@ def test_offdiag_summary_and_distance_correlation():
 
 # --- average metric, subspaces, comparison -----------------------------------------------------------------------
 
+def test_distance_interval_brackets_r_and_shrinks_with_more_codes():
+    gen = torch.Generator().manual_seed(0)
+
+    def case(n):
+        z = torch.randn(n, 5, generator=gen, dtype=torch.float64)
+        distance = torch.cdist(z, z)
+        noise = torch.randn(n, n, generator=gen, dtype=torch.float64)
+        return z, 1 - 0.05 * distance + 0.05 * noise  # a real but noisy fall with distance
+
+    z, matrix = case(8)
+    r = A.homogeneity_vs_distance(z, matrix)
+    low, high = A.homogeneity_vs_distance_interval(z, matrix, n_boot=400, seed=1)
+    assert -1 <= low < r < high <= 1
+    z_big, matrix_big = case(40)
+    low_big, high_big = A.homogeneity_vs_distance_interval(z_big, matrix_big, n_boot=400, seed=1)
+    assert high_big - low_big < high - low
+    assert high_big < 0  # with 40 codes the negative dependence is clear
+    assert A.homogeneity_vs_distance_interval(z, matrix, n_boot=400, seed=1) == (low, high)  # seeded
+    exact = torch.cdist(z, z)  # a matrix that is the distance itself: every replicate gives r = 1
+    assert A.homogeneity_vs_distance_interval(z, exact, n_boot=50) == pytest.approx((1.0, 1.0))
+    with pytest.raises(ValueError, match="level"):
+        A.homogeneity_vs_distance_interval(z, matrix, level=1.5)
+
+
 def test_average_metric():
     H = random_psd(1, 5, seed=6).expand(3, -1, -1)
     average = A.average_metric(H)
