@@ -207,6 +207,7 @@ def test_markdown_tables_print_small_numbers_in_scientific_notation():
     table = viz.markdown_table({"method": ["a", "b", "c"], "error": [2.2e-6, 0.25, 0.0]}, precision=3).data
     assert table.splitlines()[2:] == ["| a | 2.20e-06 |", "| b | 0.250 |", "| c | 0.000 |"]
 
+
 def test_phrase_list():
     from helpers.book import phrase_list
 
