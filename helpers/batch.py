@@ -137,6 +137,9 @@ def model_metrics(name: str, distance: str, n_points: int, seed: int, *, loaded=
                            store=Path(root) / f"{G.name}-{distance}-{n_points}-{seed}")
 
     G = generators.load(name, device=device, **load_options)
+    if getattr(G, "pretrained", True) is False:
+        raise ValueError(f"{name} loaded with random weights ({G.note}); its metrics are not results. Load it "
+                         f"with weights='pretrained' (needs the internet), e.g. through many_models(online=...)")
     if name not in generators.FULL_SPACE:
         return ModelMetrics(G, compute(G))
     full = generators.load(name, device=device, **generators.FULL_SPACE[name], **load_options)

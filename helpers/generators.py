@@ -269,6 +269,7 @@ class _BigGANGenerator(Generator):
                          truncation=2.0, blocks={"noise": slice(0, 128), "class": slice(128, 256)}, note=note)
         self.class_index = class_index
         self.noise_scale = truncation
+        self.pretrained = not note  # False: random weights, a control for costs, never a result
 
     def sample(self, n=1, seed=0):
         noise = super().sample(n, seed)[:, :128] * self.noise_scale  # truncated normal, as BigGAN samples

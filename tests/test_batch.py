@@ -296,3 +296,9 @@ def test_many_models_leaves_out_an_online_model_offline_with_a_note(tmp_path, mo
                      "download BigGAN-deep-128 weights (no network))"]
     with pytest.raises(assets.AssetError, match="BigGAN"):  # a model that is not optional must load
         batch.many_models(["biggan-deep-128"], "mse", 1, 0, root=tmp_path)
+
+
+def test_model_metrics_refuse_random_biggan(tmp_path):
+    with pytest.raises(ValueError, match="random weights"):
+        batch.model_metrics("biggan-deep-128", "mse", 1, 0, root=tmp_path, weights="random")
+    assert not any(tmp_path.iterdir())  # nothing computed, nothing stored

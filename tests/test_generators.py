@@ -350,7 +350,7 @@ def biggan128():
 
 def test_biggan_random_architecture(biggan128):
     G = biggan128
-    assert "RANDOM" in repr(G) and "biggan-deep-128" in repr(G)
+    assert "RANDOM" in repr(G) and "biggan-deep-128" in repr(G) and G.pretrained is False
     assert G.latent_dim == 256
     assert G.blocks == {"noise": slice(0, 128), "class": slice(128, 256)}
     assert not G.training and not any(p.requires_grad for p in G.parameters())
