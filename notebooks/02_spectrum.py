@@ -88,7 +88,7 @@ else:
     joined = [name for name in online_models if name in results]
     online = (f"With its published weights, {phrase_list(joined)} joins these tables. " if joined else "") + \
         " ".join(f"{note}." for note in notes)
-glue("online_note", online)
+online_sentence = glue("online_note", online)
 
 # %% [markdown]
 # {glue:md}`online_note`
@@ -164,7 +164,8 @@ for name, (G_full, m_full) in blocked.items():
     for block in ("noise", "class"):
         sub = A.restrict(m_full, G_full.blocks[block])
         block_spectra[f"{name}, {block} ({sub.H.shape[-1]}-d)"] = sub.eigvals
-    average = {block: A.average_metric(A.restrict(m_full, G_full.blocks[block]).H).eigvals for block in ("class", "noise")}
+    average = {block: A.average_metric(A.restrict(m_full, G_full.blocks[block]).H).eigvals
+               for block in ("class", "noise")}
     n = min(len(average["class"]), len(average["noise"]))
     block_ratio[name] = (average["class"][:n], average["noise"][:n], average["class"][:n] / average["noise"][:n])
 if blocked:
@@ -318,11 +319,14 @@ for name, (_, _, ratio) in block_ratio.items():
                "far from the paper's {paper}`30×`: the class directions do not dominate")
     class_parts.append(f"on `{name}` the class/noise ratio of the average metrics' eigenvalues stays between "
                        f"{ratio.min().item():.2f} and {top:.2f} over the first {len(ratio)} ranks, {verdict}")
-glue("claim_class",
-     "**Class against noise.** " + "; ".join(class_parts).capitalize()[:1] + "; ".join(class_parts)[1:] + ". (The eyes model's class input is a one-hot vector "
-     "fed to the first layer, not BigGAN's dense learned embedding, so this is an analogue of the paper's test "
-     "rather than a replication.)" if class_parts else
-     "**Class against noise.** No model with a class block ran here, so this claim is not tested.")
+if class_parts:
+    joined = "; ".join(class_parts)
+    class_text = (f"**Class against noise.** {joined[0].upper()}{joined[1:]}. (The eyes model's class input is a "
+                  "one-hot vector fed to the first layer, not BigGAN's dense learned embedding, so this is an "
+                  "analogue of the paper's test rather than a replication.)")
+else:
+    class_text = "**Class against noise.** No model with a class block ran here, so this claim is not tested."
+class_sentence = glue("claim_class", class_text)
 
 # %% [markdown]
 # ## Try it

@@ -328,7 +328,8 @@ compared = {other: {name: f(c).mean().item() for name, f in comparison_measures.
 record("distance_comparison", compared)
 viz.markdown_table({"measure (mean over codes)": list(comparison_measures),
                     **{f"{distance} vs {other}": list(values.values()) for other, values in compared.items()},
-                    "random": ["–", "–", f"≈{(2 / (np.pi * G.latent_dim)) ** 0.5:.3f}", f"{top_k / G.latent_dim:.3f}"]},
+                    "random": ["–", "–", f"≈{(2 / (np.pi * G.latent_dim)) ** 0.5:.3f}",
+                               f"{top_k / G.latent_dim:.3f}"]},
                    precision=3)
 
 # %%
@@ -429,9 +430,9 @@ undetected = [n for n in names if interval[n][0] <= 0 <= interval[n][1]]
 detected = [n for n in names if n not in undetected and interval[n][0] == interval[n][0]]  # nan: no interval
 glue("claim_distance",
      "**Distance.** Homogeneity and code distance correlate with r = " + phrase_list(
-         f"{cross[n]['r with the code distance']:.2f} on `{n}` (95% interval over codes {interval[n][0]:.2f} to "
-         f"{interval[n][1]:.2f})" for n in names)
-     + f"; the paper reports r = {{paper}}`0.09`. No dependence on the distance is detected (the interval "
+         f"{cross[n]['r with the code distance']:.2f} [{interval[n][0]:.2f}, {interval[n][1]:.2f}] on `{n}`"
+         for n in names)
+     + f" (in brackets, the 95% bootstrap interval over codes); the paper reports r = {{paper}}`0.09`. No dependence on the distance is detected (the interval "
        f"includes zero) on {where(undetected)}"
      + (f", and a dependence is detected on {where(detected)}" if detected else "")
      + ". Random codes in $d$ dimensions are all about $\\sqrt{2d}$ apart, so this test spans a narrow range of "
@@ -461,7 +462,7 @@ if compared:
         f"{v['cosine of the top eigenvectors (abs.)']:.2f}, and the top-{top_k} subspaces overlap by "
         f"{v[f'top-{top_k} subspace overlap']:.2f} (random subspaces: {top_k / G.latent_dim:.2f})"
         for other, v in compared.items()) + "."
-glue("claim_detail", detail_text)
+detail_sentence = glue("claim_detail", detail_text)
 
 # %% [markdown]
 # ## Try it

@@ -149,7 +149,8 @@ viz.montage(axes.render(G, walks), *walk_labels(m, ranks),
             title=f"{G.name}: {mode} walks along the eigenvectors of the reference code")
 
 # %% tags=["remove-input"]
-glue("describe_code_walks", """What the rows show in the run this was written for. The reference face is young,
+CODE_WALKS = """\
+What the rows show in the run this was written for. The reference face is young,
 with dark shoulder-length hair, in front of a pale blue background. Signs of eigenvectors are arbitrary, so
 the two ends of a row could swap in another run.
 
@@ -163,7 +164,8 @@ the two ends of a row could swap in another run.
   end, dark hair with a fringe at the other.
 - **Rank 16** grows a beard and a moustache at one end.
 - **Rank 32** changes the skin tone and the lighting, with artifacts at one end; hard to name in one word.
-""" if described else NOT_DESCRIBED)
+"""
+walk_description = glue("describe_code_walks", CODE_WALKS if described else NOT_DESCRIBED)
 
 # %% [markdown]
 # ```{glue:md} describe_code_walks
@@ -260,7 +262,8 @@ for rank in global_ranks:
                 title=f"{G.name}: global axis {rank} on {n_reference} codes").show()
 
 # %% tags=["remove-input"]
-glue("describe_global_axes", """On the faces, in the run this was written for, the global axes act alike on the
+GLOBAL_AXES = """\
+On the faces, in the run this was written for, the global axes act alike on the
 four new faces, and two pairs of them share a theme. (The second face is a failed sample, a blond face
 covered in red streaks; the axes change it too, mostly its colour.)
 
@@ -271,7 +274,8 @@ covered in red streaks; the axes change it too, mostly its colour.)
 - **Axis 3** darkens the background too, and lightens the hair; it also changes the first face's features.
 - **Axis 4** is again masculine against feminine presentation: short hair and a sharper jaw at one end, on
   the three intact faces.
-""" if described else NOT_DESCRIBED)
+"""
+axes_description = glue("describe_global_axes", GLOBAL_AXES if described else NOT_DESCRIBED)
 
 # %% [markdown]
 # ```{glue:md} describe_global_axes
@@ -418,8 +422,8 @@ for name in results:
                    "global axis: largest / smallest change over codes": spread_over_codes[name].median().item(),
                    **{f"{method}: energy in the top-{n_axes} eigenspace": energy[name][i]
                       for i, method in enumerate(methods)},
-                   **{f"{method}: abs. cosine of axis 1 with eigenvector 1": float(alignments[name][method].cosine[0, 0])
-                      for method in methods},
+                   **{f"{method}: abs. cosine of axis 1 with eigenvector 1":
+                      float(alignments[name][method].cosine[0, 0]) for method in methods},
                    "random directions: energy, 95th percentile": float(random_energy[name].quantile(0.95))}
 ROWS = list(next(iter(cross.values())))
 result_table("interpretability_across_models", "Eigen-axes across models", ROWS,
@@ -458,19 +462,21 @@ p95 = {n: cross[n]["random directions: energy, 95th percentile"] for n in names}
 beat = [f"`{n}`" for n in names if all(cross[n][f"{m_}: energy in the top-{n_axes} eigenspace"] > p95[n]
                                        for m_ in methods)]
 cos1 = {n: [cross[n][f"{m_}: abs. cosine of axis 1 with eigenvector 1"] for m_ in methods] for n in names}
-glue("claim_alignment",
-     f"**GANSpace and SeFa.** The mean fraction of a method's top-{n_axes} axes inside the top-{n_axes} metric "
-     f"eigenspace is, for SeFa, " + phrase_list(f"{cross[n][f'SeFa: energy in the top-{n_axes} eigenspace']:.2f} "
-                                                f"on `{n}`" for n in names)
-     + "; for GANSpace on the first layer, " + phrase_list(
-         f"{cross[n][f'GANSpace, first layer: energy in the top-{n_axes} eigenspace']:.2f} on `{n}`" for n in names)
-     + "; after the first block, " + phrase_list(
-         f"{cross[n][f'GANSpace, first block: energy in the top-{n_axes} eigenspace']:.2f} on `{n}`" for n in names)
-     + f". A random direction puts {n_axes} / d there on average. All three methods put more there than the 95th "
-       f"percentile of random directions on {phrase_list(beat) if beat else 'no model of this run'}, so the "
-       f"paper's claim holds there. Their first axis has |cos| with the metric's first eigenvector from "
-     + phrase_list(f"{min(cos1[n]):.2f} to {max(cos1[n]):.2f} on `{n}`" for n in names)
-     + "; the per-axis energies above show how alignment falls for the lower-ranked axes of each method.")
+
+def energies(method):
+    return phrase_list(f"{cross[n][f'{method}: energy in the top-{n_axes} eigenspace']:.2f} on `{n}`" for n in names)
+
+
+alignment_text = (
+    f"**GANSpace and SeFa.** The mean fraction of a method's top-{n_axes} axes inside the top-{n_axes} metric "
+    f"eigenspace is, for SeFa, {energies('SeFa')}; for GANSpace on the first layer, "
+    f"{energies('GANSpace, first layer')}; after the first block, {energies('GANSpace, first block')}. A random "
+    f"direction puts {n_axes} / d there on average. All three methods put more there than the 95th percentile "
+    f"of random directions on {phrase_list(beat) if beat else 'no model of this run'}, so the paper's claim "
+    f"holds there. Their first axis has |cos| with the metric's first eigenvector from "
+    + phrase_list(f"{min(cos1[n]):.2f} to {max(cos1[n]):.2f} on `{n}`" for n in names)
+    + "; the per-axis energies above show how alignment falls for the lower-ranked axes of each method.")
+alignment_sentence = glue("claim_alignment", alignment_text)
 
 # %% [markdown]
 # ## Try it
