@@ -165,7 +165,7 @@ def many_models(names, distance: str, n_points: int, seed: int, *, online=(), op
         extra = {"weights": "pretrained"} if name in online else {}
         try:
             results[name] = model_metrics(name, distance, n_points, seed, loaded=d, device=device, root=root,
-                                          **options.get(name, {}), **extra)
+                                          **{**options.get(name, {}), **extra})
         except assets.AssetError as err:
             if name not in online:
                 raise

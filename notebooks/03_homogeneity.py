@@ -85,7 +85,7 @@ if n_points < 3:
     raise ValueError(f"this chapter compares pairs of codes and their distances: n_points must be ≥ 3, "
                      f"got {n_points}")
 d = distances.load(distance, device=device)
-options = {"cdcgan-eyes128": {"eye_class": eye_class}}
+options = {"cdcgan-eyes128": {"eye_class": eye_class}, **{name: {"weights": "pretrained"} for name in online_models}}
 detail = model_metrics(model, distance, n_points, seed, loaded=d, device=device, **options.get(model, {}))
 G, m = detail.G, detail.metric
 z = m.z
