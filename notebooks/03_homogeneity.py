@@ -432,8 +432,8 @@ glue("claim_distance",
      "**Distance.** Homogeneity and code distance correlate with r = " + phrase_list(
          f"{cross[n]['r with the code distance']:.2f} [{interval[n][0]:.2f}, {interval[n][1]:.2f}] on `{n}`"
          for n in names)
-     + f" (in brackets, the 95% bootstrap interval over codes); the paper reports r = {{paper}}`0.09`. No dependence on the distance is detected (the interval "
-       f"includes zero) on {where(undetected)}"
+     + " (in brackets, the 95% bootstrap interval over codes); the paper reports r = {paper}`0.09`. No dependence "
+       f"on the distance is detected (the interval includes zero) on {where(undetected)}"
      + (f", and a dependence is detected on {where(detected)}" if detected else "")
      + ". Random codes in $d$ dimensions are all about $\\sqrt{2d}$ apart, so this test spans a narrow range of "
        "distances, in the paper as here.")
