@@ -160,18 +160,21 @@ def homogeneity_vs_distance(z, matrix: torch.Tensor) -> float:
 
 
 def homogeneity_vs_distance_interval(z, matrix: torch.Tensor, *, n_boot: int = 1000, level: float = 0.95,
-                                     seed: int = 0) -> tuple[float, float]:
+                                     seed: int = 0, min_codes: int = 5) -> tuple[float, float]:
     """Percentile bootstrap interval of `homogeneity_vs_distance`, resampling codes (not pairs).
 
     Pairs share codes, so they are not independent: each replicate draws b codes with replacement and
     correlates over the ordered pairs of distinct codes among them. Replicates with fewer than three distinct
-    codes, or a constant column, are skipped. Returns (low, high); (nan, nan) if no replicate is usable.
+    codes, or a constant column, are skipped. Returns (low, high); (nan, nan) with fewer than `min_codes` codes
+    (too few to resample: with three, every usable replicate is the same set) or if no replicate is usable.
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     z = (z if isinstance(z, torch.Tensor) else z.z).to(matrix)
     distance = torch.cdist(z, z)
     b = len(z)
+    if b < min_codes:
+        return float("nan"), float("nan")
     gen = torch.Generator().manual_seed(int(seed))
     values = []
     for _ in range(n_boot):

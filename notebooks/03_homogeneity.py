@@ -360,6 +360,14 @@ ROWS = ["log scale, mean", "log scale, median", "linear scale, mean", "linear sc
         "layers (block outputs)", "layer matrix, log, mean", "layer matrix, linear, mean",
         "shuffled weights, log scale, mean"]
 cross, interval = {}, {}
+
+
+def bracket(low_high):
+    """'[low, high]', or '' when there is no interval (nan: too few codes to resample)."""
+    low, high = low_high
+    return f"[{low:.2f}, {high:.2f}]" if low == low else ""
+
+
 for name, r in results.items():
     if name == model:
         log_s, lin_s, vec_s, r_dist = summary["log scale"], summary["linear scale"], summary["vec(H) correlation"], \
@@ -375,7 +383,7 @@ for name, r in results.items():
     frame = A.subspace_energy(r.metric, A.average_metric(r.metric).eigvecs)[:, min(top_k, r.G.latent_dim) - 1]
     interval[name] = A.homogeneity_vs_distance_interval(r.metric.z, A.homogeneity(r.metric, scale="log"), seed=seed)
     cross[name] = dict(zip(ROWS, [log_s.mean, log_s.median, lin_s.mean, lin_s.median, vec_s.mean, r_dist,
-                                  "{:.2f} to {:.2f}".format(*interval[name]), frame.mean().item(), n_layers,
+                                  bracket(interval[name]) or "–", frame.mean().item(), n_layers,
                                   layer_log_s.mean, layer_lin_s.mean,
                                   control_summary["log scale"].mean if name == model else "–"]))
 result_table("homogeneity_across_models", "Homogeneity and layer alignment across models", ROWS,
@@ -427,16 +435,23 @@ glue("claim_linear",
      f"matrices entry by entry is {values('vec(H) correlation, mean', '.2f')}, lower than the rank-matched "
      f"log-scale test on {where(lower_vec)}: there the eigenframes agree in rank order more than entry by entry.")
 undetected = [n for n in names if interval[n][0] <= 0 <= interval[n][1]]
-detected = [n for n in names if n not in undetected and interval[n][0] == interval[n][0]]  # nan: no interval
-glue("claim_distance",
-     "**Distance.** Homogeneity and code distance correlate with r = " + phrase_list(
-         f"{cross[n]['r with the code distance']:.2f} [{interval[n][0]:.2f}, {interval[n][1]:.2f}] on `{n}`"
-         for n in names)
-     + " (in brackets, the 95% bootstrap interval over codes); the paper reports r = {paper}`0.09`. No dependence "
-       f"on the distance is detected (the interval includes zero) on {where(undetected)}"
-     + (f", and a dependence is detected on {where(detected)}" if detected else "")
-     + ". Random codes in $d$ dimensions are all about $\\sqrt{2d}$ apart, so this test spans a narrow range of "
-       "distances, in the paper as here.")
+no_interval = [n for n in names if interval[n][0] != interval[n][0]]  # nan: too few codes to resample
+detected = [n for n in names if n not in undetected and n not in no_interval]
+distance_text = "**Distance.** Homogeneity and code distance correlate with r = " + phrase_list(
+    f"{cross[n]['r with the code distance']:.2f} {bracket(interval[n])}".rstrip() + f" on `{n}`" for n in names)
+if len(no_interval) < len(names):
+    distance_text += " (in brackets, the 95% bootstrap interval over codes)"
+distance_text += "; the paper reports r = {paper}`0.09`."
+if undetected:
+    distance_text += f" No dependence on the distance is detected (the interval includes zero) on {where(undetected)}."
+if detected:
+    distance_text += f" A dependence is detected (the interval excludes zero) on {where(detected)}."
+if no_interval:
+    distance_text += (f" With {n_points} codes there are too few to resample for an interval on {where(no_interval)}, "
+                      "so nothing is concluded there.")
+distance_text += (" Random codes in $d$ dimensions are all about $\\sqrt{2d}$ apart, so this test spans a narrow range "
+                  "of distances, in the paper as here.")
+glue("claim_distance", distance_text)
 aligned = [n for n in names if cross[n]["layer matrix, log, mean"] >= 0.9]
 glue("claim_layers",
      f"**Layers.** The authors' layer matrix has a log-scale mean of {values('layer matrix, log, mean')} (the "

@@ -196,6 +196,8 @@ def test_distance_interval_brackets_r_and_shrinks_with_more_codes():
     assert A.homogeneity_vs_distance_interval(z, exact, n_boot=50) == pytest.approx((1.0, 1.0))
     with pytest.raises(ValueError, match="level"):
         A.homogeneity_vs_distance_interval(z, matrix, level=1.5)
+    few = A.homogeneity_vs_distance_interval(z[:4], matrix[:4, :4])  # too few codes to resample
+    assert math.isnan(few[0]) and math.isnan(few[1])
 
 
 def test_average_metric():
