@@ -208,8 +208,10 @@ def many_models(names, distance: str, n_points: int, seed: int, *, online=(), op
         except assets.AssetError as err:
             if name not in online:
                 raise
-            notes.append(f"{name} left out: its pretrained weights could not be downloaded "
-                         f"({str(err).splitlines()[0][:200]})")
+            cause = err.__cause__
+            reason = type(cause).__name__ if cause is not None else str(err).splitlines()[0]
+            notes.append(f"{name} left out: its published weights could not be downloaded ({reason}); it needs "
+                         f"the internet")
     return results, notes
 
 

@@ -553,8 +553,8 @@ def test_many_models_leaves_out_an_online_model_offline_with_a_note(tmp_path, mo
     results, notes = batch.many_models(["fcgan-cats64"], "mse", 1, 0, online=["biggan-deep-128"], root=tmp_path)
     assert list(results) == ["fcgan-cats64"]
     assert ("biggan-deep-128", "pretrained") in asked  # published weights asked for, never random ones
-    assert notes == ["biggan-deep-128 left out: its pretrained weights could not be downloaded (could not "
-                     "download BigGAN-deep-128 weights (no network))"]
+    assert notes == ["biggan-deep-128 left out: its published weights could not be downloaded (could not "
+                     "download BigGAN-deep-128 weights (no network)); it needs the internet"]
     with pytest.raises(assets.AssetError, match="BigGAN"):  # a model that is not optional must load
         batch.many_models(["biggan-deep-128"], "mse", 1, 0, root=tmp_path)
 
