@@ -1,7 +1,8 @@
 """Interactive exploration of a generator's eigen-axes in Jupyter: one call, `explore()`, returns the app.
 
-Pick a model (and eye colour), a seed, an eigen-rank and a step; the app shows the image strip along that
-axis and the distance curve. Metrics are cached per code, so moving the sliders costs only a render.
+Pick a model (and eye colour), a seed, a region, an eigen-rank and a step; the app shows the image strip along
+that axis (for a region: that local direction) and the distance curve. Metrics are cached per code (and region),
+so moving the sliders costs only a render.
 """
 from __future__ import annotations
 
@@ -14,13 +15,20 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from . import axes, distances, generators
+from . import axes, distances, generators, local
 from . import metric as metric_module
 from . import viz
 
 # Dims the strip and the curve while a metric is computed (the class is set on them only while busy). Part of
 # the app's own widget state, so it is there again after a browser reload, in JupyterLab and in Voilà.
 _STYLE = "<style>.gg-dim { opacity: 0.3; transition: opacity 0.2s; }</style>"
+
+# The region menu's default choices: the whole image (the paper's eigen-axes) and boxes that fit any generator,
+# as (rows, cols) fractions of the image (`distances.box`). `explore(regions=...)` takes others, or masks.
+REGIONS = {"whole image": None,
+           "top half": ((0.0, 0.5), (0.0, 1.0)), "bottom half": ((0.5, 1.0), (0.0, 1.0)),
+           "left half": ((0.0, 1.0), (0.0, 0.5)), "right half": ((0.0, 1.0), (0.5, 1.0)),
+           "centre": ((0.25, 0.75), (0.25, 0.75))}
 
 
 def effective_step(step: float, scale: float, z0_norm: float, max_fraction: float = 0.5) -> float:
@@ -51,6 +59,22 @@ class Reference:
     seconds: float
 
 
+@dataclass
+class LocalAxes:
+    """What the app keeps per (generator, seed, region): the local directions (d, d) as columns, from
+    `local.generalized_directions` (most change inside the region per change outside), their generalised
+    eigenvalues (d,), the curvature of the region's distance along each, vᵀH_region v (d,), the region
+    distance (`distances.Region`), the reference's region and rest features (1, F) and the seconds taken."""
+
+    vectors: torch.Tensor
+    scores: torch.Tensor
+    curvature: torch.Tensor
+    region: distances.Region
+    inside: torch.Tensor
+    outside: torch.Tensor
+    seconds: float
+
+
 class Explorer(widgets.VBox):
     """The explorer app; its widgets are attributes (`model`, `eye_class`, `seed`, `rank`, `step`, `mode`,
     and the outputs `strip`, `curve`, `progress`, `status`).
@@ -63,16 +87,23 @@ class Explorer(widgets.VBox):
     power : steps are scaled by (λ_k/λ_1)^(-power), so every rank shows comparable change.
     step : the step slider's first value; max_step : its largest value (latent units, along rank 1).
     max_fraction : no walk goes further than max_fraction·‖z0‖ from z0 (see `effective_step`).
+    regions : {name: None (the whole image), a box ((top, bottom), (left, right)) in fractions of the image, or
+        a mask (h, w) in [0, 1]}; the first is selected. For a region the axes are its local directions
+        (`local.generalized_directions` of the region's and the rest's metrics, from one Jacobian pass, with
+        δ = tau·tr H_rest), the curve is the distance inside the region, and the status gives the change inside
+        over the change outside at the ends of the walk. Needs a distance with `feature_maps` (MSE, LPIPS).
 
     Each control change re-renders the strip and the curve from the cached metric. A new model, eye colour
-    or seed needs the metric at a new code first: the app then shows a progress bar and what it is doing,
+    or seed (or a new region) needs the metric at a new code first: the app then shows a progress bar and what it is doing,
     dims the old strip and curve, and disables the controls until it is done.
     """
 
     def __init__(self, models=generators.EMBEDDED, *, distance="lpips-alex", device="cpu",
                  n_steps: int = 7, power: float = 1 / 3, step: float = 1.5, max_step: float = 4.0,
-                 max_fraction: float = 0.5):
+                 max_fraction: float = 0.5, regions: dict = REGIONS, tau: float = local.TAU):
         self.device = device
+        self.regions = _check_regions(regions)
+        self.tau = tau
         self.n_steps = n_steps | 1
         self.power = power
         self.max_fraction = max_fraction
@@ -81,6 +112,7 @@ class Explorer(widgets.VBox):
         names = list(self._given) if self._given else list(models)
         self._generators: dict = {}
         self._references: dict = {}
+        self._local: dict = {}
         self._last_metric_seconds: float | None = None
         self.renders = 0  # completed renders; the curve carries it as data-render, for browser tests
         self._updating = False
@@ -88,6 +120,8 @@ class Explorer(widgets.VBox):
         self.model = widgets.Dropdown(options=names, value=names[0], description="model")
         self.eye_class = widgets.Dropdown(options=generators.EYE_CLASSES, value="brown", description="eye class")
         self.seed = widgets.IntText(value=0, description="seed")
+        self.region = widgets.Dropdown(options=list(self.regions), value=next(iter(self.regions)),
+                                       description="region")
         # continuous_update=False: a drag renders once, on release, instead of queueing a render per pixel.
         self.rank = widgets.IntSlider(value=1, min=1, max=100, description="eigen-rank", continuous_update=False)
         self.step = widgets.FloatSlider(value=step, min=0.0, max=max_step, step=0.1, description="step",
@@ -99,14 +133,14 @@ class Explorer(widgets.VBox):
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info",
                                               layout=widgets.Layout(display="none", width="160px"))
         self.status = widgets.HTML()
-        self.controls = [self.model, self.eye_class, self.seed, self.rank, self.step, self.mode]
-        for widget, name in [*zip(self.controls, ("model", "eye-class", "seed", "rank", "step", "mode")),
+        self.controls = [self.model, self.eye_class, self.seed, self.region, self.rank, self.step, self.mode]
+        for widget, name in [*zip(self.controls, ("model", "eye-class", "seed", "region", "rank", "step", "mode")),
                              (self.strip, "strip"), (self.curve, "curve"), (self.progress, "progress"),
                              (self.status, "status")]:
             widget.add_class(f"gg-{name}")
         wrap = widgets.Layout(flex_flow="row wrap")  # controls wrap onto more lines on a narrow screen
-        super().__init__([widgets.HTML(_STYLE), widgets.HBox(self.controls[:3], layout=wrap),
-                          widgets.HBox(self.controls[3:], layout=wrap), self.strip, self.curve,
+        super().__init__([widgets.HTML(_STYLE), widgets.HBox(self.controls[:4], layout=wrap),
+                          widgets.HBox(self.controls[4:], layout=wrap), self.strip, self.curve,
                           widgets.HBox([self.progress, self.status], layout=wrap)])
         self.add_class("gg-explorer")
         for control in self.controls:
@@ -148,11 +182,45 @@ class Explorer(widgets.VBox):
             self._references[key] = Reference(z0[0], result.eigvals[0], result.eigvecs[0], image, features, seconds)
         return self._references[key]
 
+    def local_axes(self) -> LocalAxes | None:
+        """The selected region's local directions at the selected code, computed once per (generator, seed,
+        region); None for the whole image."""
+        name = self.region.value
+        if self.regions[name] is None:
+            return None
+        G, ref = self.generator(), self.reference()
+        key = (id(G), self.seed.value, name)
+        if key not in self._local:
+            self._busy(f"computing the metrics of the region {html.escape(name)} and of the rest of "
+                       f"{html.escape(G.name)} at seed {self.seed.value}: one pass of {G.latent_dim} Jacobian "
+                       f"columns…", 0.15)
+            start = time.perf_counter()
+            mask = _mask(self.regions[name], ref.image.shape[-2:])
+            inside, rest = metric_module.region_metric(G, ref.z0[None], self.distance, mask, progress=False)
+            found = local.generalized_directions(inside.H[0], rest.H[0], tau=self.tau)
+            vectors = found.vectors.to(ref.z0)
+            curvature = torch.einsum("dk,de,ek->k", found.vectors, inside.H[0], found.vectors)
+            region = distances.Region(self.distance, mask).to(ref.image.device)
+            with torch.no_grad():
+                ref_inside, ref_outside = region.split_features(ref.image)
+            self._local[key] = LocalAxes(vectors, found.scores, curvature, region, ref_inside, ref_outside,
+                                         time.perf_counter() - start)
+        return self._local[key]
+
+    def axis_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values (d,), vectors (d, d)) of the selected region's axes: the metric's eigenpairs for the whole
+        image; for a region its local directions, with the curvature vᵀH_region v of each as its value."""
+        found = self.local_axes()
+        if found is None:
+            ref = self.reference()
+            return ref.eigvals, ref.eigvecs
+        return found.curvature, found.vectors
+
     def step_bound(self) -> tuple[float, float]:
         """(t, multiplier): the walk's largest step t for the selected rank and step (`effective_step`), and
-        that rank's multiplier (λ_k/λ_1)^(−power)."""
+        that rank's multiplier (λ_k/λ_1)^(−power) (for a region, with λ_k the curvature inside the region)."""
         ref = self.reference()
-        scale = float(axes.step_scales(ref.eigvals, self.power)[self.rank.value - 1])
+        scale = float(axes.step_scales(self.axis_values()[0], self.power)[self.rank.value - 1])
         return effective_step(self.step.value, scale, float(ref.z0.norm()), self.max_fraction), scale
 
     def steps(self) -> torch.Tensor:
@@ -161,9 +229,9 @@ class Explorer(widgets.VBox):
         return torch.linspace(-t, t, self.n_steps, dtype=torch.float64)
 
     def codes(self) -> torch.Tensor:
-        """Codes (n_steps, d) along the selected eigen-axis, from −t to +t around z0 (`step_bound`)."""
+        """Codes (n_steps, d) along the selected eigen-axis (or local direction), from −t to +t around z0."""
         ref = self.reference()
-        return axes.walk(ref.z0, ref.eigvecs[:, self.rank.value - 1], self.steps().to(ref.z0.device),
+        return axes.walk(ref.z0, self.axis_values()[1][:, self.rank.value - 1], self.steps().to(ref.z0.device),
                          mode=self.mode.value)
 
     # --- rendering ---------------------------------------------------------------------------------------------
@@ -175,6 +243,7 @@ class Explorer(widgets.VBox):
             G = self.generator()
             self.rank.max = G.latent_dim
             ref = self.reference()
+            self.local_axes()
             self._render(G, ref)
         finally:
             self._updating = False
@@ -184,29 +253,46 @@ class Explorer(widgets.VBox):
         codes = self.codes()
         middle = self.n_steps // 2
         outer = torch.cat([codes[:middle], codes[middle + 1:]])  # the middle code is z0: its image is cached
+        found = self.local_axes()
         with torch.no_grad():
             images = G(outer)
-            if ref.features is not None:
+            if found is not None:
+                inside, outside = found.region.split_features(images)
+                values = (inside - found.inside).pow(2).sum(dim=1)
+                rest = (outside - found.outside).pow(2).sum(dim=1)
+            elif ref.features is not None:
                 values = (self.distance.features(images) - ref.features).pow(2).sum(dim=1)
             else:
                 values = self.distance(ref.image.expand_as(images), images)
         self.images = torch.cat([images[:middle], ref.image, images[middle:]])
         self.distances = torch.cat([values[:middle], values.new_zeros(1), values[middle:]])
+        self.outside = None if found is None else torch.cat([rest[:middle], rest.new_zeros(1), rest[middle:]])
         self.renders += 1
-        self.strip.value = _jpeg(viz.tile(viz.to_uint8(self.images), nrow=self.n_steps))
+        shown = (viz.to_uint8(self.images) if found is None
+                 else viz.outline(self.images, found.region.mask.cpu()))
+        self.strip.value = _jpeg(viz.tile(shown, nrow=self.n_steps))
         rank = self.rank.value
         t, scale = self.step_bound()
-        eigval = float(ref.eigvals[rank - 1])
+        eigval = float(self.axis_values()[0][rank - 1])
+        title = (f"distance to the reference along rank {rank} ({self.mode.value} walk)" if found is None else
+                 f"distance inside the region along local direction {rank} ({self.mode.value} walk)")
         self.curve.value = _svg_curve(self.steps().numpy(), self.distances.detach().cpu().double().numpy(), eigval,
-                                      title=f"distance to the reference along rank {rank} ({self.mode.value} walk)",
-                                      render=self.renders)
+                                      title=title, render=self.renders)
         scaled = self.step.value * scale
         steps = (f"steps up to ±{t:.2f}, capped at {self.max_fraction:g}·‖z<sub>0</sub>‖ (step × multiplier = "
                  f"{self.step.value:g} × {scale:.2f} = {scaled:.2f}; larger steps leave the image manifold)"
                  if t < scaled * (1 - 1e-9) else f"steps up to ±{t:.2f} = {self.step.value:g} × {scale:.2f}")
-        self.status.value = (f"{html.escape(G.name)}, seed {self.seed.value}: rank {rank}, "
-                             f"λ<sub>{rank}</sub> = {eigval:.3g} (λ<sub>1</sub> = {float(ref.eigvals[0]):.3g}); "
-                             f"{steps}")
+        if found is None:
+            self.status.value = (f"{html.escape(G.name)}, seed {self.seed.value}: rank {rank}, "
+                                 f"λ<sub>{rank}</sub> = {eigval:.3g} (λ<sub>1</sub> = {float(ref.eigvals[0]):.3g}); "
+                                 f"{steps}")
+            return
+        ends = [0, self.n_steps - 1]
+        ratio = float(self.distances[ends].sum() / self.outside[ends].sum().clamp_min(1e-30))
+        self.status.value = (f"{html.escape(G.name)}, seed {self.seed.value}, region {html.escape(self.region.value)}: "
+                             f"local direction {rank}, generalised eigenvalue {float(found.scores[rank - 1]):.3g} "
+                             f"(change inside per change outside, to second order); at the ends of this walk the "
+                             f"change inside is {ratio:.3g}× the change outside; {steps}")
 
     def _busy(self, message: str, fraction: float) -> None:
         """Show that the app is working: progress bar, message, dimmed outputs, disabled controls."""
@@ -241,6 +327,27 @@ class Explorer(widgets.VBox):
 def explore(models=generators.EMBEDDED, **options) -> Explorer:
     """The explorer app for `models` (see `Explorer`); display it as the last line of a notebook cell."""
     return Explorer(models, **options)
+
+
+def _check_regions(regions) -> dict:
+    """The region choices {name: None, a box or an (h, w) mask}, each checked; raises with the bad entry named."""
+    if not isinstance(regions, dict) or not regions:
+        raise ValueError(f"regions must be a non-empty dict {{name: None, box or mask}}, got {regions!r}")
+    for name, value in regions.items():
+        if value is None:
+            continue
+        try:
+            _mask(value, (8, 8))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"region {name!r}: {err}") from None
+    return dict(regions)
+
+
+def _mask(value, shape) -> torch.Tensor:
+    """An (H, W) mask for a box ((top, bottom), (left, right)) drawn at `shape`, or a mask given as is."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(len(part) == 2 for part in value):
+        return distances.box(tuple(shape), *value)
+    return distances.check_mask(value)
 
 
 def _has_features(distance) -> bool:

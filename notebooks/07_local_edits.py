@@ -58,7 +58,7 @@ eye_regions = ["iris", "upper lid", "lower lid"]
 k = 3  # directions per method measured at each code
 target = 0.02  # the in-region LPIPS change (average over the region) that every walk is matched to
 lpips_size = 128  # LPIPS working resolution in px (the 64 px faces are upsampled to it; None: native)
-tau = 1e-3  # delta = tau * trace(H_rest), the default of ReSeFa
+tau = 1e-3  # delta is tau times trace(H_rest): the default of ReSeFa
 n_lowrankgan = 1  # codes per model at which the Robust PCA methods run (0: skip them)
 lowrank_regions = ["eyes", "iris"]  # regions where they run (Robust PCA is slow)
 lowrankgan_size = 32  # working resolution of the pixel Jacobian (their image_size; nearest-neighbour resize)
@@ -458,6 +458,13 @@ montage("faces")
 
 # %%
 montage("eyes")
+
+# %% [markdown]
+# To walk such directions yourself, the explorer (`make explore`, or `explore()` from `helpers.explore` in a
+# notebook) has a region menu: for a box of any generator it computes the region's and the rest's metrics at
+# the chosen code in one pass, walks the generalised directions, and reports the change inside over the
+# change outside at the ends of the walk. `explore(regions={"eyes": ((0.3, 0.55), (0.2, 0.8))})` adds boxes
+# of your own, as fractions of the image.
 
 # %% [markdown]
 # ## Are local directions homogeneous across codes?

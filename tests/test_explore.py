@@ -199,3 +199,79 @@ def test_explorer_refuses_a_generator_in_the_wrong_range(faces, lpips_alex):
     bytes_faces = Generator(lambda z: (faces(z) + 1) * 127.5, 100, name="bytes")
     with pytest.raises(ValueError, match=r"generator output spans \[.*\] but LPIPS expects images in \[-1, 1\]"):
         explore({"bytes": bytes_faces}, distance=lpips_alex, n_steps=3)
+
+
+@pytest.fixture(scope="module")
+def regional(faces, lpips_alex):
+    """The explorer with a region menu: the whole image and the left half of the faces."""
+    return explore({"faces": faces}, distance=lpips_alex, n_steps=5,
+                   regions={"whole image": None, "left half": ((0.0, 1.0), (0.0, 0.5))})
+
+
+def test_region_choice_walks_the_local_directions(regional, faces, lpips_alex):
+    """For a region the axes are the generalised eigenvectors of (H_region, H_rest) at the code, the curve is the
+    distance inside the region, and those walks change the inside more, per change outside, than the top
+    eigenvector of the whole image does."""
+    from helpers import distances, local, metric
+
+    app = regional
+    app.region.value, app.rank.value, app.step.value, app.mode.value = "whole image", 1, 1.0, "linear"
+    assert app.outside is None and "region" not in app.status.value
+    ref = app.reference()
+    mask = distances.box((64, 64), (0.0, 1.0), (0.0, 0.5))
+    region = distances.Region(lpips_alex, mask)
+    rest = region.complement()
+    global_codes = app.codes()
+    global_images = axes.render(faces, global_codes)
+    ends = [0, app.n_steps - 1]
+    global_ratio = (region(ref.image.expand_as(global_images), global_images)[ends].sum()
+                    / rest(ref.image.expand_as(global_images), global_images)[ends].sum())
+
+    app.region.value = "left half"
+    inside, outside = metric.region_metric(faces, ref.z0, lpips_alex, mask)
+    expected = local.generalized_directions(inside.H[0], outside.H[0])
+    found = app.local_axes()
+    assert torch.allclose(found.vectors[:, :3].double(), expected.vectors[:, :3], atol=1e-4)
+    assert torch.allclose(found.scores, expected.scores, rtol=1e-6)
+    direct = region(ref.image.expand(app.n_steps, -1, -1, -1), axes.render(faces, app.codes()))
+    assert torch.allclose(app.distances, direct, rtol=1e-4, atol=1e-7)
+    local_ratio = app.distances[ends].sum() / app.outside[ends].sum()
+    assert local_ratio > 3 * global_ratio
+    assert "region left half" in app.status.value and "local direction 1" in app.status.value
+    assert f"{float(local_ratio):.3g}× the change outside" in app.status.value
+    assert "local direction 1" in ET.fromstring(app.curve.value).find("{http://www.w3.org/2000/svg}title").text
+
+
+def test_region_small_steps_follow_the_region_metric(regional):
+    """Near z0 the region's distance is ½ t² vᵀH_region v along a local direction v."""
+    app = regional
+    app.region.value, app.rank.value, app.step.value, app.mode.value = "left half", 2, 0.003, "linear"
+    t = app.steps()
+    predicted = 0.5 * float(app.local_axes().curvature[1]) * t ** 2
+    ends = [0, app.n_steps - 1]
+    assert torch.allclose(app.distances[ends].double(), predicted[ends], rtol=0.05)
+
+
+def test_region_metrics_are_computed_once_per_code_and_region(regional, monkeypatch):
+    app = regional
+    app.region.value, app.rank.value = "left half", 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError("region metrics recomputed for a cached code and region")
+
+    monkeypatch.setattr("helpers.explore.metric_module.region_metric", fail)
+    for rank in (2, 3):
+        app.rank.value = rank
+    app.region.value = "whole image"
+    app.region.value = "left half"
+    assert "local direction 3" in app.status.value
+
+
+@pytest.mark.parametrize("regions, match", [
+    ({}, "non-empty dict"),
+    ({"upside down": ((0.6, 0.2), (0.0, 1.0))}, "region 'upside down': rows must be"),
+    ({"too bright": torch.full((8, 8), 2.0)}, "region 'too bright': mask values must be finite and in"),
+])
+def test_bad_regions_are_refused_before_anything_runs(faces, lpips_alex, regions, match):
+    with pytest.raises(ValueError, match=match):
+        explore({"faces": faces}, distance=lpips_alex, regions=regions)
