@@ -9,11 +9,10 @@ method on the pixel Jacobian, reimplemented from its code; `locality` measures a
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from torch.func import vjp, vmap
@@ -63,11 +62,14 @@ def generalized_directions(H_region, H_rest, k: int | None = None, *, tau: float
         raise ValueError(f"tau must be >= 0, got {tau}")
     delta = tau * torch.trace(B).item()
     B = B + delta * torch.eye(d, dtype=B.dtype)
-    try:
-        values, vectors = scipy.linalg.eigh(A.numpy(), B.numpy(), subset_by_index=[d - k, d - 1])
-    except np.linalg.LinAlgError as err:
-        raise ValueError(f"H_rest + δI is not positive definite (δ = {delta:.3g}); use tau > 0") from err
-    values, vectors = torch.from_numpy(values[::-1].copy()), torch.from_numpy(vectors[:, ::-1].copy())
+    with one_thread():  # B = C Cᵀ: the pencil is the symmetric problem C⁻¹ A C⁻ᵀ w = λ w, v = C⁻ᵀ w (LAPACK's sygv)
+        C, info = torch.linalg.cholesky_ex(B)
+        if info.item() != 0:
+            raise ValueError(f"H_rest + δI is not positive definite (δ = {delta:.3g}); use tau > 0")
+        A_ = torch.linalg.solve_triangular(C, torch.linalg.solve_triangular(C, A, upper=False).T, upper=False)
+        values, W = torch.linalg.eigh((A_ + A_.T) / 2)
+        vectors = torch.linalg.solve_triangular(C.T, W[:, d - k:], upper=True)
+    values, vectors = values[d - k:].flip(0), vectors.flip(1)
     return Directions(_fix_signs(vectors / vectors.norm(dim=0)), values, "generalized", {"delta": delta, "tau": tau})
 
 
@@ -78,31 +80,45 @@ def robust_pca(M, lamb: float = LAMB, max_iter: int = 10000) -> tuple[torch.Tens
     column sum), stopping when ‖L + S − M‖_F ≤ 1e-7 ‖M‖_F or after max_iter iterations.
     Returns L, S (float64) and the number of iterations.
     """
-    M = _matrix(M).numpy()
-    symmetric = np.array_equal(M, M.T)  # then every iterate is symmetric and an eigh replaces the SVD
-    mu = np.prod(M.shape) / (4 * np.linalg.norm(M, ord=1))
+    M = _matrix(M)
+    symmetric = torch.equal(M, M.T)  # then every iterate is symmetric and an eigh replaces the SVD
+    mu = M.numel() / (4 * torch.linalg.matrix_norm(M, ord=1).item())
     mu_inv = 1 / mu
-    tolerance = 1e-7 * np.linalg.norm(M, ord="fro")
-    S = np.zeros_like(M)
-    L = np.zeros_like(M)
-    Y = np.zeros_like(M)
-    error, iterations = np.inf, 0
-    while error > tolerance and iterations < max_iter:
-        L = _singular_value_threshold(M - S - mu_inv * Y, mu_inv, symmetric)
-        S = _shrink(M - L - mu_inv * Y, mu_inv * lamb)
-        Y = Y + mu * (L + S - M)
-        error = np.linalg.norm(L + S - M, ord="fro")
-        iterations += 1
-    return torch.from_numpy(L), torch.from_numpy(S), iterations
+    tolerance = 1e-7 * torch.linalg.matrix_norm(M).item()
+    S = torch.zeros_like(M)
+    L = torch.zeros_like(M)
+    Y = torch.zeros_like(M)
+    error, iterations = float("inf"), 0
+    with one_thread():
+        while error > tolerance and iterations < max_iter:
+            L = _singular_value_threshold(M - S - mu_inv * Y, mu_inv, symmetric)
+            S = _shrink(M - L - mu_inv * Y, mu_inv * lamb)
+            Y = Y + mu * (L + S - M)
+            error = torch.linalg.matrix_norm(L + S - M).item()
+            iterations += 1
+    return L, S, iterations
+
+
+@contextmanager
+def one_thread():
+    """Run torch's CPU kernels on one thread inside the block (restored after). Iterations of small dense
+    linear algebra (a 100 × 100 eigh) gain nothing from threads, and on a machine whose cores are busy with
+    other work their threads wait on each other: a 2-thread eigh then took 200 times as long as one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def lowrank_directions(H_region, H_rest, *, lamb: float = LAMB, max_iter: int = 10000,
                        num_relax: int = 0) -> Directions:
     """LowRankGAN's recipe (Zhu et al. 2021, compute_directions.py) on one pair of (d, d) matrices.
 
-    Robust PCA splits each matrix into low-rank and sparse parts; the rank of a low-rank part L is
-    numpy's matrix_rank(L). The region's principal subspace is the top rank_f right singular vectors of
-    L_region; the rest's null space is spanned by its right singular vectors after the first
+    Robust PCA splits each matrix into low-rank and sparse parts; the rank of a low-rank part L is its
+    numerical rank (numpy's matrix_rank tolerance, as in their code). The region's principal subspace is the
+    top rank_f right singular vectors of L_region; the rest's null space is spanned by its right singular vectors after the first
     r = min(max(1, rank_b − num_relax), d − 1). Each principal direction is projected onto that null space
     and normalised. Returns rank_f directions (d, rank_f) in principal order (projections that vanish are
     dropped, and counted in info["dropped"]); scores are L_region's singular values.
@@ -111,18 +127,19 @@ def lowrank_directions(H_region, H_rest, *, lamb: float = LAMB, max_iter: int = 
     d = A.shape[0]
     L_f, _, iter_f = robust_pca(A, lamb, max_iter)
     L_b, _, iter_b = robust_pca(B, lamb, max_iter)
-    rank_f, rank_b = (int(np.linalg.matrix_rank(L.numpy())) for L in (L_f, L_b))
-    _, sigma_f, VH_f = np.linalg.svd(L_f.numpy())
-    _, _, VH_b = np.linalg.svd(L_b.numpy())
+    with one_thread():
+        rank_f, rank_b = (int(torch.linalg.matrix_rank(L)) for L in (L_f, L_b))  # numpy's default tolerance
+        _, sigma_f, VH_f = torch.linalg.svd(L_f)
+        _, _, VH_b = torch.linalg.svd(L_b)
     principal = VH_f[:rank_f]
     relax = min(max(1, rank_b - num_relax), d - 1)
     null = VH_b[relax:].T
-    projected = torch.from_numpy(null @ (null.T @ principal.T))  # (d, rank_f)
+    projected = null @ (null.T @ principal.T)  # (d, rank_f)
     norms = projected.norm(dim=0)
     keep = norms > 1e-12 * max([1.0] + norms.tolist())
     info = {"rank_region": rank_f, "rank_rest": rank_b, "null_dim": d - relax, "dropped": int((~keep).sum()),
             "iterations": (iter_f, iter_b), "lamb": lamb}
-    return Directions(_fix_signs(projected[:, keep] / norms[keep]), torch.from_numpy(sigma_f[:rank_f].copy())[keep],
+    return Directions(_fix_signs(projected[:, keep] / norms[keep]), sigma_f[:rank_f].clone()[keep],
                       "lowrank", info)
 
 
@@ -427,14 +444,14 @@ def _singular_value_threshold(A, tau, symmetric):
     is Q sign(Λ) shrink(|Λ|, tau) Qᵀ: the same matrix from an eigh, about twice as fast as the SVD."""
     if symmetric:
         A = (A + A.T) / 2  # symmetric to roundoff already; make it exact for eigh
-        values, Q = np.linalg.eigh(A)
-        return (Q * (np.sign(values) * np.maximum(np.abs(values) - tau, 0))) @ Q.T
-    U, sigma, VH = np.linalg.svd(A, full_matrices=False)
+        values, Q = torch.linalg.eigh(A)
+        return (Q * _shrink(values, tau)) @ Q.T
+    U, sigma, VH = torch.linalg.svd(A, full_matrices=False)
     return (U * _shrink(sigma, tau)) @ VH
 
 
 def _shrink(x, tau):
-    return np.sign(x) * np.maximum(np.abs(x) - tau, 0)
+    return torch.sign(x) * (x.abs() - tau).clamp_min(0)
 
 
 def _pearson(x, y):

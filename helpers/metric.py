@@ -242,11 +242,13 @@ def region_metrics(G: Callable, z: torch.Tensor, distance, masks: dict, *, norma
             raise ValueError(f"mask {name!r} covers the whole image: its complement is empty")
     z, _ = _check_latents(G, z)
     progress = len(z) > 1 if progress is None else progress
-    with torch.no_grad():
-        _generate(G, z[:1], base)  # the probe: checks G's images once (finite, in the distance's range)
+    checked = []
 
     def features(codes):
         images = G(codes)
+        if not checked:  # the first call is pullback's probe, on plain tensors: check G's images once
+            check_generated(images, len(codes), base)
+            checked.append(True)
         for region in regions.values():
             region._checked(images)  # shapes only
         maps = base.feature_maps(images)
