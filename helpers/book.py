@@ -40,8 +40,8 @@ PROFILES: dict[str, dict] = {
               "n_pca_samples": 500, "global_ranks": [1, 2], "ranks": [1, 4, 16], "n_steps": 5,
               "n_targets": 1, "n_seeds": 1, "steps": 10, "cma_budget": 40,
               "models": ["dcgan-celeba64", "fcgan-cats64"], "compare_distances": ["mse"],
-              "n_codes": 2, "lpips_size": None, "face_regions": ["eyes", "background"], "eye_regions": ["iris"],
-              "lowrank_regions": ["eyes"], "lowrankgan_size": 16, "rpca_max_iter": 200},
+              "n_codes": 2, "lpips_size": 64, "face_regions": ["eyes"], "eye_regions": ["iris"], "n_mean": 16,
+              "n_directions": 2, "lowrank_regions": ["eyes"], "lowrankgan_size": 16, "rpca_max_iter": 200},
     "default": {},
     # full: paper-scale settings (30 points, as the paper's DCGAN figures); meant for a GPU
     "full": {"n_images": 16, "n_compare": 10, "n_points": 30, "n_average": 30, "n_reference": 8,

@@ -55,7 +55,8 @@ eye_class = "brown"
 n_codes = 4  # codes per model; each code's global local axes come from the other codes' average metrics
 face_regions = ["eyes", "mouth", "hair", "background"]
 eye_regions = ["iris", "upper lid", "lower lid"]
-k = 3  # directions per method measured at each code
+n_mean = 64  # samples averaged to place the boxes
+n_directions = 3  # directions per method measured at each code
 target = 0.02  # the in-region LPIPS change (average over the region) that every walk is matched to
 lpips_size = 128  # LPIPS working resolution in px (the 64 px faces are upsampled to it; None: native)
 tau = 1e-3  # delta is tau times trace(H_rest): the default of ReSeFa
@@ -89,6 +90,7 @@ glue("faces_name", faces_name)
 glue("eyes_name", models["eyes"].name)
 glue("lpips_size", lpips_size if lpips_size else "native")
 glue("n_codes", n_codes)
+k = n_directions
 glue("k", k)
 glue("target", target)
 glue("tau", tau)
@@ -105,7 +107,7 @@ print(", ".join(f"{key}: {G.name}" for key, G in models.items()), f"| LPIPS-alex
 # on samples; on individual images they are only approximately in place, as the alignment is.
 
 # %%
-def mean_image(G, n=64, batch=64):
+def mean_image(G, n=n_mean, batch=64):
     codes = G.sample(n, seed=seed + 1000)
     with torch.no_grad():
         return torch.cat([G(codes[s:s + batch]) for s in range(0, n, batch)]).mean(0)
@@ -225,7 +227,7 @@ viz.markdown_table({"model": [key for key in models for _ in masks[key]],
 # %% [markdown]
 # ## Local directions at each code
 #
-# At every code and region, four kinds of directions, {glue:text}`k:d` of each:
+# At every code and region, five kinds of directions, up to {glue:text}`k:d` of each:
 #
 # - **generalised**: the top solutions of
 #   $H_{\mathrm{region}} v = \lambda (H_{\mathrm{rest}} + \delta I) v$, with $\delta$ = `tau` times the
