@@ -14,11 +14,23 @@
 # %% [markdown]
 # # The spectrum: a few directions matter
 #
+# **What this chapter tests.** That the metric's eigenvalues span many decades (anisotropy) on the embedded
+# models, how far the spectrum is from that of random directions, and whether the eyes model's class
+# coordinates dominate its noise coordinates as BigGAN's do. Its tables, beside the paper's numbers, are
+# also on the [results page](results.md).
+#
+# **Rerun it** ({glue:text}`run_times`):
+#
+# ```bash
+# python -m helpers.book run --only 02 -p n_points 30 -p seed 1
+# ```
+
+# %% [markdown]
 # The metric H(z) says how fast the image changes as the code moves away from z: along a unit direction v
 # the LPIPS distance grows as ½ t² vᵀHv. Its eigenvalues are those rates along its own axes, sorted from
 # the direction that changes the image most to the one that changes it least. If every direction mattered
 # alike, the eigenvalues would be equal; the first finding of Wang and Ponce is that they are not at all.
-# In every GAN they studied the spectrum falls steeply: for a DCGAN trained on Fashion-MNIST (120-d latent)
+# In every GAN they studied the spectrum falls steeply: for the GAN Zoo DCGAN trained on FashionGen (120-d latent)
 # it spans five to six decades, and on a linear scale it is near zero beyond about rank 20. A few dozen
 # directions carry almost all of the change in the image. For BigGAN they also split the 256-d code into
 # its noise and class-embedding halves; the class half has the larger eigenvalues, about 30× larger than
@@ -47,7 +59,9 @@ import torch
 from helpers import analysis as A
 from helpers import distances, generators, viz
 from helpers.batch import metric_many
-from helpers.book import record
+from helpers.book import glue, record, run_times
+
+glue("run_times", run_times("02_spectrum"))
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 d = distances.load(distance, device=device)
@@ -212,3 +226,12 @@ viz.markdown_table({"model": list(null_table), **{column: [row[column] for row i
 # embedding, while the eyes model's is a one-hot vector fed to the first layer alongside 100 noise
 # coordinates, and moving off its corner gives a mixture of colours that the model never saw in training.
 # So the finding that class directions dominate does not carry over to this small conditional model.
+
+# %% [markdown]
+# ## Try it
+#
+# - `-p n_points 30` (the paper's DCGAN sample): the band of the spectrum across codes narrows, the mean
+#   barely moves.
+# - `-p distance mse`: the spectrum under pixel distance; compare its shape with LPIPS's.
+# - `-p eye_class blue` (or another colour): whether the class block's share depends on the class.
+# - `-p n_directions 10000`: a tighter estimate of the random-direction null.

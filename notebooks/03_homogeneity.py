@@ -14,6 +14,18 @@
 # %% [markdown]
 # # Homogeneity: is the metric the same everywhere?
 #
+# **What this chapter tests.** Whether the metric is the same at every code (homogeneity): the rank-matched
+# correlation of one code's eigenvectors under another code's metric, against a shuffled-weights control,
+# layer by layer, and for other distances. Its tables, beside the paper's numbers, are also on the [results
+# page](results.md).
+#
+# **Rerun it** ({glue:text}`run_times`):
+#
+# ```bash
+# python -m helpers.book run --only 03 -p n_points 30 -p seed 1
+# ```
+
+# %% [markdown]
 # The previous chapter found the metric strongly anisotropic at every code: a few directions change the
 # image a lot, most barely at all. Wang and Ponce's second finding is that these directions are much the
 # same at every code. They measure it with a rank-matched test. At two codes z_i and z_j, take the
@@ -53,7 +65,9 @@ from torch import nn
 from helpers import analysis as A
 from helpers import distances, generators, viz
 from helpers.batch import metric_many
-from helpers.book import record
+from helpers.book import glue, record, run_times
+
+glue("run_times", run_times("03_homogeneity"))
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 if n_points < 3:
@@ -321,3 +335,11 @@ viz.band_chart({f"{distance} vs {other}": (np.arange(1, top_k + 1), c.cosine.mea
 # agree well but not exactly: the top eigenvector has |cos| 0.82 with MSE's and 0.85 with VGG's, and the top-10
 # subspaces overlap by 0.74 and 0.70 (0.1 for random subspaces). Much of the geometry is the generator's own;
 # the distance reorders the leading directions somewhat.
+
+# %% [markdown]
+# ## Try it
+#
+# - `-p n_points 30`: the paper's sample size; the mean and median homogeneity settle.
+# - `-p shuffle_seed 1`: another shuffled-weights control; it should stay far below the trained model.
+# - `-p compare_distances "['mse']"`: compare with pixel MSE only (faster).
+# - `-p top_k 20`: a larger subspace for the energy and overlap tables.

@@ -14,6 +14,18 @@
 # %% [markdown]
 # # What the eigenvectors do to the image
 #
+# **What this chapter tests.** Whether walking along the metric's top eigenvectors changes the image in ways
+# a person can name and along the bottom ones barely, whether the average metric's eigenvectors act as
+# global axes at other codes, and how well the axes of GANSpace and SeFa align with the metric's. Its
+# tables, beside the paper's numbers, are also on the [results page](results.md).
+#
+# **Rerun it** ({glue:text}`run_times`):
+#
+# ```bash
+# python -m helpers.book run --only 04 -p seed 1 -p mode spherical
+# ```
+
+# %% [markdown]
 # The metric H(z0) says how fast the image changes as the code moves away from z0: along a unit
 # direction v, the LPIPS distance grows like ½ t² vᵀHv. Its eigenvectors are therefore the directions
 # of fastest and slowest change, ordered by rank (rank 1 has the largest eigenvalue). The paper makes
@@ -59,7 +71,9 @@ import torch
 
 from helpers import analysis, axes, distances, generators, viz
 from helpers import metric as M
-from helpers.book import record
+from helpers.book import glue, record, run_times
+
+glue("run_times", run_times("04_interpretability"))
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips' deprecated `pretrained=`
 
@@ -395,3 +409,12 @@ explore(distance=lpips, device=device)
 # less; on the eyes the weakest axis of each method lies within the spread of random directions (below
 # their 95th percentile). The methods agree with the metric on its top few directions, not on the whole
 # top-10 subspace.
+
+# %% [markdown]
+# ## Try it
+#
+# - `-p mode spherical`: walks on the sphere of the code's norm instead of straight lines.
+# - `-p power 0.5`: scale the steps of lower ranks up more; rows should change by similar amounts.
+# - `-p ranks "[1, 2, 3, 4]"`: look closely at the top axes.
+# - `-p n_average 30`: global axes from more codes; do the global walks change?
+# - `-p eye_class green`: the eyes model's axes for another class.
