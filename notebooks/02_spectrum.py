@@ -30,8 +30,8 @@
 # the LPIPS distance grows as ½ t² vᵀHv. Its eigenvalues are those rates along its own axes, sorted from
 # the direction that changes the image most to the one that changes it least. If every direction mattered
 # alike, the eigenvalues would be equal; the first finding of Wang and Ponce is that they are not at all.
-# In every GAN they studied the spectrum falls steeply: for the GAN Zoo DCGAN trained on FashionGen (120-d latent)
-# it spans five to six decades, and on a linear scale it is near zero beyond about rank 20. A few dozen
+# In every GAN they studied the spectrum falls steeply: for the GAN Zoo DCGAN trained on FashionGen
+# (120-d latent) it spans five to six decades, and on a linear scale it is near zero beyond about rank 20. A few dozen
 # directions carry almost all of the change in the image. For BigGAN they also split the 256-d code into
 # its noise and class-embedding halves; the class half has the larger eigenvalues, about 30× larger than
 # the noise half.
