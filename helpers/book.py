@@ -348,9 +348,16 @@ def parameter_defaults(nb) -> dict:
                     try:
                         defaults[target.id] = ast.literal_eval(node.value)
                     except ValueError:
-                        defaults[target.id] = ast.unparse(node.value)
+                        defaults[target.id] = _Source(ast.unparse(node.value))
             return defaults
     return {}
+
+
+class _Source(str):
+    """A parameter default that is an expression, not a literal (e.g. `1 / 3`): shown as written."""
+
+    def __repr__(self):
+        return str(self)
 
 
 def parse_value(text: str):

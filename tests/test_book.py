@@ -209,8 +209,10 @@ def test_markdown_tables_print_small_numbers_in_scientific_notation():
 
 
 def test_parameter_defaults_read_the_parameters_cell():
-    nb = notebook("y = 2", parameters="x = 1\nmodel: str = 'a'\nsteps = [1e-3, 1e-2]\nfn = len")
-    assert book.parameter_defaults(nb) == {"x": 1, "model": "a", "steps": [1e-3, 1e-2], "fn": "len"}
+    nb = notebook("y = 2", parameters="x = 1\nmodel: str = 'a'\nsteps = [1e-3, 1e-2]\npower = 1 / 3")
+    defaults = book.parameter_defaults(nb)
+    assert defaults == {"x": 1, "model": "a", "steps": [1e-3, 1e-2], "power": "1 / 3"}
+    assert repr(defaults["power"]) == "1 / 3" and repr(defaults["model"]) == "'a'"  # an expression, shown as written
     assert book.parameter_defaults(notebook("x = 1", parameters=None)) == {}
 
 

@@ -124,7 +124,8 @@ def check_page(page, name: str) -> dict:
                 const slider = f.layout.sliders[0], frames = f._transitionData._frames;
                 return {active: slider.active, label: slider.steps[slider.active].label, n: slider.steps.length,
                         shown: f.data[0].source === frames[slider.active].data[0].source,
-                        width: f.getBoundingClientRect().width, page: document.querySelector('main').getBoundingClientRect().width};
+                        width: f.getBoundingClientRect().width,
+                        page: (document.querySelector('article') || document.body).getBoundingClientRect().width};
             }),
         };
     }""")
