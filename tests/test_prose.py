@@ -269,3 +269,13 @@ def test_executed_check_catches_a_format_that_hides_the_value(tmp_path):
     assert book.execute(nb, {}, "99_x", tmp_path)["status"] == "ok"
     problems = executed_problems(source, tmp_path / "99_x.ipynb")
     assert len(problems) == 2 and "gap:.3f shows 6.2e-07 as 0.000" in problems[0] and "gone" in problems[1]
+
+
+@pytest.mark.parametrize("path", CHAPTERS + PAGES, ids=lambda p: p.name)
+def test_paper_numbers_are_listed_with_their_sources(path):
+    """Every {paper}`value` is one of book/paper.yml's values (the strict build checks it too)."""
+    texts = markdown_cells(path) if path.suffix == ".py" else [path.read_text(encoding="utf-8")]
+    known = {str(entry["value"]) for entry in book.paper_entries().values()}
+    unknown = sorted({content.strip() for text in texts for name, content in ROLE.findall(text)
+                      if name == "paper"} - known)
+    assert not unknown, f"{path.name}: paper values not in book/paper.yml: {unknown}"
