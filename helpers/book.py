@@ -238,7 +238,8 @@ def results_page(summary: dict) -> str:
     for stem, key, table in tables:
         if stem != chapter:
             chapter = stem
-            lines += ["", f"## {stem.replace('_', ' ', 1)}", "", f"From [{stem}]({stem}.ipynb)."]
+            lines += ["", f"## {stem[:2]}. {_title(SOURCES / f'{stem}.py', stem)}", "",
+                      f"From chapter [{stem}]({stem}.ipynb)."]
         lines += ["", f"### {table['title']}", ""]
         if table.get("note"):
             lines += [f"Over {table['note']}.", ""]
@@ -249,6 +250,14 @@ def results_page(summary: dict) -> str:
             cells += ["–" if ids[r] is None else f"{{paper}}`{ids[r]['value']}`" for ids in table.get("paper", {}).values()]
             lines.append("| " + " | ".join([label] + cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _title(source: Path, fallback: str) -> str:
+    if source.exists():
+        for cell in load_notebook(source).cells:
+            if cell.cell_type == "markdown" and cell.source.startswith("# "):
+                return cell.source.splitlines()[0][2:].strip()
+    return fallback
 
 
 def profiles_page() -> str:

@@ -228,7 +228,7 @@ def test_results_page_shows_the_run_its_sample_sizes_and_the_paper(tmp_path):
     assert "`make book PROFILE=full` regenerates this page" in page
     assert "`n_points=12`" in page and "`seed=0`" in page  # the override, and a default from the parameters cell
     assert "| log, mean | 0.932 | {paper}`0.952` |" in page and "| linear, mean | 6.20e-07 | – |" in page
-    assert "Over 10 codes." in page and "## 03 homogeneity" in page
+    assert "Over 10 codes." in page and "## 03. Homogeneity: is the metric the same everywhere?" in page
     summary["notebooks"]["03_homogeneity"]["profile"] = "full"
     assert "regenerates" not in book.results_page(summary) and "profile `full`" in book.results_page(summary)
     with pytest.raises(book.UsageError, match="no notebooks"):
