@@ -1,9 +1,11 @@
 """Runs the book's notebooks: notebooks/NN_*.py (jupytext) -> book/notebooks/NN_*.ipynb via papermill.
-Owns run profiles, parameter validation, the kernel check, summary.json, and the notebooks' side of the
-book's conventions (book/CONVENTIONS.md): `record`, `glue`, `result_table`, `run_times`, `format_number`.
+Owns run profiles, parameter validation, the kernel check, summary.json, the generated pages (results,
+models, profiles) and timings, and the notebooks' side of the book's conventions (book/CONVENTIONS.md):
+`record`, `glue`, `result_table`, `run_times`, `format_number`.
 
 The executed notebooks are the book's pages: the inline plotly.js that the figure renderer prints once per
-notebook is dropped from them, since the book serves one shared copy (book/_ext/plotly_static.py).
+notebook is dropped from them, since the book serves one shared copy (book/_ext/plotly_static.py), and so
+is widget state (no widget manager from a CDN).
 """
 from __future__ import annotations
 
