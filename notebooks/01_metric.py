@@ -85,7 +85,7 @@ from IPython.display import display
 
 from helpers import distances, generators, viz
 from helpers import metric as M
-from helpers.book import glue, record, result_table, run_times
+from helpers.book import glue, phrase_list, record, result_table, run_times
 
 glue("run_times", run_times("01_metric"))
 G = generators.load(model, device=device)
@@ -239,8 +239,7 @@ result_table(
 # %%
 good = [f"{eps:.0e}" for eps, c in eps_corr.items() if c >= 0.99]
 worse = ", ".join(f"{c:.3f} at {eps:.0e}" for eps, c in eps_corr.items() if c < 0.99)
-listed = ", ".join(good[:-1]) + " and " + good[-1] if len(good) > 1 else "".join(good)
-glue("fd_verdict", (f"correlate with the exact metric at 0.99 or more at steps of {listed}" if good
+glue("fd_verdict", (f"correlate with the exact metric at 0.99 or more at steps of {phrase_list(good)}" if good
                     else "never reach a correlation of 0.99 with the exact metric")
      + (f", and less at the others ({worse})" if worse and good else f" ({worse})" if worse else ""))
 glue("fd_default_eps", inspect.signature(M.metric).parameters["eps"].default)
