@@ -17,7 +17,8 @@
 # **What this chapter tests.** Beyond the paper: whether the metric, restricted to one region of the image
 # (the eyes, the mouth), gives latent directions that change that region and leave the rest of the image
 # alone, how much more local they are than the global eigenvectors of chapter 04, how they compare with
-# LowRankGAN's pixel-Jacobian recipe, and what each costs.
+# LowRankGAN's pixel-Jacobian recipe, and what each costs. Its table of how much more local the local
+# directions are is also on the [results page](results.md).
 #
 # **Rerun it** ({glue:text}`run_times`):
 #
