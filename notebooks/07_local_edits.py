@@ -59,6 +59,7 @@ eye_regions = ["iris", "upper lid", "lower lid"]
 n_mean = 64  # samples averaged to place the boxes
 n_directions = 3  # directions per method measured at each code
 target = 0.02  # the in-region LPIPS change (average over the region) that every walk is matched to
+match_rtol = 0.03  # a walk's in-region change is matched to target within this relative tolerance
 lpips_size = 128  # LPIPS working resolution in px (the 64 px faces are upsampled to it; None: native)
 tau = 1e-3  # delta is tau times trace(H_rest): the default of ReSeFa
 n_lowrankgan = 1  # codes per model at which the Robust PCA methods run (0: skip them)
@@ -94,6 +95,7 @@ glue("n_codes", n_codes)
 k = n_directions
 glue("k", k)
 glue("target", target)
+glue("match_rtol", match_rtol)
 glue("tau", tau)
 print(", ".join(f"{key}: {G.name}" for key, G in models.items()), f"| LPIPS-alex at {lpips_size or 'native'} px")
 
@@ -299,7 +301,7 @@ if lowrank_info["faces"]:
 # A direction's locality is measured on walks, not on the quadratic approximation: from the code, walk
 # each way along the direction until the region has changed by the same amount, an LPIPS of
 # {glue:text}`target` averaged over the region (the step is found by bisection, separately for each
-# direction and sign), and measure how much the rest of the image changed on the same walk (LPIPS averaged
+# direction and sign, to within a relative {glue:text}`match_rtol`), and measure how much the rest of the image changed on the same walk (LPIPS averaged
 # over the rest). The **in/out ratio** is the change inside over the change outside, summed over both ends;
 # higher is more local. The same walks are also scored in pixels (mean squared difference inside over
 # outside), a measure that no method here optimised and whose locality is exact (LPIPS features see a
@@ -314,7 +316,8 @@ def measure(key, name, i, found):
     V = V / V.norm(dim=0)
     curvature = torch.einsum("dk,de,ek->k", V, pairs[key][name][0].H[i], V)  # vᵀ H_region v
     first = (2 * target / curvature.clamp_min(1e-12)).sqrt()  # the step where ½ t² vᵀH v = target
-    walk = local.locality(G, z0, V, distances.Region(lpips, masks[key][name]), target, first_step=first)
+    walk = local.locality(G, z0, V, distances.Region(lpips, masks[key][name]), target, first_step=first,
+                          rtol=match_rtol)
     inside, outside = local.changes(G, z0, V, walk.steps, distances.Region(mse, masks[key][name]))
     pixel_ratio = inside.sum(0) / outside.sum(0)
     out = {}
