@@ -244,8 +244,10 @@ viz.markdown_table({"model": [key for key in models for _ in masks[key]],
 #   image's pixels (RGB averaged, at `lowrankgan_size` px), masked $J^\top J$ of the region and of the rest,
 #   Robust PCA, null-space projection.
 #
-# Robust PCA, as LowRankGAN runs it, takes thousands of iterations per matrix, so the last two run only at
-# the first `n_lowrankgan` codes and in the regions `lowrank_regions` ({glue:text}`lowrank_where`).
+# Robust PCA, as LowRankGAN runs it, iterates until its residual is negligible, up to `rpca_max_iter`
+# times per matrix, so the last two run only at the first `n_lowrankgan` codes and in the regions
+# `lowrank_regions` ({glue:text}`lowrank_where`). In this run it took {glue:text}`rpca_iterations`
+# iterations per matrix (the table below).
 #
 # Robust PCA decides how many directions LowRankGAN's recipe returns (the rank of the low-rank part); at
 # most {glue:text}`k:d` of them are used.
@@ -287,13 +289,16 @@ for key, G in models.items():
     seconds_rpca[key] = float(np.mean(rpca_times)) if rpca_times else float("nan")
 record("local_lowrank_info", lowrank_info)
 glue("lowrank_where", f"{n_lowrankgan} code(s) per model; regions: {', '.join(lowrank_regions) or 'none'}")
-if lowrank_info["faces"]:
-    info = list(lowrank_info["faces"].values())
-    viz.markdown_table({"region, code": list(lowrank_info["faces"]),
-                        "ours: rank region / rest": [f"{v['ours']['rank_region']} / {v['ours']['rank_rest']}" for v in info],
-                        "LowRankGAN: rank region / rest": [f"{v['LowRankGAN']['rank_region']} / {v['LowRankGAN']['rank_rest']}"
-                                                           for v in info],
-                        "Robust PCA iterations (ours)": [str(v["ours"]["iterations"]) for v in info]})
+rows = [(models[key].name, where, method, v) for key in models for where, entry in lowrank_info[key].items()
+        for method, v in entry.items()]
+if rows:
+    display(viz.markdown_table({"model": [r[0] for r in rows], "region, code": [r[1] for r in rows],
+                                "method": [r[2] for r in rows],
+                                "rank: region / rest": [f"{r[3]['rank_region']} / {r[3]['rank_rest']}" for r in rows],
+                                "Robust PCA iterations: region, rest": [", ".join(map(str, r[3]["iterations"]))
+                                                                        for r in rows]}))
+iterations = [n for r in rows for n in r[3]["iterations"]]
+glue("rpca_iterations", f"{min(iterations)} to {max(iterations)}" if iterations else "none (not run)")
 
 # %% [markdown]
 # ## How local is each direction?
