@@ -94,8 +94,8 @@ class Explorer(widgets.VBox):
         over the change outside at the ends of the walk. Needs a distance with `feature_maps` (MSE, LPIPS).
 
     Each control change re-renders the strip and the curve from the cached metric. A new model, eye colour
-    or seed (or a new region) needs the metric at a new code first: the app then shows a progress bar and what it is doing,
-    dims the old strip and curve, and disables the controls until it is done.
+    or seed (or a new region) needs the metric at a new code first: the app then shows a progress bar and
+    what it is doing, dims the old strip and curve, and disables the controls until it is done.
     """
 
     def __init__(self, models=generators.EMBEDDED, *, distance="lpips-alex", device="cpu",

@@ -62,7 +62,8 @@ def generalized_directions(H_region, H_rest, k: int | None = None, *, tau: float
         raise ValueError(f"tau must be >= 0, got {tau}")
     delta = tau * torch.trace(B).item()
     B = B + delta * torch.eye(d, dtype=B.dtype)
-    with one_thread():  # B = C Cᵀ: the pencil is the symmetric problem C⁻¹ A C⁻ᵀ w = λ w, v = C⁻ᵀ w (LAPACK's sygv)
+    # B = C Cᵀ: the pencil is the symmetric problem C⁻¹ A C⁻ᵀ w = λ w, with v = C⁻ᵀ w (as LAPACK's sygv)
+    with one_thread():
         C, info = torch.linalg.cholesky_ex(B)
         if info.item() != 0:
             raise ValueError(f"H_rest + δI is not positive definite (δ = {delta:.3g}); use tau > 0")
@@ -118,10 +119,10 @@ def lowrank_directions(H_region, H_rest, *, lamb: float = LAMB, max_iter: int = 
 
     Robust PCA splits each matrix into low-rank and sparse parts; the rank of a low-rank part L is its
     numerical rank (numpy's matrix_rank tolerance, as in their code). The region's principal subspace is the
-    top rank_f right singular vectors of L_region; the rest's null space is spanned by its right singular vectors after the first
-    r = min(max(1, rank_b − num_relax), d − 1). Each principal direction is projected onto that null space
-    and normalised. Returns rank_f directions (d, rank_f) in principal order (projections that vanish are
-    dropped, and counted in info["dropped"]); scores are L_region's singular values.
+    top rank_f right singular vectors of L_region; the rest's null space is spanned by its right singular
+    vectors after the first r = min(max(1, rank_b − num_relax), d − 1). Each principal direction is projected
+    onto that null space and normalised. Returns rank_f directions (d, rank_f) in principal order (projections
+    that vanish are dropped, and counted in info["dropped"]); scores are L_region's singular values.
     """
     A, B = _pair(H_region, H_rest)
     d = A.shape[0]
