@@ -213,8 +213,8 @@ print(f"a·H_region + (1 − a)·H_rest vs the whole metric, first face code: re
 #
 # How much of the metric lives in each region? The share of a region is
 # $a \operatorname{tr} H_{\mathrm{region}} / \operatorname{tr} H$: the part of the image's total sensitivity
-# (summed over all latent directions) that falls in the region. A share above the area means the generator concentrates its
-# changes there.
+# (summed over all latent directions) that falls in the region. A share above the area means the generator
+# concentrates its changes there.
 
 # %%
 shares = {key: {name: float((areas[key][name] * torch.diagonal(r.H, dim1=1, dim2=2).sum(1)
@@ -306,11 +306,11 @@ glue("rpca_iterations", f"{min(iterations)} to {max(iterations)}" if iterations 
 # A direction's locality is measured on walks, not on the quadratic approximation: from the code, walk
 # each way along the direction until the region has changed by the same amount, an LPIPS of
 # {glue:text}`target` averaged over the region (the step is found by bisection, separately for each
-# direction and sign, to within a relative {glue:text}`match_rtol`), and measure how much the rest of the image changed on the same walk (LPIPS averaged
-# over the rest). The **in/out ratio** is the change inside over the change outside, summed over both ends;
-# higher is more local. The same walks are also scored in pixels (mean squared difference inside over
-# outside), a measure that no method here optimised and whose locality is exact (LPIPS features see a
-# neighbourhood of each position).
+# direction and sign, to within a relative {glue:text}`match_rtol`), and measure how much the rest of the
+# image changed on the same walk (LPIPS averaged over the rest). The **in/out ratio** is the change inside
+# over the change outside, summed over both ends; higher is more local. The same walks are also scored in
+# pixels (mean squared difference inside over outside), a measure that no method here optimised and whose
+# locality is exact (LPIPS features see a neighbourhood of each position).
 
 # %%
 def measure(key, name, i, found):
