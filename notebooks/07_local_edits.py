@@ -298,7 +298,8 @@ if rows:
                                 "Robust PCA iterations: region, rest": [", ".join(map(str, r[3]["iterations"]))
                                                                         for r in rows]}))
 iterations = [n for r in rows for n in r[3]["iterations"]]
-glue("rpca_iterations", f"{min(iterations)} to {max(iterations)}" if iterations else "none (not run)")
+glue("rpca_iterations", "none (not run)" if not iterations else str(max(iterations)) if min(iterations) == max(iterations)
+     else f"{min(iterations)} to {max(iterations)}")
 
 # %% [markdown]
 # ## How local is each direction?
