@@ -10,7 +10,7 @@ from torch import nn
 
 import helpers
 from helpers import batch, distances, generators
-from helpers.metric import Metric, metric
+from helpers.metric import Metric, describe_basis, metric
 
 
 class Tiny(nn.Module):
@@ -248,3 +248,76 @@ def test_stores_made_before_allow_tf32_still_resume(tiny, codes, tmp_path, monke
     with pytest.raises(ValueError, match="options differs .*'allow_tf32': True"):
         batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, allow_tf32=True,
                           progress=False)
+
+
+def test_subspace_chunks_equal_one_call_and_carry_the_certificate(tiny, codes, tmp_path):
+    options = dict(method="subspace", k=3, tol=1e-6)
+    whole = metric(tiny, codes, distances.mse(), progress=False, **options)
+    store = tmp_path / "store"
+    result = batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=2, progress=False, **options)
+    assert relative_error(result.eigvals, whole.eigvals) < 1e-10
+    assert torch.equal(result.passes, whole.passes) and result.residuals.shape == (7, 3)
+    assert (result.residuals <= 1e-6 * result.eigvals[:, :1]).all()
+    loaded = batch.load_store(store)
+    assert torch.equal(loaded.residuals, result.residuals) and torch.equal(loaded.passes, result.passes)
+
+
+def test_warm_start_basis_is_fingerprinted_and_cut_per_chunk(tiny, codes, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    basis = torch.linalg.qr(torch.randn(6, 3, generator=torch.Generator().manual_seed(5)))[0]
+    options = dict(method="subspace", k=3, tol=1e-6, batch_size=2, progress=False)
+    first = batch.metric_many(tiny, codes, distances.mse(), store=store, basis=basis, **options)
+    assert first.options["basis"] == describe_basis(basis)
+    manifest = json.loads((store / batch.MANIFEST).read_text())
+    assert manifest["fingerprint"]["options"]["basis"] == describe_basis(basis)
+    with pytest.raises(ValueError, match="options differs"):
+        batch.metric_many(tiny, codes, distances.mse(), store=store, basis=basis + 1e-3, **options)
+    with pytest.raises(ValueError, match="options differs"):
+        batch.metric_many(tiny, codes, distances.mse(), store=store, **options)  # no warm start
+    calls = counting(monkeypatch)
+    again = batch.metric_many(tiny, codes, distances.mse(), store=store, basis=basis.clone(), **options)
+    assert calls == [] and same(again, first)
+    # one basis per point: each chunk gets its own points' bases
+    per_point = basis.expand(7, -1, -1).clone()
+    per_point[4] = torch.linalg.qr(torch.randn(6, 3, generator=torch.Generator().manual_seed(6)))[0]
+    seen = []
+    real = metric
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["basis"].clone())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch.metric_module, "metric", spy)
+    batch.metric_many(tiny, codes, distances.mse(), basis=per_point, **options)
+    assert [b.shape for b in seen] == [(2, 6, 3), (2, 6, 3), (2, 6, 3), (1, 6, 3)]
+    assert torch.equal(torch.cat(seen), per_point)
+    with pytest.raises(ValueError, match=r"basis must have shape \(6, m\) for every point or \(7, 6, m\)"):
+        batch.metric_many(tiny, codes, distances.mse(), basis=per_point[:3], **options)
+    with pytest.raises(ValueError, match="option of method='subspace', not of 'jacobian'"):
+        batch.metric_many(tiny, codes, distances.mse(), basis=basis, batch_size=2, progress=False)
+
+
+def test_stores_made_before_the_subspace_options_still_resume(tiny, codes, tmp_path, monkeypatch):
+    for method in ("jacobian", "lanczos"):
+        store = tmp_path / method
+        first = batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method=method, k=3,
+                                  progress=False)
+        manifest = json.loads((store / batch.MANIFEST).read_text())
+        options = manifest["fingerprint"]["options"]
+        assert options["tol"] is None and options["block"] is None and options["basis"] is None
+        for added in ("block", "basis"):  # as written before they existed, with the old default tol
+            del options[added]
+        options["tol"] = 0.0
+        (store / batch.MANIFEST).write_text(json.dumps(manifest))
+        calls = counting(monkeypatch)
+        again = batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method=method, k=3,
+                                  progress=False)
+        assert calls == [] and same(again, first)
+    # for 'subspace' an explicit default tol is the same request as None
+    store = tmp_path / "subspace"
+    batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method="subspace", k=3,
+                      progress=False)
+    calls = counting(monkeypatch)
+    batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method="subspace", k=3,
+                      tol=1e-4, progress=False)
+    assert calls == []
