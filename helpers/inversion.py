@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from . import distances
 from .analysis import average_metric
+from .distances import check_generated
 from .metric import check_distance_values, metric
 
 
@@ -62,7 +63,7 @@ def invert(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tensor |
     pixel_weight : loss = distance + pixel_weight · mean squared pixel difference.
     name : label stored as `basis_name` (default 'z', or 'basis-k{k}').
     """
-    target = _check_target(target)
+    target = _check_target(target, distance)
     if len(seeds) == 0 or steps < 1:
         raise ValueError(f"need at least one seed and one step, got seeds={tuple(seeds)}, steps={steps}")
     z0 = torch.cat([G.sample(1, seed=int(s)) for s in seeds]).detach()
@@ -90,6 +91,7 @@ def invert(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tensor |
         z = code()
         x = G(z)
         if step == 0:
+            check_generated(x, len(seeds), distance)
             _check_same_size(target, x)
             images = x.detach().clone()
         loss = distance(target, x)
@@ -244,7 +246,7 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
     sigma0 : CMA's initial step size in z units (per-coordinate stds have mean 1).
     Returns an `Inversion` for one seed whose history is the best-so-far loss per evaluation (1, budget).
     """
-    target = _check_target(target)
+    target = _check_target(target, distance)
     z0 = G.sample(1, seed=int(seed)).detach()
     target = target.to(z0)
     if basis is None:
@@ -261,7 +263,9 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
             raise ValueError(f"eigvals must have one value per basis vector ({V.shape[1]}), got {stds.numel()}")
         basis_name = name or f"basis-k{V.shape[1]}" + ("-hessian" if stds is not None else "")
     with torch.no_grad():
-        _check_same_size(target, G(z0))
+        start_image = G(z0)
+        check_generated(start_image, 1, distance)
+        _check_same_size(target, start_image)
     bar = tqdm(total=budget, desc=f"CMA ({basis_name})", disable=not progress, leave=False)
 
     @torch.no_grad()
@@ -304,15 +308,14 @@ def sample_target_images(kind: str = "face", size: int = 64) -> torch.Tensor:
 
 # --- checks ------------------------------------------------------------------------------------------------
 
-def _check_target(target):
+def _check_target(target, distance=None):
     if not isinstance(target, torch.Tensor):
         raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
     if target.dim() == 3:
         target = target[None]
     if target.dim() != 4 or target.shape[:2] != (1, 3):
         raise ValueError(f"target must be one image of shape (3, H, W) or (1, 3, H, W), got {tuple(target.shape)}")
-    if not torch.isfinite(target).all():
-        raise ValueError("target contains non-finite values (nan or inf)")
+    check_generated(target, 1, distance, "target")  # finite, floating, in the distance's range
     return target.detach()
 
 
@@ -338,4 +341,7 @@ def _as_values(f, n):
     f = torch.as_tensor(f).detach().double().cpu().numpy().ravel()
     if f.shape != (n,):
         raise ValueError(f"the objective must return one value per row, shape ({n},); got {f.shape}")
+    if not np.isfinite(f).all():
+        raise ValueError(f"the objective returned nan or inf for {int((~np.isfinite(f)).sum())} of {n} candidates "
+                         f"(the generator output or the distance is not finite there)")
     return f
