@@ -160,6 +160,8 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
     k : number of eigenpairs for the top-k methods.
     eps : finite-difference step relative to ‖z‖ (‖step‖ = eps·max(‖z‖, 1), so z = 0 works too).
     chunk_size : images per vmapped pass ('jacobian' and 'subspace'); None: `default_chunk_size(device)`.
+        Memory grows with it (the activations of chunk_size images and their tangents): lower it for large
+        generators (BigGAN-deep-256 on CPU: 16).
     max_memory : bytes the 'jacobian' method may spend holding Jacobians; points are grouped to fit.
     tol : 'lanczos' and 'finite-difference': ARPACK's tolerance (None or 0: machine precision).
         'subspace': the certificate, residuals ≤ tol·λ₁ (None: 1e-4; 0: grow the basis to all d directions).
@@ -405,20 +407,21 @@ def _feature_jacobian(f, z, directions, chunk_size):
     points, n = z.shape[0], directions.shape[0]
     per_point = directions.dim() == 3
     step = max(1, chunk_size // n)  # points per call
-    if step >= points:
-        return _jvp_columns(f, z, directions, chunk_size)
     out = None
     for s in range(0, points, step):
         part = _jvp_columns(f, z[s:s + step], directions[:, s:s + step] if per_point else directions, chunk_size)
-        if out is None:
-            out = tuple(torch.empty(points, *j.shape[1:], dtype=j.dtype, device=j.device) for j in part)
+        if step >= points:
+            out = part
+            break
+        if out is None:  # laid out as one call's output, (n, points, F): the Gram matrix sees the same strides
+            out = tuple(torch.empty(n, points, *j.shape[2:], dtype=j.dtype, device=j.device) for j in part)
         for o, j in zip(out, part):
-            o[s:s + len(j)] = j
-    return out
+            o[:, s:s + j.shape[1]] = j
+    return tuple(j.transpose(0, 1) for j in out)
 
 
 def _jvp_columns(f, z, directions, chunk_size):
-    """JVPs of f at z (points, d) along directions (n, d) or (n, points, d): a tuple of (points, n, F)."""
+    """JVPs of f at z (points, d) along directions (n, d) or (n, points, d): a tuple of (n, points, F)."""
     points = z.shape[0]
     shared = directions.dim() == 2
 
@@ -427,8 +430,7 @@ def _jvp_columns(f, z, directions, chunk_size):
 
     per_call = max(1, chunk_size // points)  # directions per vmapped call: chunk_size images in flight
     with torch.no_grad(), _quiet_forward_ad():
-        J = vmap(column, chunk_size=per_call)(directions)  # each (n, points, F)
-    return tuple(j.transpose(0, 1) for j in J)
+        return vmap(column, chunk_size=per_call)(directions)
 
 
 @contextlib.contextmanager

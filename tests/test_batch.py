@@ -1,5 +1,6 @@
 """metric_many: chunked results equal one `metric` call; the store resumes, refuses foreign requests and
 recovers from corrupt chunks; a two-process Dask cluster gives the single-process numbers."""
+import functools
 import json
 import multiprocessing
 import os
@@ -145,7 +146,8 @@ def test_store_refuses_a_different_request(tiny, codes, tmp_path):
 
 
 def test_store_resumes_with_other_speed_options(tiny, codes, tmp_path, monkeypatch):
-    """chunk_size and max_memory change how fast the metric is computed, not the metric: the store resumes."""
+    """chunk_size and max_memory change how fast the metric is computed, not the metric (beyond float32 rounding:
+    a point computed alone or with others in one vmapped call can differ in the last bits): the store resumes."""
     store = tmp_path / "store"
     calls = counting(monkeypatch, fail_on=2)
     with pytest.raises(RuntimeError, match="interrupted"):
@@ -154,7 +156,8 @@ def test_store_resumes_with_other_speed_options(tiny, codes, tmp_path, monkeypat
     resumed = batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=2, chunk_size=64,
                                 max_memory=2 ** 20, progress=False)
     assert len(calls) == 3 and torch.equal(calls[0][0], codes[2:4])  # chunk 0 came from the store
-    assert same(resumed, batch.metric_many(tiny, codes, distances.mse(), batch_size=2, progress=False))
+    fresh = batch.metric_many(tiny, codes, distances.mse(), batch_size=2, progress=False)
+    assert torch.equal(resumed.z, fresh.z) and relative_error(resumed.H, fresh.H) < 1e-6
 
 
 def test_corrupt_chunks_are_recomputed_with_a_warning(tiny, codes, tmp_path, monkeypatch):
@@ -516,7 +519,7 @@ def test_subspace_chunks_equal_one_call_and_carry_the_certificate(tiny, codes, t
     whole = metric(tiny, codes, distances.mse(), progress=False, **options)
     store = tmp_path / "store"
     result = batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=2, progress=False, **options)
-    assert relative_error(result.eigvals, whole.eigvals) < 1e-10
+    assert relative_error(result.eigvals, whole.eigvals) < 1e-6  # float32 model: chunks of 2 points against 7
     assert torch.equal(result.passes, whole.passes) and result.residuals.shape == (7, 3)
     assert (result.residuals <= 1e-6 * result.eigvals[:, :1]).all()
     loaded = batch.load_store(store)
@@ -544,6 +547,7 @@ def test_warm_start_basis_is_fingerprinted_and_cut_per_chunk(tiny, codes, tmp_pa
     seen = []
     real = metric
 
+    @functools.wraps(real)  # the same signature: metric_many reads metric's options from it
     def spy(*args, **kwargs):
         seen.append(kwargs["basis"].clone())
         return real(*args, **kwargs)
