@@ -38,11 +38,13 @@ PROFILES: dict[str, dict] = {
     # smoke: every chapter in about a minute or less on 2 CPU cores (the rendered-book test uses it)
     "smoke": {"n_images": 4, "eps_grid": [1e-4, 1e-2], "n_points": 3, "n_average": 2, "n_reference": 2,
               "n_pca_samples": 500, "global_ranks": [1, 2], "ranks": [1, 4, 16], "n_steps": 5,
-              "n_targets": 1, "n_seeds": 1, "steps": 10, "cma_budget": 40},
+              "n_targets": 1, "n_seeds": 1, "steps": 10, "cma_budget": 40,
+              "models": ["dcgan-celeba64", "fcgan-cats64"], "compare_distances": ["mse"]},
     "default": {},
     # full: paper-scale settings (30 points, as the paper's DCGAN figures); meant for a GPU
     "full": {"n_images": 16, "n_compare": 10, "n_points": 30, "n_average": 30, "n_reference": 8,
-             "n_targets": 10, "n_seeds": 3, "steps": 200, "cma_budget": 600},
+             "n_targets": 10, "n_seeds": 3, "steps": 200, "cma_budget": 600,
+             "online_models": ["biggan-deep-128"]},  # with its published weights when online; left out offline
 }
 
 
@@ -79,6 +81,14 @@ def glue(key: str, value):
     myst_glue(key, _Prose(value) if isinstance(value, str) else value, display=False)
     record(key, value)
     return value
+
+
+def phrase_list(items) -> str:
+    """Items as an English list: "a", "a and b", "a, b and c"; "none" when empty (for generated sentences)."""
+    items = [str(item) for item in items]
+    if not items:
+        return "none"
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 class _Prose(str):

@@ -586,3 +586,57 @@ def test_stores_made_before_the_subspace_options_still_resume(tiny, codes, tmp_p
     batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method="subspace", k=3,
                       tol=1e-4, progress=False)
     assert calls == []
+
+
+# --------------------------------------------------------------------------- metrics shared between chapters
+
+def test_model_metrics_are_computed_once_and_shared(cats, tmp_path, monkeypatch):
+    calls = counting(monkeypatch)
+    first = batch.model_metrics("fcgan-cats64", "mse", 2, 5, root=tmp_path)
+    assert first.G.name == "fcgan-cats64" and first.full is None
+    assert torch.equal(first.metric.z, cats.sample(2, seed=5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fcgan-cats64-mse-2-5"]
+    assert len(calls) == 1
+    again = batch.model_metrics("fcgan-cats64", "mse", 2, 5, root=tmp_path)  # another chapter: read, not computed
+    assert len(calls) == 1 and same(first.metric, again.metric)
+    batch.model_metrics("fcgan-cats64", "mse", 2, 6, root=tmp_path)  # another seed: another store
+    assert len(calls) == 2
+
+
+def test_model_metrics_of_the_eyes_restrict_the_full_space(eyes, tmp_path):
+    result = batch.model_metrics("cdcgan-eyes128", "mse", 1, 0, root=tmp_path, eye_class="blue")
+    assert result.G.name == "cdcgan-eyes128[blue]" and result.full.name == "cdcgan-eyes128-full[blue]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cdcgan-eyes128-full[blue]-mse-1-0"]  # one store
+    assert result.full_metric.H.shape == (1, 108, 108) and result.metric.H.shape == (1, 100, 100)
+    assert torch.equal(result.metric.H, result.full_metric.H[:, :100, :100])
+    assert torch.equal(result.metric.z, result.full_metric.z[:, :100])
+    direct = metric(result.G, result.metric.z, distances.mse(), progress=False)  # the noise space's own metric
+    assert relative_error(result.metric.H, direct.H) < 1e-5
+
+
+def test_many_models_leaves_out_an_online_model_offline_with_a_note(tmp_path, monkeypatch):
+    from helpers import assets
+
+    real_load = generators.load
+    asked = []
+
+    def load(name, **options):
+        asked.append((name, options.get("weights")))
+        if name.startswith("biggan"):
+            raise assets.AssetError("could not download BigGAN-deep-128 weights (no network)")
+        return real_load(name, **options)
+
+    monkeypatch.setattr(generators, "load", load)
+    results, notes = batch.many_models(["fcgan-cats64"], "mse", 1, 0, online=["biggan-deep-128"], root=tmp_path)
+    assert list(results) == ["fcgan-cats64"]
+    assert ("biggan-deep-128", "pretrained") in asked  # published weights asked for, never random ones
+    assert notes == ["biggan-deep-128 left out: its published weights could not be downloaded (could not "
+                     "download BigGAN-deep-128 weights (no network)); it needs the internet"]
+    with pytest.raises(assets.AssetError, match="BigGAN"):  # a model that is not optional must load
+        batch.many_models(["biggan-deep-128"], "mse", 1, 0, root=tmp_path)
+
+
+def test_model_metrics_refuse_random_biggan(tmp_path):
+    with pytest.raises(ValueError, match="random weights"):
+        batch.model_metrics("biggan-deep-128", "mse", 1, 0, root=tmp_path, weights="random")
+    assert not any(tmp_path.iterdir())  # nothing computed, nothing stored

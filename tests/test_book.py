@@ -296,3 +296,12 @@ def test_merge_summary_from_two_processes_loses_nothing(tmp_path):
     summary = json.loads(path.read_text())
     assert sorted(summary["notebooks"]) == [f"{p}{i:02d}" for p in "ab" for i in range(25)]
     assert summary["profile"] in ("a", "b")
+
+
+def test_phrase_list():
+    from helpers.book import phrase_list
+
+    assert phrase_list([]) == "none"
+    assert phrase_list(["a"]) == "a"
+    assert phrase_list(("a", "b")) == "a and b"
+    assert phrase_list(["a", "b", 3]) == "a, b and 3"
