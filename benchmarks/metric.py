@@ -189,10 +189,13 @@ def solver_notes(result, exact_eigvals, seconds, exact_seconds, d) -> tuple[str,
     lam1 = float(result.eigvals[0, 0])
     certificate = float(result.residuals[0].max() / lam1)
     bound = float((result.residuals[0] / result.eigvals[0]).max())  # each θ within ‖r‖ of an eigenvalue
+    spread = float(result.eigvals[0, -1] / lam1)  # lambda_K / lambda_1: tol = target * spread certifies the target
     numbers = {"jvp_columns": jvps, "vjp_columns": vjps, "max_residual_over_lambda1": certificate,
-               "max_residual_over_eigenvalue": bound, "tol": result.options["tol"], "block": result.options["block"]}
+               "max_residual_over_eigenvalue": bound, "lambdaK_over_lambda1": spread, "tol": result.options["tol"],
+               "block": result.options["block"]}
     notes = (f"top-{K}, {jvps} JVP + {vjps} VJP columns (jacobian: {d} JVP); residuals <= {certificate:.1e} lambda1 "
-             f"(tol {result.options['tol']:g}), each eigenvalue within {bound:.1e} relative")
+             f"(tol {result.options['tol']:g}), each eigenvalue within {bound:.1e} relative "
+             f"(lambda{K}/lambda1 = {spread:.2g})")
     if exact_eigvals is not None:
         error = float(((result.eigvals[0] - exact_eigvals[:K]).abs() / exact_eigvals[:K]).max())
         numbers["max_eigenvalue_rel_error"] = error

@@ -211,8 +211,8 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
         eigvals, eigvecs = eigh_descending(H)
         options = {}
     else:
-        if not 0 < k < z.shape[1]:
-            raise ValueError(f"k must be between 1 and d-1 = {z.shape[1] - 1} for {method!r}, got {k}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 < k < z.shape[1]:
+            raise ValueError(f"k must be an integer between 1 and d-1 = {z.shape[1] - 1} for {method!r}, got {k!r}")
         if method == "subspace":
             tol = SUBSPACE_TOL if tol is None else tol
             block = default_block(k, z.device) if block is None else block

@@ -60,6 +60,9 @@ def test_metric_benchmark_solver_and_hvp_rows(tmp_path, capsys):
         solver = rows[name]["solver"]
         assert 20 <= solver["jvp_columns"] == solver["vjp_columns"] <= 100
         assert solver["max_residual_over_lambda1"] <= 1e-3 and solver["tol"] == 1e-3
+        assert 0 < solver["lambdaK_over_lambda1"] < 1
+        assert solver["max_residual_over_eigenvalue"] <= solver["max_residual_over_lambda1"] / solver[
+            "lambdaK_over_lambda1"] * (1 + 1e-9)  # the bound per eigenvalue follows from the certificate
         assert solver["max_eigenvalue_rel_error"] < 0.1  # measured against the exact metric of the same run
         assert solver["speedup_vs_jacobian"] == pytest.approx(
             rows["jacobian"]["seconds_per_hessian"] / rows[name]["seconds_per_hessian"])

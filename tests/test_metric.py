@@ -144,7 +144,7 @@ def test_unknown_method_and_bad_k():
     G, _ = linear_generator()
     with pytest.raises(ValueError, match="unknown method 'bogus'.*jacobian, backprop, lanczos, finite-difference"):
         M.metric(G, torch.zeros(8), distances.mse(), "bogus")
-    with pytest.raises(ValueError, match="k must be between 1 and d-1 = 7"):
+    with pytest.raises(ValueError, match="k must be an integer between 1 and d-1 = 7"):
         M.metric(G, torch.zeros(8), distances.mse(), "lanczos", k=8)
 
 
@@ -561,6 +561,13 @@ def test_subspace_bad_input():
         M.metric(G, z, mse, "lanczos", k=4, basis=torch.randn(24, 4))
     with pytest.raises(ValueError, match="block must be a positive integer"):
         M.metric(G, z, mse, "subspace", k=4, block=0)
+    for k in (0, 24, 2.5, True):
+        with pytest.raises(ValueError, match=r"k must be an integer between 1 and d-1 = 23 for 'subspace'"):
+            M.metric(G, z, mse, "subspace", k=k)
+    with pytest.raises(ValueError, match="basis must be floating point"):
+        M.metric(G, z, mse, "subspace", k=4, basis=torch.ones(24, 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="z must have shape"):
+        M.metric(G, z[:, :23], mse, "subspace", k=4)
     with pytest.raises(ValueError, match=r"tol must be a number in \[0, 1\)"):
         M.metric(G, z, mse, "subspace", k=4, tol=1.5)
     plain = lambda x0, x: ((x0 - x) ** 2).flatten(1).sum(1)  # noqa: E731
