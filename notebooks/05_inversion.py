@@ -16,6 +16,17 @@
 # %% [markdown]
 # # Inversion: does the metric's eigenbasis help the optimizer?
 #
+# **What this chapter tests.** Whether an optimizer inverts the generator better in the eigenbasis of the
+# average metric than in the code itself: Adam and CMA-ES, over several targets and starting seeds, with
+# paired tests. Its tables, beside the paper's numbers, are also on the [results page](results.md).
+#
+# **Rerun it** ({glue:text}`run_times`):
+#
+# ```bash
+# python -m helpers.book run --only 05 -p n_targets 5 -p n_seeds 3
+# ```
+
+# %% [markdown]
 # To invert a generator is to find the code z whose image G(z) matches a target image, by minimising the
 # LPIPS distance d(target, G(z)). The earlier chapters found the metric of the generator strongly
 # anisotropic, and much the same at every code. Wang and Ponce draw a practical consequence from this: an
@@ -66,7 +77,9 @@ from helpers import analysis as A
 from helpers import distances, generators, viz
 from helpers import inversion as I
 from helpers.batch import metric_many
-from helpers.book import record
+from helpers.book import glue, record, run_times
+
+glue("run_times", run_times("05_inversion"))
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 if cpu_threads:  # batches of a few 64×64 images gain little from threads, and lose much on a busy machine
@@ -324,3 +337,12 @@ viz.montage(grid, [f"generated {i}" for i in range(n_targets)] + ["photograph"],
 # times the smallest), but in these runs a rotation into its eigenbasis does not make inversion faster or
 # better. These are a few targets and seeds at one learning rate. The parameters at the top of the page
 # (n_targets, n_seeds, lr, top_k) are the place to test whether the picture changes.
+
+# %% [markdown]
+# ## Try it
+#
+# - `-p n_targets 10 -p n_seeds 3`: more pairs make the paired test decisive either way.
+# - `-p steps 300`: longer runs; does the gap between bases close?
+# - `-p lr 0.05`: another learning rate (the same for every basis, so the comparison stays fair).
+# - `-p top_k 40`: a larger eigen-subspace for the truncated basis and CMA-ES.
+# - `-p cma_budget 1000`: a larger CMA-ES budget.
