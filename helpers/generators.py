@@ -5,6 +5,7 @@ wrapping of any user module or callable.
 """
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Callable
 
@@ -103,6 +104,68 @@ def dcgan_faces64(*, device="cpu", cache=None) -> Generator:
     state = torch.load(assets.fetch("dcgan-faces64", cache=cache), map_location="cpu", weights_only=True)
     net.load_state_dict(state["netG_state_dict"])
     return Generator(net, 100, name="dcgan-faces64").to(device)
+
+
+def _tutorial_state(state: dict) -> dict:
+    """Rename a PyTorch-tutorial DCGAN state dict (convTr1..5, batchNorm1..4) to `_dcgan`'s indices."""
+    renamed = {}
+    for key, value in state.items():
+        match = re.fullmatch(r"(convTr|batchNorm)([1-9])\.(\w+)", key)
+        if match is None:
+            raise ValueError(f"unexpected key {key!r} in a tutorial DCGAN state dict (expected convTrN.* or "
+                             f"batchNormN.*): wrong file?")
+        kind, block, rest = match.groups()
+        renamed[f"{3 * (int(block) - 1) + (kind == 'batchNorm')}.{rest}"] = value
+    return renamed
+
+
+def dcgan_celeba64(*, device="cpu", cache=None) -> Generator:
+    """The PyTorch-tutorial DCGAN of faces like aligned CelebA photos: 100-d latent, 64x64 RGB (generateme 0.1.2).
+
+    The classic DCGAN (Radford et al. 2016) as the PyTorch tutorial trains it on CelebA: codes N(0, 1) of
+    shape (n, 100, 1, 1), five transposed convolutions 512-256-128-64-3, batch norm (its saved running
+    statistics are used) and ReLU, tanh output in [-1, 1].
+    """
+    net = _ImageFromVector(_dcgan([100, 512, 256, 128, 64]))
+    state = torch.load(assets.fetch("dcgan-celeba64", cache=cache), map_location="cpu", weights_only=True)
+    net.main.load_state_dict(_tutorial_state(state))
+    return Generator(net, 100, name="dcgan-celeba64").to(device)
+
+
+class _GreyToRGB(nn.Module):
+    """A fully connected generator of (n, side*side) grey images, returned as (n, 3, side, side) RGB."""
+
+    def __init__(self, main: nn.Sequential, side: int):
+        super().__init__()
+        self.main = main
+        self.side = side
+
+    def forward(self, z):
+        grey = self.main(z).reshape(-1, 1, self.side, self.side)
+        return grey.repeat(1, 3, 1, 1)  # three equal channels, so RGB distances such as LPIPS take it
+
+
+def fcgan_cats64(*, device="cpu", cache=None) -> Generator:
+    """A fully connected GAN of cat faces: 100-d latent, 64x64 greyscale as 3 equal channels (generateme 0.1.2).
+
+    No convolutions: Linear layers 100-256-512-1024-4096 with LeakyReLU(0.2), tanh output in [-1, 1], read
+    row by row as a 64x64 grey image; codes N(0, 1). The grey image is repeated into the three RGB channels
+    (R = G = B), so RGB distances such as LPIPS take it unchanged.
+    """
+    layers: list[nn.Module] = []
+    widths = [100, 256, 512, 1024, 64 * 64]
+    for c_in, c_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(c_in, c_out), nn.LeakyReLU(0.2)]
+    main = nn.Sequential(*layers[:-1], nn.Tanh())
+    state = torch.load(assets.fetch("fcgan-cats64", cache=cache), map_location="cpu", weights_only=True)
+    renamed = {}
+    for key, value in state.items():
+        match = re.fullmatch(r"fc([1-4])\.(weight|bias)", key)
+        if match is None:
+            raise ValueError(f"unexpected key {key!r} in the fcgan-cats64 state dict (expected fc1..fc4): wrong file?")
+        renamed[f"{2 * (int(match.group(1)) - 1)}.{match.group(2)}"] = value
+    main.load_state_dict(renamed)
+    return Generator(_GreyToRGB(main, 64), 100, name="fcgan-cats64").to(device)
 
 
 class _ConditionalEyes(nn.Module):
@@ -272,12 +335,19 @@ def biggan_deep(resolution: int = 256, *, weights: str = "auto", class_index: in
 
 
 MODELS = {
+    "dcgan-celeba64": dcgan_celeba64,
     "dcgan-faces64": dcgan_faces64,
+    "fcgan-cats64": fcgan_cats64,
     "cdcgan-eyes128": cdcgan_eyes128,
     "biggan-deep-128": lambda **kw: biggan_deep(128, **kw),
     "biggan-deep-256": lambda **kw: biggan_deep(256, **kw),
     "biggan-deep-512": lambda **kw: biggan_deep(512, **kw),
 }
+
+# The embedded models (weights from pinned registry files, offline), in the book's order. The first is the
+# book's first model: the classic DCGAN on CelebA-like photographs, whose eigen-axes change attributes a
+# reader names at once (masculine or feminine presentation, lighting, expression).
+EMBEDDED = ("dcgan-celeba64", "dcgan-faces64", "cdcgan-eyes128", "fcgan-cats64")
 
 
 def load(name: str, *, device="cpu", **options) -> Generator:

@@ -120,11 +120,14 @@ def line_chart(x, series: dict, *, log_x: bool = False, log_y: bool = False, tit
 
 
 def markdown_table(columns: dict, *, precision: int = 4):
-    """An IPython Markdown table of equal-length columns {header: values}; floats get `precision` decimals."""
+    """An IPython Markdown table of equal-length columns {header: values}; floats get `precision` decimals,
+    or scientific notation below 1e-3 (as the book's prose, book/CONVENTIONS.md)."""
     from IPython.display import Markdown
 
     def cell(value):
-        return f"{value:.{precision}f}" if isinstance(value, (float, np.floating)) else str(value)
+        if not isinstance(value, (float, np.floating)):
+            return str(value)
+        return f"{value:.2e}" if value != 0 and abs(value) < 1e-3 else f"{value:.{precision}f}"
 
     headers = list(columns)
     rows = zip(*(columns[h] for h in headers))

@@ -14,40 +14,53 @@
 # %% [markdown]
 # # The metric of a generator
 #
-# A generator G maps a latent code z to an image G(z). An image distance d, LPIPS here, says how different
-# two images are. Pulling d back through G gives a way to measure how much the image changes when the
-# code moves: near a code z0,
+# **What this chapter tests.** That the metric $H(z_0)$, the Hessian of LPIPS pulled back through the
+# generator, predicts the distance for small steps, and that four ways of computing it (our exact
+# forward-mode Jacobian and the paper's BP, BackwardIter and ForwardIter) agree; also two pitfalls of the
+# authors' iterative operators.
+#
+# **Rerun it** ({glue:text}`run_times`):
+#
+# ```bash
+# python -m helpers.book run --only 01 -p seed 1 -p n_compare 3
+# ```
+
+# %% [markdown]
+# A generator $G$ maps a latent code $z$ to an image $G(z)$. An image distance $d$, LPIPS here, says how
+# different two images are. Pulling $d$ back through $G$ gives a way to measure how much the image changes
+# when the code moves: near a code $z_0$,
 #
 # $$ d\big(G(z_0), G(z_0 + \delta)\big) \approx \tfrac12\, \delta^\top H(z_0)\, \delta,
 # \qquad H(z_0) = \frac{\partial^2}{\partial z^2}\, d\big(G(z_0), G(z)\big)\Big|_{z=z_0}. $$
 #
-# This is the second-order Taylor expansion of d around z0. The zeroth-order term is d(G(z0), G(z0)) = 0,
-# and the first-order term vanishes too: d is never negative and is zero at z0, so z0 is a minimum and the
-# gradient there is zero. What is left is the quadratic form of the Hessian H, a positive semi-definite
-# d×d matrix: a Riemannian metric on latent space.
+# This is the second-order Taylor expansion of $d$ around $z_0$. The zeroth-order term is
+# $d(G(z_0), G(z_0)) = 0$, and the first-order term vanishes too: $d$ is never negative and is zero at
+# $z_0$, so $z_0$ is a minimum and the gradient there is zero. What is left is the quadratic form of the
+# Hessian $H$, a positive semi-definite $n \times n$ matrix ($n$ the latent dimension): a Riemannian
+# metric on latent space.
 #
 # LPIPS is itself a squared Euclidean distance between feature vectors: it normalizes each layer's
 # activations over channels, weights each channel by a learned non-negative weight and averages over
-# positions, so d(x0, x) = ‖f(x0) − f(x)‖² with f the weighted, normalized features. Writing J for the
-# Jacobian of f(G(z)) in z, the chain rule then gives exactly
+# positions, so $d(x_0, x) = \lVert f(x_0) - f(x) \rVert^2$ with $f$ the weighted, normalized features.
+# Writing $J$ for the Jacobian of $f(G(z))$ in $z$, the chain rule then gives exactly
 #
 # $$ H(z_0) = 2\, J^\top J, $$
 #
-# because the term with second derivatives of f∘G is multiplied by f(G(z0)) − f(G(z0)) = 0. (With LPIPS's
-# weights W written separately this is the 2·JᵀWJ of the introduction.)
+# because the term with second derivatives of $f \circ G$ is multiplied by $f(G(z_0)) - f(G(z_0)) = 0$.
+# (With LPIPS's weights $W$ written separately this is the $2 J^\top W J$ of the introduction.)
 #
-# This page checks that formula numerically and compares four ways of computing H:
+# This page checks that formula numerically and compares four ways of computing $H$:
 #
-# - **jacobian** (ours, exact): d forward-mode Jacobian-vector products, one per latent direction, computed
-#   together with `torch.func.jvp` under `vmap`, then H = 2JᵀJ accumulated in float64.
-# - **backprop** (the paper's BP, exact): the gradient of d with `create_graph`, then one more backward pass
-#   per latent dimension.
-# - **lanczos** (the paper's BackwardIter, top-k): ARPACK Lanczos on exact Hessian-vector products.
-# - **finite-difference** (the paper's ForwardIter, top-k): Lanczos on central differences of the gradient,
-#   with a step ε·‖z0‖.
+# - **jacobian** (ours, exact): $n$ forward-mode Jacobian-vector products, one per latent direction,
+#   computed together with `torch.func.jvp` under `vmap`, then $H = 2J^\top J$ accumulated in `float64`.
+# - **backprop** (the paper's BP, exact): the gradient of $d$ with `create_graph`, then one more backward
+#   pass per latent dimension.
+# - **lanczos** (the paper's BackwardIter, top-$k$): ARPACK Lanczos on exact Hessian-vector products.
+# - **finite-difference** (the paper's ForwardIter, top-$k$): Lanczos on central differences of the
+#   gradient, with a step $\varepsilon \lVert z_0 \rVert$.
 #
-# One difference from the authors' code: their generator wrappers hand LPIPS images in [0, 1], while LPIPS
-# expects [-1, 1]. Every distance here takes images in [-1, 1], as LPIPS was trained.
+# One difference from the authors' code: their generator wrappers hand LPIPS images in $[0, 1]$, while
+# LPIPS expects $[-1, 1]$. Every distance here takes images in $[-1, 1]$, as LPIPS was trained.
 
 # %% tags=["parameters"]
 model = "dcgan-faces64"
@@ -61,13 +74,16 @@ eps_grid = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 device = "cpu"
 
 # %%
+import inspect
+
 import numpy as np
 import torch
 
 from helpers import distances, generators, viz
 from helpers import metric as M
-from helpers.book import record
+from helpers.book import glue, record, run_times
 
+glue("run_times", run_times("01_metric"))
 G = generators.load(model, device=device)
 d = distances.load(distance, device=device, **({"resize": resolution} if resolution else {}))
 z = G.sample(n_compare, seed=seed)
@@ -77,11 +93,11 @@ print(f"{G.name}: {G.latent_dim}-d latent; distance {distance}; {n_compare} poin
 # ## The quadratic form predicts the distance
 #
 # First the exact metric at the first code, then a check that it does what the expansion says: for a unit
-# direction v and a step t, the measured LPIPS between G(z0) and G(z0 ± t·v) should be close to
-# ½ t² vᵀHv when t is small. We average the two sides, +t and −t: that cancels the cubic term of the
-# expansion, which is odd in t (and would otherwise make the check depend on the arbitrary sign of an
-# eigenvector). We try the top eigenvector, eigenvectors further down the spectrum, and a random
-# direction, and plot the ratio of measured to predicted distance.
+# direction $v$ and a step $t$, the measured LPIPS between $G(z_0)$ and $G(z_0 \pm t v)$ should be close
+# to $\tfrac12 t^2 v^\top H v$ when $t$ is small. We average the two sides, $+t$ and $-t$: that cancels the
+# cubic term of the expansion, which is odd in $t$ (and would otherwise make the check depend on the
+# arbitrary sign of an eigenvector). We try the top eigenvector, eigenvectors further down the spectrum,
+# and a random direction, and plot the ratio of measured to predicted distance.
 
 # %%
 exact = M.metric(G, z, d, "jacobian")
@@ -90,26 +106,28 @@ steps = np.logspace(-5, 0.5, 23) * float(z[0].norm())
 unit_random = torch.randn(G.latent_dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(H0)
 directions = {"eigenvector 1": V0[:, 0], "eigenvector 10": V0[:, 9], "eigenvector 50": V0[:, 49],
               "random": unit_random / unit_random.norm()}
-ratios = {}
+ratios, measured = {}, {}
 with torch.no_grad():
     x0 = G(z[:1])
     for name, v in directions.items():
         predicted = 0.5 * steps ** 2 * float(v @ H0 @ v)
         offsets = torch.as_tensor(steps, dtype=z.dtype, device=z.device)[:, None] * v.to(z.dtype)
         both_sides = (d(x0, G(z[:1] + offsets)) + d(x0, G(z[:1] - offsets))).double().cpu().numpy() / 2
+        measured[name] = both_sides
         ratios[name] = both_sides / predicted
 viz.line_chart(steps / float(z[0].norm()), ratios, log_x=True, title="measured LPIPS (mean of ±t) / ½ t² vᵀHv",
                xlabel="step t / ‖z0‖", ylabel="ratio")
 
 # %% [markdown]
 # Is the float32 metric itself accurate enough for this check? The same metric computed entirely in
-# float64 (generator, distance and code) answers that:
+# `float64` (generator, distance and code) answers that:
 
 # %%
 G64 = generators.load(model, device=device).double()
 d64 = distances.load(distance, device=device, **({"resize": resolution} if resolution else {})).double()
 exact64 = M.metric(G64, z[:1].double(), d64)
 float64_gap = record("float32_vs_float64_rel_error", float((exact.H[0] - exact64.H[0]).norm() / exact64.H[0].norm()))
+glue("float64_gap", float64_gap)
 print(f"relative difference between the float32 and float64 metrics: {float64_gap:.1e}")
 
 # %%
@@ -119,11 +137,24 @@ viz.markdown_table({"direction": list(table),
                     **{f"ratio at t = {t}·‖z0‖": [row[t] for row in table.values()] for t in at}})
 
 # %% [markdown]
+# The sentences of the summary below are generated from this table:
+
+# %%
+top, lower = "eigenvector 1", [name for name in table if name != "eigenvector 1"]
+glue("small_step_deviation", max(abs(row["1e-05"] - 1) for row in table.values()))
+glue("smallest_distance", float(min(m[at["1e-05"]] for m in measured.values())))
+glue("mid_step_lower_deviation", max(abs(table[name]["1e-03"] - 1) for name in lower))
+mid_top = table[top]["1e-03"] - 1
+glue("mid_step_top", f"{abs(mid_top):.0%} {'below' if mid_top < 0 else 'above'}")
+glue("large_step_top_ratio", table[top]["1e-01"])
+glue("large_step_low_ratio", table["eigenvector 50"]["1e-01"])
+
+# %% [markdown]
 # ## Four methods, one metric
 #
 # Now every method at the same codes. The exact methods are compared entry by entry with backprop (the
-# paper's reference method); the top-k methods on their top eigenvalues and by the correlation of their
-# rank-k reconstruction with the full matrix, the accuracy measure the paper used.
+# paper's reference method); the top-$k$ methods on their top eigenvalues and by the correlation of their
+# rank-$k$ reconstruction with the full matrix, the accuracy measure the paper used.
 
 # %%
 results = {m: M.metric(G, z, d, m, k=top_k) for m in methods}
@@ -149,17 +180,34 @@ viz.markdown_table({"method": list(rows), "relative Frobenius error vs backprop"
                     "corr(vec H, vec H_backprop)": [r[2] for r in rows.values()],
                     "seconds per Hessian": [r.seconds_per_point for r in results.values()]}, precision=6)
 
+# %%
+if "jacobian" in rows and "backprop" in results:
+    speedup = results["backprop"].seconds_per_point / results["jacobian"].seconds_per_point
+    exact_methods = (f"The two exact methods agree to float32 rounding: the relative Frobenius difference of "
+                     f"jacobian and backprop is {rows['jacobian'][0]:.1e}")
+    speed = (f"the forward-mode Jacobian was {max(speedup, 1 / speedup):.2g}× {'faster' if speedup > 1 else 'slower'} "
+             "per Hessian than backprop in this run (one run on a shared machine; `benchmarks/README.md` has "
+             "controlled measurements)")
+else:
+    exact_methods = "This run compared fewer methods (`methods` parameter), so the exact ones are not compared"
+    speed = "no timing comparison was made"
+glue("exact_methods", exact_methods)
+glue("speed", speed)
+glue("lanczos", f"Lanczos recovers the top {top_k} eigenvalues of the exact metric to {rows['lanczos'][1]:.1e} relative"
+     if "lanczos" in rows else "Lanczos was not run (`methods` parameter)")
+
 # %% [markdown]
-# For the top-k methods the relative Frobenius error is large by construction: a rank-k matrix cannot
-# carry the remaining d − k directions. Their eigenvalues and their correlation with the full matrix are
+# For the top-$k$ methods the relative Frobenius error is large by construction: a rank-$k$ matrix cannot
+# carry the remaining $n - k$ directions. Their eigenvalues and their correlation with the full matrix are
 # the fair comparison.
 #
 # ## Finite differences: the step size matters
 #
-# The finite-difference method trades exactness for needing only gradients. Its step ε (relative to ‖z0‖)
-# must be small enough that the gradient is close to linear over the step, and large enough that float32
-# rounding does not swamp the difference of two nearly equal gradients. The paper reports this trade-off
-# as the correlation of the finite-difference metric with BP for ε from 1e-5 to 1e-1.
+# The finite-difference method trades exactness for needing only gradients. Its step $\varepsilon$
+# (relative to $\lVert z_0 \rVert$) must be small enough that the gradient is close to linear over the
+# step, and large enough that float32 rounding does not swamp the difference of two nearly equal
+# gradients. The paper reports this trade-off as the correlation of the finite-difference metric with BP
+# over a range of steps.
 
 # %%
 eps_corr = {}
@@ -170,38 +218,80 @@ record("finite_difference_corr_by_eps", {str(k): v for k, v in eps_corr.items()}
 viz.line_chart(list(eps_corr), {"corr(vec H_fd, vec H_exact)": list(eps_corr.values())}, log_x=True,
                title="finite-difference accuracy vs step", xlabel="ε (step / ‖z0‖)", ylabel="correlation")
 
+# %%
+good = [f"{eps:.0e}" for eps, c in eps_corr.items() if c >= 0.99]
+worse = ", ".join(f"{c:.3f} at {eps:.0e}" for eps, c in eps_corr.items() if c < 0.99)
+listed = ", ".join(good[:-1]) + " and " + good[-1] if len(good) > 1 else "".join(good)
+glue("fd_verdict", (f"correlate with the exact metric at 0.99 or more at steps of {listed}" if good
+                    else "never reach a correlation of 0.99 with the exact metric")
+     + (f", and less at the others ({worse})" if worse and good else f" ({worse})" if worse else ""))
+glue("fd_default_eps", inspect.signature(M.metric).parameters["eps"].default)
+
 # %% [markdown]
 # ## Two pitfalls of the published code
 #
-# The paper's ForwardIter operator averages the two perturbed images and so returns ½·Hv (measured on the
-# authors' code with this model: vᵀ(Hv)/λ = 0.499 on the top eigenvector); here the finite-difference
-# operator returns Hv, which the eigenvalue agreement above confirms. Their BackwardIter evaluates the
-# Hessian-vector products at z0 + 1e-4·noise instead of at z0. The exact metric one such step away differs
-# from the metric at z0 by:
+# The paper's ForwardIter operator differentiates the *mean* of the distances to the two perturbed images
+# $G(z_0 \pm h v)$, so each gradient, and the Hessian-vector product, comes out halved. The same central
+# difference written both ways, here, on the top eigenvector $v_1$ with eigenvalue $\lambda_1$:
+
+# %%
+v1, lambda1 = V0[:, 0].to(z.dtype), float(exact.eigvals[0, 0])
+h = 1e-4 * float(z[0].norm())
+points = torch.cat([z[:1] + h * v1, z[:1] - h * v1]).requires_grad_(True)
+hv = {}
+for reduction in ("sum", "mean"):  # sum: our operator; mean: the published one
+    (g,) = torch.autograd.grad(getattr(d(x0, G(points)), reduction)(), points)
+    hv[reduction] = float(((g[0] - g[1]) / (2 * h)) @ v1) / lambda1
+record("forward_iter_rayleigh_over_lambda", hv)
+glue("hv_sum", hv["sum"])
+glue("hv_mean", hv["mean"])
+print(f"vᵀ(Hv)/λ1 with the sum: {hv['sum']:.4f}; with the mean (published operator): {hv['mean']:.4f}")
+
+# %% [markdown]
+# Their BackwardIter evaluates the Hessian-vector products at $z_0 + 10^{-4}\,\xi$, with $\xi$ standard
+# normal noise, instead of at $z_0$. The exact metric one such step away differs from the metric at $z_0$
+# by:
 
 # %%
 jittered = z[:1] + 1e-4 * torch.randn(z[:1].shape, generator=torch.Generator().manual_seed(seed)).to(z)
 off_point = M.metric(G, jittered, d)
 shift = record("metric_change_at_1e-4_jitter", float((off_point.H[0] - H0).norm() / H0.norm()))
+glue("jitter_shift", shift)
 print(f"relative change of H when evaluated 1e-4·noise away from z0: {shift:.2%}")
 
 # %% [markdown]
 # ## What the numbers show
 #
-# The quadratic form of H predicts LPIPS for small steps. In the default run, at the smallest step
-# (t = 1e-5·‖z0‖) every ratio is within about 3% of 1; the scatter left there is float32 rounding of
-# distances as small as 1e-10. At t = 1e-3·‖z0‖ the random and lower-ranked directions are still within
-# about 1%, while along the top eigenvector the measured distance is already 9% below the prediction. H
-# itself is exact there (the float64 metric agrees with the float32 one, see above): the top direction is
-# the one along which the image changes fastest, and the ReLUs and max-pools of the generator and of
-# AlexNet switch close to z0 along it, so the distance is only piecewise smooth and its quadratic
-# approximation holds over a shorter range. For larger steps the measured distance grows much more slowly
-# than the quadratic along the top directions (a ratio of 0.18 along the top eigenvector at 0.1·‖z0‖: the
-# image saturates), and about as fast along low-ranked ones.
+# The quadratic form of $H$ predicts LPIPS for small steps. At the smallest step,
+# $t = 10^{-5} \lVert z_0 \rVert$, every ratio is within {glue:text}`small_step_deviation:.1%` of one; the
+# scatter left there is float32 rounding of distances as small as {glue:text}`smallest_distance:.1e`. At
+# $t = 10^{-3} \lVert z_0 \rVert$ the random and lower-ranked directions are within
+# {glue:text}`mid_step_lower_deviation:.1%`, while along the top eigenvector the measured distance is
+# {glue:text}`mid_step_top` the prediction. $H$ itself is accurate there: the `float64` metric differs from
+# the `float32` one by {glue:text}`float64_gap:.1e` relative. The top direction is the one along which the
+# image changes fastest, and the ReLUs and max-pools of the generator and of AlexNet switch close to $z_0$
+# along it, so the distance is only piecewise smooth and its quadratic approximation holds over a shorter
+# range. At $t = 10^{-1} \lVert z_0 \rVert$ the ratio of measured to predicted distance is
+# {glue:text}`large_step_top_ratio:.3g` along the top eigenvector (the image saturates) and
+# {glue:text}`large_step_low_ratio:.3g` along eigenvector 50.
 #
-# The two exact methods agree to float32 rounding (relative Frobenius error near 1e-7), and Lanczos
-# recovers the top eigenvalues of the exact metric to about 1e-7 as well. The forward-mode Jacobian is
-# the fastest exact method, by a factor that the timing column shows for this run (see
-# `benchmarks/README.md` for controlled measurements). Finite differences are accurate over a wide range
-# of steps (correlation with the exact metric above 0.99 from ε = 1e-6 to 1e-3) and degrade from ε ≈ 1e-2
-# (0.96, and 0.71 at 1e-1), as in the paper; their default here is ε = 1e-4.
+# {glue:md}`exact_methods`, and {glue:md}`lanczos`; {glue:md}`speed`.
+# Finite differences {glue:text}`fd_verdict`. The paper saw the same trade-off on PGGAN, with correlations
+# of {paper}`0.989`, {paper}`0.901` and {paper}`0.398` at steps of $10^{-3}$, $10^{-2}$ and $10^{-1}$, and
+# {paper}`0.978` for its DCGAN at small steps; the default step here is {glue:text}`fd_default_eps:.0e`.
+#
+# The two pitfalls are real. With the mean, the published ForwardIter returns
+# $v_1^\top (H v_1) / \lambda_1 =$ {glue:text}`hv_mean:.3f` instead of {glue:text}`hv_sum:.3f`: half the
+# Hessian, so its eigenvalues are half the true ones. And evaluating at a point $10^{-4}$ noise away
+# changes the metric by {glue:text}`jitter_shift:.1%` relative, against {glue:text}`float64_gap:.1e`
+# between the `float32` and `float64` metrics at the same point.
+
+# %% [markdown]
+# ## Try it
+#
+# - `-p seed 1` or `-p n_compare 3`: other codes; the agreement of the methods should not depend on them.
+# - `-p resolution 256`: LPIPS at the paper's working resolution (images upsampled first); slower.
+# - `-p eps_grid "[1e-7, 1e-6, 1e-4, 1e-2]"`: where the finite-difference step starts to hurt, on both
+#   sides.
+# - `-p distance lpips-vgg` or `-p model cdcgan-eyes128`: another distance or generator; look at how far
+#   the top eigenvector's ratio leaves one, and at what step.

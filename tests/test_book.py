@@ -1,8 +1,11 @@
 """The notebook runner (`python -m helpers.book`): parameters, failures, the summary, the plotly.js bundle."""
 import json
+import re
 
 import nbformat
+import numpy as np
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from plotly.offline import get_plotlyjs
 
@@ -128,3 +131,78 @@ def test_glue_stores_what_myst_nb_cites_and_records_it(tmp_path):
     assert format_plain_text(data["count"]["text/plain"], "d") == "7"
     assert format_plain_text(data["verdict"]["text/plain"], "") == "the eigenbasis **won**"
     assert data["verdict"]["text/markdown"] == "the eigenbasis **won**"
+
+
+def test_format_number_uses_scientific_notation_below_1e_3():
+    assert book.format_number(0.95213) == "0.952" and book.format_number(17.26) == "17.3"
+    assert book.format_number(6.2e-7) == "6.20e-07" and book.format_number(-0.00042) == "-4.20e-04"
+    assert book.format_number(12345.6) == "12,346" and book.format_number(30) == "30"
+    assert book.format_number(0.0) == "0" and book.format_number("5 to 6") == "5 to 6"
+    assert book.format_number(np.float32(0.5)) == "0.5" and book.format_number(torch.tensor(3)) == "3"
+
+
+def test_result_table_records_our_values_beside_the_papers(monkeypatch, tmp_path):
+    monkeypatch.setenv(book.SUMMARY_ENV, str(tmp_path / "summary.json"))
+    shown = book.result_table("homogeneity", "Homogeneity", ["log, mean", "linear, mean"],
+                              {"ours: faces": [np.float64(0.93212), 0.794]},
+                              paper={"paper: DCGAN-fashion": ["homogeneity_log_mean", None]},
+                              row_header="measure", note="30 codes")
+    recorded = json.loads((tmp_path / "summary.json").read_text())["results/homogeneity"]
+    assert recorded["columns"] == {"ours: faces": [0.93212, 0.794]} and recorded["note"] == "30 codes"
+    assert recorded["paper"] == {"paper: DCGAN-fashion": [{"id": "homogeneity_log_mean", "value": "0.952"}, None]}
+    assert shown.data.splitlines()[2:] == ["| measure | ours: faces | paper: DCGAN-fashion |", "|---|---|---|",
+                                           "| log, mean | 0.932 | 0.952 |", "| linear, mean | 0.794 | – |"]
+    with pytest.raises(ValueError, match="not_an_entry not in paper.yml"):
+        book.result_table("x", "X", ["a"], {"ours": [1.0]}, paper={"paper": ["not_an_entry"]})
+    with pytest.raises(ValueError, match="column 'ours' has 2 values for 1 rows"):
+        book.result_table("x", "X", ["a"], {"ours": [1.0, 2.0]})
+
+
+def test_every_paper_entry_has_a_value_and_a_source():
+    entries = book.paper_entries()
+    assert entries["homogeneity_log_mean"]["value"] == "0.952"
+    incomplete = [k for k, e in entries.items() if not all(str(e.get(f, "")).strip()
+                                                           for f in ("value", "what", "model", "source"))]
+    assert not incomplete, f"paper.yml entries without value, what, model or source: {incomplete}"
+
+
+def test_timings_come_from_a_plain_profile_run_and_feed_run_times(tmp_path):
+    summary = tmp_path / "summary.json"
+    timings = tmp_path / "timings.json"
+    assert book.run_times("01_metric", timings) == "its running time is not measured yet"
+    summary.write_text(json.dumps({"profile": "smoke", "overrides": {}, "notebooks": {
+        "01_metric": {"status": "ok", "duration_s": 41.2, "profile": "smoke", "overrides": {}, "cpus": 2,
+                      "finished": "2026-01-02T03:04:05Z"},
+        "02_spectrum": {"status": "ok", "duration_s": 9.0, "profile": "smoke", "overrides": {"seed": 3}},
+        "03_homogeneity": {"status": "failed", "duration_s": 1.0, "profile": "smoke", "overrides": {}}}}))
+    assert list(book.write_timings(summary, timings)) == ["01_metric"]  # overridden and failed runs are left out
+    summary.write_text(json.dumps({"profile": "default", "overrides": {}, "notebooks": {
+        "01_metric": {"status": "ok", "duration_s": 130.0, "profile": "default", "overrides": {}, "cpus": 2}}}))
+    book.write_timings(summary, timings)
+    assert book.run_times("01_metric", timings) == ("smoke about 41 s, default about 2.2 min, full not measured yet "
+                                                    "(measured on 2 CPU cores)")
+    assert json.loads(timings.read_text())["smoke"]["01_metric"] == {"seconds": 41.2, "cpus": 2,
+                                                                     "date": "2026-01-02T03:04:05Z"}
+    summary.write_text(json.dumps({"profile": "smoke", "overrides": {"seed": 1}, "notebooks": {
+        "01_metric": {"status": "ok", "duration_s": 1.0, "profile": "smoke", "overrides": {"seed": 1}}}}))
+    with pytest.raises(book.UsageError, match="no notebook ran to the end without -p overrides"):
+        book.write_timings(summary, timings)
+    assert book.main(["timings", "--summary", str(tmp_path / "missing.json")]) == 2
+
+
+def test_run_records_profile_overrides_cpus_and_date_per_notebook(tmp_path, monkeypatch):
+    monkeypatch.setattr(book, "SOURCES", tmp_path / "src")
+    (tmp_path / "src").mkdir()
+    header = "# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n#     language: python\n#     name: python3\n# ---\n"
+    (tmp_path / "src" / "00_tiny.py").write_text(header + "\n# %% tags=['parameters']\nx = 1\n\n# %%\ny = x\n")
+    assert book.run("smoke", {"x": 2}, out=tmp_path / "out") == 0
+    entry = json.loads((tmp_path / "out" / "summary.json").read_text())["notebooks"]["00_tiny"]
+    assert entry["profile"] == "smoke" and entry["overrides"] == {"x": 2} and entry["cpus"] >= 1
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", entry["finished"])
+
+
+def test_markdown_tables_print_small_numbers_in_scientific_notation():
+    from helpers import viz
+
+    table = viz.markdown_table({"method": ["a", "b", "c"], "error": [2.2e-6, 0.25, 0.0]}, precision=3).data
+    assert table.splitlines()[2:] == ["| a | 2.20e-06 |", "| b | 0.250 |", "| c | 0.000 |"]

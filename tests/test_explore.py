@@ -68,3 +68,13 @@ def test_switching_models_changes_image_size(eyes, faces, lpips_alex):
     assert both.images.shape[-1] == 64
     both.model.value = "eyes"
     assert both.images.shape[-1] == 128 and both.rank.max == 100
+
+
+def test_default_models_are_the_embedded_ones():
+    import inspect
+
+    from helpers import generators
+    from helpers.explore import Explorer
+
+    assert inspect.signature(explore).parameters["models"].default == generators.EMBEDDED
+    assert inspect.signature(Explorer).parameters["models"].default == generators.EMBEDDED

@@ -2,13 +2,23 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from helpers import generators
+from helpers import assets, generators
 from helpers.generators import EYE_CLASSES, Generator
 
 # fixture name -> (latent dim, image side)
-EMBEDDED = {"faces": (100, 64), "eyes": (100, 128)}
+EMBEDDED = {"faces": (100, 64), "eyes": (100, 128), "celeba": (100, 64), "cats": (100, 64)}
+# Per-channel mean and std of a batch of 64 images from G.sample(64, seed=0), measured once on CPU with the
+# pinned weights: a regression check that the right weights load the right way (file, key mapping, batch-norm
+# running statistics, output scaling). Eval-mode batch norm and the fixed seed make them deterministic.
+BATCH_STATISTICS = {
+    "faces": ([-0.1762, -0.3389, -0.4409], [0.4432, 0.4149, 0.4082]),
+    "eyes": ([-0.0820, -0.3065, -0.4495], [0.3794, 0.3160, 0.2635]),
+    "celeba": ([-0.0417, -0.2136, -0.2969], [0.6139, 0.5608, 0.5525]),
+    "cats": ([-0.2205, -0.2205, -0.2205], [0.5330, 0.5330, 0.5330]),
+}
 
 
 @pytest.fixture(params=sorted(EMBEDDED))
@@ -36,6 +46,20 @@ def test_latent_dim_and_image_shape(model):
     assert z.shape == (3, d) and z.dtype == torch.float32
     x = images(G, 3)
     assert x.shape == (3, 3, side, side) and x.dtype == torch.float32
+
+
+def test_batch_statistics_per_channel(model):
+    key, G = model
+    x = images(G, 64, seed=0)
+    mean, std = BATCH_STATISTICS[key]
+    torch.testing.assert_close(x.mean((0, 2, 3)), torch.tensor(mean), rtol=0, atol=2e-3)
+    torch.testing.assert_close(x.std((0, 2, 3)), torch.tensor(std), rtol=0, atol=2e-3)
+
+
+def test_embedded_names_in_book_order():
+    assert generators.EMBEDDED == ("dcgan-celeba64", "dcgan-faces64", "cdcgan-eyes128", "fcgan-cats64")
+    assert set(generators.EMBEDDED) <= set(generators.MODELS)
+    assert all(name in assets.ASSETS for name in generators.EMBEDDED)  # every one offline, from a pinned file
 
 
 def test_images_in_range_and_not_constant(model):
@@ -109,9 +133,91 @@ def test_wrong_latent_shape(model):
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="unknown generator 'bogus'") as info:
         generators.load("bogus")
-    for name in ["dcgan-faces64", "cdcgan-eyes128", "biggan-deep-128", "biggan-deep-256", "biggan-deep-512"]:
+    for name in ["dcgan-faces64", "cdcgan-eyes128", "dcgan-celeba64", "fcgan-cats64", "biggan-deep-128",
+                 "biggan-deep-256", "biggan-deep-512"]:
         assert name in str(info.value)
     assert "Generator(net, latent_dim)" in str(info.value)
+
+
+# --------------------------------------------------------------------- the generateme models, faithfully
+
+class _PackageDCGAN(nn.Module):
+    """generateme 0.1.2's DCGan.Generator, as its source defines it (the package is never imported)."""
+
+    def __init__(self):
+        super().__init__()
+        self.convTr1 = nn.ConvTranspose2d(100, 64 * 8, 4, 1, 0, bias=False)
+        self.batchNorm1 = nn.BatchNorm2d(64 * 8)
+        self.convTr2 = nn.ConvTranspose2d(64 * 8, 64 * 4, 4, 2, 1, bias=False)
+        self.batchNorm2 = nn.BatchNorm2d(64 * 4)
+        self.convTr3 = nn.ConvTranspose2d(64 * 4, 64 * 2, 4, 2, 1, bias=False)
+        self.batchNorm3 = nn.BatchNorm2d(64 * 2)
+        self.convTr4 = nn.ConvTranspose2d(64 * 2, 64, 4, 2, 1, bias=False)
+        self.batchNorm4 = nn.BatchNorm2d(64)
+        self.convTr5 = nn.ConvTranspose2d(64, 3, 4, 2, 1, bias=False)
+
+    def forward(self, x):
+        x = F.relu_(self.batchNorm1(self.convTr1(x)))
+        x = F.relu_(self.batchNorm2(self.convTr2(x)))
+        x = F.relu_(self.batchNorm3(self.convTr3(x)))
+        x = F.relu_(self.batchNorm4(self.convTr4(x)))
+        return torch.tanh(self.convTr5(x))
+
+
+class _PackageLinear(nn.Module):
+    """generateme 0.1.2's LinearGan.Generator, as its source defines it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(100, 256), nn.Linear(256, 512)
+        self.fc3, self.fc4 = nn.Linear(512, 1024), nn.Linear(1024, 64 * 64)
+
+    def forward(self, x):
+        x = F.leaky_relu(self.fc1(x), 0.2)
+        x = F.leaky_relu(self.fc2(x), 0.2)
+        x = F.leaky_relu(self.fc3(x), 0.2)
+        return torch.tanh(self.fc4(x))
+
+
+def _package_model(cls, name):
+    net = cls()
+    state = torch.load(assets.fetch(name), map_location="cpu", weights_only=True)
+    net.load_state_dict(state)  # strict: the file has exactly these keys
+    return net.eval(), state
+
+
+def test_celeba_matches_the_package_architecture(celeba):
+    reference, state = _package_model(_PackageDCGAN, "dcgan-celeba64")
+    assert assets.sha256_of(assets.fetch("dcgan-celeba64")) == assets.ASSETS["dcgan-celeba64"].sha256
+    # trained batch norm: running statistics are in the file (and match N(0, 1) codes at the first layer:
+    # var of a 100-term sum with weights of std 0.028 is 100 · 0.028² ≈ 0.08)
+    assert int(state["batchNorm1.num_batches_tracked"]) > 1000
+    torch.testing.assert_close(state["batchNorm1.running_var"].mean(),
+                               100 * state["convTr1.weight"].pow(2).mean(), rtol=0.05, atol=0)
+    z = celeba.sample(8, seed=3)
+    with torch.no_grad():
+        torch.testing.assert_close(celeba(z), reference(z[:, :, None, None]), rtol=0, atol=1e-6)
+    assert sum(p.numel() for p in celeba.parameters()) == sum(p.numel() for p in reference.parameters()) == 3_576_704
+
+
+def test_cats_match_the_package_architecture_as_three_equal_channels(cats):
+    reference, _ = _package_model(_PackageLinear, "fcgan-cats64")
+    z = cats.sample(8, seed=3)
+    with torch.no_grad():
+        x = cats(z)
+        grey = reference(z).view(-1, 64, 64)  # the package reads the 4096 outputs row by row
+    assert x.shape == (8, 3, 64, 64)
+    for c in range(3):
+        assert torch.equal(x[:, c], x[:, 0])  # R = G = B
+    torch.testing.assert_close(x[:, 0], grey, rtol=0, atol=1e-6)
+    assert not any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in cats.modules())
+
+
+def test_tutorial_state_dict_with_unknown_keys_is_refused():
+    with pytest.raises(ValueError, match=r"unexpected key 'fc1\.weight' in a tutorial DCGAN state dict"):
+        generators._tutorial_state({"fc1.weight": torch.zeros(1)})
+    mapped = generators._tutorial_state({"convTr2.weight": torch.zeros(1), "batchNorm4.running_mean": torch.ones(1)})
+    assert set(mapped) == {"3.weight", "10.running_mean"}
 
 
 # ----------------------------------------------------------------------------------------- eye classes
