@@ -63,7 +63,7 @@ def eigen_basis(G, distance: Callable, *, n_points: int = 8, seed: int = 0, k: i
 
 def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basis=None, target_index=None,
          steps: int = 300, lr=0.05, schedule="cosine", pixel_weight: float = 0.0, pixel: str = "l1",
-         chunk_size: int = 64, seeds: Sequence[int] = (), name: str | None = None, progress: bool = True,
+         chunk_size: int = 32, seeds: Sequence[int] = (), name: str | None = None, progress: bool = True,
          desc: str | None = None) -> Inversion:
     """Adam on n independent inversions at once, each from its own start z0[i] towards targets[target_index[i]].
 
@@ -215,7 +215,7 @@ def start_codes(G, seeds: Sequence[int]) -> torch.Tensor:
 def basin_cma(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basis=None, target_index=None,
               budget: int = 300, generations: int = 4, popsize: int = 6, inner_steps: int = 6, sigma0: float = 0.5,
               lr=0.05, schedule="cosine", inner_lr=None, seeds: Sequence[int] = (), pixel_weight: float = 0.0,
-              pixel: str = "l1", chunk_size: int = 64, name: str | None = None, progress: bool = True) -> Inversion:
+              pixel: str = "l1", chunk_size: int = 32, name: str | None = None, progress: bool = True) -> Inversion:
     """BasinCMA (the paper's inversion of BigGAN): CMA-ES proposes starting codes, each gets a few Adam steps,
     CMA-ES is told the distances reached after them; then Adam refines the best code found.
 
@@ -320,7 +320,7 @@ class Method:
 
 def run_method(G, targets, distance, method: Method, z0, *, target_index=None, budget: int = 300, lr=0.05,
                schedule="cosine", seeds: Sequence[int] = (), pixel_weight: float = 0.0, pixel: str = "l1",
-               chunk_size: int = 64, progress: bool = True) -> Inversion:
+               chunk_size: int = 32, progress: bool = True) -> Inversion:
     """Run `method` from each start z0 (n, d) with `budget` evaluations per run; lr and schedule per row."""
     common = dict(target_index=target_index, lr=lr, schedule=schedule, seeds=seeds, pixel_weight=pixel_weight,
                   pixel=pixel, chunk_size=chunk_size, name=method.name, progress=progress)
@@ -346,7 +346,7 @@ class Tuning:
 
 def tune(G, targets, distance, method: Method, z0, *, target_index=None, lrs: Sequence[float] = (0.02, 0.05, 0.1, 0.2),
          schedules: Sequence[str] = ("cosine",), budget: int = 300, seeds: Sequence[int] = (),
-         pixel_weight: float = 0.0, pixel: str = "l1", chunk_size: int = 64, progress: bool = True) -> Tuning:
+         pixel_weight: float = 0.0, pixel: str = "l1", chunk_size: int = 32, progress: bool = True) -> Tuning:
     """Choose `method`'s learning rate and schedule on tuning targets: every candidate runs from every start z0
     (n, d) in one batch, with the full budget; the score is the mean log10 final distance (ties: the first).
 
