@@ -442,8 +442,21 @@ class ToySweep:
 
     def best_so_far(self, which: str = "original") -> torch.Tensor:
         """(angles, lrs, steps + 1) lowest f reached up to each step, which = 'original' or 'eigenbasis'."""
-        f = self.f_original if which == "original" else self.f_eigenbasis
-        return torch.cummin(f, dim=-1).values
+        return torch.cummin(self._f(which), dim=-1).values
+
+    def level(self, which: str = "original", steps: int | None = None) -> torch.Tensor:
+        """(angles, lrs) mean of log10 f over the last quarter of the first `steps` steps (default all): the level
+        Adam has reached by then, whether it stopped on a peak or in a trough of its oscillation."""
+        f = self._f(which)
+        steps = f.shape[-1] - 1 if steps is None else int(steps)
+        if not 1 <= steps < f.shape[-1]:
+            raise ValueError(f"steps must be in [1, {f.shape[-1] - 1}], got {steps}")
+        return f[..., (3 * steps) // 4:steps + 1].clamp_min(1e-300).log10().mean(-1)
+
+    def _f(self, which):
+        if which not in ("original", "eigenbasis"):
+            raise ValueError(f"which must be 'original' or 'eigenbasis', got {which!r}")
+        return self.f_original if which == "original" else self.f_eigenbasis
 
 
 def toy_sweep(start_angles, lrs, *, steps: int = 200, eigenvalues=(1.0, 10.0), rotation: float = math.pi / 4,

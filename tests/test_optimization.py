@@ -261,3 +261,8 @@ def test_toy_sweep_matches_torch_adam_and_the_single_toy():
     assert sweep.f_original[1, 0, 0] == pytest.approx(0.5 * 25)
     best = sweep.best_so_far("eigenbasis")
     assert torch.all(best[..., 1:] <= best[..., :-1])
+    # the level at step T: mean log10 f over steps 3T/4 .. T
+    torch.testing.assert_close(sweep.level("original", 8)[0, 0], sweep.f_original[0, 0, 6:9].log10().mean())
+    assert sweep.level("eigenbasis").shape == (2, 2)
+    with pytest.raises(ValueError, match="which must be"):
+        sweep.level("z")
