@@ -31,7 +31,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 # Chapter 05 (optimization): its smoke run tries every method on one target; its full run inverts at the paper's
 # sample size (50 targets × 5 starts, tuned over 5 learning rates × 3 schedules, every method on every model) and
-# runs activation maximisation with both priors, 3 units per layer × 5 starts, 500 images per search.
+# runs activation maximisation with both priors, 3 units per layer × 5 starts, 300 images per search.
 _SMOKE_05 = {"n_targets": 1, "n_starts": 1, "n_tune": 1, "n_photos": 1, "budget": 10, "other_budget": 10,
              "lrs": [0.2], "basin_generations": 1, "basin_popsize": 2, "basin_inner_steps": 2,
              "am_layers": ["conv1", "conv5"], "am_units": 1, "am_repeats": 1, "am_budget": 8, "toy_angles": 3,
@@ -40,7 +40,7 @@ _FULL_05 = {"n_targets": 50, "n_starts": 5, "n_tune": 5, "n_photos": 10, "budget
             "other_methods": ["z", "eigenbasis", "top-k", "BasinCMA, z", "BasinCMA, eigenbasis"],
             "lrs": [0.05, 0.1, 0.2, 0.4, 0.8], "schedules": ["constant", "cosine", "step"], "basin_generations": 4,
             "basin_popsize": 8, "basin_inner_steps": 5, "threshold": 0.05,
-            "am_models": ["dcgan-celeba64", "cdcgan-eyes128"], "am_units": 3, "am_repeats": 5, "am_budget": 500}
+            "am_models": ["dcgan-celeba64", "cdcgan-eyes128"], "am_units": 3, "am_repeats": 5, "am_budget": 300}
 
 # Parameter overrides per profile; a profile's names that a notebook lacks are skipped for that notebook.
 PROFILES: dict[str, dict] = {

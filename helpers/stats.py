@@ -63,7 +63,7 @@ class Paired:
     """A paired comparison of method a against method b on the same runs (lower is better).
 
     n : pairs. n_groups : independent groups (targets) among them. diff : per pair, a − b (or log10 a − log10 b
-    when log). mean, ci : mean difference and its bootstrap interval (groups resampled). median : median
+    when log). mean, ci : mean difference and its bootstrap interval (groups resampled; NaN with one group). median : median
     difference. wins : pairs where a < b. ties : a == b. dz : standardised effect, mean / sd of the differences
     (Cohen's d_z; 0 when they are all equal). ratio, ratio_ci : 10 ** mean and its interval when log (the
     geometric-mean ratio a / b), else None. p_wilcoxon : two-sided Wilcoxon signed-rank (NaN when every
@@ -105,7 +105,9 @@ def paired(a, b, *, groups=None, log: bool = False, n_boot: int = 4000, level: f
     else:
         diff = a - b
     g = _groups(groups, len(a))
-    low, high = bootstrap_ci(diff, groups=g, n_boot=n_boot, level=level, seed=seed)
+    low, high = (math.nan, math.nan)  # one group alone has no spread to resample: no interval
+    if g.max() > 0:
+        low, high = bootstrap_ci(diff, groups=g, n_boot=n_boot, level=level, seed=seed)
     mean = float(diff.mean())
     sd = float(diff.std(ddof=1)) if len(diff) > 1 else 0.0
     dz = mean / sd if sd > 0 else 0.0

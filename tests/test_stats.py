@@ -80,6 +80,8 @@ def test_paired_no_difference_and_groups():
     assert math.isnan(result.p_wilcoxon) and math.isnan(result.p_t)
     grouped = stats.paired([1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 2.0, 2.0], groups=["x", "x", "y", "y"], n_boot=200)
     assert grouped.n_groups == 2 and grouped.n == 4
+    one_group = stats.paired([1.0, 2.0], [2.0, 2.5], groups=["x", "x"], n_boot=200)
+    assert one_group.n_groups == 1 and all(math.isnan(c) for c in one_group.ci)
 
 
 def test_paired_rejects_bad_input():
