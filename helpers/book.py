@@ -2,6 +2,10 @@
 Owns run profiles, parameter validation, the kernel check, summary.json, and the notebooks' side of the
 book's conventions (book/CONVENTIONS.md): `record`, `glue`, `result_table`, `run_times`, `format_number`.
 
+summary.json is merged, not overwritten: each finished notebook's entry is written under a file lock
+(read, merge, atomic write), so runs that share an output directory, even at the same time, keep each
+other's entries.
+
 The executed notebooks are the book's pages: the inline plotly.js that the figure renderer prints once per
 notebook is dropped from them, since the book serves one shared copy (book/_ext/plotly_static.py).
 """
@@ -18,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .assets import atomic_path, temp_beside
+from .assets import atomic_path, file_lock, temp_beside
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "notebooks"
@@ -47,10 +51,12 @@ PROFILES: dict[str, dict] = {
     # smoke: every chapter in about a minute or less on 2 CPU cores (the rendered-book test uses it)
     "smoke": {"n_images": 4, "eps_grid": [1e-4, 1e-2], "n_points": 3, "n_average": 2, "n_reference": 2,
               "n_pca_samples": 500, "global_ranks": [1, 2], "ranks": [1, 4, 16], "n_steps": 5, "steps": 10,
-              **_SMOKE_05},
+              "models": ["dcgan-celeba64", "fcgan-cats64"], "compare_distances": ["mse"], **_SMOKE_05},
     "default": {},
     # full: paper-scale settings (30 points, as the paper's DCGAN figures); meant for a GPU
-    "full": {"n_images": 16, "n_compare": 10, "n_points": 30, "n_average": 30, "n_reference": 8, **_FULL_05},
+    "full": {"n_images": 16, "n_compare": 10, "n_points": 30, "n_average": 30, "n_reference": 8, "steps": 200,
+             "online_models": ["biggan-deep-128"],  # with its published weights when online; left out offline
+             **_FULL_05},
 }
 
 
@@ -87,6 +93,14 @@ def glue(key: str, value):
     myst_glue(key, _Prose(value) if isinstance(value, str) else value, display=False)
     record(key, value)
     return value
+
+
+def phrase_list(items) -> str:
+    """Items as an English list: "a", "a and b", "a, b and c"; "none" when empty (for generated sentences)."""
+    items = [str(item) for item in items]
+    if not items:
+        return "none"
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 class _Prose(str):
@@ -240,14 +254,90 @@ def load_notebook(path: Path):
 
 def parameter_names(nb) -> list[str]:
     """Names assigned at top level in the cell tagged `parameters` (empty if there is none)."""
+    return list(parameter_defaults(nb))
+
+
+class _Unknown:
+    """A default that is not a literal (e.g. computed): any value is accepted for it."""
+
+    def __repr__(self):
+        return "(not a literal)"
+
+
+UNKNOWN = _Unknown()
+
+
+def parameter_defaults(nb) -> dict:
+    """{name: default} of the cell tagged `parameters`, in order; `UNKNOWN` where the default is not a literal
+    (arithmetic on numbers, such as 1 / 3, is evaluated)."""
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
-            names = []
+            defaults = {}
             for node in ast.parse(cell.source).body:
                 targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-                names += [t.id for t in targets if isinstance(t, ast.Name)]
-            return names
-    return []
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        defaults[target.id] = _literal(getattr(node, "value", None))
+            return defaults
+    return {}
+
+
+def _literal(node):
+    if node is None:
+        return UNKNOWN
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        pass
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
+        left, right = _literal(node.left), _literal(node.right)
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
+            try:
+                return {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+                        ast.Div: lambda a, b: a / b, ast.Pow: lambda a, b: float(a) ** b}[type(node.op)](left, right)
+            except (ArithmeticError, ValueError):
+                return UNKNOWN
+    return UNKNOWN
+
+
+def type_problem(value, default) -> str:
+    """'' if `value` suits a parameter whose default is `default`, else what was expected.
+
+    The default's type decides: bool, int (not bool), float (int accepted), str, list or tuple (either one;
+    elements checked against a default whose elements share one of these types), dict. A default of None or
+    one that is not a literal accepts anything, and None is accepted for any parameter.
+    """
+    if value is None or default is None or default is UNKNOWN:
+        return ""
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            return f"a list (default {default!r})"
+        kinds = {_kind(item) for item in default}
+        if len(kinds) == 1 and None not in kinds:
+            for item in value:
+                if _scalar_problem(item, default[0]):
+                    return f"a list of {_kind(default[0])} (default {default!r})"
+        return ""
+    if isinstance(default, dict):
+        return "" if isinstance(value, dict) else f"a dict (default {default!r})"
+    problem = _scalar_problem(value, default)
+    return f"{problem} (default {default!r})" if problem else ""
+
+
+def _kind(value):
+    return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(value))
+
+
+def _scalar_problem(value, default) -> str:
+    if isinstance(default, bool):
+        return "" if isinstance(value, bool) else "True or False"
+    if isinstance(default, int):
+        return "" if isinstance(value, int) and not isinstance(value, bool) else "an int"
+    if isinstance(default, float):
+        return "" if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+    if isinstance(default, str):
+        return "" if isinstance(value, str) else "text (a str)"
+    return "" if isinstance(value, type(default)) else f"a {type(default).__name__}"
 
 
 def parse_value(text: str):
@@ -259,15 +349,24 @@ def parse_value(text: str):
 
 
 def plan(paths: list[Path], profile: str, overrides: dict) -> list[tuple[Path, object, dict]]:
-    """(source, notebook, parameters) per notebook; raises UsageError for a name no notebook accepts."""
+    """(source, notebook, parameters) per notebook; raises UsageError for a name no notebook accepts, or a value
+    whose type does not suit the parameter's default (see `type_problem`), before anything runs."""
     notebooks = [load_notebook(path) for path in paths]
-    jobs = [(path, nb, parameter_names(nb)) for path, nb in zip(paths, notebooks)]
+    jobs = [(path, nb, parameter_defaults(nb)) for path, nb in zip(paths, notebooks)]
     valid = sorted({name for _, _, names in jobs for name in names})
     unknown = [name for name in overrides if name not in valid]
     if unknown:
         raise UsageError(f"unknown parameter(s) {', '.join(unknown)}; the notebooks selected accept: "
                          f"{', '.join(valid) or '(none)'}")
     requested = {**PROFILES[profile], **overrides}
+    for path, _, defaults in jobs:
+        for name, value in requested.items():
+            problem = type_problem(value, defaults[name]) if name in defaults else ""
+            if problem:
+                source = f"-p {name}" if name in overrides else f"profile {profile!r} sets {name}"
+                raise UsageError(f"{source} = {value!r} ({type(value).__name__}), but {path.stem} expects {problem}. "
+                                 f"VALUE is read as a Python literal, else as text: e.g. 3, 0.5, True, "
+                                 f"\"[1, 2]\", \"['a', 'b']\"")
     return [(path, nb, {k: v for k, v in requested.items() if k in names}) for path, nb, names in jobs]
 
 
@@ -366,17 +465,31 @@ def run(profile: str = "default", overrides: dict | None = None, only: list[str]
     check_kernel()
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    summary = _read_json(out / "summary.json")
-    summary.update(profile=profile, overrides=overrides or {}, python=sys.executable)
-    notebooks = summary.setdefault("notebooks", {})
+    header = {"profile": profile, "overrides": overrides or {}, "python": sys.executable}
+    statuses = []
     for path, nb, parameters in (bar := tqdm(jobs, desc="notebooks", unit="nb")):
         bar.set_postfix_str(path.stem)
-        notebooks[path.stem] = entry = execute(nb, parameters, path.stem, Path(out))
+        entry = execute(nb, parameters, path.stem, Path(out))
         entry.update(profile=profile, overrides=overrides or {}, cpus=_cpus(),
                      finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        statuses.append(entry["status"])
         tqdm.write(f"{path.stem}: {entry['status']} in {entry['duration_s']:.1f}s" + _failure_note(entry, out))
-        _write_json_atomic(Path(out) / "summary.json", summary)
-    return 0 if all(notebooks[p.stem]["status"] == "ok" for p, _, _ in jobs) else 1
+        merge_summary(Path(out) / "summary.json", header, {path.stem: entry})
+    return 0 if all(status == "ok" for status in statuses) else 1
+
+
+def merge_summary(path: Path, header: dict, notebooks: dict) -> dict:
+    """Merge top-level `header` fields and notebook entries {stem: entry} into summary.json; returns the result.
+
+    Read, merge and write happen under an exclusive lock on a sibling lock file, and the write is atomic, so
+    concurrent runs into one directory keep every notebook's entry (the last writer's header wins).
+    """
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        summary = _read_json(path)
+        summary.update(header)
+        summary.setdefault("notebooks", {}).update(notebooks)
+        _write_json_atomic(path, summary)
+    return summary
 
 
 def _cpus() -> int:

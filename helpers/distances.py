@@ -24,7 +24,11 @@ class Distance(nn.Module):
     x0 is (n, 3, H, W) or (1, 3, H, W) (broadcast against x); x is (n, 3, H, W). Returns (n,).
     Subclasses implement `features(x) -> (n, F)`; a distance without a feature map can subclass
     `nn.Module` directly and still works with every metric method except `jacobian`.
+    `input_range` is the (low, high) pixel range the distance is defined on, or None for any range;
+    `check_generated` refuses images far outside it.
     """
+
+    input_range: tuple[float, float] | None = None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -36,8 +40,46 @@ class Distance(nn.Module):
 
 
 def check_images(x: torch.Tensor, what: str = "images") -> None:
+    """Raise unless x has the shape of images (n, 3, H, W). Cheap: no pass over the pixels."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what}: expected a torch.Tensor of images, got {type(x).__name__}")
     if x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"{what}: expected images of shape (n, 3, H, W), got {tuple(x.shape)}")
+
+
+def check_generated(x: torch.Tensor, n: int, distance=None, what: str = "generator output") -> None:
+    """Raise unless x is n RGB images (n, 3, H, W), floating point, finite and in the distance's range.
+
+    The range is `distance.input_range` (LPIPS: (-1, 1); None or absent: any). Values slightly outside it
+    are accepted (a generator without a final tanh overshoots a little); values beyond it by more than half
+    its width (outside [-2, 2] for LPIPS), i.e. another convention such as [0, 255], are refused. Images in
+    [0, 1] lie inside [-1, 1] and cannot be told apart from real [-1, 1] images: they are not caught.
+    One pass over the pixels: the metric calls this on its first forward pass only.
+    """
+    check_images(x, what)
+    if x.shape[0] != n:
+        raise ValueError(f"{what}: expected {n} images for {n} codes, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{what}: expected floating-point images, got {x.dtype}; convert them (e.g. x / 127.5 - 1 "
+                        f"for uint8 images in [0, 255])")
+    finite = torch.isfinite(x).flatten(1).all(dim=1)
+    if not finite.all():
+        which = (~finite).nonzero().flatten().tolist()
+        raise ValueError(f"{what} contains non-finite values (nan or inf) in image(s) {_listed(which)}")
+    limits = getattr(distance, "input_range", None)
+    if limits is not None:
+        low, high = limits
+        margin = (high - low) / 2
+        lo, hi = torch.aminmax(x.detach())
+        lo, hi = lo.item(), hi.item()
+        if lo < low - margin or hi > high + margin:
+            raise ValueError(f"{what} spans [{lo:.4g}, {hi:.4g}] but {type(distance).__name__} expects images in "
+                             f"[{low:g}, {high:g}] (values beyond [{low - margin:g}, {high + margin:g}] are refused); "
+                             f"rescale them, e.g. x / 127.5 - 1 for images in [0, 255]")
+
+
+def _listed(indices: list[int], most: int = 10) -> str:
+    return str(indices[:most])[:-1] + (", ...]" if len(indices) > most else "]")
 
 
 class MSE(Distance):
@@ -55,8 +97,12 @@ class LPIPS(Distance):
 
     features(x) stacks, over the network's layers l, sqrt(w_l / (H_l·W_l)) · n̂_l(x), with n̂_l the
     channel-normalized activations and w_l ≥ 0 the learned linear head; their squared difference summed
-    is exactly the `lpips` package's LPIPS value.
+    is exactly the `lpips` package's LPIPS value. Images are in [-1, 1] and at least `MIN_SIZE[net]` pixels
+    on a side (after `resize`): smaller ones would pool to nothing inside the network.
     """
+
+    input_range = (-1.0, 1.0)
+    MIN_SIZE = {"alex": 31, "vgg": 16}
 
     def __init__(self, model, *, net: str, resize: int | None = None, backbone: str = ""):
         super().__init__()
@@ -73,6 +119,11 @@ class LPIPS(Distance):
     def prepare(self, x):
         if self.resize is not None and x.shape[-1] != self.resize:
             x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
+        smallest = self.MIN_SIZE.get(self.net, 1)
+        if min(x.shape[-2:]) < smallest:
+            raise ValueError(f"LPIPS-{self.net} needs images of at least {smallest}x{smallest} pixels, got "
+                             f"{x.shape[-2]}x{x.shape[-1]}; let it resize them first, e.g. "
+                             f"distances.lpips({self.net!r}, resize=64)")
         return self.model.scaling_layer(x)
 
     def features(self, x):

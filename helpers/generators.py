@@ -208,7 +208,8 @@ class _EyesFull(Generator):
     """Full 108-d input: sampled codes carry noise and the one-hot of a fixed class."""
 
     def __init__(self, net, one_hot):
-        super().__init__(net, 108, name="cdcgan-eyes128-full",
+        label = EYE_CLASSES[int(one_hot.argmax())]
+        super().__init__(net, 108, name=f"cdcgan-eyes128-full[{label}]",
                          blocks={"noise": slice(0, 100), "class": slice(100, 108)})
         self.register_buffer("one_hot", one_hot)
 
@@ -268,6 +269,7 @@ class _BigGANGenerator(Generator):
                          truncation=2.0, blocks={"noise": slice(0, 128), "class": slice(128, 256)}, note=note)
         self.class_index = class_index
         self.noise_scale = truncation
+        self.pretrained = not note  # False: random weights, a control for costs, never a result
 
     def sample(self, n=1, seed=0):
         noise = super().sample(n, seed)[:, :128] * self.noise_scale  # truncated normal, as BigGAN samples
@@ -348,6 +350,31 @@ MODELS = {
 # book's first model: the classic DCGAN on CelebA-like photographs, whose eigen-axes change attributes a
 # reader names at once (masculine or feminine presentation, lighting, expression).
 EMBEDDED = ("dcgan-celeba64", "dcgan-faces64", "cdcgan-eyes128", "fcgan-cats64")
+
+# Models whose default latent space is one block of a fuller input: load options for the full space. The
+# metric of the block is the full metric restricted to it, so one computation serves both.
+FULL_SPACE = {"cdcgan-eyes128": {"space": "full"}}
+
+ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh)
+
+
+def layers(G: Generator) -> dict[str, str]:
+    """G's block outputs for layer-wise analyses, in forward order: {label: name of the submodule of G}.
+
+    Plain stacks (the embedded models, or any net built of modules each called once): every ReLU, LeakyReLU
+    and Tanh, the last one the image. BigGAN: each generator block (and the attention layer), then the
+    final Tanh. Labels are "<position>: <module type>", e.g. "1: ReLU".
+    """
+    if isinstance(G, _BigGANGenerator):
+        root = "net.biggan.generator"
+        names = [f"{root}.layers.{i}" for i in range(len(G.net.biggan.generator.layers))] + [f"{root}.tanh"]
+    else:
+        names = [name for name, module in G.named_modules() if isinstance(module, ACTIVATIONS)]
+        if not names:
+            raise ValueError(f"{G.name}: no ReLU, LeakyReLU or Tanh module to take layer outputs from")
+        if len(names) != len({id(G.get_submodule(n)) for n in names}):
+            raise ValueError(f"{G.name}: an activation module is registered twice; name its layers by hand")
+    return {f"{i + 1}: {type(G.get_submodule(name)).__name__}": name for i, name in enumerate(names)}
 
 
 def load(name: str, *, device="cpu", **options) -> Generator:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .analysis import average_metric
+from .distances import check_generated
 from .metric import check_distance_values, metric
 
 SCHEDULES = ("constant", "cosine", "step")
@@ -89,7 +90,7 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
     seeds : the start seeds, stored in the result. name : label stored as `basis_name` (default 'z' or
         'basis-k{k}'). desc : progress-bar label.
     """
-    targets, z0 = _check_targets(targets), _check_codes(z0, G)
+    targets, z0 = _check_targets(targets, distance), _check_codes(z0, G)
     n = len(z0)
     index = _target_index(target_index, n, len(targets))
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -108,7 +109,9 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
     B, basis_name = _row_bases(basis, n, G.latent_dim, z0)
     targets = targets.to(z0)
     with torch.no_grad():
-        _check_same_size(targets, G(z0[:1]))
+        first = G(z0[:1])
+        check_generated(first, 1, distance)
+        _check_same_size(targets, first)
 
     c0 = z0 if B is None else torch.einsum("nij,ni->nj", B, z0)
     c = c0.clone().requires_grad_(True)
@@ -191,7 +194,7 @@ def invert(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tensor |
     None, 'eigen' (the eigenbasis of the average metric, from `eigen_basis` with its defaults) or a (d, k)
     matrix with orthonormal columns. Other parameters as for `adam`.
     """
-    target = _check_targets(target)
+    target = _check_targets(target, distance)
     if len(target) != 1:
         raise ValueError(f"target must be one image of shape (3, H, W) or (1, 3, H, W), got {tuple(target.shape)}")
     if len(seeds) == 0:
@@ -236,7 +239,7 @@ def basin_cma(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *,
     Returns an Inversion whose history (n, budget) is the lowest distance seen after each evaluation: each
     inner step of a generation counts `popsize` evaluations.
     """
-    targets, z0 = _check_targets(targets), _check_codes(z0, G)
+    targets, z0 = _check_targets(targets, distance), _check_codes(z0, G)
     n, d = z0.shape
     index = _target_index(target_index, n, len(targets))
     for label, value in (("generations", generations), ("popsize", popsize), ("inner_steps", inner_steps)):
@@ -659,7 +662,7 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
     sigma0 : CMA's initial step size in z units (per-coordinate stds have mean 1).
     Returns an `Inversion` for one seed whose history is the best-so-far loss per evaluation (1, budget).
     """
-    target = _check_targets(target)
+    target = _check_targets(target, distance)
     if len(target) != 1:
         raise ValueError(f"target must be one image of shape (3, H, W) or (1, 3, H, W), got {tuple(target.shape)}")
     z0 = G.sample(1, seed=int(seed)).detach()
@@ -678,7 +681,9 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
             raise ValueError(f"eigvals must have one value per basis vector ({V.shape[1]}), got {stds.numel()}")
         basis_name = name or f"basis-k{V.shape[1]}" + ("-hessian" if stds is not None else "")
     with torch.no_grad():
-        _check_same_size(target, G(z0))
+        start_image = G(z0)
+        check_generated(start_image, 1, distance)
+        _check_same_size(target, start_image)
     bar = tqdm(total=budget, desc=f"CMA ({basis_name})", disable=not progress, leave=False)
 
     @torch.no_grad()
@@ -757,15 +762,14 @@ def _to_target(rgb: np.ndarray, size: int) -> torch.Tensor:
 
 # --- checks -----------------------------------------------------------------------------------------------
 
-def _check_targets(targets):
+def _check_targets(targets, distance=None):
     if not isinstance(targets, torch.Tensor):
         raise TypeError(f"target must be a torch.Tensor, got {type(targets).__name__}")
     if targets.dim() == 3:
         targets = targets[None]
     if targets.dim() != 4 or targets.shape[1] != 3 or len(targets) == 0:
         raise ValueError(f"targets must be images of shape (3, H, W) or (m, 3, H, W), got {tuple(targets.shape)}")
-    if not torch.isfinite(targets).all():
-        raise ValueError("target contains non-finite values (nan or inf)")
+    check_generated(targets, len(targets), distance, "target")  # finite, floating, in the distance's range
     return targets.detach()
 
 
@@ -859,4 +863,7 @@ def _as_values(f, n):
     f = torch.as_tensor(f).detach().double().cpu().numpy().ravel()
     if f.shape != (n,):
         raise ValueError(f"the objective must return one value per row, shape ({n},); got {f.shape}")
+    if not np.isfinite(f).all():
+        raise ValueError(f"the objective returned nan or inf for {int((~np.isfinite(f)).sum())} of {n} candidates "
+                         f"(the generator output or the distance is not finite there)")
     return f

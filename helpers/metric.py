@@ -15,11 +15,12 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import LinearOperator, eigsh
+from scipy.sparse.linalg import ArpackError, LinearOperator, eigsh
 from torch.func import jvp, vmap
 from tqdm.auto import tqdm
 
 from .assets import atomic_path
+from .distances import check_generated
 
 METHODS = ("jacobian", "backprop", "lanczos", "finite-difference")
 
@@ -58,23 +59,68 @@ class Metric:
         return Metric(self.H[index], self.eigvals[index], self.eigvecs[index], self.z[index], self.method,
                       self.seconds * len(self.H[index]) / len(self), dict(self.options))
 
-    def save(self, path: str | Path) -> Path:
-        """Write to an .npz file atomically (a reader never sees a half-written file)."""
+    def save(self, path: str | Path, *, extra: dict | None = None) -> Path:
+        """Write to an .npz file atomically (a reader never sees a half-written file).
+
+        extra : more named arrays or strings to store alongside (e.g. a metric store's fingerprint digest).
+        """
         path = Path(path)
         with atomic_path(path) as partial, open(partial, "wb") as f:
             np.savez(f, H=self.H.cpu().numpy(), eigvals=self.eigvals.cpu().numpy(),
                      eigvecs=self.eigvecs.cpu().numpy(), z=self.z.cpu().numpy(), method=self.method,
-                     seconds=self.seconds, options=repr(self.options))
+                     seconds=self.seconds, options=repr(self.options), **(extra or {}))
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Metric":
-        import ast
+    def load(cls, path) -> "Metric":
+        """Read a file written by `save` (a path or an open binary file).
 
-        with np.load(path, allow_pickle=False) as data:
-            return cls(*(torch.from_numpy(data[k]) for k in ("H", "eigvals", "eigvecs", "z")),
-                       method=str(data["method"]), seconds=float(data["seconds"]),
-                       options=ast.literal_eval(str(data["options"])))
+        A file that is not a complete, consistent Metric (truncated, another .npz, shapes that disagree, an
+        unknown method) raises ValueError naming the file and the reason; a missing file, FileNotFoundError.
+        """
+        import ast
+        import zipfile
+
+        name = getattr(path, "name", path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [k for k in _SAVED if k not in data.files]
+                if missing:
+                    raise ValueError(f"it lacks {', '.join(missing)}")
+                arrays = [torch.from_numpy(data[k]) for k in ("H", "eigvals", "eigvecs", "z")]
+                method, seconds, options = str(data["method"]), float(data["seconds"]), str(data["options"])
+            options = ast.literal_eval(options)
+        except (FileNotFoundError, PermissionError, IsADirectoryError):
+            raise
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, SyntaxError, TypeError) as err:
+            raise ValueError(f"{name} is not a readable Metric file ({type(err).__name__}: {err})") from err
+        problem = _inconsistency(*arrays, method, options)
+        if problem:
+            raise ValueError(f"{name} is not a consistent Metric file: {problem}")
+        return cls(*arrays, method=method, seconds=seconds, options=options)
+
+
+_SAVED = ("H", "eigvals", "eigvecs", "z", "method", "seconds", "options")
+
+
+def _inconsistency(H, eigvals, eigvecs, z, method, options) -> str:
+    """What is wrong with these fields of a Metric, or '' (shapes b, d, k must agree; method must be known)."""
+    if method not in METHODS:
+        return f"unknown method {method!r} (known: {', '.join(METHODS)})"
+    if not isinstance(options, dict):
+        return f"options must be a dict, got {type(options).__name__}"
+    if any(not t.is_floating_point() for t in (H, eigvals, eigvecs, z)):
+        return "H, eigvals, eigvecs and z must be floating point"
+    if z.dim() != 2:
+        return f"z must be (b, d), got {tuple(z.shape)}"
+    b, d = z.shape
+    k = eigvals.shape[-1] if eigvals.dim() == 2 else -1
+    expected = {"H": (b, d, d), "eigvals": (b, k), "eigvecs": (b, d, k)}
+    for label, tensor in (("H", H), ("eigvals", eigvals), ("eigvecs", eigvecs)):
+        if tuple(tensor.shape) != expected[label] or not 0 < k <= d:
+            return (f"shapes disagree: H {tuple(H.shape)}, eigvals {tuple(eigvals.shape)}, eigvecs "
+                    f"{tuple(eigvecs.shape)}, z {tuple(z.shape)} (expected (b, d, d), (b, k), (b, d, k), (b, d))")
+    return ""
 
 
 def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jacobian", *, k: int = 20,
@@ -92,7 +138,7 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
         'lanczos' (top-k; ARPACK on double-backprop Hessian-vector products: the paper's BackwardIter),
         'finite-difference' (top-k; ARPACK on central differences of the gradient: the paper's ForwardIter).
     k : number of eigenpairs for the top-k methods.
-    eps : finite-difference step relative to ‖z‖ (‖step‖ = eps·‖z‖).
+    eps : finite-difference step relative to ‖z‖ (‖step‖ = eps·max(‖z‖, 1), so z = 0 works too).
     chunk_size : images per vmapped forward pass of the 'jacobian' method (directions × points).
     max_memory : bytes the 'jacobian' method may spend holding Jacobians; points are grouped to fit.
     tol : ARPACK tolerance (0 = machine precision).
@@ -100,6 +146,15 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
     allow_tf32 : let cuDNN convolutions use TF32 on the GPU (faster on Ampere and later; a 10-bit mantissa,
         errors of the order of 1e-3 relative); off by default, so H is float32-accurate whatever torch's
         global setting. No effect on CPU.
+
+    dtype: the computation runs in the dtype of G's parameters (or floating buffers); a G without any runs in
+    z's own floating dtype (float64 z: float64 throughout). H, eigvals and eigvecs are float64 either way.
+
+    Checks (ValueError or TypeError with the reason, never a silent wrong answer): z's shape, device and
+    finiteness and at least one code; on the first forward pass, that G returns (n, 3, H, W) floating-point,
+    finite images in the distance's `input_range` (see `distances.check_generated`); that the distance
+    returns one finite value per image; that G depends on z (a zero metric is refused); that the metric is
+    finite, naming the source of a nan or inf (generator output, distance, or their derivatives).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -115,10 +170,12 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, prog
     if method == "jacobian":
         H = _jacobian_metric(G, z, distance, chunk_size=chunk_size, max_memory=max_memory, progress=progress,
                              allow_tf32=allow_tf32)
+        _check_finite_metric(H, G, z, distance)
         eigvals, eigvecs = eigh_descending(H)
         options = {"chunk_size": chunk_size}
     elif method == "backprop":
         H = _backprop_metric(G, z, distance, progress=progress)
+        _check_finite_metric(H, G, z, distance)
         eigvals, eigvecs = eigh_descending(H)
         options = {}
     else:
@@ -130,10 +187,16 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, prog
                 operator = hvp(G, point, distance, allow_tf32=allow_tf32)
             else:
                 operator = finite_difference_hvp(G, point, distance, eps=eps, allow_tf32=allow_tf32)
-            pairs.append(top_eigenpairs(operator, k, tol))
+            try:
+                pairs.append(top_eigenpairs(operator, k, tol))
+            except ArpackError as err:
+                if not operator.matvec(np.ones(z.shape[1])).any():  # H v = 0 for every v: G ignores z
+                    raise ValueError(_ignores_z_message(G, [len(pairs)])) from err
+                raise
         eigvals = torch.stack([p[0] for p in pairs]).to(z.device)
         eigvecs = torch.stack([p[1] for p in pairs]).to(z.device)
         H = eigvecs @ torch.diag_embed(eigvals) @ eigvecs.transpose(1, 2)
+        _check_finite_metric(H, G, z, distance)  # the products were checked; this is a last guard
         options = {"k": k, "tol": tol} | ({"eps": eps} if method == "finite-difference" else {})
     options |= {"allow_tf32": True} if allow_tf32 else {}
     _check_nonzero(H, G)
@@ -156,7 +219,7 @@ def hvp(G: Callable, z: torch.Tensor, distance: Callable, *, allow_tf32: bool = 
         v = torch.as_tensor(np.asarray(v).reshape(1, -1), dtype=z.dtype, device=z.device)
         with float32_convolutions(allow_tf32):
             (hv,) = torch.autograd.grad(gradient, z_var, grad_outputs=v, retain_graph=True)
-        return hv.detach().double().cpu().numpy().ravel()
+        return _finite_product(hv, G, z, distance)
 
     return _symmetric_operator(z.shape[1], matvec)
 
@@ -166,22 +229,29 @@ def finite_difference_hvp(G: Callable, z: torch.Tensor, distance: Callable, *, e
     """Hv ≈ (g(z + h v) − g(z − h v)) / 2h with g the gradient of d(G(z), G(·)) and ‖h v‖ = eps·‖z‖.
 
     Unlike the paper's code (which returns ½ Hv, see notebook 1), this is the Hessian itself.
+    The step is relative to ‖z‖ but at least eps (‖h v‖ = eps·max(‖z‖, 1)), so z = 0 works too.
     allow_tf32 : as for `metric`.
     """
     z, _ = _check_latents(G, z)
     if len(z) != 1:
         raise ValueError(f"finite_difference_hvp works at one point; got {len(z)} codes")
+    if not eps > 0:
+        raise ValueError(f"eps must be positive, got {eps}")
     with torch.no_grad(), float32_convolutions(allow_tf32):
-        x0 = G(z)
-    radius = eps * z.norm().item()
+        x0 = _generate(G, z, distance)
+    radius = eps * max(z.norm().item(), 1.0)
 
     def matvec(v):
         v = torch.as_tensor(np.asarray(v).reshape(1, -1), dtype=z.dtype, device=z.device)
         h = radius / v.norm().clamp_min(1e-30)
         points = torch.cat([z + h * v, z - h * v]).requires_grad_(True)
         with float32_convolutions(allow_tf32):
-            (g,) = torch.autograd.grad(distance(x0, G(points)).sum(), points)
-        return ((g[0] - g[1]) / (2 * h)).detach().double().cpu().numpy().ravel()
+            values = distance(x0, G(points))
+            check_distance_values(values, 2, finite=False)  # shape only: no pass over the values per product
+            if not values.requires_grad:
+                raise ValueError(_ignores_z_message(G, [0]))
+            (g,) = torch.autograd.grad(values.sum(), points)
+        return _finite_product((g[0] - g[1]) / (2 * h), G, z, distance)
 
     return _symmetric_operator(z.shape[1], matvec)
 
@@ -195,7 +265,7 @@ def _jacobian_metric(G, z, distance, *, chunk_size, max_memory, progress, allow_
                         f"method='backprop', 'lanczos' or 'finite-difference' for a general distance")
     try:
         with torch.no_grad():
-            features(G(z[:1]))
+            features(_generate(G, z[:1], distance))  # the probe: checks G's images once, not per pass
     except NotImplementedError:
         raise TypeError(f"{type(distance).__name__}.features is not implemented; use method='backprop', "
                         f"'lanczos' or 'finite-difference'") from None
@@ -264,11 +334,15 @@ def _gram64(J, block: int = 1 << 16):
 def _gradient_graph(G, z, distance):
     """Gradient of d(G(z0), G(z)) at z = z0, kept differentiable (create_graph) for second derivatives."""
     with torch.no_grad():
-        x0 = G(z)
+        x0 = _generate(G, z, distance)
     z_var = z.detach().clone().requires_grad_(True)
     values = distance(x0, G(z_var))
     check_distance_values(values, len(z))
+    if not values.requires_grad:
+        raise ValueError(_ignores_z_message(G, list(range(len(z)))))
     (gradient,) = torch.autograd.grad(values.sum(), z_var, create_graph=True)
+    if not gradient.requires_grad:  # the gradient is constant in z: the metric is zero
+        raise ValueError(_ignores_z_message(G, list(range(len(z)))))
     return gradient, z_var
 
 
@@ -290,6 +364,7 @@ def _backprop_metric(G, z, distance, *, progress):
 # --- shared pieces -----------------------------------------------------------------------------------------
 
 def _check_latents(G, z):
+    """z as (b, d) in the dtype the metric computes in (see `metric`), and whether one code (d,) was given."""
     if not isinstance(z, torch.Tensor):
         raise TypeError(f"z must be a torch.Tensor, got {type(z).__name__}")
     single = z.dim() == 1
@@ -298,29 +373,94 @@ def _check_latents(G, z):
     if z.dim() != 2 or (latent_dim is not None and z.shape[1] != latent_dim):
         want = f"({latent_dim},) or (b, {latent_dim})" if latent_dim else "(d,) or (b, d)"
         raise ValueError(f"z must have shape {want}, got {tuple(z.shape if not single else z.shape[1:])}")
+    if z.shape[0] == 0 or z.shape[1] == 0:
+        raise ValueError(f"z holds no codes (shape {tuple(z.shape)}); pass at least one code of dimension d >= 1")
     if not torch.isfinite(z).all():
         raise ValueError("z contains non-finite values (nan or inf)")
     device = getattr(G, "device", None)
     if isinstance(device, torch.device) and device != z.device:
         raise ValueError(f"z is on {z.device} but the generator is on {device}; move one of them")
-    params = list(G.parameters()) if isinstance(G, torch.nn.Module) else []
-    dtype = params[0].dtype if params else torch.float32
-    return z.detach().to(dtype), single
+    return z.detach().to(_compute_dtype(G, z)), single
 
 
-def check_distance_values(values, n: int) -> None:
-    """Raise unless `values` is one distance per image, shape (n,)."""
+def _compute_dtype(G, z) -> torch.dtype:
+    """The dtype of G's first floating parameter or buffer; z's floating dtype if it has none (else float32)."""
+    if isinstance(G, torch.nn.Module):
+        for tensor in (*G.parameters(), *G.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return z.dtype if z.is_floating_point() else torch.get_default_dtype()
+
+
+def _generate(G, z, distance):
+    """G(z), checked once per call of a method: n images (n, 3, H, W), floating, finite, in the distance's range."""
+    try:
+        x = G(z)
+    except RuntimeError as err:
+        if not any(word in str(err).lower() for word in ("dtype", "double", "float", "half", "scalar type")):
+            raise
+        raise TypeError(f"the generator failed on {z.dtype} codes on {z.device} ({err}). The metric computes in "
+                        f"the dtype of G's parameters, or of z when G has none: pass z in the dtype (and on the "
+                        f"device) G computes in, e.g. z.double() for a float64 G") from err
+    check_generated(x, len(z), distance)
+    return x
+
+
+def check_distance_values(values, n: int, *, finite: bool = True) -> None:
+    """Raise unless `values` is one distance per image, shape (n,), and (with finite) free of nan and inf."""
     if not isinstance(values, torch.Tensor) or values.shape != (n,):
         shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
         raise ValueError(f"the distance must return one value per image, shape ({n},); got {shape}")
+    if finite and not torch.isfinite(values).all():
+        which = (~torch.isfinite(values)).nonzero().flatten().tolist()
+        raise ValueError(f"the distance returned non-finite values (nan or inf) for image(s) {which[:10]} "
+                         f"although its input images are finite")
+
+
+def _ignores_z_message(G, which) -> str:
+    return (f"the metric is exactly zero at point(s) {which}: the output of "
+            f"{getattr(G, 'name', type(G).__name__)} does not depend on z there (zero Jacobian)")
 
 
 def _check_nonzero(H, G):
     zero = H.flatten(1).abs().amax(dim=1) == 0
     if zero.any():
-        which = zero.nonzero().flatten().tolist()
-        raise ValueError(f"the metric is exactly zero at point(s) {which}: the output of "
-                         f"{getattr(G, 'name', type(G).__name__)} does not depend on z there (zero Jacobian)")
+        raise ValueError(_ignores_z_message(G, zero.nonzero().flatten().tolist()))
+
+
+def _check_finite_metric(H, G, z, distance):
+    """Raise, naming where the nan or inf comes from, unless every metric in H (b, d, d) is finite."""
+    bad = ~torch.isfinite(H).flatten(1).all(dim=1)
+    if bad.any():
+        which = bad.nonzero().flatten().tolist()
+        raise ValueError(_nonfinite_source(G, z[which], distance, which))
+
+
+def _finite_product(hv, G, z, distance):
+    """A Hessian-vector product as float64 numpy, refused (with its source) if not finite: ARPACK would fail
+    with a bare error code, or return nan eigenpairs."""
+    out = hv.detach().double().cpu().numpy().ravel()
+    if not np.isfinite(out).all():
+        raise ValueError(_nonfinite_source(G, z, distance, [0], "a Hessian-vector product"))
+    return out
+
+
+def _nonfinite_source(G, z, distance, which, what: str = "the metric") -> str:
+    """Why `what` is not finite at the points z (b, d) (labelled `which`): only run once something failed."""
+    name = getattr(G, "name", type(G).__name__)
+    with torch.no_grad():
+        x = G(z)
+        bad_images = ~torch.isfinite(x).flatten(1).all(dim=1)
+        if bad_images.any():
+            return (f"{what} is non-finite at point(s) {which[:10]}: the generator output ({name}) contains nan or "
+                    f"inf there")
+        values = distance(x, x)
+        if not torch.isfinite(values).all():
+            return (f"{what} is non-finite at point(s) {which[:10]}: the distance returns nan or inf there "
+                    f"(its input images are finite)")
+    return (f"{what} is non-finite at point(s) {which[:10]} although the generator output ({name}) and the "
+            f"distance values there are finite: a derivative of the generator or the distance is nan or inf "
+            f"(e.g. a norm or square root at zero distance, a division by zero, an overflow)")
 
 
 @contextlib.contextmanager

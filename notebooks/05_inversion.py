@@ -28,7 +28,7 @@
 # ```
 
 # %% tags=["parameters"]
-models = None  # None: the book's first model (generators.EMBEDDED[0]) and the eyes model cdcgan-eyes128
+inversion_models = None  # None: the book's first model (generators.EMBEDDED[0]) and the eyes model
 distance = "lpips-alex"
 seed = 0
 n_points = 8  # codes of the average metric (read back from chapter 02's metric store when it has them)
@@ -83,14 +83,14 @@ from helpers import activation as AM
 from helpers import analysis as A
 from helpers import distances, generators, stats, viz
 from helpers import inversion as I
-from helpers.batch import metric_many
+from helpers.batch import model_metrics
 from helpers.book import PROFILES, glue, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 if cpu_threads:
     torch.set_num_threads(cpu_threads)
 glue("run_times", run_times("05_inversion"))
-models = [generators.EMBEDDED[0], "cdcgan-eyes128"] if models is None else list(models)
+models = [generators.EMBEDDED[0], "cdcgan-eyes128"] if inversion_models is None else list(inversion_models)
 am_models = models[:1] if am_models is None else list(am_models)
 d = distances.load(distance, device=device)
 started, cpu_started = time.time(), time.process_time()
@@ -179,8 +179,8 @@ glue("toy_verdict",
 # ## The models, their average metrics and the targets
 #
 # For each model the average metric comes from the codes chapter 02 computed its metric at (read back from
-# its store under `runs/metrics`, or computed if absent); for the eyes model it is the noise block of the
-# full metric. The eigenbasis is the frame of its eigenvectors, steepest first; the top-$k$ subspace keeps the
+# the store the chapters share under `runs/metrics`, or computed if absent); for the eyes model it is the
+# noise block of the full metric. The eigenbasis is the frame of its eigenvectors, steepest first; the top-$k$ subspace keeps the
 # first $k$ of them, with $k$ = {glue:text}`top_k:d`.
 #
 # The targets are of two kinds. Generated targets are images the model made from codes drawn with another
@@ -194,16 +194,9 @@ glue("top_k", top_k)
 
 
 def load_model(name):
-    """(G, average metric) for a model: the metric of `distance` at n_points codes (chapter 02's store)."""
-    if name == "cdcgan-eyes128":  # chapter 02 stores the eyes model's full 108-d metric; its noise block is ours
-        full = generators.load(name, space="full", device=device)
-        m = metric_many(full, full.sample(n_points, seed=seed), d, progress=False,
-                        store=f"runs/metrics/{full.name}-brown-{distance}-{n_points}-{seed}")
-        return generators.load(name, device=device), A.average_metric(A.restrict(m, full.blocks["noise"]).H)
-    G = generators.load(name, device=device)
-    m = metric_many(G, G.sample(n_points, seed=seed), d, progress=False,
-                    store=f"runs/metrics/{G.name}-{distance}-{n_points}-{seed}")
-    return G, A.average_metric(m)
+    """(G, average metric) for a model: its metrics at n_points codes, from the store the chapters share."""
+    shared = model_metrics(name, distance, n_points, seed, loaded=d, device=device)
+    return shared.G, A.average_metric(shared.metric)
 
 
 loaded = {name: load_model(name) for name in dict.fromkeys(models + am_models)}

@@ -74,6 +74,14 @@ def test_dims_for_fraction_clips_negative_roundoff_and_sorts():
     assert A.dims_for_fraction(eigvals, fractions=(0.75, 0.76, 1.0)).counts.tolist() == [[1, 2, 2]]
 
 
+def test_decades_of_known_spectra():
+    lam = torch.tensor([[100.0, 10, 1, 0.1], [5.0, 5, 5, 5], [1.0, 0.5, 0, -1e-9]], dtype=torch.float64)
+    torch.testing.assert_close(A.decades(lam), torch.tensor([3.0, 0.0, 12.0], dtype=torch.float64))
+    torch.testing.assert_close(A.decades(lam[:1].flip(-1)), torch.tensor([3.0], dtype=torch.float64))  # sorted
+    H = torch.diag_embed(lam[:1])
+    torch.testing.assert_close(A.decades(H), torch.tensor([3.0], dtype=torch.float64))
+
+
 def test_random_direction_null_mean_and_variance_match_theory():
     d, n = 20, 4000
     H = metrics_with_spectrum(torch.stack([spread_spectrum(d, 3), torch.linspace(1, 5, d, dtype=torch.float64)]))
@@ -166,6 +174,32 @@ def test_offdiag_summary_and_distance_correlation():
 
 # --- average metric, subspaces, comparison -----------------------------------------------------------------------
 
+def test_distance_interval_brackets_r_and_shrinks_with_more_codes():
+    gen = torch.Generator().manual_seed(0)
+
+    def case(n):
+        z = torch.randn(n, 5, generator=gen, dtype=torch.float64)
+        distance = torch.cdist(z, z)
+        noise = torch.randn(n, n, generator=gen, dtype=torch.float64)
+        return z, 1 - 0.05 * distance + 0.05 * noise  # a real but noisy fall with distance
+
+    z, matrix = case(8)
+    r = A.homogeneity_vs_distance(z, matrix)
+    low, high = A.homogeneity_vs_distance_interval(z, matrix, n_boot=400, seed=1)
+    assert -1 <= low < r < high <= 1
+    z_big, matrix_big = case(40)
+    low_big, high_big = A.homogeneity_vs_distance_interval(z_big, matrix_big, n_boot=400, seed=1)
+    assert high_big - low_big < high - low
+    assert high_big < 0  # with 40 codes the negative dependence is clear
+    assert A.homogeneity_vs_distance_interval(z, matrix, n_boot=400, seed=1) == (low, high)  # seeded
+    exact = torch.cdist(z, z)  # a matrix that is the distance itself: every replicate gives r = 1
+    assert A.homogeneity_vs_distance_interval(z, exact, n_boot=50) == pytest.approx((1.0, 1.0))
+    with pytest.raises(ValueError, match="level"):
+        A.homogeneity_vs_distance_interval(z, matrix, level=1.5)
+    few = A.homogeneity_vs_distance_interval(z[:4], matrix[:4, :4])  # too few codes to resample
+    assert math.isnan(few[0]) and math.isnan(few[1])
+
+
 def test_average_metric():
     H = random_psd(1, 5, seed=6).expand(3, -1, -1)
     average = A.average_metric(H)
@@ -183,6 +217,24 @@ def test_restrict_gives_the_block_and_its_spectrum():
     torch.testing.assert_close(sub.eigvals, torch.linalg.eigvalsh(H[:, 2:5, 2:5]).flip(-1))
     torch.testing.assert_close(A.restrict(H, [2, 3, 4]).H, sub.H)
     torch.testing.assert_close(sub.eigvecs @ torch.diag_embed(sub.eigvals) @ sub.eigvecs.transpose(1, 2), sub.H)
+
+
+def test_restricted_metric_is_the_metric_of_the_block_generator():
+    """Holding the other coordinates fixed, the block's own generator has exactly the restricted metric."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 48), nn.Tanh(), nn.Unflatten(1, (3, 4, 4)))
+    full = Generator(net, 6)
+    fixed = torch.tensor([[0.0, 1.0]])
+    block = Generator(lambda noise: net(torch.cat([noise, fixed.expand(len(noise), -1)], 1)), 4)
+    z = torch.cat([torch.randn(3, 4, generator=torch.Generator().manual_seed(1)), fixed.expand(3, -1)], 1)
+    m_full = M.metric(full, z, distances.mse(), progress=False)
+    direct = M.metric(block, z[:, :4], distances.mse(), progress=False)
+    restricted = A.restrict_metric(m_full, slice(0, 4))
+    torch.testing.assert_close(restricted.H, direct.H, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(restricted.eigvals, direct.eigvals, rtol=1e-6, atol=1e-12)
+    assert torch.equal(restricted.z, z[:, :4]) and restricted.method == m_full.method
+    assert restricted.options["restricted_to"] == "slice(0, 4, None)"
+    torch.testing.assert_close(A.homogeneity(restricted), A.homogeneity(direct), rtol=1e-5, atol=1e-6)
 
 
 def test_compare_identical_and_scaled_metrics():

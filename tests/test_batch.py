@@ -1,8 +1,12 @@
 """metric_many: chunked results equal one `metric` call; the store resumes, refuses foreign requests and
 recovers from corrupt chunks; a two-process Dask cluster gives the single-process numbers."""
 import json
+import multiprocessing
 import os
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 import torch
@@ -19,8 +23,9 @@ class Tiny(nn.Module):
     def __init__(self):
         super().__init__()
         self.linear = nn.Linear(6, 48)
-        with torch.no_grad():
+        with torch.no_grad():  # seeded: every Tiny() is the same model, in any process
             self.linear.weight.copy_(torch.randn(48, 6, generator=torch.Generator().manual_seed(0)))
+            self.linear.bias.copy_(0.1 * torch.randn(48, generator=torch.Generator().manual_seed(1)))
 
     def forward(self, z):
         return torch.tanh(self.linear(z)).view(-1, 3, 4, 4)
@@ -164,7 +169,8 @@ def test_corrupt_chunks_are_recomputed_with_a_warning(tiny, codes, tmp_path, mon
     messages = [str(w.message) for w in record]
     assert len(messages) == 2  # and no ResourceWarning: the unreadable files were closed
     assert "chunk-00000.npz could not be read" in messages[0] and "recomputing chunk 0" in messages[0]
-    assert "chunk-00002.npz could not be read (BadZipFile" in messages[1] and "recomputing chunk 2" in messages[1]
+    assert "chunk-00002.npz could not be read" in messages[1] and "BadZipFile" in messages[1]
+    assert "recomputing chunk 2" in messages[1]
     assert torch.equal(calls[0][0], codes[0:2]) and torch.equal(calls[1][0], codes[4:6]) and len(calls) == 2
     assert same(repaired, complete) and same(batch.load_store(store), complete)
 
@@ -248,3 +254,312 @@ def test_stores_made_before_allow_tf32_still_resume(tiny, codes, tmp_path, monke
     with pytest.raises(ValueError, match="options differs .*'allow_tf32': True"):
         batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, allow_tf32=True,
                           progress=False)
+
+
+# --- what a store recognises (issue 12) ---------------------------------------------------------------------
+
+class Lin(nn.Module):
+    """G(z) = W z as 3x4x4 images, with the weights given."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.linear = nn.Linear(6, 48, bias=False)
+        with torch.no_grad():
+            self.linear.weight.copy_(weight)
+
+    def forward(self, z):
+        return self.linear(z).view(-1, 3, 4, 4)
+
+
+def weights(seed):
+    return torch.randn(48, 6, generator=torch.Generator().manual_seed(seed))
+
+
+def test_store_recognises_the_generator_by_its_weights_not_its_name(codes, tmp_path):
+    """Failed before: two `custom` generators with different weights shared one store, and the second call
+    returned the first one's metrics (93 % off) without a word."""
+    store = tmp_path / "store"
+    first, second = generators.Generator(Lin(weights(0)), 6), generators.Generator(Lin(weights(1)), 6)
+    assert first.name == second.name == "custom"
+    batch.metric_many(first, codes, distances.mse(), store=store, batch_size=4, progress=False)
+    with pytest.raises(ValueError, match="generator_sha256 differs"):
+        batch.metric_many(second, codes, distances.mse(), store=store, batch_size=4, progress=False)
+    with torch.no_grad():  # the same model with its weights changed in place
+        first.net.linear.weight.mul_(2)
+    with pytest.raises(ValueError, match="generator_sha256 differs"):
+        batch.metric_many(first, codes, distances.mse(), store=store, batch_size=4, progress=False)
+
+
+class Weighted(distances.Distance):
+    """MSE with per-channel weights held in a buffer."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.register_buffer("w", torch.tensor(w))
+
+    def features(self, x):
+        return (x * self.w.view(1, 3, 1, 1).sqrt()).flatten(1)
+
+
+def test_store_recognises_the_distance_by_its_buffers(tiny, codes, tmp_path):
+    store = tmp_path / "store"
+    batch.metric_many(tiny, codes, Weighted([1.0, 1.0, 1.0]), store=store, batch_size=4, progress=False)
+    with pytest.raises(ValueError, match="distance_sha256 differs"):
+        batch.metric_many(tiny, codes, Weighted([1.0, 2.0, 1.0]), store=store, batch_size=4, progress=False)
+    batch.metric_many(tiny, codes, Weighted([1.0, 1.0, 1.0]), store=store, batch_size=4, progress=False)
+
+
+def test_store_recognises_a_plain_function_by_what_it_closes_over(codes, tmp_path):
+    def wrap(A):
+        return generators.Generator(lambda z: (z @ A.T).view(-1, 3, 4, 4), 6, name="matrix")
+
+    store = tmp_path / "store"
+    batch.metric_many(wrap(weights(0)), codes, distances.mse(), store=store, batch_size=4, progress=False)
+    batch.metric_many(wrap(weights(0).clone()), codes, distances.mse(), store=store, batch_size=4, progress=False)
+    with pytest.raises(ValueError, match="generator_sha256 differs"):
+        batch.metric_many(wrap(weights(1)), codes, distances.mse(), store=store, batch_size=4, progress=False)
+
+
+GLOBAL_MATRIX = weights(0)
+
+
+def test_model_digest_is_stable_across_processes_and_sees_globals():
+    """A store made in one run must resume in the next: the digest may not depend on ids, addresses or hash
+    seeds. A function's module-level globals are part of it."""
+    G = generators.Generator(lambda z: (z @ GLOBAL_MATRIX.T).view(-1, 3, 4, 4) * len({"a", "b", "c"}), 6)
+    here = [batch.model_digest(m) for m in (generators.Generator(Tiny(), 6, name="tiny"), G, distances.mse())]
+    code = ("import sys; sys.path.insert(0, 'tests'); import test_batch as t; from helpers import batch, generators, "
+            "distances; G = generators.Generator(lambda z: (z @ t.GLOBAL_MATRIX.T).view(-1, 3, 4, 4), 6); "
+            "print(batch.model_digest(generators.Generator(t.Tiny(), 6, name='tiny')), "
+            "batch.model_digest(distances.mse()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=os.environ | {"PYTHONHASHSEED": "12345"}, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [here[0], here[2]]
+    global GLOBAL_MATRIX
+    saved = GLOBAL_MATRIX
+    try:
+        GLOBAL_MATRIX = weights(1)
+        assert batch.model_digest(G) != here[1]
+    finally:
+        GLOBAL_MATRIX = saved
+    assert batch.model_digest(G) == here[1]
+
+
+def as_format_1(store):
+    """Rewrite a store's manifest as helpers wrote it before weights were fingerprinted (format 1)."""
+    manifest = json.loads((store / batch.MANIFEST).read_text())
+    manifest["format"] = 1
+    del manifest["digest"]
+    for key in ("generator_sha256", "distance_sha256"):
+        del manifest["fingerprint"][key]
+    (store / batch.MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_an_older_store_is_moved_aside_and_recomputed(tiny, codes, tmp_path, monkeypatch):
+    """A format-1 store cannot say which weights made it: metric_many moves it into store/format-1 (where
+    load_store still reads it) and computes afresh, so a notebook's fixed store path keeps working."""
+    store = tmp_path / "store"
+    other = generators.Generator(Lin(weights(1)), 6, name="tiny")  # same name, other weights: what format 1 missed
+    old = batch.metric_many(other, codes, distances.mse(), store=store, batch_size=4, progress=False)
+    as_format_1(store)
+    calls = counting(monkeypatch)
+    with pytest.warns(UserWarning, match=r"was a format-1 metric store.*moved to .*format-1 \(load_store reads it"):
+        new = batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=4, progress=False)
+    assert len(calls) == 2  # nothing of the old store was used
+    assert same(new, batch.metric_many(tiny, codes, distances.mse(), batch_size=4, progress=False))
+    assert sorted(os.listdir(store / "format-1")) == ["chunk-00000.npz", "chunk-00001.npz", "manifest.json"]
+    with pytest.warns(UserWarning, match="format-1 store: its chunks carry no fingerprint"):
+        assert same(batch.load_store(store / "format-1"), old)
+    assert same(batch.load_store(store), new)
+
+
+def test_a_chunk_from_another_store_is_not_used(tiny, codes, tmp_path, monkeypatch):
+    """Chunks record their manifest's digest: a chunk copied from another request's store (same file name,
+    same points and method, another generator) is refused by load_store and recomputed by a rerun."""
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    mine = batch.metric_many(tiny, codes, distances.mse(), store=ours, batch_size=4, progress=False)
+    other = generators.Generator(Lin(weights(1)), 6, name="tiny")
+    batch.metric_many(other, codes, distances.mse(), store=theirs, batch_size=4, progress=False)
+    (ours / "chunk-00001.npz").write_bytes((theirs / "chunk-00001.npz").read_bytes())
+    with pytest.raises(ValueError, match="chunk-00001.npz was not written for this store's manifest"):
+        batch.load_store(ours)
+    calls = counting(monkeypatch)
+    with pytest.warns(UserWarning, match="chunk-00001.npz could not be read .*not written for this store"):
+        again = batch.metric_many(tiny, codes, distances.mse(), store=ours, batch_size=4, progress=False)
+    assert len(calls) == 1 and torch.equal(calls[0][0], codes[4:])
+    assert same(again, mine) and same(batch.load_store(ours), mine)
+
+
+def _start_store(store, seed, barrier, results):
+    """Child process: metric_many on its own codes into `store`, waiting at `barrier` just before creating the
+    manifest, so that both processes have seen no manifest (the race the old check-then-write lost)."""
+    real = batch._create_exclusive
+
+    def create(file, text):
+        barrier.wait(timeout=120)
+        return real(file, text)
+
+    batch._create_exclusive = create
+    G = generators.Generator(Tiny(), 6, name="tiny")
+    zs = torch.randn(4, 6, generator=torch.Generator().manual_seed(seed))
+    try:
+        result = batch.metric_many(G, zs, distances.mse(), store=store, batch_size=2, progress=False)
+        results.put((seed, "ok", result.H.numpy()))
+    except ValueError as err:
+        results.put((seed, "refused", str(err)))
+
+
+def test_two_processes_cannot_both_start_one_store(tmp_path):
+    """Failed before: both processes passed the manifest check, both wrote a manifest, and the store ended up
+    with chunks of both requests, which load_store returned without complaint."""
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    store = str(tmp_path / "store")
+    workers = [context.Process(target=_start_store, args=(store, seed, barrier, results)) for seed in (1, 2)]
+    for w in workers:
+        w.start()
+    outcomes = sorted((results.get(timeout=300) for _ in workers), key=lambda r: r[1])
+    for w in workers:
+        w.join(timeout=60)
+    assert [o[1] for o in outcomes] == ["ok", "refused"], outcomes
+    assert "was made for a different request: zs_sha256 differs" in outcomes[1][2]
+    winner = outcomes[0][0]
+    loaded = batch.load_store(store)
+    assert torch.equal(loaded.z, torch.randn(4, 6, generator=torch.Generator().manual_seed(winner)))
+    assert torch.equal(loaded.H, torch.from_numpy(outcomes[0][2]))
+
+
+# --- Dask workers that die (issue 12) ----------------------------------------------------------------------
+
+class Killer(nn.Module):
+    """Tiny, except that on a Dask worker its first `kills` forward passes (counted in files under `marks`,
+    across processes) end the worker process, as an out-of-memory kill would."""
+
+    def __init__(self, marks, kills):
+        super().__init__()
+        self.net, self.marks, self.kills = Tiny(), str(marks), kills
+
+    def forward(self, z):
+        from distributed import get_worker
+
+        try:
+            get_worker()
+        except ValueError:  # not on a worker
+            return self.net(z)
+        for k in range(self.kills):
+            try:
+                os.close(os.open(os.path.join(self.marks, f"kill-{k}"), os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                continue
+            time.sleep(0.5)  # let the other worker start its chunk too, so that both die holding the models
+            os._exit(1)
+        return self.net(z)
+
+
+@pytest.mark.slow
+def test_dask_workers_that_die_get_the_models_again(codes, dask_client, tmp_path):
+    """Failed before with `FutureCancelledError ... already forgotten` once both workers had died: nannies
+    restart workers empty, and the scattered models were gone."""
+    reference = metric(generators.Generator(Tiny(), 6, name="tiny"), codes[:4], distances.mse(), progress=False)
+    G = generators.Generator(Killer(tmp_path, kills=2), 6, name="tiny")
+    with pytest.warns(RuntimeWarning, match="sending them again"):
+        result = batch.metric_many(G, codes[:4], distances.mse(), batch_size=1, client=dask_client, progress=False)
+    assert sorted(os.listdir(tmp_path)) == ["kill-0", "kill-1"]  # both workers did die
+    assert relative_error(result.H, reference.H) < 1e-6
+
+
+@pytest.mark.slow
+def test_models_lost_again_and_again_is_a_clear_error_and_the_store_resumes(tiny, codes, dask_client, tmp_path,
+                                                                             monkeypatch):
+    """Past CLUSTER_RETRIES losses the run stops and says that a rerun resumes (losses simulated here by
+    cancelling the models once sent, which is what the scheduler does when their last holder dies)."""
+    scatter = batch._scatter
+
+    def lost(client, obj, what):
+        future = scatter(client, obj, what)
+        client.cancel(future)
+        return future
+
+    store = tmp_path / "store"
+    monkeypatch.setattr(batch, "_scatter", lost)
+    with pytest.warns(RuntimeWarning, match="sending them again"), pytest.raises(RuntimeError, match=r"Dask workers died and lost the generator and distance sent to them 3 "
+                                           r"time\(s\); 4 chunk\(s\) were not computed; the 0 chunk\(s\) finished "
+                                           r"in this run are in .*store, and rerunning metric_many with the same "
+                                           r"store computes only the rest"):
+        batch.metric_many(tiny, codes[:4], distances.mse(), store=store, batch_size=1, client=dask_client,
+                          progress=False)
+    monkeypatch.setattr(batch, "_scatter", scatter)
+    resumed = batch.metric_many(tiny, codes[:4], distances.mse(), store=store, batch_size=1, client=dask_client,
+                                progress=False)
+    assert same(resumed, batch.metric_many(tiny, codes[:4], distances.mse(), batch_size=1, progress=False))
+
+
+def test_model_digest_sees_non_persistent_buffers_and_plain_attributes():
+    class Scaled(nn.Module):
+        def __init__(self, shift, scale):
+            super().__init__()
+            self.register_buffer("shift", torch.tensor([shift]), persistent=False)  # not in the state_dict
+            self.scale = scale  # a plain attribute that changes the output (like BigGAN's truncation)
+
+        def forward(self, z):
+            return self.scale * z + self.shift
+
+    digest = batch.model_digest
+    assert digest(Scaled(1.0, 0.5)) == digest(Scaled(1.0, 0.5))
+    assert digest(Scaled(1.0, 0.5)) != digest(Scaled(2.0, 0.5)) != digest(Scaled(2.0, 0.7))
+    assert digest(Tiny()) != digest(Tiny().double())  # dtype counts
+
+
+# --------------------------------------------------------------------------- metrics shared between chapters
+
+def test_model_metrics_are_computed_once_and_shared(cats, tmp_path, monkeypatch):
+    calls = counting(monkeypatch)
+    first = batch.model_metrics("fcgan-cats64", "mse", 2, 5, root=tmp_path)
+    assert first.G.name == "fcgan-cats64" and first.full is None
+    assert torch.equal(first.metric.z, cats.sample(2, seed=5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fcgan-cats64-mse-2-5"]
+    assert len(calls) == 1
+    again = batch.model_metrics("fcgan-cats64", "mse", 2, 5, root=tmp_path)  # another chapter: read, not computed
+    assert len(calls) == 1 and same(first.metric, again.metric)
+    batch.model_metrics("fcgan-cats64", "mse", 2, 6, root=tmp_path)  # another seed: another store
+    assert len(calls) == 2
+
+
+def test_model_metrics_of_the_eyes_restrict_the_full_space(eyes, tmp_path):
+    result = batch.model_metrics("cdcgan-eyes128", "mse", 1, 0, root=tmp_path, eye_class="blue")
+    assert result.G.name == "cdcgan-eyes128[blue]" and result.full.name == "cdcgan-eyes128-full[blue]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cdcgan-eyes128-full[blue]-mse-1-0"]  # one store
+    assert result.full_metric.H.shape == (1, 108, 108) and result.metric.H.shape == (1, 100, 100)
+    assert torch.equal(result.metric.H, result.full_metric.H[:, :100, :100])
+    assert torch.equal(result.metric.z, result.full_metric.z[:, :100])
+    direct = metric(result.G, result.metric.z, distances.mse(), progress=False)  # the noise space's own metric
+    assert relative_error(result.metric.H, direct.H) < 1e-5
+
+
+def test_many_models_leaves_out_an_online_model_offline_with_a_note(tmp_path, monkeypatch):
+    from helpers import assets
+
+    real_load = generators.load
+    asked = []
+
+    def load(name, **options):
+        asked.append((name, options.get("weights")))
+        if name.startswith("biggan"):
+            raise assets.AssetError("could not download BigGAN-deep-128 weights (no network)")
+        return real_load(name, **options)
+
+    monkeypatch.setattr(generators, "load", load)
+    results, notes = batch.many_models(["fcgan-cats64"], "mse", 1, 0, online=["biggan-deep-128"], root=tmp_path)
+    assert list(results) == ["fcgan-cats64"]
+    assert ("biggan-deep-128", "pretrained") in asked  # published weights asked for, never random ones
+    assert notes == ["biggan-deep-128 left out: its published weights could not be downloaded (could not "
+                     "download BigGAN-deep-128 weights (no network)); it needs the internet"]
+    with pytest.raises(assets.AssetError, match="BigGAN"):  # a model that is not optional must load
+        batch.many_models(["biggan-deep-128"], "mse", 1, 0, root=tmp_path)
+
+
+def test_model_metrics_refuse_random_biggan(tmp_path):
+    with pytest.raises(ValueError, match="random weights"):
+        batch.model_metrics("biggan-deep-128", "mse", 1, 0, root=tmp_path, weights="random")
+    assert not any(tmp_path.iterdir())  # nothing computed, nothing stored

@@ -206,3 +206,102 @@ def test_markdown_tables_print_small_numbers_in_scientific_notation():
 
     table = viz.markdown_table({"method": ["a", "b", "c"], "error": [2.2e-6, 0.25, 0.0]}, precision=3).data
     assert table.splitlines()[2:] == ["| a | 2.20e-06 |", "| b | 0.250 |", "| c | 0.000 |"]
+
+
+# --- bad input and concurrent runs (issue 12) --------------------------------------------------------------
+
+def test_parameter_values_are_checked_against_the_defaults_type_before_anything_runs(monkeypatch, capsys):
+    """Failed before: `-p n_compare abc` was accepted, and the notebook failed inside its kernel."""
+    monkeypatch.setattr(book, "execute", lambda *a, **k: pytest.fail("a notebook ran despite a bad parameter"))
+    paths = book.find_notebooks(["01"])
+    with pytest.raises(book.UsageError, match=r"-p n_compare = 'abc' \(str\), but 01_metric expects an int "
+                                              r"\(default 1\)"):
+        book.plan(paths, "default", {"n_compare": "abc"})
+    assert book.main(["run", "--only", "01", "-p", "n_compare", "abc"]) == 2
+    assert "error: -p n_compare = 'abc'" in capsys.readouterr().err
+    for name, value, expected in [("n_compare", True, "an int"), ("n_compare", 2.5, "an int"),
+                                  ("eps_grid", ["a"], "a list of float"), ("eps_grid", 0.1, "a list"),
+                                  ("model", 3, "text")]:
+        with pytest.raises(book.UsageError, match=f"expects {expected}"):
+            book.plan(paths, "default", {name: value})
+    # accepted: an int where a float is expected, ints in a list of floats, anything for a None default, None
+    (_, _, parameters), = book.plan(paths, "default", {"eps_grid": [1, 1e-3], "resolution": 64, "top_k": None})
+    assert parameters == {"eps_grid": [1, 1e-3], "resolution": 64, "top_k": None}
+
+
+def test_parameter_defaults_and_type_rules():
+    nb = notebook(parameters="a = 1\nb = 0.5\nc = 'x'\nd = [1, 2]\ne = None\nf = 1 / 3\ng = len('abc')\n"
+                             "h: bool = False\ni = {'k': 1}\nj = -2")
+    defaults = book.parameter_defaults(nb)
+    assert defaults == {"a": 1, "b": 0.5, "c": "x", "d": [1, 2], "e": None, "f": 1 / 3, "g": book.UNKNOWN,
+                        "h": False, "i": {"k": 1}, "j": -2}
+    ok = [("a", 3), ("b", 3), ("b", 0.1), ("c", "y"), ("d", (3,)), ("d", []), ("e", "anything"), ("f", 2),
+          ("g", "anything"), ("h", True), ("i", {}), ("a", None)]
+    bad = [("a", "3"), ("a", 1.0), ("a", False), ("b", "x"), ("b", True), ("c", 1), ("d", [1.5]), ("d", 1),
+           ("f", "x"), ("h", 0), ("i", [1])]
+    assert [book.type_problem(v, defaults[k]) for k, v in ok] == [""] * len(ok)
+    assert all(book.type_problem(v, defaults[k]) for k, v in bad)
+
+
+def test_profiles_suit_the_parameters_they_set():
+    for profile in book.PROFILES:
+        book.plan(book.find_notebooks(), profile, {})  # raises UsageError on a value of the wrong type
+
+
+def _fake_entry(stem):
+    return {"parameters": {}, "status": "ok", "summary": {"who": stem}, "duration_s": 0.0}
+
+
+def test_concurrent_runs_into_one_directory_keep_both_entries(tmp_path, monkeypatch):
+    """Failed before: each run read summary.json once at its start and wrote its own copy back, so the run
+    that finished last dropped the other's notebooks."""
+    import threading
+
+    first_started, second_done = threading.Event(), threading.Event()
+
+    def execute(nb, parameters, name, out):
+        if name.startswith("00"):  # the first run: still executing while the second one finishes
+            first_started.set()
+            assert second_done.wait(timeout=120)
+        return _fake_entry(name)
+
+    monkeypatch.setattr(book, "execute", execute)
+    first = threading.Thread(target=book.run, kwargs={"only": ["00"], "out": tmp_path})
+    first.start()
+    assert first_started.wait(timeout=120)
+    assert book.run(only=["06"], out=tmp_path) == 0
+    second_done.set()
+    first.join(timeout=120)
+    notebooks = json.loads((tmp_path / "summary.json").read_text())["notebooks"]
+    assert sorted(notebooks) == sorted(p.stem for p in book.find_notebooks(["00", "06"]))
+    assert {stem: entry["summary"]["who"] for stem, entry in notebooks.items()} == {s: s for s in notebooks}
+
+
+def _merge_many(path, prefix, count):
+    for i in range(count):
+        book.merge_summary(path, {"profile": prefix}, {f"{prefix}{i:02d}": _fake_entry(prefix)})
+
+
+def test_merge_summary_from_two_processes_loses_nothing(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    path = tmp_path / "summary.json"
+    workers = [context.Process(target=_merge_many, args=(path, prefix, 25)) for prefix in "ab"]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=300)
+        assert w.exitcode == 0
+    summary = json.loads(path.read_text())
+    assert sorted(summary["notebooks"]) == [f"{p}{i:02d}" for p in "ab" for i in range(25)]
+    assert summary["profile"] in ("a", "b")
+
+
+def test_phrase_list():
+    from helpers.book import phrase_list
+
+    assert phrase_list([]) == "none"
+    assert phrase_list(["a"]) == "a"
+    assert phrase_list(("a", "b")) == "a and b"
+    assert phrase_list(["a", "b", 3]) == "a, b and 3"

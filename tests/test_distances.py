@@ -211,3 +211,38 @@ def test_wrong_image_shapes(which, bad, lpips_alex):
 def test_load_unknown_distance():
     with pytest.raises(ValueError, match="unknown distance 'bogus'; known: lpips-alex, lpips-vgg, mse"):
         distances.load("bogus")
+
+
+# ------------------------------------------------------------------------------------ bad input (issue 12)
+
+@pytest.mark.parametrize("net, smallest", [("alex", 31), ("vgg", 16)])
+def test_lpips_on_images_too_small_suggests_resize(net, smallest, lpips_alex, lpips_vgg):
+    """Failed before with a bare torch pooling error ('Output size is too small')."""
+    d = {"alex": lpips_alex, "vgg": lpips_vgg}[net]
+    small = torch.zeros(1, 3, smallest - 1, smallest - 1)
+    with pytest.raises(ValueError, match=rf"LPIPS-{net} needs images of at least {smallest}x{smallest} pixels, got "
+                                         rf"{smallest - 1}x{smallest - 1}; .*resize=64"):
+        d(small, small)
+    ok = torch.zeros(1, 3, smallest, smallest)
+    assert d(ok, ok).shape == (1,)  # the smallest size that works is accepted
+    resized = copy.copy(d)
+    resized.resize = 64
+    assert resized(small, small).shape == (1,)
+
+
+def test_check_generated_refuses_what_the_metric_cannot_use(lpips_alex):
+    good = torch.rand(2, 3, 8, 8) * 2 - 1
+    distances.check_generated(good, 2, lpips_alex)
+    distances.check_generated(good * 1.9, 2, lpips_alex)  # overshoot within half the range: accepted
+    distances.check_generated(good * 255, 2, distances.mse())  # MSE has no range
+    assert lpips_alex.input_range == (-1, 1) and distances.mse().input_range is None
+    with pytest.raises(ValueError, match=r"spans \[.*\] but LPIPS expects images in \[-1, 1\] .*beyond \[-2, 2\]"):
+        distances.check_generated((good + 1) * 127.5, 2, lpips_alex)
+    with pytest.raises(ValueError, match="expected 3 images for 3 codes"):
+        distances.check_generated(good, 3, lpips_alex)
+    with pytest.raises(TypeError, match="floating-point"):
+        distances.check_generated(good.to(torch.uint8), 2)
+    bad = good.clone()
+    bad[1, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"generator output contains non-finite values \(nan or inf\) in image\(s\) \[1\]"):
+        distances.check_generated(bad, 2)

@@ -78,3 +78,12 @@ def test_default_models_are_the_embedded_ones():
 
     assert inspect.signature(explore).parameters["models"].default == generators.EMBEDDED
     assert inspect.signature(Explorer).parameters["models"].default == generators.EMBEDDED
+
+
+def test_explorer_refuses_a_generator_in_the_wrong_range(faces, lpips_alex):
+    """The explorer computes the metric of its first code before it draws anything: the same check as `metric`."""
+    from helpers.generators import Generator
+
+    bytes_faces = Generator(lambda z: (faces(z) + 1) * 127.5, 100, name="bytes")
+    with pytest.raises(ValueError, match=r"generator output spans \[.*\] but LPIPS expects images in \[-1, 1\]"):
+        explore({"bytes": bytes_faces}, distance=lpips_alex, n_steps=3)

@@ -220,6 +220,33 @@ def test_tutorial_state_dict_with_unknown_keys_is_refused():
     assert set(mapped) == {"3.weight", "10.running_mean"}
 
 
+# ------------------------------------------------------------------------------------- layers per model
+
+def test_layers_of_the_embedded_models(faces, celeba, cats, eyes):
+    for G in (faces, celeba):
+        assert list(generators.layers(G)) == ["1: ReLU", "2: ReLU", "3: ReLU", "4: ReLU", "5: Tanh"]
+        assert list(generators.layers(G).values()) == [f"net.main.{i}" for i in (2, 5, 8, 11, 13)]
+    assert list(generators.layers(cats)) == ["1: LeakyReLU", "2: LeakyReLU", "3: LeakyReLU", "4: Tanh"]
+    assert list(generators.layers(eyes).values())[-1] == "net.net.main.17"  # Tanh, after the Dropout
+    assert len(generators.layers(eyes)) == 6
+    for G in (faces, celeba, cats, eyes):  # the last layer is the image
+        out = []
+        module = G.get_submodule(list(generators.layers(G).values())[-1])
+        handle = module.register_forward_hook(lambda m, i, o: out.append(o))
+        with torch.no_grad():
+            image = G(G.sample(1))
+        handle.remove()
+        assert torch.equal(out[0].reshape(-1), image[:, :1].reshape(-1) if G is cats else image.reshape(-1))
+
+
+def test_layers_of_biggan_and_of_a_net_without_activations(biggan128):
+    names = generators.layers(biggan128)
+    assert list(names)[0] == "1: GenBlock" and list(names)[-1] == f"{len(names)}: Tanh"
+    assert "9: SelfAttn" in names  # the attention layer sits before block 9 of the 128-px config
+    with pytest.raises(ValueError, match="no ReLU, LeakyReLU or Tanh"):
+        generators.layers(Generator(nn.Linear(3, 3), 3, name="plain"))
+
+
 # ----------------------------------------------------------------------------------------- eye classes
 
 def test_eye_spaces(eyes, eyes_full):
@@ -323,7 +350,7 @@ def biggan128():
 
 def test_biggan_random_architecture(biggan128):
     G = biggan128
-    assert "RANDOM" in repr(G) and "biggan-deep-128" in repr(G)
+    assert "RANDOM" in repr(G) and "biggan-deep-128" in repr(G) and G.pretrained is False
     assert G.latent_dim == 256
     assert G.blocks == {"noise": slice(0, 128), "class": slice(128, 256)}
     assert not G.training and not any(p.requires_grad for p in G.parameters())

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from helpers import inversion, metric
+from helpers.generators import Generator
 
 STEPS, LR = 20, 0.2  # measured: from seed 0 to the seed-123 target, LPIPS 0.292 -> 0.075 (z), 0.075 (eigen)
 
@@ -233,3 +234,18 @@ def test_distance_must_return_one_value_per_image(faces):
     scalar_distance = lambda x0, x: ((x0 - x) ** 2).mean()  # noqa: E731  one number for the whole batch
     with pytest.raises(ValueError, match=r"one value per image, shape \(2,\); got \(\)"):
         inversion.invert(faces, target, scalar_distance, seeds=(0, 1), steps=1, progress=False)
+
+
+def test_images_in_the_wrong_range_are_refused(faces, target, lpips_alex):
+    """LPIPS wants [-1, 1]: a [0, 255] target or generator is refused, as by `metric` and the explorer."""
+    with pytest.raises(ValueError, match=r"target spans \[.*\] but LPIPS expects images in \[-1, 1\]"):
+        inversion.invert(faces, (target + 1) * 127.5, lpips_alex, steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"target spans .* LPIPS expects"):
+        inversion.invert_cma(faces, (target + 1) * 127.5, lpips_alex, budget=4, progress=False)
+    bytes_faces = Generator(lambda z: (faces(z) + 1) * 127.5, 100, name="bytes")
+    with pytest.raises(ValueError, match=r"generator output spans \[.*\] but LPIPS expects"):
+        inversion.invert(bytes_faces, target, lpips_alex, steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"generator output spans \[.*\] but LPIPS expects"):
+        inversion.invert_cma(bytes_faces, target, lpips_alex, budget=4, progress=False)
+    with pytest.raises(ValueError, match=r"target contains non-finite"):
+        inversion.invert(faces, target * torch.nan, lpips_alex, steps=1, progress=False)

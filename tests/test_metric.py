@@ -207,3 +207,170 @@ def test_metric_runs_convolutions_in_float32_and_restores_the_setting(faces, lpi
         assert torch.backends.cudnn.allow_tf32 is False
         raise ValueError("restored even when the block fails")
     assert torch.backends.cudnn.allow_tf32 is True
+
+
+# --- bad input: no silent wrong answers (issue 12) ------------------------------------------------------------
+
+def matrix_generator(dtype=torch.float64, d=8, side=4, seed=0):
+    """A parameter-free callable G(z) = A z (A closed over, not a parameter): the metric follows z's dtype."""
+    A = torch.randn(3 * side * side, d, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    return Generator(lambda z: (z @ A.T).view(-1, 3, side, side), d, name="matrix"), A
+
+
+@pytest.mark.parametrize("method", M.METHODS)
+def test_float64_callable_generator_computes_in_float64(method):
+    """Failed before: z was cast to float32 for a G without parameters, and `z @ A.T` raised a dtype error."""
+    G, A = matrix_generator()
+    z = torch.randn(2, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    result = M.metric(G, z, distances.mse(), method, k=4, progress=False)
+    assert result.z.dtype == torch.float64 and result.H.dtype == torch.float64
+    true_vals = torch.linalg.eigvalsh(analytic_metric(A)).flip(0)
+    assert torch.allclose(result.eigvals, true_vals[:result.eigvals.shape[1]].expand(2, -1), rtol=1e-7, atol=0)
+
+
+def test_float32_codes_for_a_float64_callable_get_a_dtype_hint():
+    G, _ = matrix_generator()
+    with pytest.raises(TypeError, match=r"failed on torch.float32 codes.*z.double\(\)"):
+        M.metric(G, torch.randn(8), distances.mse(), "backprop")
+
+
+def grey_generator(side=4):
+    """Returns (n, H, W) images, three channels short of (n, 3, H, W)."""
+    A = torch.randn(side * side, 8, generator=torch.Generator().manual_seed(0))
+    return Generator(lambda z: torch.tanh(z @ A.T).view(-1, side, side), 8, name="grey")
+
+
+@pytest.mark.parametrize("method", M.METHODS)
+def test_every_method_refuses_images_that_are_not_n_3_h_w(method):
+    with pytest.raises(ValueError, match=r"generator output: expected images of shape \(n, 3, H, W\), got \(1, 4, 4\)"):
+        M.metric(grey_generator(), torch.randn(8), distances.mse(), method, k=3)
+
+
+def test_jacobian_with_lpips_refuses_grey_images(lpips_alex):
+    """Failed before: with LPIPS's feature map three (H, W) images were read as one RGB image, and three
+    codes shared one wrong metric."""
+    with pytest.raises(ValueError, match=r"expected images of shape \(n, 3, H, W\), got \(1, 32, 32\)"):
+        M.metric(grey_generator(32), torch.randn(3, 8), lpips_alex)
+
+
+def byte_range_generator(side=32):
+    """Images in [0, 255], the other common convention."""
+    A = torch.randn(3 * side * side, 8, generator=torch.Generator().manual_seed(0))
+    return Generator(lambda z: 127.5 * (1 + torch.tanh(z @ A.T)).view(-1, 3, side, side), 8, name="bytes")
+
+
+@pytest.mark.parametrize("method", M.METHODS)
+def test_lpips_refuses_images_in_0_255_with_every_method(method, lpips_alex):
+    with pytest.raises(ValueError, match=r"generator output spans \[.*\] but LPIPS expects images in \[-1, 1\]"):
+        M.metric(byte_range_generator(), torch.randn(8), lpips_alex, method, k=3)
+    # MSE has no range: the same images are fine there
+    assert M.metric(byte_range_generator(4), torch.randn(8), distances.mse(), method, k=3).eigvals[0, 0] > 0
+
+
+def test_images_slightly_outside_the_range_are_accepted(lpips_alex):
+    """A generator without a final tanh overshoots [-1, 1] a little: not refused (only beyond [-2, 2])."""
+    G = Generator(lambda z: 1.3 * torch.tanh(z[:, :1, None, None]).expand(-1, 3, 32, 32) + 0.01 * z.sum(), 8)
+    assert M.metric(G, torch.full((8,), 3.0), lpips_alex, "backprop").H.abs().max() > 0
+
+
+def test_integer_images_are_refused():
+    G = Generator(lambda z: (z[:, :1, None, None] > 0).expand(-1, 3, 4, 4).to(torch.uint8), 8, name="ints")
+    with pytest.raises(TypeError, match="expected floating-point images, got torch.uint8"):
+        M.metric(G, torch.randn(8), distances.mse(), "backprop")
+
+
+def test_finite_difference_checks_the_distance_returns_one_value_per_image():
+    """Failed before: a distance returning the batch mean made finite-difference return exactly ½ H."""
+    G, _ = linear_generator()
+    mean_distance = lambda x0, x: ((x0 - x) ** 2).flatten(1).sum(1).mean()  # noqa: E731
+    with pytest.raises(ValueError, match=r"one value per image, shape \(2,\); got \(\)"):
+        M.metric(G, torch.randn(8, dtype=torch.float64), mean_distance, "finite-difference", k=3)
+
+
+def nan_generator():
+    G, _ = linear_generator()
+    return Generator(lambda z: G(z) * torch.where(z[:, :1, None, None] > 0, torch.nan, 1.0), 8, name="nanny")
+
+
+@pytest.mark.parametrize("method", M.METHODS)
+def test_nan_images_are_refused_naming_the_generator(method):
+    """Failed before: all-nan metrics from jacobian and backprop; a bare ARPACK error from the others."""
+    z = torch.tensor([[1.0] * 8, [-1.0] * 8], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"generator output contains non-finite values \(nan or inf\) in image"):
+        M.metric(nan_generator(), z[:1] if method in ("lanczos", "finite-difference") else z, distances.mse(),
+                 method, k=3)
+
+
+def test_nan_at_a_later_point_is_found_after_the_probe():
+    """The jacobian method checks images on its one-image probe; a nan at another point is caught in H."""
+    z = torch.tensor([[-1.0] * 8, [1.0] * 8], dtype=torch.float64)  # point 0 is fine, point 1 is nan
+    with pytest.raises(ValueError, match=r"metric is non-finite at point\(s\) \[1\]: the generator output"):
+        M.metric(nan_generator(), z, distances.mse())
+
+
+class NanDistance(distances.Distance):
+    def features(self, x):
+        return x.flatten(1) * torch.nan
+
+
+@pytest.mark.parametrize("method", M.METHODS)
+def test_nan_distance_is_refused_naming_the_distance(method):
+    G, _ = linear_generator()
+    with pytest.raises(ValueError, match=r"distance (returned|returns) (non-finite values|nan)"):
+        M.metric(G, torch.randn(8, dtype=torch.float64), NanDistance(), method, k=3)
+
+
+@pytest.mark.parametrize("method", ["backprop", "lanczos"])
+def test_nan_derivative_is_refused_and_explained(method):
+    """A norm instead of a squared norm: the value is 0 at z0 but its derivative there is nan."""
+    G, _ = linear_generator()
+    norm = lambda x0, x: ((x0 - x) ** 2).flatten(1).sum(1).sqrt()  # noqa: E731
+    with pytest.raises(ValueError, match="non-finite .* although the generator output .* derivative"):
+        M.metric(G, torch.randn(8, dtype=torch.float64), norm, method, k=3)
+
+
+def test_empty_batch_is_a_clear_error():
+    G, _ = linear_generator()
+    with pytest.raises(ValueError, match=r"z holds no codes \(shape \(0, 8\)\)"):
+        M.metric(G, torch.zeros(0, 8, dtype=torch.float64), distances.mse())
+
+
+def test_finite_difference_at_the_origin():
+    """Failed before: the step eps·‖z‖ was 0 at z = 0 (ARPACK error); now it is eps·max(‖z‖, 1)."""
+    G, A = linear_generator()
+    result = M.metric(G, torch.zeros(8, dtype=torch.float64), distances.mse(), "finite-difference", k=3)
+    true_vals = torch.linalg.eigvalsh(analytic_metric(A)).flip(0)
+    assert torch.allclose(result.eigvals[0], true_vals[:3], rtol=1e-7)
+
+
+@pytest.mark.parametrize("method", M.METHODS)
+def test_every_method_reports_a_generator_that_ignores_z(method):
+    """Failed before for lanczos/finite-difference (ARPACK 'starting vector is zero') and, for a G without any
+    graph, backprop (an autograd error)."""
+    flat = Generator(lambda z: torch.zeros(z.shape[0], 3, 4, 4) + 0 * z.sum(1)[:, None, None, None], 8,
+                     name="constant")
+    frozen = Generator(lambda z: torch.zeros(z.shape[0], 3, 4, 4), 8, name="constant")
+    for G in (flat, frozen):
+        with pytest.raises(ValueError, match="constant does not depend on z"):
+            M.metric(G, torch.randn(8), distances.mse(), method, k=3)
+
+
+def test_metric_load_refuses_truncated_and_inconsistent_files(tmp_path):
+    G, _ = linear_generator()
+    good = M.metric(G, torch.randn(2, 8, dtype=torch.float64), distances.mse(), progress=False)
+    path = good.save(tmp_path / "m.npz")
+    (tmp_path / "cut.npz").write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ValueError, match=r"cut.npz is not a readable Metric file \(BadZipFile"):
+        M.Metric.load(tmp_path / "cut.npz")
+    fields = {"H": good.H.numpy(), "eigvals": good.eigvals.numpy(), "eigvecs": good.eigvecs.numpy(),
+              "z": good.z.numpy(), "method": "jacobian", "seconds": 1.0, "options": "{}"}
+    cases = {"missing": ({k: v for k, v in fields.items() if k != "eigvecs"}, "lacks eigvecs"),
+             "shapes": (fields | {"H": good.H.numpy()[:1]}, "shapes disagree: H \\(1, 8, 8\\)"),
+             "method": (fields | {"method": "magic"}, "unknown method 'magic'"),
+             "options": (fields | {"options": "[1]"}, "options must be a dict")}
+    for name, (content, message) in cases.items():
+        np.savez(tmp_path / f"{name}.npz", **content)
+        with pytest.raises(ValueError, match=message):
+            M.Metric.load(tmp_path / f"{name}.npz")
+    with pytest.raises(FileNotFoundError):
+        M.Metric.load(tmp_path / "absent.npz")
