@@ -49,12 +49,12 @@ _FULL_05 = {"n_targets": 50, "n_starts": 5, "n_tune": 5, "n_photos": 10, "budget
 # Parameter overrides per profile; a profile's names that a notebook lacks are skipped for that notebook.
 PROFILES: dict[str, dict] = {
     # smoke: every chapter in about a minute or less on 2 CPU cores (the rendered-book test uses it)
-    "smoke": {"n_images": 4, "eps_grid": [1e-4, 1e-2], "n_points": 3, "n_average": 2, "n_reference": 2,
-              "n_pca_samples": 500, "global_ranks": [1, 2], "ranks": [1, 4, 16], "n_steps": 5, "steps": 10,
+    "smoke": {"n_images": 4, "eps_grid": [1e-4, 1e-2], "n_points": 3, "n_reference": 2,
+              "n_pca_samples": 500, "global_ranks": [1, 2], "ranks": [1, 4, 16], "n_steps": 5,
               "models": ["dcgan-celeba64", "fcgan-cats64"], "compare_distances": ["mse"], **_SMOKE_05},
     "default": {},
     # full: paper-scale settings (30 points, as the paper's DCGAN figures); meant for a GPU
-    "full": {"n_images": 16, "n_compare": 10, "n_points": 30, "n_average": 30, "n_reference": 8, "steps": 200,
+    "full": {"n_images": 16, "n_compare": 10, "n_points": 30, "n_reference": 8,
              "online_models": ["biggan-deep-128"],  # with its published weights when online; left out offline
              **_FULL_05},
 }
