@@ -180,8 +180,8 @@ glue("toy_verdict",
 #
 # For each model the average metric comes from the codes chapter 02 computed its metric at (read back from
 # the store the chapters share under `runs/metrics`, or computed if absent); for the eyes model it is the
-# noise block of the full metric. The eigenbasis is the frame of its eigenvectors, steepest first; the top-$k$ subspace keeps the
-# first $k$ of them, with $k$ = {glue:text}`top_k:d`.
+# noise block of the full metric. The eigenbasis is the frame of its eigenvectors, steepest first; the
+# top-$k$ subspace keeps the first $k$ of them, with $k$ = {glue:text}`top_k:d`.
 #
 # The targets are of two kinds. Generated targets are images the model made from codes drawn with another
 # seed: their true codes $z_\text{true}$ are known, and the model can reproduce them exactly. Real
@@ -581,7 +581,7 @@ glue("latent_verdict", " ".join(sentences))
 # Two searches start from the same code with the same budget of {glue:text}`am_budget:d` images: isotropic
 # CMA-ES on all of $z$, and the paper's Hessian-aware CMA-ES on the top-$k$ eigen-subspace, with initial
 # steps along eigenvector $i$ proportional to $\lambda_i^{-2/5}$ (scaled so that a first step is as long
-# as an isotropic one). Each of {glue:text}`am_units:d` units per layer is searched from
+# on average as an isotropic one). Each of {glue:text}`am_units:d` units per layer is searched from
 # {glue:text}`am_repeats:d` starts. Activations are divided by the mean size of the unit's final
 # activations over all its searches, so units of different scales pool within a layer; a pair is one unit
 # and one start, and the gain is the Hessian-aware search's normalised activation minus the isotropic one's.
