@@ -1,5 +1,6 @@
-# gan-geometry: `make book` builds the executed Jupyter Book, `make test` runs the tests.
-# Both set up .venv and fetch the verified weights first; every step is a no-op when already done.
+# gan-geometry: `make book` builds the executed Jupyter Book, `make test` runs the tests, `make lab` opens the
+# chapters in JupyterLab, `make explore` serves the explorer app (Voilà).
+# All set up .venv and fetch the verified weights first; every step is a no-op when already done.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,19 +8,28 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= default
 BOOK_ARGS ?=
+LAB_ARGS ?=
+LAB_ROOT ?= $(CURDIR)
+VOILA_ARGS ?=
+# jupyter/ is a Jupyter config and data directory for this project: labconfig/ has JupyterLab setting defaults
+# (jupytext sources open as notebooks, no news or update checks), voila/templates/offline/ a Voilà page with no
+# CDN links. Adding it to the search paths leaves the user's own settings, in their home, untouched and in charge.
+# JupyterLab refuses to run as root unless told to (containers often run as root).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+JUPYTER_ENV := JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}"
 
 # Headless plotting, and no debugpy "frozen modules" warning from the notebook kernels.
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install weights book test clean distclean
+.PHONY: install weights book test lab explore clean distclean
 
 install: $(STAMP)
 
 # Re-run only when pyproject.toml changes (or the venv is gone).
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -e ".[book,test]"
+	$(PY) -m pip install -e ".[book,lab,test]"
 	$(PY) -m pip install --no-deps pytorch-pretrained-biggan==0.1.1
 	@touch $@
 
@@ -34,6 +44,16 @@ book: weights
 
 test: weights
 	$(PY) -m pytest
+
+# JupyterLab at the repository root, its file browser in notebooks/: double-click a chapter to open it as a notebook.
+lab: weights
+	$(JUPYTER_ENV) $(VENV)/bin/jupyter lab --ServerApp.root_dir="$(LAB_ROOT)" \
+		--LabApp.default_url=/lab/tree/notebooks $(ALLOW_ROOT) $(LAB_ARGS)
+
+# The explorer alone, as a web app without notebook cells, on http://127.0.0.1:8866.
+explore: weights
+	$(JUPYTER_ENV) JUPYTER_PATH="$(CURDIR)/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}" $(VENV)/bin/voila \
+		apps/explorer.ipynb --template=offline --Voila.ip=127.0.0.1 $(VOILA_ARGS)
 
 clean:
 	rm -rf _build book/notebooks .pytest_cache

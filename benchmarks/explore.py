@@ -40,7 +40,7 @@ def bench_model(name: str, updates: int, device: str) -> dict:
         start = time.perf_counter()
         app = Explorer({name: G}, device=device)  # its constructor runs the first update
         opened = time.perf_counter() - start
-    moves = [("rank", 2 + i % 30) if i % 3 == 0 else ("step", 1.0 + i % 7) if i % 3 == 1
+    moves = [("rank", 2 + i % 30) if i % 3 == 0 else ("step", 0.5 + 0.5 * (i % 7)) if i % 3 == 1
              else ("mode", ("linear", "spherical")[(i // 3) % 2 == 0]) for i in range(updates)]
     times = [timed_move(app, control, value) for control, value in moves]
     median, p90 = float(np.median(times)), float(np.percentile(times, 90))

@@ -5,19 +5,55 @@ axis and the distance curve. Metrics are cached per code, so moving the sliders 
 """
 from __future__ import annotations
 
+import html
 import io
+import time
+from dataclasses import dataclass
+
 import ipywidgets as widgets
 import numpy as np
 import torch
-from IPython.display import display
 
 from . import axes, distances, generators
 from . import metric as metric_module
 from . import viz
 
+# Dims the strip and the curve while a metric is computed (the class is set on them only while busy). Part of
+# the app's own widget state, so it is there again after a browser reload, in JupyterLab and in Voilà.
+_STYLE = "<style>.gg-dim { opacity: 0.3; transition: opacity 0.2s; }</style>"
+
+
+def effective_step(step: float, scale: float, z0_norm: float, max_fraction: float = 0.5) -> float:
+    """The largest step t along one eigen-axis: min(step · scale, max_fraction · ‖z0‖).
+
+    scale is the rank's multiplier (λ_k/λ_1)^(−power) (`axes.step_scales`), which grows without bound down
+    the spectrum (×30 at rank 100 of the faces DCGAN). The cap keeps every walk within max_fraction·‖z0‖ of
+    z0: a linear walk ends at norm ≤ ‖z0‖·√(1 + max_fraction²) (×1.12 at the default 0.5, inside the shell
+    where the prior's codes lie), a spherical one turns by at most max_fraction radians. Steps beyond the
+    cap leave the image manifold: the images break up into texture.
+    """
+    if not max_fraction > 0:
+        raise ValueError(f"max_fraction must be > 0, got {max_fraction}")
+    return float(min(step * scale, max_fraction * z0_norm))
+
+
+@dataclass
+class Reference:
+    """What the app keeps per (generator, seed): the code z0 (d,), its metric's eigenpairs, the reference
+    image x0 (1, 3, H, W), its distance features f(x0) (1, F) (None for a distance without `features`) and
+    the seconds the metric took."""
+
+    z0: torch.Tensor
+    eigvals: torch.Tensor
+    eigvecs: torch.Tensor
+    image: torch.Tensor
+    features: torch.Tensor | None
+    seconds: float
+
 
 class Explorer(widgets.VBox):
-    """The explorer app; its widgets are attributes (`model`, `eye_class`, `seed`, `rank`, `step`, `mode`).
+    """The explorer app; its widgets are attributes (`model`, `eye_class`, `seed`, `rank`, `step`, `mode`,
+    and the outputs `strip`, `curve`, `progress`, `status`).
 
     Parameters
     ----------
@@ -25,35 +61,59 @@ class Explorer(widgets.VBox):
     distance : a distance name for `distances.load`, or a distance object.
     n_steps : images per strip (odd, so the middle one is the reference).
     power : steps are scaled by (λ_k/λ_1)^(-power), so every rank shows comparable change.
+    step : the step slider's first value; max_step : its largest value (latent units, along rank 1).
+    max_fraction : no walk goes further than max_fraction·‖z0‖ from z0 (see `effective_step`).
+
+    Each control change re-renders the strip and the curve from the cached metric. A new model, eye colour
+    or seed needs the metric at a new code first: the app then shows a progress bar and what it is doing,
+    dims the old strip and curve, and disables the controls until it is done.
     """
 
     def __init__(self, models=generators.EMBEDDED, *, distance="lpips-alex", device="cpu",
-                 n_steps: int = 7, power: float = 1 / 3, max_step: float = 8.0):
+                 n_steps: int = 7, power: float = 1 / 3, step: float = 1.5, max_step: float = 4.0,
+                 max_fraction: float = 0.5):
         self.device = device
         self.n_steps = n_steps | 1
         self.power = power
+        self.max_fraction = max_fraction
         self.distance = distances.load(distance, device=device) if isinstance(distance, str) else distance
         self._given = dict(models) if isinstance(models, dict) else {}
         names = list(self._given) if self._given else list(models)
         self._generators: dict = {}
-        self._metrics: dict = {}
+        self._references: dict = {}
+        self._last_metric_seconds: float | None = None
+        self.renders = 0  # completed renders; the curve carries it as data-render, for browser tests
+        self._updating = False
 
         self.model = widgets.Dropdown(options=names, value=names[0], description="model")
         self.eye_class = widgets.Dropdown(options=generators.EYE_CLASSES, value="brown", description="eye class")
         self.seed = widgets.IntText(value=0, description="seed")
-        self.rank = widgets.IntSlider(value=1, min=1, max=100, description="eigen-rank")
-        self.step = widgets.FloatSlider(value=max_step / 2, min=0.0, max=max_step, step=0.25,
-                                        description="step")
-        self.mode = widgets.ToggleButtons(options=["linear", "spherical"], value="linear", description="walk")
-        self.strip = widgets.Image(format="png")
-        self.curve = widgets.Output()
+        # continuous_update=False: a drag renders once, on release, instead of queueing a render per pixel.
+        self.rank = widgets.IntSlider(value=1, min=1, max=100, description="eigen-rank", continuous_update=False)
+        self.step = widgets.FloatSlider(value=step, min=0.0, max=max_step, step=0.1, description="step",
+                                        continuous_update=False)
+        self.mode = widgets.ToggleButtons(options=list(axes.MODES), value="linear", description="walk",
+                                          style={"button_width": "80px"})
+        self.strip = widgets.Image(format="jpeg")
+        self.curve = widgets.HTML()
+        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info",
+                                              layout=widgets.Layout(display="none", width="160px"))
         self.status = widgets.HTML()
-        controls = [self.model, self.eye_class, self.seed, self.rank, self.step, self.mode]
-        super().__init__([widgets.HBox(controls[:3]), widgets.HBox(controls[3:]), self.strip, self.curve,
-                          self.status])
-        for control in controls:
+        self.controls = [self.model, self.eye_class, self.seed, self.rank, self.step, self.mode]
+        for widget, name in [*zip(self.controls, ("model", "eye-class", "seed", "rank", "step", "mode")),
+                             (self.strip, "strip"), (self.curve, "curve"), (self.progress, "progress"),
+                             (self.status, "status")]:
+            widget.add_class(f"gg-{name}")
+        wrap = widgets.Layout(flex_flow="row wrap")  # controls wrap onto more lines on a narrow screen
+        super().__init__([widgets.HTML(_STYLE), widgets.HBox(self.controls[:3], layout=wrap),
+                          widgets.HBox(self.controls[3:], layout=wrap), self.strip, self.curve,
+                          widgets.HBox([self.progress, self.status], layout=wrap)])
+        self.add_class("gg-explorer")
+        for control in self.controls:
             control.observe(self._on_change, names="value")
         self.update()
+
+    # --- state -------------------------------------------------------------------------------------------------
 
     def generator(self):
         """The selected generator, loaded once per (model, eye class)."""
@@ -62,49 +122,120 @@ class Explorer(widgets.VBox):
             return self._given[name]
         key = (name, self.eye_class.value if name.startswith("cdcgan-eyes") else None)
         if key not in self._generators:
+            self._busy(f"loading {name}…", 0.05)
             options = {"eye_class": key[1]} if key[1] else {}
             self._generators[key] = generators.load(name, device=self.device, **options)
         return self._generators[key]
 
-    def reference(self):
-        """The selected code z0 (d,) and its metric, computed once per (generator, seed)."""
+    def reference(self) -> Reference:
+        """The selected code z0, its metric and reference image, computed once per (generator, seed)."""
         G = self.generator()
         key = (id(G), self.seed.value)
-        if key not in self._metrics:
+        if key not in self._references:
+            last = (f" (the last one took {self._last_metric_seconds:.1f} s)" if self._last_metric_seconds
+                    else "")
+            self._busy(f"computing the metric of {html.escape(G.name)} at seed {self.seed.value}: "
+                       f"{G.latent_dim} Jacobian columns through the generator and the distance{last}…", 0.15)
+            start = time.perf_counter()
             z0 = G.sample(1, seed=self.seed.value)
-            self._metrics[key] = (z0[0], metric_module.metric(G, z0, self.distance, progress=False))
-        return self._metrics[key]
+            result = metric_module.metric(G, z0, self.distance, progress=False)
+            self._busy("rendering…", 0.9)
+            with torch.no_grad():
+                image = G(z0)
+                features = self.distance.features(image) if _has_features(self.distance) else None
+            seconds = time.perf_counter() - start
+            self._last_metric_seconds = seconds
+            self._references[key] = Reference(z0[0], result.eigvals[0], result.eigvecs[0], image, features, seconds)
+        return self._references[key]
+
+    def step_bound(self) -> tuple[float, float]:
+        """(t, multiplier): the walk's largest step t for the selected rank and step (`effective_step`), and
+        that rank's multiplier (λ_k/λ_1)^(−power)."""
+        ref = self.reference()
+        scale = float(axes.step_scales(ref.eigvals, self.power)[self.rank.value - 1])
+        return effective_step(self.step.value, scale, float(ref.z0.norm()), self.max_fraction), scale
+
+    def steps(self) -> torch.Tensor:
+        """The steps (n_steps,) of the strip, float64: from −t to +t, t from `step_bound`."""
+        t, _ = self.step_bound()
+        return torch.linspace(-t, t, self.n_steps, dtype=torch.float64)
 
     def codes(self) -> torch.Tensor:
-        """Codes (n_steps, d) along the selected eigen-axis, from −step to +step around z0."""
-        z0, result = self.reference()
-        steps = torch.linspace(-self.step.value, self.step.value, self.n_steps, dtype=torch.float64)
-        return axes.explore(z0, result.eigvecs[0], result.eigvals[0], [self.rank.value], steps,
-                            mode=self.mode.value, power=self.power)[0]
+        """Codes (n_steps, d) along the selected eigen-axis, from −t to +t around z0 (`step_bound`)."""
+        ref = self.reference()
+        return axes.walk(ref.z0, ref.eigvecs[:, self.rank.value - 1], self.steps().to(ref.z0.device),
+                         mode=self.mode.value)
+
+    # --- rendering ---------------------------------------------------------------------------------------------
 
     def update(self) -> None:
         """Recompute the strip and the curve for the current widget values."""
-        G = self.generator()
-        self.eye_class.disabled = not self.model.value.startswith("cdcgan-eyes")
-        self.rank.max = G.latent_dim
-        z0, result = self.reference()
+        self._updating = True  # a value clamped by a new rank.max must not start a second update
+        try:
+            G = self.generator()
+            self.rank.max = G.latent_dim
+            ref = self.reference()
+            self._render(G, ref)
+        finally:
+            self._updating = False
+            self._idle()
+
+    def _render(self, G, ref: Reference) -> None:
         codes = self.codes()
-        images = axes.render(G, codes)
-        self.images = images
-        self.distances = axes.distance_curves(G, self.distance, z0, codes)
-        self.strip.value = _png(viz.tile(viz.to_uint8(images), nrow=self.n_steps))
-        self.curve.clear_output(wait=True)
-        with self.curve:
-            steps = np.linspace(-self.step.value, self.step.value, self.n_steps)
-            display(viz.line_chart(steps, {f"rank {self.rank.value}": self.distances.cpu().numpy()},
-                                   title="distance to the reference along the axis", xlabel="step",
-                                   ylabel="distance"))
-        eigval = float(result.eigvals[0, self.rank.value - 1])
-        self.status.value = (f"{G.name}, seed {self.seed.value}: eigenvalue λ<sub>{self.rank.value}</sub> = "
-                             f"{eigval:.3g} (λ<sub>1</sub> = {float(result.eigvals[0, 0]):.3g})")
+        middle = self.n_steps // 2
+        outer = torch.cat([codes[:middle], codes[middle + 1:]])  # the middle code is z0: its image is cached
+        with torch.no_grad():
+            images = G(outer)
+            if ref.features is not None:
+                values = (self.distance.features(images) - ref.features).pow(2).sum(dim=1)
+            else:
+                values = self.distance(ref.image.expand_as(images), images)
+        self.images = torch.cat([images[:middle], ref.image, images[middle:]])
+        self.distances = torch.cat([values[:middle], values.new_zeros(1), values[middle:]])
+        self.renders += 1
+        self.strip.value = _jpeg(viz.tile(viz.to_uint8(self.images), nrow=self.n_steps))
+        rank = self.rank.value
+        t, scale = self.step_bound()
+        eigval = float(ref.eigvals[rank - 1])
+        self.curve.value = _svg_curve(self.steps().numpy(), self.distances.detach().cpu().double().numpy(), eigval,
+                                      title=f"distance to the reference along rank {rank} ({self.mode.value} walk)",
+                                      render=self.renders)
+        scaled = self.step.value * scale
+        steps = (f"steps up to ±{t:.2f}, capped at {self.max_fraction:g}·‖z<sub>0</sub>‖ (step × multiplier = "
+                 f"{self.step.value:g} × {scale:.2f} = {scaled:.2f}; larger steps leave the image manifold)"
+                 if t < scaled * (1 - 1e-9) else f"steps up to ±{t:.2f} = {self.step.value:g} × {scale:.2f}")
+        self.status.value = (f"{html.escape(G.name)}, seed {self.seed.value}: rank {rank}, "
+                             f"λ<sub>{rank}</sub> = {eigval:.3g} (λ<sub>1</sub> = {float(ref.eigvals[0]):.3g}); "
+                             f"{steps}")
+
+    def _busy(self, message: str, fraction: float) -> None:
+        """Show that the app is working: progress bar, message, dimmed outputs, disabled controls."""
+        self.progress.value = fraction
+        self.progress.layout.display = None
+        self.status.value = f"<b>working:</b> {message}"
+        for output in (self.strip, self.curve):
+            output.add_class("gg-dim")
+        for control in self.controls:
+            control.disabled = True
+
+    def _idle(self) -> None:
+        self.progress.layout.display = "none"
+        for output in (self.strip, self.curve):
+            output.remove_class("gg-dim")
+        for control in self.controls:
+            control.disabled = control is self.eye_class and not self._eyes_selected()
+
+    def _eyes_selected(self) -> bool:
+        return self.model.value not in self._given and self.model.value.startswith("cdcgan-eyes")
 
     def _on_change(self, change) -> None:
-        self.update()
+        if self._updating:
+            return
+        try:
+            self.update()
+        except Exception as error:  # shown in the app, then raised (to the caller, or Jupyter's log)
+            self.status.value = f'<b style="color:#b00020">error:</b> {html.escape(str(error))}'
+            raise
 
 
 def explore(models=generators.EMBEDDED, **options) -> Explorer:
@@ -112,11 +243,66 @@ def explore(models=generators.EMBEDDED, **options) -> Explorer:
     return Explorer(models, **options)
 
 
-def _png(image: np.ndarray) -> bytes:
+def _has_features(distance) -> bool:
+    return type(distance).features is not distances.Distance.features if isinstance(
+        distance, distances.Distance) else callable(getattr(distance, "features", None))
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    """JPEG bytes of an (H, W, 3) uint8 image: a fraction of PNG's encoding time and size for GAN images."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="JPEG", quality=92)
     return buffer.getvalue()
 
 
+def _svg_curve(steps: np.ndarray, values: np.ndarray, eigval: float, *, title: str, render: int,
+               width: int = 640, height: int = 240) -> str:
+    """The distance curve as inline SVG: measured distances (solid, with markers) and the metric's quadratic
+    prediction ½λt² (dashed; exact as t → 0, an overestimate at larger steps, where LPIPS curves away).
+    Plain markup in the widget's state, so it needs no JavaScript library and draws again after a reload."""
+    left, right, top, bottom = 62, 16, 30, 42
+    t_max = float(np.abs(steps).max()) or 1.0
+    y_max = float(values.max()) * 1.15 or 1.0
+    if not np.isfinite(y_max):
+        raise ValueError(f"distance curve has non-finite values: {values.tolist()}")
+
+    def x(t):
+        return left + (t + t_max) / (2 * t_max) * (width - left - right)
+
+    def y(v):
+        return height - bottom - v / y_max * (height - top - bottom)
+
+    fine = np.linspace(-t_max, t_max, 81)
+    predicted = " ".join(f"{x(t):.1f},{y(0.5 * eigval * t * t):.1f}" for t in fine)
+    measured = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(steps, values))
+    markers = "".join(f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="3.5"/>' for t, v in zip(steps, values))
+    ticks = []
+    for t in np.linspace(-t_max, t_max, 5):
+        ticks.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{height - bottom}" y2="{height - bottom + 5}"/>'
+                     f'<text x="{x(t):.1f}" y="{height - bottom + 18}" text-anchor="middle">{t:+.2f}</text>')
+    for v in np.linspace(0, y_max, 4):
+        ticks.append(f'<line x1="{left - 5}" x2="{left}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
+                     f'<text x="{left - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.3g}</text>')
+    plot_w, plot_h = width - left - right, height - top - bottom
+    return (
+        f'<svg class="gg-curve-svg" data-render="{render}" viewBox="0 0 {width} {height}" '
+        f'style="width:100%;max-width:{width}px;height:auto;font:12px sans-serif" role="img" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{html.escape(title)}</title>'
+        f'<defs><clipPath id="gg-plot-{render}"><rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>'
+        f'</clipPath></defs>'
+        f'<text x="{left}" y="18" font-weight="bold">{html.escape(title)}</text>'
+        f'<g stroke="#444" fill="#444">{"".join(ticks)}</g>'
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>'
+        f'<polyline class="gg-predicted" clip-path="url(#gg-plot-{render})" points="{predicted}" fill="none" '
+        f'stroke="#d62728" stroke-width="1.5" stroke-dasharray="5 4"/>'
+        f'<polyline class="gg-measured" points="{measured}" fill="none" stroke="#1f77b4" stroke-width="2"/>'
+        f'<g fill="#1f77b4">{markers}</g>'
+        f'<text x="{left + plot_w / 2:.0f}" y="{height - 6}" text-anchor="middle">step t along the axis</text>'
+        f'<text transform="translate(14 {top + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">distance</text>'
+        f'<g font-size="11"><line x1="{width - right - 190}" x2="{width - right - 166}" y1="{top + 12}" '
+        f'y2="{top + 12}" stroke="#1f77b4" stroke-width="2"/><text x="{width - right - 160}" y="{top + 16}">'
+        f'measured</text><line x1="{width - right - 190}" x2="{width - right - 166}" y1="{top + 28}" '
+        f'y2="{top + 28}" stroke="#d62728" stroke-dasharray="5 4"/><text x="{width - right - 160}" '
+        f'y="{top + 32}">½λt² (the metric, t → 0)</text></g></svg>')

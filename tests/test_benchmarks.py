@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def _load(name):
     spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -41,3 +43,19 @@ def test_explore_benchmark_runs(tmp_path, capsys):
     assert all(t > 0 and math.isfinite(t) for t in result["times"])
     assert result["open_over_median"] == pytest.approx(result["open_seconds"] / result["median_seconds"])
     assert "dcgan-faces64" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_explore_browser_benchmark_runs(tmp_path, capsys):
+    """One timed move per control in JupyterLab and chromium: every control reports a positive round trip."""
+    from test_book_render import chromium
+
+    out = tmp_path / "browser.json"
+    _load("explore_browser").main(["--models", "dcgan-faces64", "--moves", "1", "--chromium", chromium(),
+                                   "--json", str(out)])
+    (result,) = json.loads(out.read_text())
+    assert result["model"] == "dcgan-faces64" and set(result["controls"]) == {"rank", "step", "mode"}
+    for control in result["controls"].values():
+        assert len(control["times"]) == 1 and 0 < control["times"][0] < 120
+        assert control["p90_seconds"] == pytest.approx(control["times"][0])
+    assert "target (p90 ≤ 1 s)" in capsys.readouterr().out
