@@ -33,12 +33,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --no-deps pytorch-pretrained-biggan==0.1.1
 	@touch $@
 
-# Verifies the cached weights by sha256 and downloads any that are missing (see helpers/assets.py).
+# Verifies the cached weights and the book's MathJax by sha256 and downloads any that are missing
+# (see helpers/assets.py).
 weights: install
 	$(PY) -m helpers.assets fetch --all
 
 book: weights
 	$(PY) -m helpers.book run --profile $(PROFILE) $(BOOK_ARGS)
+	$(PY) -m helpers.book results
 	$(VENV)/bin/jupyter-book build . --all --warningiserror --keep-going
 	@echo "book: $(CURDIR)/_build/html/index.html"
 

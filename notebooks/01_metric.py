@@ -19,7 +19,8 @@
 # **What this chapter tests.** That the metric $H(z_0)$, the Hessian of LPIPS pulled back through the
 # generator, predicts the distance for small steps, and that four ways of computing it (our exact
 # forward-mode Jacobian and the paper's BP, BackwardIter and ForwardIter) agree; also two pitfalls of the
-# authors' iterative operators.
+# authors' iterative operators. Its accuracy table, beside the paper's numbers, is also on the
+# [results page](results.md).
 #
 # **Rerun it** ({glue:text}`run_times`):
 #
@@ -80,10 +81,11 @@ import inspect
 
 import numpy as np
 import torch
+from IPython.display import display
 
 from helpers import distances, generators, viz
 from helpers import metric as M
-from helpers.book import glue, record, run_times
+from helpers.book import glue, phrase_list, record, result_table, run_times
 
 glue("run_times", run_times("01_metric"))
 G = generators.load(model, device=device)
@@ -217,14 +219,27 @@ for eps in eps_grid:
     fd = M.metric(G, z[:1], d, "finite-difference", k=top_k, eps=eps)
     eps_corr[eps] = float(np.corrcoef(fd.H[0].flatten().cpu(), reference.H[0].flatten().cpu())[0, 1])
 record("finite_difference_corr_by_eps", {str(k): v for k, v in eps_corr.items()})
-viz.line_chart(list(eps_corr), {"corr(vec H_fd, vec H_exact)": list(eps_corr.values())}, log_x=True,
-               title="finite-difference accuracy vs step", xlabel="ε (step / ‖z0‖)", ylabel="correlation")
+display(viz.line_chart(list(eps_corr), {"corr(vec H_fd, vec H_exact)": list(eps_corr.values())}, log_x=True,
+               title="finite-difference accuracy vs step", xlabel="ε (step / ‖z0‖)", ylabel="correlation"))
+
+# The same comparison beside the paper's numbers, for the book's results page.
+pggan = {1e-5: "forward_iter_corr_pggan_1e-5", 1e-3: "forward_iter_corr_pggan_1e-3",
+         1e-2: "forward_iter_corr_pggan_1e-2", 1e-1: "forward_iter_corr_pggan_1e-1"}
+methods_rows = {"BackwardIter (lanczos, top-k)": rows["lanczos"][2]} if "lanczos" in rows else {}
+result_table(
+    "metric_methods", "Accuracy of the iterative methods: correlation of vec(H) with BP",
+    rows=list(methods_rows) + [f"ForwardIter (finite differences), step {eps:.0e}" for eps in eps_corr],
+    columns={f"ours: {model}": list(methods_rows.values()) + list(eps_corr.values())},
+    paper={"paper: PGGAN": [None] * len(methods_rows) + [pggan.get(eps) for eps in eps_corr],
+           "paper: DCGAN-fashion": [None] * len(methods_rows)
+           + ["forward_iter_corr_dcgan" if eps <= 1e-4 else None for eps in eps_corr],
+           "paper: their GANs": ["backward_iter_corr"] * len(methods_rows) + [None] * len(eps_corr)},
+    row_header="method", note=f"{n_compare} code(s) from seed {seed}; top {top_k} eigenpairs for the top-k methods")
 
 # %%
 good = [f"{eps:.0e}" for eps, c in eps_corr.items() if c >= 0.99]
 worse = ", ".join(f"{c:.3f} at {eps:.0e}" for eps, c in eps_corr.items() if c < 0.99)
-listed = ", ".join(good[:-1]) + " and " + good[-1] if len(good) > 1 else "".join(good)
-glue("fd_verdict", (f"correlate with the exact metric at 0.99 or more at steps of {listed}" if good
+glue("fd_verdict", (f"correlate with the exact metric at 0.99 or more at steps of {phrase_list(good)}" if good
                     else "never reach a correlation of 0.99 with the exact metric")
      + (f", and less at the others ({worse})" if worse and good else f" ({worse})" if worse else ""))
 glue("fd_default_eps", inspect.signature(M.metric).parameters["eps"].default)

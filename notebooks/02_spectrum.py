@@ -19,7 +19,8 @@
 # **What this chapter tests.** The paper's first finding: the metric is strongly anisotropic, its
 # eigenvalues falling by many decades, so that a few directions carry almost all of the change in the
 # image. This page measures the spectrum of every embedded generator at random codes, against random
-# directions and against the paper's numbers, and ends with one table across models.
+# directions and against the paper's numbers, and ends with one table across models (also on the
+# [results page](results.md), with the other chapters' tables).
 #
 # **Rerun it** ({glue:text}`run_times`):
 #

@@ -19,7 +19,8 @@
 # **What this chapter tests.** The paper's second finding: the directions that matter are much the same at
 # every code, whatever the distance between the codes, and every layer of the generator stretches the same
 # directions. This page runs the paper's tests and two controls on one model in detail, then the
-# homogeneity and layer tests on every embedded model, in one table next to the paper's numbers.
+# homogeneity and layer tests on every embedded model, in one table next to the paper's numbers (also on
+# the [results page](results.md)).
 #
 # **Rerun it** ({glue:text}`run_times`):
 #

@@ -19,7 +19,8 @@
 # **What this chapter tests.** The paper's claims about the metric's eigenvectors: the top ones change the
 # image most, often in ways a person can name; the eigenvectors of the average metric act alike on every
 # image; and GANSpace and SeFa find directions inside the metric's top eigenspace. This page walks along
-# the eigenvectors of one model in detail and measures all three claims on every embedded model.
+# the eigenvectors of one model in detail and measures all three claims on every embedded model. Its
+# tables, beside the paper's numbers, are also on the [results page](results.md).
 #
 # **Rerun it** ({glue:text}`run_times`):
 #
@@ -316,7 +317,7 @@ viz.markdown_table({"model, axis": [f"{name}, axis {k}" for name in results for 
                     "largest / smallest": torch.cat(list(spread_over_codes.values())).tolist()}, precision=3)
 
 # %% [markdown]
-# ## GANSpace and SeFa find the same axes
+# ## GANSpace and SeFa beside the metric's axes
 #
 # Two earlier methods find interpretable directions without any image distance:
 #
@@ -375,9 +376,10 @@ viz.markdown_table({"model": [r[0] for r in rows], "method": [r[1] for r in rows
                     "random: 95th pct": [float(random_energy[k].quantile(0.95)) for k, *_ in rows]}, precision=3)
 
 # %% [markdown]
-# GANSpace on the first layer's output and SeFa should find the same directions: for Gaussian codes the
-# covariance of $Az$ is $AA^\top$, whose principal directions map back to the eigenvectors of $A^\top A$.
-# The |cos| between their axes of equal rank:
+# With unlimited samples, GANSpace on the first layer's output and SeFa would find the same directions: for
+# Gaussian codes the covariance of $Az$ is $AA^\top$, whose principal directions map back to the eigenvectors
+# of $A^\top A$. With `n_pca_samples` samples they agree only up to sampling error, most visibly where two
+# singular values are close; the |cos| between their axes of equal rank shows how close this run comes:
 
 # %%
 pca_vs_sefa = {name: (d["GANSpace, first layer"].T @ d["SeFa"]).abs().diagonal() for name, d in directions.items()}

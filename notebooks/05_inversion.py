@@ -21,7 +21,8 @@
 # invert an image (find the code of a target) and to find the code that drives a unit of a CNN. This page
 # tests it as the paper did: Adam and BasinCMA inversion in $z$, in the full eigenbasis and in the top-$k$
 # eigen-subspace, each with its own tuned learning rate and the same budget, over many targets and starts,
-# with paired effect sizes; and Hessian-aware CMA-ES against isotropic CMA-ES on units of AlexNet.
+# with paired effect sizes; and Hessian-aware CMA-ES against isotropic CMA-ES on units of AlexNet. Its tables,
+# beside the paper's numbers, are also on the [results page](results.md).
 #
 # **Rerun it** ({glue:text}`run_times`):
 #

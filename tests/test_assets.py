@@ -18,7 +18,7 @@ import pytest
 from helpers import assets
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = {"dcgan-faces64", "cdcgan-eyes128", "dcgan-celeba64", "fcgan-cats64", "lpips-alex", "lpips-vgg"}
+NAMES = {"dcgan-faces64", "cdcgan-eyes128", "dcgan-celeba64", "fcgan-cats64", "lpips-alex", "lpips-vgg", "mathjax"}
 
 
 def _refuse_download(*args, **kwargs):
@@ -32,7 +32,7 @@ def _listing(folder: Path) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------- registry
 
-def test_registry_lists_the_six_pinned_files():
+def test_registry_lists_the_pinned_files():
     assert set(assets.ASSETS) == NAMES
     for key, asset in assets.ASSETS.items():
         assert asset.name == key
@@ -43,6 +43,8 @@ def test_registry_lists_the_six_pinned_files():
         assert asset.filename == key + Path(asset.member).suffix
     assert assets.ASSETS["dcgan-faces64"].package == "gan-face-generate"
     assert assets.ASSETS["lpips-alex"].member.endswith("alexnet.ckpt")
+    assert assets.ASSETS["mathjax"].registry == "npm" and all(
+        a.registry == "pypi" for name, a in assets.ASSETS.items() if name != "mathjax")
     for name in ("dcgan-celeba64", "fcgan-cats64"):  # two files of one wheel
         assert (assets.ASSETS[name].package, assets.ASSETS[name].version) == ("generateme", "0.1.2")
         assert assets.ASSETS[name].member.startswith("generateme/static/Models/")
@@ -85,7 +87,7 @@ class FakeRegistry:
     def __init__(self, member: str, payload: bytes):
         self.member, self.payload, self.calls = member, payload, 0
 
-    def __call__(self, package, version, dest, *, missing=None):
+    def __call__(self, package, version, dest, *, missing=None, registry="pypi"):
         self.calls += 1
         archive = Path(dest) / f"{package}-{version}-py3-none-any.whl"
         with zipfile.ZipFile(archive, "w") as zf:
@@ -119,7 +121,7 @@ def test_one_download_serves_every_file_of_its_package(monkeypatch, tmp_path):
     files = {"pkg/a.bin": b"first " * 100, "pkg/b.bin": b"second " * 100, "pkg/c.bin": b"third " * 100}
     calls = []
 
-    def registry(package, version, dest, *, missing=None):
+    def registry(package, version, dest, *, missing=None, registry="pypi"):
         calls.append(package)
         return _zip(Path(dest) / f"{package}-{version}-py3-none-any.whl", files)
 
@@ -533,3 +535,66 @@ def test_unpickler_does_not_let_codecs_expand_data(tmp_path):
         assets.load_arrays(tmp_path / "hex.pkl")
     # what protocols 0-2 need still works: bytes stored as latin-1 text (see test_dict_of_arrays_round_trips)
     assert assets._latin1_bytes("\x00\xff", "latin-1") == b"\x00\xff"
+
+
+# ------------------------------------------------------------------------------------ the npm registry
+
+def _npm_tarball(member: str, payload: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        info = tarfile.TarInfo(member)
+        info.size = len(payload)
+        tf.addfile(info, io.BytesIO(payload))
+    return buffer.getvalue()
+
+
+def test_npm_packages_come_from_npm_pack_or_the_registry_tarball(monkeypatch, tmp_path):
+    payload = b"window.MathJax = {};" * 100
+    tarball = _npm_tarball("package/es5/tex-svg-full.js", payload)
+    asset = assets.Asset("mj", "mathjax", "3.2.2", "package/es5/tex-svg-full.js", hashlib.sha256(payload).hexdigest(),
+                         registry="npm")
+    calls = []
+
+    def npm_pack(cmd, **kwargs):  # stands in for `npm pack mathjax@3.2.2 --pack-destination DIR`
+        calls.append(cmd)
+        (Path(cmd[cmd.index("--pack-destination") + 1]) / "mathjax-3.2.2.tgz").write_bytes(tarball)
+        return subprocess.CompletedProcess(cmd, 0, "mathjax-3.2.2.tgz\n", "")
+
+    monkeypatch.setattr(assets.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(assets.subprocess, "run", npm_pack)
+    path = assets.fetch(asset, cache=tmp_path / "a")
+    assert path.read_bytes() == payload and calls[0][:3] == ["npm", "pack", "mathjax@3.2.2"]
+
+    import urllib.request
+
+    urls = []
+
+    def urlopen(url, timeout):  # no npm client: the registry's fixed tarball URL
+        urls.append(url)
+        return io.BytesIO(tarball)
+
+    monkeypatch.setattr(assets.shutil, "which", lambda name: None)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    assert assets.fetch(asset, cache=tmp_path / "b").read_bytes() == payload
+    assert urls == ["https://registry.npmjs.org/mathjax/-/mathjax-3.2.2.tgz"]
+
+    def offline(url, timeout):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(assets.AssetError, match=r"could not download mathjax@3.2.2 from the npm registry(.|\n)*"
+                                                r"network unreachable"):
+        assets.fetch(asset, cache=tmp_path / "c")
+    assert not (tmp_path / "c" / "mj.js").exists()
+    with pytest.raises(assets.AssetError, match="unknown registry 'conda'"):
+        assets.download_package("x", "1", tmp_path, registry="conda")
+
+
+@pytest.mark.network
+def test_network_fetch_of_mathjax_from_npm(tmp_path):
+    try:
+        path = assets.fetch("mathjax", cache=tmp_path)
+    except assets.AssetError as err:
+        pytest.skip(f"npm registry unreachable: {err}")
+    assert assets.sha256_of(path) == assets.ASSETS["mathjax"].sha256
+    assert b"MathJax" in path.read_bytes()[:200_000]

@@ -208,6 +208,48 @@ def test_markdown_tables_print_small_numbers_in_scientific_notation():
     assert table.splitlines()[2:] == ["| a | 2.20e-06 |", "| b | 0.250 |", "| c | 0.000 |"]
 
 
+def test_results_page_shows_the_run_its_sample_sizes_and_the_paper(tmp_path):
+    table = {"title": "Homogeneity", "row_header": "measure", "rows": ["log, mean", "linear, mean"],
+             "columns": {"ours: faces": [0.93212, 6.2e-7]}, "note": "10 codes", "digits": 3,
+             "paper": {"paper: DCGAN-fashion": [{"id": "homogeneity_log_mean", "value": "0.952"}, None]}}
+    summary = {"profile": "default", "notebooks": {
+        "03_homogeneity": {"status": "ok", "profile": "default", "parameters": {"n_points": 12},
+                           "finished": "2026-12-01T10:00:00Z", "summary": {"results/homogeneity": table, "x": 1}}}}
+    page = book.results_page(summary)
+    assert "profile `default`, notebooks finished on 2026-12-01 (UTC)" in page
+    assert "`make book PROFILE=full` regenerates this page" in page
+    assert "`n_points=12`" in page and "`seed=0`" in page  # the override, and a default from the parameters cell
+    assert "| log, mean | 0.932 | {paper}`0.952` |" in page and "| linear, mean | 6.20e-07 | – |" in page
+    assert "Over 10 codes." in page and "## 03. Homogeneity: is the metric the same everywhere?" in page
+    summary["notebooks"]["03_homogeneity"]["profile"] = "full"
+    assert "regenerates" not in book.results_page(summary) and "profile `full`" in book.results_page(summary)
+    with pytest.raises(book.UsageError, match="no notebooks"):
+        book.results_page({"profile": "default", "notebooks": {}})
+
+
+def test_results_command_writes_the_generated_pages(tmp_path, capsys):
+    (tmp_path / "summary.json").write_text(json.dumps({"notebooks": {"00_first_look": {"status": "ok", "summary": {}}}}))
+    assert book.main(["results", "--summary", str(tmp_path / "summary.json")]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.md")) == ["models.md", "profiles.md", "results.md"]
+    assert "No chapter recorded a results table" in (tmp_path / "results.md").read_text()
+    profiles = (tmp_path / "profiles.md").read_text()
+    for name, value in book.PROFILES["smoke"].items():
+        assert f"| `{name}` |" in profiles and repr(value) in profiles
+    from helpers import generators
+
+    models = (tmp_path / "models.md").read_text()
+    assert all(f"`{name}`" in models for name in generators.EMBEDDED)
+    assert book.main(["results", "--summary", str(tmp_path / "missing.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_executed_notebooks_carry_no_widget_state(tmp_path):
+    nb = notebook("x = 1")
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"a": {}}}}
+    assert book.execute(nb, {}, "w", tmp_path)["status"] == "ok"
+    assert "widgets" not in nbformat.read(tmp_path / "w.ipynb", as_version=4).metadata
+
+
 # --- bad input and concurrent runs (issue 12) --------------------------------------------------------------
 
 def test_parameter_values_are_checked_against_the_defaults_type_before_anything_runs(monkeypatch, capsys):

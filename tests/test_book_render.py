@@ -1,7 +1,13 @@
-"""The rendered book as a reader sees it: built at the smoke profile, opened in headless Chromium.
+"""The rendered book as a reader sees it: built at the smoke profile, every page opened in headless Chromium
+with the network blocked (Playwright for Python driving Debian's chromium).
 
-Every plotly figure must draw (no blank figure), every page must be free of error outputs, and a
-screenshot of each page is saved under test-artifacts/ for a person to look at.
+Every page must make no request to another host, show no error output, typeset its equations (MathJax
+served from _static), draw every plotly figure, and fit a 400 px wide phone screen; the frames slider
+starts at step 0 and does not play by itself. Screenshots of each page (1280 px and 400 px wide) are saved
+under test-artifacts/ for a person to look at.
+
+Set GAN_GEOMETRY_BUILT_BOOK to the _build/html folder of a book built already (e.g. by `make book` or
+`make book PROFILE=full`) to check that build instead of building one at the smoke profile.
 """
 import os
 import shutil
@@ -10,98 +16,184 @@ import sys
 from pathlib import Path
 
 import pytest
-from bs4 import BeautifulSoup
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-# Flags for a sandboxed, offline machine: no background connections, no GPU, fresh profile.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--virtual-time-budget=20000"]
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a sandboxed, offline machine: no background connections, no GPU.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update", "--hide-scrollbars"]
+PHONE = 400  # px: the narrowest viewport every page must fit
+
+pytestmark = pytest.mark.slow
 
 
 def chromium() -> str:
-    """Path of Debian's chromium, installing it with apt-get when missing and running as root."""
-    found = shutil.which("chromium")
-    if found:
-        return found
+    """Debian's chromium, installing it with apt-get when missing and running as root (never `playwright install`)."""
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
     if os.geteuid() != 0:
         pytest.skip("Debian's chromium is not installed and installing it needs root: apt-get install chromium")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
     subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, capture_output=True)
-    return shutil.which("chromium")
+    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
 def built_book(tmp_path_factory):
     """The whole book, executed at the smoke profile and built strictly, in a scratch copy of the sources."""
+    if os.environ.get("GAN_GEOMETRY_BUILT_BOOK"):
+        return Path(os.environ["GAN_GEOMETRY_BUILT_BOOK"])
     site = tmp_path_factory.mktemp("book")
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, site / name)
     shutil.copytree(ROOT / "book", site / "book", ignore=shutil.ignore_patterns("notebooks"))
-    run = subprocess.run([sys.executable, "-m", "helpers.book", "run", "--profile", "smoke",
-                          "--out", str(site / "book" / "notebooks")], cwd=ROOT, capture_output=True, text=True)
+    out = site / "book" / "notebooks"
+    run = subprocess.run([sys.executable, "-m", "helpers.book", "run", "--profile", "smoke", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, f"notebooks failed at the smoke profile:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    results = subprocess.run([sys.executable, "-m", "helpers.book", "results", "--summary", str(out / "summary.json")],
+                             cwd=ROOT, capture_output=True, text=True)
+    assert results.returncode == 0, results.stderr[-3000:]
+    # The book's extensions import this checkout's helpers (the MathJax asset), as `make book` does from here.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     build = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--all",
-                            "--warningiserror", "--keep-going"], capture_output=True, text=True)
+                            "--warningiserror", "--keep-going"], capture_output=True, text=True, env=env)
     assert build.returncode == 0, f"strict book build failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}"
     return site / "_build" / "html"
 
 
-def rendered_dom(browser: str, page: Path, profile: Path) -> BeautifulSoup:
-    dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=180)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    return BeautifulSoup(dom.stdout, "html.parser")
+@pytest.fixture(scope="module")
+def browser():
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    path = chromium()
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
 
 
-def screenshot(browser: str, page: Path, profile: Path) -> Path:
+def pages_of(site: Path) -> list[Path]:
+    return sorted((site / "book").rglob("*.html"))
+
+
+def open_offline(browser, page_path: Path, width: int):
+    """The page loaded with every non-file request blocked; returns (page, outside requests, script errors)."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    outside, errors = [], []
+
+    def route(request_route):
+        url = request_route.request.url
+        if url.startswith(("file://", "data:", "blob:", "about:")):
+            request_route.continue_()
+        else:
+            outside.append(url)
+            request_route.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(page_path.as_uri(), wait_until="load")
+    # MathJax typesets after load; wait for it where the page has math (its startup promise resolves).
+    page.wait_for_function("() => !window.MathJax || (window.MathJax.startup && window.MathJax.startup.promise)",
+                           timeout=30_000)
+    page.evaluate("() => window.MathJax && window.MathJax.startup.promise")
+    page.wait_for_timeout(500)
+    return page, outside, errors
+
+
+def check_page(page, name: str) -> dict:
+    """Everything a reader would notice on one loaded page; returns what it saw (for the summary asserts)."""
+    seen = page.evaluate("""() => {
+        const text = document.querySelector('main') ? document.querySelector('main').innerText : document.body.innerText;
+        const figures = [...document.querySelectorAll('div.plotly-graph-div')];
+        return {
+            math: document.querySelectorAll('.math').length,
+            typeset: document.querySelectorAll('mjx-container').length,
+            rawDisplay: /\\\\\\[|\\\\\\]/.test(text), rawInline: /\\\\\\(|\\\\\\)/.test(text),
+            figures: figures.length,
+            blank: figures.filter(f => !f.querySelector('svg.main-svg')).map(f => f.id),
+            errors: [...document.querySelectorAll('.output.error, .output.traceback, .cell_output .traceback')]
+                .map(e => e.innerText.slice(0, 300)),
+            traceback: text.includes('Traceback (most recent call last)'),
+            plotlyScript: [...document.scripts].some(s => (s.src || '').endsWith('plotly.min.js')),
+            scrollWidth: document.documentElement.scrollWidth,
+            widest: Math.max(0, ...figures.map(f => f.getBoundingClientRect().right)),
+            sliders: figures.filter(f => f.layout && f.layout.sliders && f.layout.sliders.length).map(f => {
+                const slider = f.layout.sliders[0], frames = f._transitionData._frames;
+                return {active: slider.active, label: slider.steps[slider.active].label, n: slider.steps.length,
+                        shown: f.data[0].source === frames[slider.active].data[0].source,
+                        width: f.getBoundingClientRect().width,
+                        page: (document.querySelector('article') || document.body).getBoundingClientRect().width};
+            }),
+        };
+    }""")
+    assert not seen["errors"] and not seen["traceback"], f"{name}: error output {seen['errors'][:1]}"
+    assert not seen["blank"], f"{name}: {len(seen['blank'])} of {seen['figures']} plotly figures did not draw"
+    if seen["math"]:
+        assert seen["typeset"] >= seen["math"], f"{name}: {seen['math']} equations, {seen['typeset']} typeset"
+    assert not seen["rawDisplay"] and not seen["rawInline"], f"{name}: raw TeX delimiters in the text"
+    assert seen["plotlyScript"] == bool(seen["figures"]), f"{name}: plotly.js loaded {'without' if seen['plotlyScript'] else 'but'} figures"
+    return seen
+
+
+def test_every_page_works_offline_typesets_math_and_draws_figures(built_book, browser):
+    pages = pages_of(built_book)
+    chapters = [p for p in pages if p.parent.name == "notebooks" and p.stem[:2].isdigit()]
+    sources = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    assert [p.stem for p in chapters] == [s.stem for s in sources], "every notebook must become a page"
     ARTIFACTS.mkdir(exist_ok=True)
-    target = ARTIFACTS / f"{page.stem}.png"
-    subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,3000",
-                    f"--screenshot={target}", page.as_uri()], capture_output=True, timeout=180, check=True)
-    return target
+    totals = {"math": 0, "figures": 0, "sliders": []}
+    for path in pages:
+        name = str(path.relative_to(built_book))
+        page, outside, errors = open_offline(browser, path, 1280)
+        assert not outside, f"{name} requested outside URLs: {outside[:5]}"
+        assert not errors, f"{name}: script errors {errors[:3]}"
+        seen = check_page(page, name)
+        page.screenshot(path=str(ARTIFACTS / f"{path.stem}.png"), full_page=True)
+        totals["math"] += seen["typeset"]
+        totals["figures"] += seen["figures"]
+        for slider in seen["sliders"]:
+            assert slider["shown"], f"{name}: the slider shows another frame than its active step (auto-play?)"
+            assert slider["width"] >= 0.9 * slider["page"], f"{name}: the slider figure does not span the page"
+            totals["sliders"].append(slider)
+        page.context.close()
+    assert totals["math"] > 10 and totals["figures"] >= 2 * len(chapters)
+    assert totals["sliders"], "the book has a frames slider (chapter 04)"
+    for slider in totals["sliders"]:  # symmetric walks: step 0 is the frame shown first
+        assert float(slider["label"]) == 0, f"the slider starts at step {slider['label']}, not 0"
 
 
-def test_every_figure_renders_and_no_cell_failed(built_book, tmp_path):
-    browser = chromium()
-    pages = sorted((built_book / "book" / "notebooks").glob("[0-9][0-9]_*.html"))
-    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-    assert [p.stem for p in pages] == [n.stem for n in notebooks], "every notebook must become a page"
-    figures_seen = 0
-    for page in pages:
-        dom = rendered_dom(browser, page, tmp_path / "profile")
-        figures = dom.select("div.plotly-graph-div")
-        blank = [f.get("id") for f in figures if not f.select("svg.main-svg")]
-        assert not blank, f"{page.name}: {len(blank)} of {len(figures)} plotly figures did not draw"
-        errors = dom.select(".output.error, .output.traceback, .cell_output .traceback")
-        assert not errors, f"{page.name}: error output: {errors[0].get_text()[:500]}"
-        assert "Traceback (most recent call last)" not in dom.get_text(), f"{page.name} shows a traceback"
-        for image in dom.select("svg.main-svg image"):  # image grids: plotly <image> with a PNG data URI
-            assert image.get("href", image.get("xlink:href", "")).startswith("data:image/png;base64,")
-        figures_seen += len(figures)
-        assert screenshot(browser, page, tmp_path / "profile").stat().st_size > 10_000
-    assert figures_seen >= 2 * len(pages)
+def test_every_page_fits_a_phone_screen(built_book, browser):
+    for path in pages_of(built_book):
+        name = str(path.relative_to(built_book))
+        page, outside, _ = open_offline(browser, path, PHONE)
+        seen = check_page(page, name)
+        page.screenshot(path=str(ARTIFACTS / f"{path.stem}-{PHONE}px.png"), full_page=True)
+        assert seen["scrollWidth"] <= PHONE + 1, f"{name}: {seen['scrollWidth']} px wide at a {PHONE} px viewport"
+        assert seen["widest"] <= PHONE + 1, f"{name}: a figure reaches {seen['widest']:.0f} px at {PHONE} px"
+        page.context.close()
 
 
-def test_front_matter_pages_render(built_book, tmp_path):
-    browser = chromium()
-    for name in ("intro", "running", "references"):
-        page = built_book / "book" / f"{name}.html"
-        dom = rendered_dom(browser, page, tmp_path / "profile")
-        assert dom.select_one("main h1"), f"{name}: no title"
-    references = rendered_dom(browser, built_book / "book" / "references.html", tmp_path / "profile")
-    assert "The Geometry of Deep Generative Image Models and its Applications" in references.get_text()
+def test_results_and_differences_pages_come_from_the_run(built_book):
+    results = (built_book / "book" / "notebooks" / "results.html").read_text(encoding="utf-8")
+    assert "This run:" in results and "profile <code" in results, "the results page states the run's profile"
+    differences = (built_book / "book" / "differences.html").read_text(encoding="utf-8")
+    assert "FashionGen" in differences and "n_points" in differences, "differences list data and sample sizes"
 
 
-def test_pages_share_one_plotly_js(built_book):
-    """plotly.js is served once from _static (book/_ext/plotly_static.py), not inlined in every page."""
+def test_pages_share_one_plotly_js_and_mathjax_from_static(built_book):
+    """plotly.js and MathJax are served once from _static (book/_ext), not inlined, not from a CDN."""
     from plotly.offline import get_plotlyjs
+
+    from helpers import assets
 
     bundle = get_plotlyjs()
     assert (built_book / "_static" / "plotly.min.js").read_text(encoding="utf-8") == bundle
-    for page in sorted((built_book / "book" / "notebooks").glob("[0-9][0-9]_*.html")):
+    mathjax = built_book / "_static" / "mathjax" / "tex-svg-full.js"
+    assert assets.sha256_of(mathjax) == assets.ASSETS["mathjax"].sha256
+    for page in pages_of(built_book):
         html = page.read_text(encoding="utf-8")
-        assert '<script src="../../_static/plotly.min.js"></script>' in html, page.name
         assert bundle[:2000] not in html, f"{page.name} still embeds plotly.js"
+        assert "cdn.jsdelivr.net" not in html and "cdnjs.cloudflare.com" not in html, f"{page.name} names a CDN"

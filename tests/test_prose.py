@@ -18,10 +18,8 @@ from helpers import book
 ROOT = Path(__file__).resolve().parent.parent
 # Chapters being converted by their owners; remove a chapter from here when its prose follows the grammar.
 PENDING: set[str] = set()
-# Hand-written pages of the book (generated pages live in book/notebooks/ and are not checked here);
-# analysis.md is pending: it is being replaced by the generated results page (`python -m helpers.book results`).
-PENDING_PAGES = {"CONVENTIONS.md", "analysis.md"}
-PAGES = sorted(p for p in (ROOT / "book").glob("*.md") if p.name not in PENDING_PAGES)
+# Hand-written pages of the book (generated pages, such as the results page, live in book/notebooks/).
+PAGES = sorted(p for p in (ROOT / "book").glob("*.md") if p.name != "CONVENTIONS.md")
 
 ROLE = re.compile(r"\{([\w:-]+)\}`([^`]*)`")
 FORMAT = re.compile(r"^(?:\+?,?(?:\.\d)?[gef%]|,?d|s)?$")
@@ -154,7 +152,7 @@ def test_every_cited_key_is_glued_once_by_the_notebook(path):
     assert not bad, f"{path.name}: format specs outside the conventions (.3g, .1e, .1%, d, ...): {bad}"
 
 
-@pytest.mark.parametrize("path", CONVERTED, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_opens_with_what_it_tests_and_ends_with_try_it(path):
     cells, names = markdown_cells(path), book.parameter_names(book.load_notebook(path))
     header = cells[0]
@@ -271,3 +269,13 @@ def test_executed_check_catches_a_format_that_hides_the_value(tmp_path):
     assert book.execute(nb, {}, "99_x", tmp_path)["status"] == "ok"
     problems = executed_problems(source, tmp_path / "99_x.ipynb")
     assert len(problems) == 2 and "gap:.3f shows 6.2e-07 as 0.000" in problems[0] and "gone" in problems[1]
+
+
+@pytest.mark.parametrize("path", CHAPTERS + PAGES, ids=lambda p: p.name)
+def test_paper_numbers_are_listed_with_their_sources(path):
+    """Every {paper}`value` is one of book/paper.yml's values (the strict build checks it too)."""
+    texts = markdown_cells(path) if path.suffix == ".py" else [path.read_text(encoding="utf-8")]
+    known = {str(entry["value"]) for entry in book.paper_entries().values()}
+    unknown = sorted({content.strip() for text in texts for name, content in ROLE.findall(text)
+                      if name == "paper"} - known)
+    assert not unknown, f"{path.name}: paper values not in book/paper.yml: {unknown}"

@@ -1,7 +1,8 @@
 """Sphinx extension: the {paper} role marks a number quoted from the paper, e.g. {paper}`0.952`.
 
 The typed value must be one of the `value`s in book/paper.yml (else a warning, which fails the strict
-build); it renders as <abbr class="paper-value" title="the paper's value: ..."> with a visible "paper" mark.
+build); it renders as <abbr class="paper-value" title="the paper's value: ..."> with a visible "paper" mark
+(static/numbers.css, which also shows run values as plain text rather than bold).
 """
 from __future__ import annotations
 
@@ -46,5 +47,5 @@ def _static_path(app, config) -> None:
 def setup(app):
     app.add_role("paper", paper_role)
     app.connect("config-inited", _static_path)
-    app.add_css_file("paper_values.css")
+    app.add_css_file("numbers.css", priority=900)  # after myst-nb's own css
     return {"parallel_read_safe": True, "parallel_write_safe": True}

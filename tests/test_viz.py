@@ -1,0 +1,51 @@
+"""Figures that work everywhere: no fixed widths, a slider that starts at step 0 and never plays by itself,
+and a mime bundle that the book (HTML) and Jupyter (plotly JSON) can both draw."""
+import json
+
+import numpy as np
+import pytest
+
+from helpers import viz
+
+
+def images(n, size=8, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 3, size, size))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: viz.image_grid(images(6), nrow=3, title="grid"),
+    lambda: viz.montage(images(6).reshape(2, 3, 3, 8, 8), ["a", "b"], ["x", "y", "z"]),
+    lambda: viz.image_slider(images(5), [-2, -1, 0, 1, 2]),
+    lambda: viz.line_chart([1, 2], {"y": [1, 2]}),
+])
+def test_figures_follow_the_page_width(make):
+    layout = make().layout
+    assert layout.width is None, "a fixed width overflows a phone screen"
+    assert layout.height is not None and layout.height > 0
+
+
+def test_slider_starts_at_step_zero_and_spans_the_page():
+    fig = viz.image_slider(images(5), ["-2", "-1", "+0", "+1", "+2"], prefix="step ")
+    slider = fig.layout.sliders[0]
+    assert slider.active == 2 and slider.steps[2].label == "+0"
+    assert fig.data[0].source == fig.frames[2].data[0].source, "the frame shown first is the active step"
+    assert slider.len == 1 and slider.x == 0
+    assert viz.image_slider(images(3), ["a", "b", "c"], start=0).layout.sliders[0].active == 0
+    with pytest.raises(ValueError, match="3 labels for 5 images"):
+        viz.image_slider(images(5), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="start 7 outside 0..4"):
+        viz.image_slider(images(5), list("abcde"), start=7)
+
+
+def test_figures_render_as_html_for_the_book_and_as_plotly_json_for_jupyter():
+    viz.use_offline_html()
+    import plotly.io as pio
+
+    fig = viz.image_slider(images(3), ["a", "b", "c"])
+    bundle = pio.renderers["book"].to_mimebundle(fig.to_dict())
+    html = bundle["text/html"]
+    assert "Plotly.newPlot" in html and "cdn" not in html.lower()
+    assert "Plotly.animate" not in html, "the slider must not auto-play on load"
+    spec = bundle[viz.JSON_MIME]
+    assert json.loads(json.dumps(spec))["layout"]["sliders"][0]["active"] == 1
+    assert spec["config"]["responsive"] is True
