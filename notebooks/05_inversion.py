@@ -87,7 +87,7 @@ from helpers import analysis as A
 from helpers import distances, generators, stats, viz
 from helpers import inversion as I
 from helpers.batch import model_metrics
-from helpers.book import PROFILES, glue, result_table, run_times
+from helpers.book import PROFILES, glue, phrase_list, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 if cpu_threads:
@@ -263,7 +263,7 @@ glue("basin_generations", basin_generations)
 glue("budget", budget)
 glue("other_budget", other_budget)
 glue("n_tune", n_tune)
-glue("other_methods_text", ", ".join(other_methods) if len(models) > 1 else "(none)")
+glue("other_methods_text", phrase_list(other_methods) if len(models) > 1 else "(none)")
 
 
 def method_specs(name):
@@ -686,8 +686,8 @@ for name, finals in am_paired.items():
     am_lines.append(f"with `{name}` as the prior, the Hessian-aware search ended higher in {pooled.wins} of "
                     f"{pooled.n} pairs, by a mean normalised gain of {-pooled.mean:+.3g} ("
                     f"{span(-pooled.ci[1], -pooled.ci[0], '+.3g', CI_MATH + ', units resampled')}); per layer, "
-                    f"the interval of the gain lies above zero in " + (", ".join(higher) if higher else "none")
-                    + (f" and below zero in {', '.join(lower)}" if lower else ""))
+                    f"the interval of the gain lies above zero in " + phrase_list(higher)
+                    + (f" and below zero in {phrase_list(lower)}" if lower else ""))
 glue("am_verdict", "; ".join(am_lines)[0].upper() + "; ".join(am_lines)[1:] + ".")
 result_table(
     "optimization_activation", "Activation maximisation: Hessian-aware (top-k) against isotropic CMA-ES, AlexNet units",
@@ -753,7 +753,7 @@ glue("scope",
         f"outside it can" if widths and n_targets >= 5 else
         "That is too few targets to decide anything: this run only shows that every step works")
      + f", and its budgets ({budget} and {other_budget} images a run) are short where the paper ran hundreds of "
-     f"steps. " + (f"The other models get only {', '.join(other_methods)}, since an image of theirs cost "
+     f"steps. " + (f"The other models get only {phrase_list(other_methods)}, since an image of theirs cost "
                    f"{cost_ratio:.2g} times one of `{models[0]}` in this run (CPU time per image through the "
                    f"generator). " if set(other_methods) < set(methods) and len(models) > 1 else "")
      + f"Activation maximisation searches {len(unit_of)} unit-starts per prior with {am_budget} images each, about "
