@@ -29,6 +29,7 @@ STORE_ROOT = Path("runs") / "metrics"  # relative to the working directory (the 
 MANIFEST = "manifest.json"
 STORE_FORMAT = 2  # 2: generator and distance fingerprinted by their weights; chunks carry the manifest's digest
 SPEED_OPTIONS = ("chunk_size", "max_memory")  # how fast, not what is computed: a store resumes with others
+ADDED_OPTIONS = ("block", "basis")  # added later; unset (None) they change nothing stores made before hold
 CLUSTER_RETRIES = 2  # times the models are sent again after Dask workers died and took them with them
 
 
@@ -39,7 +40,9 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
 
     Parameters
     ----------
-    G, distance, method, **options : as for `metric.metric` (options: k, eps, chunk_size, max_memory, tol).
+    G, distance, method, **options : as for `metric.metric` (options: k, eps, chunk_size, max_memory, tol,
+        block, basis). A warm-start `basis` is (d, m) for every point or (n, d, m), one per point of zs; it is
+        an input, fingerprinted by its sha256.
     zs : (n, d) latent codes; each chunk is moved to G's device.
     store : directory for the results. Each finished chunk is written there atomically as it completes,
         with a manifest.json fingerprinting the request; a rerun loads the chunks present and computes the
@@ -71,6 +74,7 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(metric_module.METHODS)}")
     options = _effective_options(options)
     n = len(zs)
+    _check_basis(options["basis"], zs, method)
     chunks = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
     results: dict[int, Metric] = {}
     digest = None
@@ -94,12 +98,16 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
             device = _device(G, zs)
             for i in todo:
                 start, stop = chunks[i]
-                finish(i, _compute(G, zs[start:stop].to(device), distance, method, options))
+                finish(i, _compute(G, zs[start:stop].to(device), distance, method,
+                                   _chunk_options(options, start, stop)))
         elif todo:
             _run_on_cluster(client, G, distance, zs, chunks, todo, method, options, finish, store)
     finally:
         bar.close()
-    return _concatenate([results[i] for i in range(len(chunks))])
+    result = _concatenate([results[i] for i in range(len(chunks))])
+    if options["basis"] is not None:  # the whole request's basis, not the first chunk's share of it
+        result.options["basis"] = metric_module.describe_basis(options["basis"])
+    return result
 
 
 def load_store(path: str | Path) -> Metric:
@@ -252,7 +260,7 @@ def _run_on_cluster(client, G, distance, zs, chunks, todo, method, options, fini
                           f"again for the {len(pending)} chunk(s) left", RuntimeWarning, stacklevel=3)
         handles = [_scatter(client, G, "generator"), _scatter(client, distance, "distance")]
         futures = {client.submit(_chunk_task, handles[0], handles[1], zs[chunks[i][0]:chunks[i][1]].cpu(), method,
-                                 options, pure=False): i for i in pending}
+                                 _chunk_options(options, *chunks[i]), pure=False): i for i in pending}
         lost = None
         try:
             for future in as_completed(list(futures)):
@@ -314,7 +322,8 @@ def _fingerprint(G, zs, distance, method, options, batch_size) -> dict:
         "zs_shape": list(data.shape),
         "zs_dtype": str(data.dtype),
         "method": method,
-        "options": options,
+        "options": options | ({"basis": metric_module.describe_basis(options["basis"])}
+                              if options.get("basis") is not None else {}),
         "batch_size": batch_size,
         "generator": getattr(G, "name", type(G).__name__),
         "generator_sha256": model_digest(G),
@@ -545,10 +554,14 @@ def _create_exclusive(file: Path, text: str) -> bool:
 
 
 def _comparable(fingerprint: dict) -> dict:
-    """The part of a fingerprint that must match: without the options that only change speed, and without
-    allow_tf32 when off (full float32 is what stores made before the option hold)."""
+    """The part of a fingerprint that must match: without the options that only change speed, without
+    allow_tf32 when off and the 'subspace' options when unset (what stores made before those options hold),
+    and with tol=None read as the value it stands for."""
     options = {k: v for k, v in fingerprint.get("options", {}).items()
-               if k not in SPEED_OPTIONS and not (k == "allow_tf32" and v is False)}
+               if k not in SPEED_OPTIONS and not (k == "allow_tf32" and v is False)
+               and not (k in ADDED_OPTIONS and v is None)}
+    if "tol" in options and options["tol"] is None:
+        options["tol"] = metric_module.SUBSPACE_TOL if fingerprint.get("method") == "subspace" else 0.0
     return fingerprint | {"options": options}
 
 
@@ -648,10 +661,36 @@ def _device(G, z) -> torch.device:
 
 
 def _to_cpu(m: Metric) -> Metric:
-    return Metric(m.H.cpu(), m.eigvals.cpu(), m.eigvecs.cpu(), m.z.cpu(), m.method, m.seconds, dict(m.options))
+    optional = {name: None if getattr(m, name) is None else getattr(m, name).cpu()
+                for name in metric_module.OPTIONAL_ARRAYS}
+    return Metric(m.H.cpu(), m.eigvals.cpu(), m.eigvecs.cpu(), m.z.cpu(), m.method, m.seconds, dict(m.options),
+                  **optional)
 
 
 def _concatenate(parts: list[Metric]) -> Metric:
     tensors = (torch.cat([getattr(p, name) for p in parts]) for name in ("H", "eigvals", "eigvecs", "z"))
+    optional = {name: torch.cat([getattr(p, name) for p in parts])
+                if all(getattr(p, name) is not None for p in parts) else None
+                for name in metric_module.OPTIONAL_ARRAYS}
     return Metric(*tensors, method=parts[0].method, seconds=sum(p.seconds for p in parts),
-                  options=dict(parts[0].options))
+                  options=dict(parts[0].options), **optional)
+
+
+def _check_basis(basis, zs, method) -> None:
+    """A warm-start basis for metric_many: (d, m) shared or (n, d, m) per point (`metric` checks the rest)."""
+    if basis is None:
+        return
+    if method != "subspace":
+        raise ValueError(f"basis (a warm start) is an option of method='subspace', not of {method!r}")
+    if not isinstance(basis, torch.Tensor):
+        raise TypeError(f"basis must be a torch.Tensor of shape (d, m) or (n, d, m), got {type(basis).__name__}")
+    n, d = zs.shape
+    if not (basis.dim() == 2 and basis.shape[0] == d) and not (basis.dim() == 3 and basis.shape[:2] == (n, d)):
+        raise ValueError(f"basis must have shape ({d}, m) for every point or ({n}, {d}, m) for the {n} points, "
+                         f"got {tuple(basis.shape)}")
+
+
+def _chunk_options(options: dict, start: int, stop: int) -> dict:
+    """The options of one chunk: a per-point basis (n, d, m) cut to the chunk's points."""
+    basis = options.get("basis")
+    return options | {"basis": basis[start:stop]} if basis is not None and basis.dim() == 3 else options

@@ -1,5 +1,6 @@
 """metric_many: chunked results equal one `metric` call; the store resumes, refuses foreign requests and
 recovers from corrupt chunks; a two-process Dask cluster gives the single-process numbers."""
+import functools
 import json
 import multiprocessing
 import os
@@ -14,7 +15,7 @@ from torch import nn
 
 import helpers
 from helpers import batch, distances, generators
-from helpers.metric import Metric, metric
+from helpers.metric import Metric, describe_basis, metric
 
 
 class Tiny(nn.Module):
@@ -145,7 +146,8 @@ def test_store_refuses_a_different_request(tiny, codes, tmp_path):
 
 
 def test_store_resumes_with_other_speed_options(tiny, codes, tmp_path, monkeypatch):
-    """chunk_size and max_memory change how fast the metric is computed, not the metric: the store resumes."""
+    """chunk_size and max_memory change how fast the metric is computed, not the metric (beyond float32 rounding:
+    a point computed alone or with others in one vmapped call can differ in the last bits): the store resumes."""
     store = tmp_path / "store"
     calls = counting(monkeypatch, fail_on=2)
     with pytest.raises(RuntimeError, match="interrupted"):
@@ -154,7 +156,8 @@ def test_store_resumes_with_other_speed_options(tiny, codes, tmp_path, monkeypat
     resumed = batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=2, chunk_size=64,
                                 max_memory=2 ** 20, progress=False)
     assert len(calls) == 3 and torch.equal(calls[0][0], codes[2:4])  # chunk 0 came from the store
-    assert same(resumed, batch.metric_many(tiny, codes, distances.mse(), batch_size=2, progress=False))
+    fresh = batch.metric_many(tiny, codes, distances.mse(), batch_size=2, progress=False)
+    assert torch.equal(resumed.z, fresh.z) and relative_error(resumed.H, fresh.H) < 1e-6
 
 
 def test_corrupt_chunks_are_recomputed_with_a_warning(tiny, codes, tmp_path, monkeypatch):
@@ -509,6 +512,80 @@ def test_model_digest_sees_non_persistent_buffers_and_plain_attributes():
     assert digest(Scaled(1.0, 0.5)) == digest(Scaled(1.0, 0.5))
     assert digest(Scaled(1.0, 0.5)) != digest(Scaled(2.0, 0.5)) != digest(Scaled(2.0, 0.7))
     assert digest(Tiny()) != digest(Tiny().double())  # dtype counts
+
+
+def test_subspace_chunks_equal_one_call_and_carry_the_certificate(tiny, codes, tmp_path):
+    options = dict(method="subspace", k=3, tol=1e-6)
+    whole = metric(tiny, codes, distances.mse(), progress=False, **options)
+    store = tmp_path / "store"
+    result = batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=2, progress=False, **options)
+    assert relative_error(result.eigvals, whole.eigvals) < 1e-6  # float32 model: chunks of 2 points against 7
+    assert torch.equal(result.passes, whole.passes) and result.residuals.shape == (7, 3)
+    assert (result.residuals <= 1e-6 * result.eigvals[:, :1]).all()
+    loaded = batch.load_store(store)
+    assert torch.equal(loaded.residuals, result.residuals) and torch.equal(loaded.passes, result.passes)
+
+
+def test_warm_start_basis_is_fingerprinted_and_cut_per_chunk(tiny, codes, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    basis = torch.linalg.qr(torch.randn(6, 3, generator=torch.Generator().manual_seed(5)))[0]
+    options = dict(method="subspace", k=3, tol=1e-6, batch_size=2, progress=False)
+    first = batch.metric_many(tiny, codes, distances.mse(), store=store, basis=basis, **options)
+    assert first.options["basis"] == describe_basis(basis)
+    manifest = json.loads((store / batch.MANIFEST).read_text())
+    assert manifest["fingerprint"]["options"]["basis"] == describe_basis(basis)
+    with pytest.raises(ValueError, match="options differs"):
+        batch.metric_many(tiny, codes, distances.mse(), store=store, basis=basis + 1e-3, **options)
+    with pytest.raises(ValueError, match="options differs"):
+        batch.metric_many(tiny, codes, distances.mse(), store=store, **options)  # no warm start
+    calls = counting(monkeypatch)
+    again = batch.metric_many(tiny, codes, distances.mse(), store=store, basis=basis.clone(), **options)
+    assert calls == [] and same(again, first)
+    # one basis per point: each chunk gets its own points' bases
+    per_point = basis.expand(7, -1, -1).clone()
+    per_point[4] = torch.linalg.qr(torch.randn(6, 3, generator=torch.Generator().manual_seed(6)))[0]
+    seen = []
+    real = metric
+
+    @functools.wraps(real)  # the same signature: metric_many reads metric's options from it
+    def spy(*args, **kwargs):
+        seen.append(kwargs["basis"].clone())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch.metric_module, "metric", spy)
+    batch.metric_many(tiny, codes, distances.mse(), basis=per_point, **options)
+    assert [b.shape for b in seen] == [(2, 6, 3), (2, 6, 3), (2, 6, 3), (1, 6, 3)]
+    assert torch.equal(torch.cat(seen), per_point)
+    with pytest.raises(ValueError, match=r"basis must have shape \(6, m\) for every point or \(7, 6, m\)"):
+        batch.metric_many(tiny, codes, distances.mse(), basis=per_point[:3], **options)
+    with pytest.raises(ValueError, match="option of method='subspace', not of 'jacobian'"):
+        batch.metric_many(tiny, codes, distances.mse(), basis=basis, batch_size=2, progress=False)
+
+
+def test_stores_made_before_the_subspace_options_still_resume(tiny, codes, tmp_path, monkeypatch):
+    for method in ("jacobian", "lanczos"):
+        store = tmp_path / method
+        first = batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method=method, k=3,
+                                  progress=False)
+        manifest = json.loads((store / batch.MANIFEST).read_text())
+        options = manifest["fingerprint"]["options"]
+        assert options["tol"] is None and options["block"] is None and options["basis"] is None
+        for added in ("block", "basis"):  # as written before they existed, with the old default tol
+            del options[added]
+        options["tol"] = 0.0
+        (store / batch.MANIFEST).write_text(json.dumps(manifest))
+        calls = counting(monkeypatch)
+        again = batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method=method, k=3,
+                                  progress=False)
+        assert calls == [] and same(again, first)
+    # for 'subspace' an explicit default tol is the same request as None
+    store = tmp_path / "subspace"
+    batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method="subspace", k=3,
+                      progress=False)
+    calls = counting(monkeypatch)
+    batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method="subspace", k=3,
+                      tol=1e-4, progress=False)
+    assert calls == []
 
 
 # --------------------------------------------------------------------------- metrics shared between chapters

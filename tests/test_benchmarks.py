@@ -45,6 +45,34 @@ def test_explore_benchmark_runs(tmp_path, capsys):
     assert "dcgan-faces64" in capsys.readouterr().out
 
 
+def test_metric_benchmark_solver_and_hvp_rows(tmp_path, capsys):
+    """The top-k solver (cold and warm) against the exact metric, and the two Hessian-vector products."""
+    out = tmp_path / "solver.json"
+    _load("metric").main(["--device", "cpu", "--cases", "faces64", "--methods", "jacobian,subspace,hvp",
+                          "--batch", "0", "--warm-codes", "1", "--tol", "1e-3", "--hvp-vectors", "2",
+                          "--json", str(out)])
+    result = json.loads(out.read_text())["cases"]["faces64"]
+    rows = {row["method"]: row for row in result["rows"]}
+    assert list(rows) == ["jacobian", "subspace", "subspace, warm", "hvp gauss-newton, single",
+                          "hvp double-backprop, single", "hvp gauss-newton, block 20", "hvp double-backprop, block 20",
+                          "forward floor"]
+    for name in ("subspace", "subspace, warm"):
+        solver = rows[name]["solver"]
+        assert 20 <= solver["jvp_columns"] == solver["vjp_columns"] <= 100
+        assert solver["max_residual_over_lambda1"] <= 1e-3 and solver["tol"] == 1e-3
+        assert 0 < solver["lambdaK_over_lambda1"] < 1
+        assert solver["max_residual_over_eigenvalue"] <= solver["max_residual_over_lambda1"] / solver[
+            "lambdaK_over_lambda1"] * (1 + 1e-9)  # the bound per eigenvalue follows from the certificate
+        assert solver["max_eigenvalue_rel_error"] < 0.1  # measured against the exact metric of the same run
+        assert solver["speedup_vs_jacobian"] == pytest.approx(
+            rows["jacobian"]["seconds_per_hessian"] / rows[name]["seconds_per_hessian"])
+    assert "warm start" in rows["subspace, warm"]["notes"] and rows["subspace, warm"]["prepare_seconds"] > 0
+    for name in ("hvp gauss-newton, single", "hvp gauss-newton, block 20"):
+        assert rows[name]["seconds_per_hessian"] > 0 and "double-backprop/gauss-newton = " in rows[name]["notes"]
+        assert rows[name]["speedup_vs_backprop"] is None
+    assert "subspace, warm" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_explore_browser_benchmark_runs(tmp_path, capsys):
     """One timed move per control in JupyterLab and chromium: every control reports a positive round trip."""

@@ -144,7 +144,7 @@ def test_unknown_method_and_bad_k():
     G, _ = linear_generator()
     with pytest.raises(ValueError, match="unknown method 'bogus'.*jacobian, backprop, lanczos, finite-difference"):
         M.metric(G, torch.zeros(8), distances.mse(), "bogus")
-    with pytest.raises(ValueError, match="k must be between 1 and d-1 = 7"):
+    with pytest.raises(ValueError, match="k must be an integer between 1 and d-1 = 7"):
         M.metric(G, torch.zeros(8), distances.mse(), "lanczos", k=8)
 
 
@@ -374,3 +374,202 @@ def test_metric_load_refuses_truncated_and_inconsistent_files(tmp_path):
             M.Metric.load(tmp_path / f"{name}.npz")
     with pytest.raises(FileNotFoundError):
         M.Metric.load(tmp_path / "absent.npz")
+
+
+# --- the top of the spectrum: Gauss–Newton products and the certified block solver ------------------------
+
+class Quadratic(nn.Module):
+    """G(z) = A z + B (z ⊙ z), reshaped to (3, side, side): J(z) = A + 2 B diag(z), so the MSE metric is
+    2 J(z)ᵀJ(z)/N, a different known matrix at every point; `spread` scales B (small: nearly homogeneous)."""
+
+    def __init__(self, d=24, side=4, spread=1.0, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        scales = torch.logspace(0, -3, d, dtype=torch.float64)  # a decaying spectrum, like a generator's
+        self.A = nn.Parameter(torch.randn(3 * side * side, d, generator=g, dtype=torch.float64) * scales)
+        self.B = nn.Parameter(spread * torch.randn(3 * side * side, d, generator=g, dtype=torch.float64) * scales / 4)
+        self.side = side
+
+    def forward(self, z):
+        return (z @ self.A.T + (z * z) @ self.B.T).view(-1, 3, self.side, self.side)
+
+    def metric(self, z):
+        J = (self.A + 2 * self.B * z).detach()
+        return 2 * J.T @ J / self.A.shape[0]
+
+
+def quadratic_generator(**kw):
+    net = Quadratic(**kw)
+    return Generator(net, net.A.shape[1], name="quadratic"), net
+
+
+def true_residuals(H, vals, vecs):
+    """‖H v − λ v‖ per pair, recomputed against a dense H (d, d) for vals (k,), vecs (d, k)."""
+    return (H @ vecs - vecs * vals).norm(dim=0)
+
+
+def test_subspace_on_quadratic_generator_matches_the_known_metric_with_a_true_certificate():
+    G, net = quadratic_generator()
+    z = torch.randn(3, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    tol = 1e-6
+    result = M.metric(G, z, distances.mse(), "subspace", k=6, tol=tol, block=3, progress=False)
+    assert result.residuals.shape == (3, 6) and result.passes.shape == (3, 2)
+    assert result.options == {"k": 6, "tol": tol, "block": 3, "chunk_size": 64}
+    for i in range(3):
+        H = net.metric(z[i])
+        true_vals, true_vecs = M.eigh_descending(H)
+        vals, vecs = result.eigvals[i], result.eigvecs[i]
+        assert torch.allclose(vals, true_vals[:6], rtol=1e-8, atol=0)
+        overlap = (vecs * true_vecs[:, :6]).sum(0).abs()
+        assert torch.allclose(overlap, torch.ones(6, dtype=torch.float64), atol=1e-6)
+        # the certificate holds against the dense metric, and is what the solver reports
+        residuals = true_residuals(H, vals, vecs)
+        assert (residuals <= tol * vals[0]).all()
+        assert torch.allclose(result.residuals[i], residuals, rtol=1e-6, atol=1e-13 * vals[0])
+        assert torch.allclose(result.H[i], vecs @ torch.diag(vals) @ vecs.T)
+        assert 6 <= result.passes[i, 0] < 24 and result.passes[i, 0] == result.passes[i, 1]
+
+
+def test_subspace_batch_equals_one_by_one():
+    G, _ = quadratic_generator()
+    z = torch.randn(4, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    batch = M.metric(G, z, distances.mse(), "subspace", k=5, tol=1e-6, progress=False)
+    for i in range(4):
+        single = M.metric(G, z[i], distances.mse(), "subspace", k=5, tol=1e-6, progress=False)
+        assert torch.allclose(single.eigvals[0], batch.eigvals[i], rtol=1e-10)
+        assert torch.allclose(single.eigvecs[0], batch.eigvecs[i], atol=1e-8)  # signs are fixed
+        assert torch.equal(single.passes[0], batch.passes[i])
+
+
+def test_subspace_tol_zero_spans_everything_and_equals_the_exact_metric():
+    G, A = linear_generator(d=8)
+    z = torch.randn(2, 8, dtype=torch.float64)
+    result = M.metric(G, z, distances.mse(), "subspace", k=7, tol=0, progress=False)
+    true_vals = M.eigh_descending(analytic_metric(A))[0]
+    assert (result.passes[:, 0] == 8).all()
+    assert torch.allclose(result.eigvals, true_vals[:7].expand(2, -1), rtol=1e-10)
+
+
+def test_warm_start_needs_fewer_passes_on_a_homogeneous_generator():
+    G, net = quadratic_generator(d=40, spread=0.05)  # the metric changes little from point to point
+    z = torch.randn(7, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    average = torch.stack([net.metric(p) for p in z[1:]]).mean(0)
+    basis = M.eigh_descending(average)[1][:, :10]
+    options = dict(k=8, tol=1e-5, block=4, progress=False)
+    cold = M.metric(G, z[0], distances.mse(), "subspace", **options)
+    warm = M.metric(G, z[0], distances.mse(), "subspace", basis=basis, **options)
+    assert warm.passes[0, 0] < cold.passes[0, 0]
+    assert torch.allclose(warm.eigvals, cold.eigvals, rtol=1e-4)
+    assert (true_residuals(net.metric(z[0]), warm.eigvals[0], warm.eigvecs[0]) <= 1e-5 * warm.eigvals[0, 0]).all()
+    assert warm.options["basis"] == M.describe_basis(basis)
+    # one basis per point works too, and the previous point's basis is a warm start along a path
+    path = z[0] + 0.01 * torch.randn(3, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    previous = M.metric(G, path[:1], distances.mse(), "subspace", **options)
+    along = M.metric(G, path[1:], distances.mse(), "subspace", basis=previous.eigvecs.expand(2, -1, -1), **options)
+    assert (along.passes[:, 0] < previous.passes[0, 0]).all()
+
+
+def test_subspace_on_faces_matches_the_exact_metric(faces, lpips_alex, faces_reference):
+    z, bp = faces_reference
+    tol = 1e-4
+    sub = M.metric(faces, z, lpips_alex, "subspace", k=20, tol=tol, progress=False)
+    exact = M.metric(faces, z, lpips_alex, "jacobian", progress=False)
+    assert (exact.passes == torch.tensor([[100, 0], [100, 0]])).all()
+    assert ((sub.eigvals - exact.eigvals[:, :20]).abs() / exact.eigvals[:, :20]).max() < 1e-3
+    overlap = (sub.eigvecs[:, :, :5] * exact.eigvecs[:, :, :5]).sum(1).abs()
+    assert (overlap > 0.999).all()
+    for i in range(2):
+        lam1 = exact.eigvals[i, 0]
+        residuals = true_residuals(exact.H[i], sub.eigvals[i], sub.eigvecs[i])
+        # certified: ≤ tol·λ₁, up to the float32 rounding of the Jacobian products (1e-6·λ₁ here)
+        assert (residuals <= (tol + 1e-6) * lam1).all()
+        assert ((residuals - sub.residuals[i]).abs() <= 1e-6 * lam1).all()
+    assert (sub.passes[:, 0] < 100).all()
+    # one point at a time (its own lockstep group) gives the same pairs
+    single = M.metric(faces, z[1], lpips_alex, "subspace", k=20, tol=tol, progress=False)
+    assert torch.allclose(single.eigvals[0], sub.eigvals[1], rtol=1e-5)
+
+
+def test_gauss_newton_hvp_equals_double_backprop_and_the_dense_metric(faces, lpips_alex):
+    z = faces.sample(1, seed=5)[0]
+    dense = M.metric(faces, z, lpips_alex, progress=False).H[0].numpy()
+    gn = M.hvp(faces, z, lpips_alex)
+    db = M.hvp(faces, z, lpips_alex, kind="double-backprop")
+    assert (gn.kind, db.kind) == ("gauss-newton", "double-backprop")
+    V = np.random.default_rng(0).standard_normal((100, 3))
+    for op in (gn, db):
+        block = op.matmat(V)
+        one_by_one = np.stack([op @ V[:, j] for j in range(3)], 1)
+        np.testing.assert_allclose(block, one_by_one, rtol=1e-5, atol=1e-6 * np.abs(block).max())
+        np.testing.assert_allclose(block, dense @ V, rtol=1e-4, atol=1e-6 * np.abs(block).max())
+    assert gn.columns == 6 and db.columns == 6
+    np.testing.assert_allclose(gn.matmat(V), db.matmat(V), rtol=1e-5, atol=1e-6 * np.abs(dense @ V).max())
+
+
+def test_hvp_kind_follows_the_distance():
+    G, A = linear_generator()
+    z = torch.randn(8, dtype=torch.float64)
+    plain = lambda x0, x: ((x0 - x) ** 2).flatten(1).sum(1)  # noqa: E731
+    assert M.hvp(G, z, distances.mse()).kind == "gauss-newton"
+    op = M.hvp(G, z, plain)
+    assert op.kind == "double-backprop"
+    np.testing.assert_allclose(op.matmat(np.eye(8)), 2 * (A.T @ A).numpy(), rtol=1e-10)
+    with pytest.raises(TypeError, match="no `features` map, which hvp\\(kind='gauss-newton'\\) needs"):
+        M.hvp(G, z, plain, kind="gauss-newton")
+    with pytest.raises(ValueError, match="unknown kind 'newton'"):
+        M.hvp(G, z, distances.mse(), kind="newton")
+
+
+def test_gauss_newton_operator_counts_columns_and_lanczos_stays_on_double_backprop():
+    G, A = linear_generator()
+    z = torch.randn(8, dtype=torch.float64)
+    op = M.hvp(G, z, distances.mse())
+    vals, _ = M.top_eigenpairs(op, 3)
+    assert op.columns > 0 and torch.allclose(vals, M.eigh_descending(analytic_metric(A))[0][:3], rtol=1e-10)
+    result = M.metric(G, z, distances.mse(), "lanczos", k=3, progress=False)
+    assert result.passes is None and result.residuals is None
+
+
+def test_save_load_keeps_residuals_and_passes(tmp_path):
+    G, _ = quadratic_generator()
+    result = M.metric(G, torch.randn(2, 24, dtype=torch.float64), distances.mse(), "subspace", k=4, progress=False)
+    back = M.Metric.load(result.save(tmp_path / "m.npz"))
+    assert torch.equal(back.residuals, result.residuals) and torch.equal(back.passes, result.passes)
+    assert back.options == result.options
+    assert torch.equal(back[1].residuals[0], result.residuals[1]) and back[[0]].passes.shape == (1, 2)
+    plain = M.metric(G, torch.randn(24, dtype=torch.float64), distances.mse(), "backprop", progress=False)
+    again = M.Metric.load(plain.save(tmp_path / "p.npz"))
+    assert again.residuals is None and again.passes is None
+
+
+def test_subspace_bad_input():
+    G, _ = quadratic_generator()
+    z = torch.randn(2, 24, dtype=torch.float64)
+    mse = distances.mse()
+    with pytest.raises(ValueError, match=r"basis must have shape \(24, m\) or \(2, 24, m\)"):
+        M.metric(G, z, mse, "subspace", k=4, basis=torch.randn(23, 4))
+    with pytest.raises(ValueError, match=r"got \(3, 24, 4\)"):
+        M.metric(G, z, mse, "subspace", k=4, basis=torch.randn(3, 24, 4))
+    with pytest.raises(ValueError, match="finite"):
+        M.metric(G, z, mse, "subspace", k=4, basis=torch.full((24, 4), float("nan")))
+    dependent = torch.randn(24, 1).expand(24, 3)
+    with pytest.raises(ValueError, match="linearly dependent"):
+        M.metric(G, z, mse, "subspace", k=4, basis=dependent)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        M.metric(G, z, mse, "subspace", k=4, basis=np.eye(24)[:, :4])
+    with pytest.raises(ValueError, match="basis .* is an option of method='subspace', not of 'lanczos'"):
+        M.metric(G, z, mse, "lanczos", k=4, basis=torch.randn(24, 4))
+    with pytest.raises(ValueError, match="block must be a positive integer"):
+        M.metric(G, z, mse, "subspace", k=4, block=0)
+    for k in (0, 24, 2.5, True):
+        with pytest.raises(ValueError, match=r"k must be an integer between 1 and d-1 = 23 for 'subspace'"):
+            M.metric(G, z, mse, "subspace", k=k)
+    with pytest.raises(ValueError, match="basis must be floating point"):
+        M.metric(G, z, mse, "subspace", k=4, basis=torch.ones(24, 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="z must have shape"):
+        M.metric(G, z[:, :23], mse, "subspace", k=4)
+    with pytest.raises(ValueError, match=r"tol must be a number in \[0, 1\)"):
+        M.metric(G, z, mse, "subspace", k=4, tol=1.5)
+    plain = lambda x0, x: ((x0 - x) ** 2).flatten(1).sum(1)  # noqa: E731
+    with pytest.raises(TypeError, match="no `features` map, which method='subspace' needs"):
+        M.metric(G, z, plain, "subspace", k=4)
