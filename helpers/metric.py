@@ -141,8 +141,8 @@ def _inconsistency(H, eigvals, eigvecs, z, method, options, residuals=None, pass
 
 def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jacobian", *, k: int = 20,
            eps: float = 1e-4, chunk_size: int | None = None, max_memory: float = 2 ** 30, tol: float | None = None,
-           block: int | None = None, basis: torch.Tensor | None = None, progress: bool | None = None,
-           allow_tf32: bool = False) -> Metric:
+           block: int | None = None, basis: torch.Tensor | None = None, hvp_kind: str | None = None,
+           progress: bool | None = None, allow_tf32: bool = False) -> Metric:
     """Metric tensor of `distance` pulled back through `G` at z (d,) or (b, d).
 
     Parameters
@@ -153,7 +153,8 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
         d = ‖f(x0) − f(x)‖².
     method : 'jacobian' (exact; d forward-mode JVPs, batched over directions and points),
         'backprop' (exact; one gradient with create_graph then d second backward passes: the paper's BP),
-        'lanczos' (top-k; ARPACK on double-backprop Hessian-vector products: the paper's BackwardIter),
+        'lanczos' (top-k; ARPACK on double-backprop Hessian-vector products: the paper's BackwardIter;
+        hvp_kind='gauss-newton' for Gauss–Newton products),
         'finite-difference' (top-k; ARPACK on central differences of the gradient: the paper's ForwardIter),
         'subspace' (top-k with a certificate; block Krylov on Gauss–Newton products 2 Jᵀ(J V), batched JVPs
         and VJPs, until every returned pair has ‖H v − λ v‖ ≤ tol·λ₁; see `residuals` and `passes` of the
@@ -170,6 +171,9 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
     basis : 'subspace': a warm start, (d, m) for every point or (b, d, m) one per point, e.g. the average
         metric's top eigenvectors or the previous point's; None: a random start (fixed seed). When m > block
         the first block is `block` fixed random mixtures of the basis's columns (a Krylov seed inside its span).
+    hvp_kind : 'lanczos': the Hessian-vector product ARPACK calls, one vector at a time (see `hvp`):
+        'double-backprop' (None, the default: one vector at a time it was the faster one on CPU, a rough
+        same-run ratio of about 1.3x at 256 px, see benchmarks/README.md) or 'gauss-newton' (needs `features`).
     progress : show a progress bar (default: when there is more than one point).
     allow_tf32 : let cuDNN convolutions use TF32 on the GPU (faster on Ampere and later; a 10-bit mantissa,
         errors of the order of 1e-3 relative); off by default, so H is float32-accurate whatever torch's
@@ -191,14 +195,20 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
     chunk_size = default_chunk_size(z.device) if chunk_size is None else chunk_size
     with float32_convolutions(allow_tf32):
         return _metric(G, z, distance, method, k=k, eps=eps, chunk_size=chunk_size, max_memory=max_memory,
-                       tol=tol, block=block, basis=basis, progress=progress, allow_tf32=allow_tf32)
+                       tol=tol, block=block, basis=basis, hvp_kind=hvp_kind, progress=progress,
+                       allow_tf32=allow_tf32)
 
 
-def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, block, basis, progress,
+def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, block, basis, hvp_kind, progress,
             allow_tf32) -> Metric:
     start = time.perf_counter()
     if basis is not None and method != "subspace":
         raise ValueError(f"basis (a warm start) is an option of method='subspace', not of {method!r}")
+    if hvp_kind is not None and method != "lanczos":
+        raise ValueError(f"hvp_kind is an option of method='lanczos', not of {method!r}")
+    if hvp_kind is not None and hvp_kind not in HVP_KINDS:
+        raise ValueError(f"unknown hvp_kind {hvp_kind!r}; choose one of {', '.join(HVP_KINDS)}")
+    lanczos_kind = LANCZOS_HVP if hvp_kind is None else hvp_kind
     residuals = passes = None
     if method == "jacobian":
         H = _jacobian_metric(G, z, distance, chunk_size=chunk_size, max_memory=max_memory, progress=progress,
@@ -227,7 +237,8 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
             pairs = []
             for point in tqdm(z, desc=f"metric ({method})", disable=not progress, leave=False):
                 if method == "lanczos":
-                    operator = hvp(G, point, distance, kind=LANCZOS_HVP, allow_tf32=allow_tf32)
+                    operator = hvp(G, point, distance, kind=lanczos_kind, chunk_size=chunk_size,
+                                   allow_tf32=allow_tf32)
                 else:
                     operator = finite_difference_hvp(G, point, distance, eps=eps, allow_tf32=allow_tf32)
                 try:
@@ -239,6 +250,7 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
             eigvals = torch.stack([p[0] for p in pairs]).to(z.device)
             eigvecs = torch.stack([p[1] for p in pairs]).to(z.device)
             options = {"k": k, "tol": tol} | ({"eps": eps} if method == "finite-difference" else {})
+            options |= {"hvp_kind": hvp_kind} if hvp_kind is not None else {}
         H = eigvecs @ torch.diag_embed(eigvals) @ eigvecs.transpose(1, 2)
         _check_finite_metric(H, G, z, distance)  # the products were checked; this is a last guard
     options |= {"allow_tf32": True} if allow_tf32 else {}

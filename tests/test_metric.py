@@ -469,6 +469,34 @@ def test_warm_start_needs_fewer_passes_on_a_homogeneous_generator():
     assert (along.passes[:, 0] < previous.passes[0, 0]).all()
 
 
+def test_lanczos_with_gauss_newton_products_equals_double_backprop_and_the_exact_metric():
+    G, net = quadratic_generator()
+    z = torch.randn(2, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    default = M.metric(G, z, distances.mse(), "lanczos", k=5, progress=False)
+    gn = M.metric(G, z, distances.mse(), "lanczos", k=5, hvp_kind="gauss-newton", progress=False)
+    db = M.metric(G, z, distances.mse(), "lanczos", k=5, hvp_kind="double-backprop", progress=False)
+    assert default.options == {"k": 5, "tol": 0.0} and gn.options == {"k": 5, "tol": 0.0, "hvp_kind": "gauss-newton"}
+    assert torch.equal(default.eigvals, db.eigvals)  # double backprop is the default
+    for i in range(2):
+        true_vals, true_vecs = M.eigh_descending(net.metric(z[i]))
+        for result in (gn, db):
+            assert torch.allclose(result.eigvals[i], true_vals[:5], rtol=1e-9, atol=0)
+            overlap = (result.eigvecs[i] * true_vecs[:, :5]).sum(0).abs()
+            assert torch.allclose(overlap, torch.ones(5, dtype=torch.float64), atol=1e-8)
+    with pytest.raises(ValueError, match="hvp_kind is an option of method='lanczos', not of 'subspace'"):
+        M.metric(G, z, distances.mse(), "subspace", k=5, hvp_kind="gauss-newton")
+    with pytest.raises(ValueError, match="unknown hvp_kind 'exact'"):
+        M.metric(G, z, distances.mse(), "lanczos", k=5, hvp_kind="exact")
+
+
+def test_lanczos_gauss_newton_on_faces_equals_the_exact_metric(faces, lpips_alex):
+    z = faces.sample(1, seed=5)
+    exact = M.metric(faces, z, lpips_alex, progress=False)
+    gn = M.metric(faces, z, lpips_alex, "lanczos", k=5, tol=1e-6, hvp_kind="gauss-newton", progress=False)
+    assert ((gn.eigvals[0] - exact.eigvals[0, :5]).abs() / exact.eigvals[0, :5]).max() < 1e-4
+    assert ((gn.eigvecs[0] * exact.eigvecs[0, :, :5]).sum(0).abs() > 0.999).all()
+
+
 def test_subspace_on_faces_matches_the_exact_metric(faces, lpips_alex, faces_reference):
     z, bp = faces_reference
     tol = 1e-4
