@@ -32,6 +32,7 @@ CASES = {  # generator, its options, LPIPS working resolution in px (None: the i
     "faces64": ("dcgan-faces64", {}, None, 64),
     "faces256": ("dcgan-faces64", {}, 256, 256),
     "biggan256": ("biggan-deep-256", {"weights": "random"}, None, 256),
+    "biggan128": ("biggan-deep-128", {"weights": "random"}, None, 128),  # a cheaper stand-in for biggan256
 }
 
 
@@ -156,8 +157,11 @@ def subspace_run(G, distance, z, chunk_size, allow_tf32, basis=None, tol=None, b
     return run
 
 
-def warm_basis(G, distance, codes, chunk_size, allow_tf32, tol=None, block=None, width=K):
-    """The top `width` eigenvectors of the average of the top-K metrics V Λ Vᵀ ('subspace') at other codes."""
+def warm_basis(G, distance, codes, chunk_size, allow_tf32, tol=None, block=None):
+    """The top min(2K, K·codes) eigenvectors of the average of the top-K metrics V Λ Vᵀ ('subspace') at other
+    codes (the solver seeds its Krylov space with random mixtures of them: wider than K covers more of the
+    point's own top-K space; beyond the average's rank K·codes there is nothing to add)."""
+    width = min(2 * K, K * len(codes))
     average = 0
     for code in tqdm(codes, desc="warm start: average metric", leave=False):
         average = average + metric(G, code, distance, "subspace", k=K, tol=tol, block=block, chunk_size=chunk_size,
@@ -193,14 +197,21 @@ def solver_notes(result, exact_eigvals, seconds, exact_seconds, d) -> tuple[str,
     numbers = {"jvp_columns": jvps, "vjp_columns": vjps, "max_residual_over_lambda1": certificate,
                "max_residual_over_eigenvalue": bound, "lambdaK_over_lambda1": spread, "tol": result.options["tol"],
                "block": result.options["block"]}
-    notes = (f"top-{K}, {jvps} JVP + {vjps} VJP columns (jacobian: {d} JVP); residuals <= {certificate:.1e} lambda1 "
+    notes = (f"top-{K}, {jvps} JVP + {vjps} VJP columns (jacobian: {d} JVP) in {seconds / jvps:.3g} s per column"
+             + (f" (jacobian: {exact_seconds / d:.3g} s per JVP column, ratio {seconds / jvps / (exact_seconds / d):.2f}: "
+                f"the solver wins below {exact_seconds / (seconds / jvps):.0f} columns)" if exact_seconds else "")
+             + f"; residuals <= {certificate:.1e} lambda1 "
              f"(tol {result.options['tol']:g}), each eigenvalue within {bound:.1e} relative "
              f"(lambda{K}/lambda1 = {spread:.2g})")
     if exact_eigvals is not None:
         error = float(((result.eigvals[0] - exact_eigvals[:K]).abs() / exact_eigvals[:K]).max())
         numbers["max_eigenvalue_rel_error"] = error
         notes += f"; measured max eigenvalue error {error:.1e}"
+    numbers["seconds_per_column"] = seconds / jvps
     if exact_seconds:
+        numbers["jacobian_seconds_per_column"] = exact_seconds / d
+        numbers["column_cost_ratio"] = seconds / jvps / (exact_seconds / d)
+        numbers["break_even_columns"] = exact_seconds / (seconds / jvps)
         numbers["speedup_vs_jacobian"] = exact_seconds / seconds
         notes += f"; {exact_seconds / seconds:.2f}x jacobian"
     return notes, numbers
@@ -312,7 +323,8 @@ def bench_case(case: str, device, methods, batch, repeats, directions, chunk_siz
         if "solver" in row:
             row["notes"], row["solver"] = solver_notes(row["solver"], exact_eigvals, s, seconds.get("jacobian"), d)
             if "prepare_seconds" in row:
-                row["notes"] += (f"; warm start: top-{K} eigenvectors of the average of {warm_codes} other codes' "
+                row["notes"] += (f"; warm start: top-{min(2 * K, K * warm_codes)} eigenvectors of the average of "
+                                 f"{warm_codes} other codes' "
                                  f"top-{K} metrics (prepared once, {row['prepare_seconds']:.3g} s, not counted)")
         if kind == "hvp" and s:
             other = row["method"].replace("gauss-newton", "double-backprop")

@@ -83,7 +83,13 @@ def test_metric_benchmark_solver_and_hvp_rows(tmp_path, capsys):
         assert solver["max_eigenvalue_rel_error"] < 0.1  # measured against the exact metric of the same run
         assert solver["speedup_vs_jacobian"] == pytest.approx(
             rows["jacobian"]["seconds_per_hessian"] / rows[name]["seconds_per_hessian"])
-    assert "warm start" in rows["subspace, warm"]["notes"] and rows["subspace, warm"]["prepare_seconds"] > 0
+        # passes counted and cost per pass: the speed-up is the break-even column count over the columns spent
+        assert solver["seconds_per_column"] == pytest.approx(rows[name]["seconds_per_hessian"] / solver["jvp_columns"])
+        assert solver["jacobian_seconds_per_column"] == pytest.approx(rows["jacobian"]["seconds_per_hessian"] / 100)
+        assert solver["break_even_columns"] == pytest.approx(solver["speedup_vs_jacobian"] * solver["jvp_columns"])
+        assert "s per column" in rows[name]["notes"] and "the solver wins below" in rows[name]["notes"]
+    assert "warm start: top-20 eigenvectors" in rows["subspace, warm"]["notes"]  # one code: the average's rank, 20
+    assert rows["subspace, warm"]["prepare_seconds"] > 0
     for name in ("hvp gauss-newton, single", "hvp gauss-newton, block 20"):
         assert rows[name]["seconds_per_hessian"] > 0 and "double-backprop/gauss-newton = " in rows[name]["notes"]
         assert rows[name]["speedup_vs_backprop"] is None

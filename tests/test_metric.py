@@ -462,6 +462,17 @@ def test_warm_start_needs_fewer_passes_on_a_homogeneous_generator():
     assert torch.allclose(warm.eigvals, cold.eigvals, rtol=1e-4)
     assert (true_residuals(net.metric(z[0]), warm.eigvals[0], warm.eigvecs[0]) <= 1e-5 * warm.eigvals[0, 0]).all()
     assert warm.options["basis"] == M.describe_basis(basis)
+    # a basis wider than the block seeds it with random mixtures of its columns: from the point's own top-8
+    # eigenvectors (an invariant subspace) two blocks of 4 span it, and the pairs are exact
+    true_vals, true_vecs = M.eigh_descending(net.metric(z[0]))
+    own = M.metric(G, z[0], distances.mse(), "subspace", basis=true_vecs[:, :8].flip(1), **options)
+    assert own.passes[0].tolist() == [8, 8]
+    assert torch.allclose(own.eigvals[0], true_vals[:8], rtol=1e-10)
+    assert torch.allclose((own.eigvecs[0] * true_vecs[:, :8]).sum(0).abs(), torch.ones(8, dtype=torch.float64))
+    # a basis no wider than the block is the first block itself; the same pairs as the random start
+    narrow = M.metric(G, z[0], distances.mse(), "subspace", basis=basis[:, :4], **options)
+    assert torch.allclose(narrow.eigvals, cold.eigvals, rtol=1e-4)
+    assert (true_residuals(net.metric(z[0]), narrow.eigvals[0], narrow.eigvecs[0]) <= 1e-5 * narrow.eigvals[0, 0]).all()
     # one basis per point works too, and the previous point's basis is a warm start along a path
     path = z[0] + 0.01 * torch.randn(3, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     previous = M.metric(G, path[:1], distances.mse(), "subspace", **options)
