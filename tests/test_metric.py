@@ -441,6 +441,19 @@ def test_subspace_batch_equals_one_by_one():
         assert torch.equal(single.passes[0], batch.passes[i])
 
 
+def test_warm_subspace_batch_equals_one_by_one():
+    G, _ = quadratic_generator()
+    z = torch.randn(3, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    bases = torch.linalg.qr(torch.randn(3, 24, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(8)))[0]
+    options = dict(k=5, tol=1e-6, block=3, progress=False)
+    batch = M.metric(G, z, distances.mse(), "subspace", basis=bases, **options)
+    for i in range(3):
+        single = M.metric(G, z[i], distances.mse(), "subspace", basis=bases[i], **options)
+        assert torch.allclose(single.eigvals[0], batch.eigvals[i], rtol=1e-10)
+        assert torch.allclose(single.eigvecs[0], batch.eigvecs[i], atol=1e-8)
+        assert torch.equal(single.passes[0], batch.passes[i])
+
+
 def test_subspace_tol_zero_spans_everything_and_equals_the_exact_metric():
     G, A = linear_generator(d=8)
     z = torch.randn(2, 8, dtype=torch.float64)
