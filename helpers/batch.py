@@ -29,7 +29,7 @@ STORE_ROOT = Path("runs") / "metrics"  # relative to the working directory (the 
 MANIFEST = "manifest.json"
 STORE_FORMAT = 2  # 2: generator and distance fingerprinted by their weights; chunks carry the manifest's digest
 SPEED_OPTIONS = ("chunk_size", "max_memory")  # how fast, not what is computed: a store resumes with others
-ADDED_OPTIONS = ("block", "basis")  # added later; unset (None) they change nothing stores made before hold
+ADDED_OPTIONS = ("block", "basis", "relative", "hvp_kind")  # added later; unset (None, False) they change nothing
 CLUSTER_RETRIES = 2  # times the models are sent again after Dask workers died and took them with them
 
 
@@ -41,7 +41,7 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
     Parameters
     ----------
     G, distance, method, **options : as for `metric.metric` (options: k, eps, chunk_size, max_memory, tol,
-        block, basis). A warm-start `basis` is (d, m) for every point or (n, d, m), one per point of zs; it is
+        block, basis, relative, hvp_kind). A warm-start `basis` is (d, m) for every point or (n, d, m), one per point of zs; it is
         an input, fingerprinted by its sha256.
     zs : (n, d) latent codes; each chunk is moved to G's device.
     store : directory for the results. Each finished chunk is written there atomically as it completes,
@@ -559,7 +559,7 @@ def _comparable(fingerprint: dict) -> dict:
     and with tol=None read as the value it stands for."""
     options = {k: v for k, v in fingerprint.get("options", {}).items()
                if k not in SPEED_OPTIONS and not (k == "allow_tf32" and v is False)
-               and not (k in ADDED_OPTIONS and v is None)}
+               and not (k in ADDED_OPTIONS and (v is None or v is False))}
     if "tol" in options and options["tol"] is None:
         options["tol"] = metric_module.SUBSPACE_TOL if fingerprint.get("method") == "subspace" else 0.0
     return fingerprint | {"options": options}

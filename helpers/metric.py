@@ -141,8 +141,8 @@ def _inconsistency(H, eigvals, eigvecs, z, method, options, residuals=None, pass
 
 def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jacobian", *, k: int = 20,
            eps: float = 1e-4, chunk_size: int | None = None, max_memory: float = 2 ** 30, tol: float | None = None,
-           block: int | None = None, basis: torch.Tensor | None = None, hvp_kind: str | None = None,
-           progress: bool | None = None, allow_tf32: bool = False) -> Metric:
+           block: int | None = None, basis: torch.Tensor | None = None, relative: bool = False,
+           hvp_kind: str | None = None, progress: bool | None = None, allow_tf32: bool = False) -> Metric:
     """Metric tensor of `distance` pulled back through `G` at z (d,) or (b, d).
 
     Parameters
@@ -157,8 +157,8 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
         hvp_kind='gauss-newton' for Gauss–Newton products),
         'finite-difference' (top-k; ARPACK on central differences of the gradient: the paper's ForwardIter),
         'subspace' (top-k with a certificate; block Krylov on Gauss–Newton products 2 Jᵀ(J V), batched JVPs
-        and VJPs, until every returned pair has ‖H v − λ v‖ ≤ tol·λ₁; see `residuals` and `passes` of the
-        result).
+        and VJPs, until every returned pair has ‖H v − λ v‖ ≤ tol·λ₁, or ≤ tol·λ with relative=True; see
+        `residuals` and `passes` of the result).
     k : number of eigenpairs for the top-k methods.
     eps : finite-difference step relative to ‖z‖ (‖step‖ = eps·max(‖z‖, 1), so z = 0 works too).
     chunk_size : images per vmapped pass ('jacobian' and 'subspace'); None: `default_chunk_size(device)`.
@@ -167,6 +167,8 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
     max_memory : bytes the 'jacobian' method may spend holding Jacobians; points are grouped to fit.
     tol : 'lanczos' and 'finite-difference': ARPACK's tolerance (None or 0: machine precision).
         'subspace': the certificate, residuals ≤ tol·λ₁ (None: 1e-4; 0: grow the basis to all d directions).
+    relative : 'subspace': residuals ≤ tol·λ_i for each returned pair instead, so that every returned eigenvalue
+        is certified to within tol relative of an eigenvalue of H (|λ_i − μ| ≤ ‖r_i‖ for some eigenvalue μ).
     block : 'subspace': new directions per point and iteration (None: `default_block(k, device)`).
     basis : 'subspace': a warm start, (d, m) for every point or (b, d, m) one per point, e.g. the average
         metric's top eigenvectors or the previous point's; None: a random start (fixed seed). When m > block
@@ -195,15 +197,19 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
     chunk_size = default_chunk_size(z.device) if chunk_size is None else chunk_size
     with float32_convolutions(allow_tf32):
         return _metric(G, z, distance, method, k=k, eps=eps, chunk_size=chunk_size, max_memory=max_memory,
-                       tol=tol, block=block, basis=basis, hvp_kind=hvp_kind, progress=progress,
+                       tol=tol, block=block, basis=basis, relative=relative, hvp_kind=hvp_kind, progress=progress,
                        allow_tf32=allow_tf32)
 
 
-def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, block, basis, hvp_kind, progress,
-            allow_tf32) -> Metric:
+def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, block, basis, relative, hvp_kind,
+            progress, allow_tf32) -> Metric:
     start = time.perf_counter()
     if basis is not None and method != "subspace":
         raise ValueError(f"basis (a warm start) is an option of method='subspace', not of {method!r}")
+    if not isinstance(relative, bool):
+        raise TypeError(f"relative must be True or False, got {relative!r}")
+    if relative and method != "subspace":
+        raise ValueError(f"relative (a certificate per eigenvalue) is an option of method='subspace', not of {method!r}")
     if hvp_kind is not None and method != "lanczos":
         raise ValueError(f"hvp_kind is an option of method='lanczos', not of {method!r}")
     if hvp_kind is not None and hvp_kind not in HVP_KINDS:
@@ -229,8 +235,10 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
             tol = SUBSPACE_TOL if tol is None else tol
             block = default_block(k, z.device) if block is None else block
             eigvals, eigvecs, residuals, passes = _subspace_metric(
-                G, z, distance, k=k, tol=tol, block=block, basis=basis, chunk_size=chunk_size, progress=progress)
+                G, z, distance, k=k, tol=tol, block=block, basis=basis, chunk_size=chunk_size, progress=progress,
+                relative=relative)
             options = {"k": k, "tol": tol, "block": block, "chunk_size": chunk_size}
+            options |= {"relative": True} if relative else {}
             options |= {"basis": describe_basis(basis)} if basis is not None else {}
         else:
             tol = 0.0 if tol is None else tol
@@ -643,13 +651,14 @@ def _block_operator(d, apply, kind):
     return operator
 
 
-def _subspace_metric(G, z, distance, *, k, tol, block, basis, chunk_size, progress, seed: int = 0):
+def _subspace_metric(G, z, distance, *, k, tol, block, basis, chunk_size, progress, relative=False, seed: int = 0):
     """Top-k eigenpairs of H at each point of z (b, d) by block Krylov iteration with Rayleigh–Ritz.
 
     The basis Q of each point grows by `block` orthonormal directions per iteration: the residuals of its
     unconverged Ritz pairs (top first), which span the next Krylov block. H Q is kept (each column costs one JVP
     and one VJP), so the Ritz pairs and their residuals ‖H x − θ x‖ come from float64 linear algebra on
-    (d, s) matrices with no further passes. A point stops when its top k residuals are ≤ tol·θ₁, or when Q
+    (d, s) matrices with no further passes. A point stops when its top k residuals are ≤ tol·θ₁ (relative:
+    ≤ tol·θ_i each), or when Q
     spans all d directions (then Rayleigh–Ritz is exact). Points are solved in lockstep groups of
     chunk_size // block, so a call holds at most chunk_size images.
 
@@ -681,20 +690,20 @@ def _subspace_metric(G, z, distance, *, k, tol, block, basis, chunk_size, progre
         index = range(first, min(first + per_group, b))
         group = _solve_group(_gauss_newton_blocks(f, z[list(index)], chunk_size, G, distance, list(index)),
                              [cold if starts is None else starts[i] for i in index], k=k, tol=tol, block=block,
-                             seed=seed)
+                             seed=seed, relative=relative)
         for i, (vals, vecs, res, s) in zip(index, group):
             eigvals[i], eigvecs[i], residuals[i], passes[i] = vals, vecs, res, torch.tensor([s, s])
         bar.update(len(index))
         bar.set_postfix_str(f"passes/point {passes[:index[-1] + 1, 0].float().mean():.0f} of d = {d}")
     bar.close()
     if tol > 0:
-        scale = tol * eigvals[:, :1]
-        if (residuals > scale).any():  # only when tol is below what float32 passes resolve (the basis is full)
-            worst = float((residuals / eigvals[:, :1]).max())
+        scale = eigvals if relative else eigvals[:, :1]
+        if (residuals > tol * scale).any():  # only when tol is below what float32 passes resolve (the basis is full)
+            worst = float((residuals / scale).max())
             warnings.warn(f"method='subspace' could not certify tol = {tol:g}: with the basis spanning all {d} "
-                          f"directions the largest residual is still {worst:.1e}·λ₁ (float32 rounding of the "
-                          f"passes); the returned residuals say how accurate each pair is", RuntimeWarning,
-                          stacklevel=4)
+                          f"directions the largest residual is still {worst:.1e}·{'λ_i' if relative else 'λ₁'} "
+                          f"(float32 rounding of the passes); the returned residuals say how accurate each pair "
+                          f"is", RuntimeWarning, stacklevel=4)
     return eigvals, eigvecs, residuals, passes
 
 
@@ -718,7 +727,7 @@ def _start_bases(basis, b, d, device):
     return list(bases)
 
 
-def _solve_group(apply, starts, *, k, tol, block, seed):
+def _solve_group(apply, starts, *, k, tol, block, seed, relative=False):
     """The block Krylov iteration for a few points in lockstep; a list of (eigvals, eigvecs, residuals, passes).
 
     apply(active, blocks) returns H W (d, m) float64 for each block W of the points numbered `active`;
@@ -740,7 +749,7 @@ def _solve_group(apply, starts, *, k, tol, block, seed):
             R = HX - X * theta
             res = R.norm(dim=0)
             s = Q[i].shape[1]
-            unconverged = ~(res <= tol * theta[0])
+            unconverged = ~(res <= tol * (theta if relative else theta[0]))
             if (s >= k and not unconverged[:k].any()) or s >= d:
                 done[i] = (theta[:k], _fix_signs(X[:, :k]), res[:k], s)
                 active.remove(i)

@@ -441,6 +441,27 @@ def test_subspace_batch_equals_one_by_one():
         assert torch.equal(single.passes[0], batch.passes[i])
 
 
+def test_subspace_relative_certifies_every_eigenvalue_to_tol_relative():
+    G, net = quadratic_generator(d=40)
+    z = torch.randn(2, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    tol = 1e-4
+    plain = M.metric(G, z, distances.mse(), "subspace", k=10, tol=tol, block=4, progress=False)
+    each = M.metric(G, z, distances.mse(), "subspace", k=10, tol=tol, block=4, relative=True, progress=False)
+    assert each.options["relative"] is True and "relative" not in plain.options
+    for i in range(2):
+        H = net.metric(z[i])
+        true_vals = M.eigh_descending(H)[0][:10]
+        residuals = true_residuals(H, each.eigvals[i], each.eigvecs[i])
+        assert (residuals <= tol * each.eigvals[i] * (1 + 1e-6)).all()  # the certificate, per eigenvalue
+        assert torch.allclose(each.residuals[i], residuals, rtol=1e-6, atol=1e-14 * each.eigvals[i, 0])
+        assert ((each.eigvals[i] - true_vals).abs() <= each.residuals[i] + 1e-12 * true_vals[0]).all()
+        assert each.passes[i, 0] >= plain.passes[i, 0]  # a stricter stop for every pair below the first
+    with pytest.raises(ValueError, match="relative .* is an option of method='subspace', not of 'jacobian'"):
+        M.metric(G, z, distances.mse(), "jacobian", relative=True)
+    with pytest.raises(TypeError, match="relative must be True or False"):
+        M.metric(G, z, distances.mse(), "subspace", k=3, relative=1)
+
+
 def test_warm_subspace_batch_equals_one_by_one():
     G, _ = quadratic_generator()
     z = torch.randn(3, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
