@@ -145,12 +145,12 @@ def floor_run(G, distance, z):
     return run
 
 
-def subspace_run(G, distance, z, chunk_size, allow_tf32, basis=None, tol=None, block=None, out=None):
+def subspace_run(G, distance, z, chunk_size, allow_tf32, basis=None, tol=None, block=None, out=None, relative=False):
     """run(n) for 'subspace' (always the whole solve: its cost cannot be cut by directions); the last result
     is kept in out['result'] for its passes and certificate."""
 
     def run(n):
-        out["result"] = metric(G, z, distance, "subspace", k=K, tol=tol, block=block, basis=basis,
+        out["result"] = metric(G, z, distance, "subspace", k=K, tol=tol, block=block, basis=basis, relative=relative,
                                chunk_size=chunk_size, progress=False, allow_tf32=allow_tf32)
         return NO_FIXED
 
@@ -196,12 +196,12 @@ def solver_notes(result, exact_eigvals, seconds, exact_seconds, d) -> tuple[str,
     spread = float(result.eigvals[0, -1] / lam1)  # lambda_K / lambda_1: tol = target * spread certifies the target
     numbers = {"jvp_columns": jvps, "vjp_columns": vjps, "max_residual_over_lambda1": certificate,
                "max_residual_over_eigenvalue": bound, "lambdaK_over_lambda1": spread, "tol": result.options["tol"],
-               "block": result.options["block"]}
+               "block": result.options["block"], "relative": result.options.get("relative", False)}
     notes = (f"top-{K}, {jvps} JVP + {vjps} VJP columns (jacobian: {d} JVP) in {seconds / jvps:.3g} s per column"
              + (f" (jacobian: {exact_seconds / d:.3g} s per JVP column, ratio {seconds / jvps / (exact_seconds / d):.2f}: "
                 f"the solver wins below {exact_seconds / (seconds / jvps):.0f} columns)" if exact_seconds else "")
              + f"; residuals <= {certificate:.1e} lambda1 "
-             f"(tol {result.options['tol']:g}), each eigenvalue within {bound:.1e} relative "
+             f"(tol {result.options['tol']:g}{', per eigenvalue' if numbers['relative'] else ''}), each eigenvalue within {bound:.1e} relative "
              f"(lambda{K}/lambda1 = {spread:.2g})")
     if exact_eigvals is not None:
         error = float(((result.eigvals[0] - exact_eigvals[:K]).abs() / exact_eigvals[:K]).max())
@@ -236,7 +236,7 @@ def measure_hvp(run, vectors: int, repeats: int, device: torch.device) -> dict:
 
 
 def bench_case(case: str, device, methods, batch, repeats, directions, chunk_size, allow_tf32=False, *,
-               warm_codes: int = 4, tol=None, block=None, hvp_vectors: int = K) -> dict:
+               warm_codes: int = 4, tol=None, block=None, hvp_vectors: int = K, relative: bool = False) -> dict:
     """Every measurement of one case, as rows of a table."""
     name, options, resize, size = CASES[case]
     G = generators.load(name, device=device, **options)
@@ -258,7 +258,7 @@ def bench_case(case: str, device, methods, batch, repeats, directions, chunk_siz
         elif method == "subspace":
             solved = {}
             plan.append(("subspace", subspace_run(G, distance, z, chunk_size, allow_tf32, tol=tol, block=block,
-                                                  out=solved), False, solved, d, "subspace"))
+                                                  out=solved, relative=relative), False, solved, d, "subspace"))
             if warm_codes > 0:
                 warm = {}
                 prepare = lambda warm=warm: warm.update(basis=warm_basis(  # noqa: E731
@@ -300,7 +300,8 @@ def bench_case(case: str, device, methods, batch, repeats, directions, chunk_siz
             prepare()
             row["prepare_seconds"] = time.perf_counter() - start
             notes = {}
-            run = subspace_run(*args[:5], basis=warm["basis"], tol=args[5], block=args[6], out=notes)
+            run = subspace_run(*args[:5], basis=warm["basis"], tol=args[5], block=args[6], out=notes,
+                               relative=relative)
         if kind == "hvp":
             row |= measure_hvp(run, measured, repeats, device)
         elif run is not None:
@@ -371,6 +372,8 @@ def main(argv=None):
     parser.add_argument("--chunk-size", type=int, default=None,
                         help="images per vmapped call (jacobian, subspace, hvp blocks); default: metric's, by device")
     parser.add_argument("--tol", type=float, default=None, help="subspace: residuals <= tol*lambda1 (default: metric's)")
+    parser.add_argument("--relative", action="store_true",
+                        help="subspace: residuals <= tol*lambda_i for each pair (each eigenvalue certified to tol relative)")
     parser.add_argument("--block", type=int, default=None, help="subspace: directions per iteration (default: by device)")
     parser.add_argument("--warm-codes", type=int, default=4,
                         help="subspace, warm: other codes whose average metric gives the warm start (0: no warm row)")
@@ -404,7 +407,7 @@ def main(argv=None):
         with float32_convolutions(args.allow_tf32):  # the floor and the partial runs at the metric's precision
             results[case] = bench_case(case, device, methods, args.batch, args.repeats, directions, chunk_size,
                                        args.allow_tf32, warm_codes=args.warm_codes, tol=args.tol, block=args.block,
-                                       hvp_vectors=args.hvp_vectors)
+                                       hvp_vectors=args.hvp_vectors, relative=args.relative)
         print("\n" + table(results[case]), flush=True)
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s (warm-ups and model loading included)")

@@ -14,11 +14,11 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 run() { "$PYTHON" benchmarks/metric.py --device cpu --threads 2 "$@"; }
 
-run --cases faces64 --methods jacobian,subspace,hvp --batch 16 --repeats 3 --json benchmarks/topk-faces64.json
-run --cases faces256 --methods jacobian,subspace,hvp --batch 4 --json benchmarks/topk-faces256.json
-run --cases biggan256 --methods jacobian,subspace,hvp --directions 32 --chunk-size 16 --batch 0 --warm-codes 1 \
+run --cases faces64 --methods jacobian,subspace,hvp --batch 16 --repeats 3 --tol 1e-3 --relative --json benchmarks/topk-faces64.json
+run --cases faces256 --methods jacobian,subspace,hvp --batch 4 --tol 1e-3 --relative --json benchmarks/topk-faces256.json
+run --cases biggan256 --methods jacobian,subspace,hvp --directions 32 --chunk-size 16 --batch 0 --warm-codes 1 --tol 1e-3 --relative \
     --hvp-vectors 8 --json benchmarks/topk-biggan256.json
 if [[ "${TOPK_STANDIN:-0}" == 1 ]]; then
-  run --cases biggan128 --methods subspace --directions 16 --chunk-size 16 --batch 0 --warm-codes 2 \
+  run --cases biggan128 --methods subspace --directions 16 --chunk-size 16 --batch 0 --warm-codes 2 --tol 1e-3 --relative \
       --json benchmarks/topk-biggan128.json
 fi

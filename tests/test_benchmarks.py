@@ -66,7 +66,7 @@ def test_metric_benchmark_solver_and_hvp_rows(tmp_path, capsys):
     """The top-k solver (cold and warm) against the exact metric, and the two Hessian-vector products."""
     out = tmp_path / "solver.json"
     _load("metric").main(["--device", "cpu", "--cases", "faces64", "--methods", "jacobian,subspace,hvp",
-                          "--batch", "0", "--warm-codes", "1", "--tol", "1e-3", "--hvp-vectors", "2",
+                          "--batch", "0", "--warm-codes", "1", "--tol", "1e-3", "--relative", "--hvp-vectors", "2",
                           "--json", str(out)])
     result = json.loads(out.read_text())["cases"]["faces64"]
     rows = {row["method"]: row for row in result["rows"]}
@@ -76,7 +76,8 @@ def test_metric_benchmark_solver_and_hvp_rows(tmp_path, capsys):
     for name in ("subspace", "subspace, warm"):
         solver = rows[name]["solver"]
         assert 20 <= solver["jvp_columns"] == solver["vjp_columns"] <= 100
-        assert solver["max_residual_over_lambda1"] <= 1e-3 and solver["tol"] == 1e-3
+        assert solver["max_residual_over_eigenvalue"] <= 1e-3 * (1 + 1e-9) and solver["tol"] == 1e-3
+        assert solver["relative"] is True and "per eigenvalue" in rows[name]["notes"]
         assert 0 < solver["lambdaK_over_lambda1"] < 1
         assert solver["max_residual_over_eigenvalue"] <= solver["max_residual_over_lambda1"] / solver[
             "lambdaK_over_lambda1"] * (1 + 1e-9)  # the bound per eigenvalue follows from the certificate
