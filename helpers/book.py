@@ -1,7 +1,7 @@
 """Runs the book's notebooks: notebooks/NN_*.py (jupytext) -> book/notebooks/NN_*.ipynb via papermill.
 Owns run profiles, parameter validation, the kernel check, summary.json, the generated pages (results,
 models, profiles) and timings, and the notebooks' side of the book's conventions (book/CONVENTIONS.md):
-`record`, `glue`, `result_table`, `run_times`, `format_number`.
+`record`, `glue`, `result_table`, `run_times`, `format_number`, `phrase_list`, `plural`.
 
 summary.json is merged, not overwritten: each finished notebook's entry is written under a file lock
 (read, merge, atomic write), so runs that share an output directory, even at the same time, keep each
@@ -106,6 +106,14 @@ def phrase_list(items) -> str:
     if not items:
         return "none"
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def plural(n, word: str, words: str | None = None) -> str:
+    """A count with its noun, for generated sentences: "1 target", "3 targets", "0 targets"; words: an irregular
+    plural ("1 unit-start", plural(2, "analysis", "analyses") -> "2 analyses"). Counts print as `format_number`."""
+    if hasattr(n, "item"):
+        n = n.item()
+    return f"{format_number(n)} {word if n == 1 else words or word + 's'}"
 
 
 class _Prose(str):

@@ -79,7 +79,7 @@ from helpers import analysis as A
 from helpers import distances, generators, stats, viz
 from helpers import inversion as I
 from helpers.batch import model_metrics
-from helpers.book import PROFILES, glue, phrase_list, result_table, run_times
+from helpers.book import PROFILES, glue, phrase_list, plural, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 if cpu_threads:
@@ -334,7 +334,7 @@ for name in models:
     display(viz.band_chart({label: band(run.history[:n_generated]) for label, run in results[name]["runs"].items()},
                            log_y=True, band="25–75 %", xlabel="images through the generator",
                            ylabel="lowest LPIPS so far",
-                           title=f"{name}: {n_targets} generated targets × {n_starts} starts"))
+                           title=f"{name}: {plural(n_targets, 'generated target')} × {plural(n_starts, 'start')}"))
 
 # %% [markdown]
 # ## Final LPIPS, images to a threshold, area under the curve
@@ -414,7 +414,8 @@ def comparison_table(comparisons):
 generated = torch.arange(n_generated)
 comparisons = {name: compare(results[name], generated) for name in models}
 for name in models:
-    display(viz.markdown_table({"": [f"**{name}**, {n_targets} generated targets × {n_starts} starts"]}))
+    display(viz.markdown_table({"": [f"**{name}**, {plural(n_targets, 'generated target')} × "
+                                     f"{plural(n_starts, 'start')}"]}))
     display(viz.markdown_table(summary_table(results[name], generated), precision=3))
     display(viz.markdown_table(comparison_table(comparisons[name]), precision=3))
 
@@ -437,9 +438,9 @@ def verdict(name, a, b):
               "undecided": f"this sample cannot tell **{a}** from **{b}**",
               "too few": f"too few targets to compare **{a}** with **{b}**"}[judge(final)]
     return (f"on `{name}`, {judged}: final LPIPS ratio {final.ratio:.3g} ({span(low, high, form=CI_MATH)}), "
-            f"lower in {final.wins} of {final.n} pairs (Wilcoxon p = {final.p_wilcoxon:.2g}); area ratio "
+            f"lower in {final.wins} of {plural(final.n, 'pair')} (Wilcoxon p = {final.p_wilcoxon:.2g}); area ratio "
             f"{area.ratio:.3g} ({span(*area.ratio_ci, form='{} to {}')}); reached {threshold:g} first in "
-            f"{first_a} pairs against {first_b}")
+            f"{plural(first_a, 'pair')} against {first_b}")
 
 
 lines = [verdict(name, a, b) for name in models for (a, b) in comparisons[name]
@@ -458,8 +459,8 @@ glue("inversion_verdicts", "\n".join(f"- {line[0].upper() + line[1:]}." for line
 for name in models:
     if len(targets[name]["labels"]):
         photos = torch.arange(n_generated, len(results[name]["index"]))
-        display(viz.markdown_table({"": [f"**{name}**, {len(targets[name]['labels'])} photographs × "
-                                         f"{n_starts} starts"]}))
+        display(viz.markdown_table({"": [f"**{name}**, {plural(len(targets[name]['labels']), 'photograph')} × "
+                                         f"{plural(n_starts, 'start')}"]}))
         display(viz.markdown_table(summary_table(results[name], photos), precision=3))
 
 first_runs = results[models[0]]["runs"]
@@ -479,8 +480,9 @@ result_table(
         {"BasinCMA, z": "basin_cma_lpips_plain", "BasinCMA, eigenbasis": "basin_cma_lpips_hessian"}.get(m)
         for m in inversion_rows]},
     row_header="method",
-    note=f"{n_targets} targets × {n_starts} starts per model, {budget} images per run on {models[0]}, "
-         f"{other_budget} on the others; the paper's numbers are the final LPIPS of BasinCMA on a real image")
+    note=f"{plural(n_targets, 'target')} × {plural(n_starts, 'start')} per model, {budget} images per run on "
+         f"{models[0]}, {other_budget} on the others; the paper's numbers are the final LPIPS of BasinCMA on a real "
+         f"image")
 
 # %% [markdown]
 # The results-page table lists the paper's only inversion numbers beside ours. They do not compare in
@@ -502,7 +504,7 @@ for name in models:
         columns[label] = list(run.images[loss.argmin(1) + torch.arange(len(loss)) * n_starts].cpu())
     grid = torch.stack([torch.stack(images) for images in columns.values()], dim=1)
     display(viz.montage(grid, [f"generated {i}" for i in range(n_targets)] + t["labels"], list(columns),
-                        title=f"{name}: targets and the best of {n_starts} starts", label_width=120))
+                        title=f"{name}: targets and the best of {plural(n_starts, 'start')}", label_width=120))
 
 # %% [markdown]
 # ## Many codes, one image
@@ -564,8 +566,8 @@ sentences = [f"On `{models[0]}` the runs (median over methods) end {end_median:.
                 else "about as much as") + f" the share of a random direction ({k_share:.2g})."]
 for name, (gap, gap_top, random_gap) in near_pairs.items():
     top, random_top = float(gap_top.median()), math.sqrt(2 * top_k)
-    sentences.append(f"On `{name}`, {len(gap)} pairs of codes whose images are both within {threshold:g} LPIPS of "
-                     f"the same target lie a median {float(gap.median()):.3g} apart, where two random codes lie about "
+    sentences.append(f"On `{name}`, {plural(len(gap), 'pair')} of codes whose images are both within {threshold:g} "
+                     f"LPIPS of the same target lie a median {float(gap.median()):.3g} apart, where two random codes lie about "
                      f"{random_gap:.3g} apart; along the top {top_k} eigenvectors they are {top:.3g} apart, against "
                      f"about {random_top:.3g} for two random codes" + (
                          ": closer than random codes in the steep directions" if top < 0.7 * random_top
@@ -620,8 +622,8 @@ cost_ratio = max(per_image[name] for name in models[1:]) / per_image[models[0]] 
 widths = [high / low for name in models for final, _, _ in comparisons[name].values()
           for low, high in [final.ratio_ci] if math.isfinite(low) and math.isfinite(high)]
 glue("scope",
-     f"This run has {n_targets * n_starts} pairs per model and comparison ({n_targets} targets × {n_starts} "
-     f"starts), with intervals that resample the {n_targets} targets. "
+     f"This run has {plural(n_targets * n_starts, 'pair')} per model and comparison ({plural(n_targets, 'target')} × "
+     f"{plural(n_starts, 'start')}), with intervals that resample the {plural(n_targets, 'target')}. "
      + (f"Its $95\\%$ intervals of a final-LPIPS ratio are a median factor of {float(np.median(widths)):.3g} wide "
         f"(upper end ÷ lower end): a difference between methods well inside that factor cannot be decided, one well "
         f"outside it can" if widths and n_targets >= 5 else

@@ -63,7 +63,7 @@ from helpers import activation as AM
 from helpers import analysis as A
 from helpers import distances, generators, stats, viz
 from helpers.batch import model_metrics
-from helpers.book import PROFILES, glue, phrase_list, result_table, run_times
+from helpers.book import PROFILES, glue, phrase_list, plural, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 if cpu_threads:
@@ -225,7 +225,7 @@ for name, finals in am_paired.items():
     higher = [layer for layer, f in finals.items() if -f.ci[1] > 0]  # the gain's interval is -ci, reversed
     lower = [layer for layer, f in finals.items() if -f.ci[0] < 0]
     am_lines.append(f"with `{name}` as the prior, the Hessian-aware search ended higher in {pooled.wins} of "
-                    f"{pooled.n} pairs, by a mean normalised gain of {-pooled.mean:+.3g} ("
+                    f"{plural(pooled.n, 'pair')}, by a mean normalised gain of {-pooled.mean:+.3g} ("
                     f"{span(-pooled.ci[1], -pooled.ci[0], '+.3g', CI_MATH + ', units resampled')}); per layer, "
                     f"the interval of the gain lies above zero in " + phrase_list(higher)
                     + (f" and below zero in {phrase_list(lower)}" if lower else ""))
@@ -237,8 +237,8 @@ result_table(
     | {f"ours, {name}: higher / pairs": [f"{w}/{n}" for w, n in zip(rows["Hessian-aware higher"], rows["pairs"])]
        for name, rows in am_tables.items()},
     paper={"paper: BigGAN, AlexNet conv1–fc8": [None] * (len(am_layers) + 1)}, row_header="layer",
-    note=f"{am_units} units per layer × {am_repeats} starts, {am_budget} images per search, top {top_k} "
-         f"eigenvectors of the average metric at {n_points} codes; gain: Hessian-aware minus isotropic, activations "
+    note=f"{plural(am_units, 'unit')} per layer × {plural(am_repeats, 'start')}, {am_budget} images per search, "
+         f"top {top_k} eigenvectors of the average metric at {n_points} codes; gain: Hessian-aware minus isotropic, activations "
          f"divided by the unit's mean final activation; intervals over pairs within a layer, over units pooled")
 
 # %%
@@ -256,9 +256,10 @@ glue("agreement", " ".join(parts))
 popsize = 4 + int(3 * math.log(loaded[am_models[0]][0].latent_dim))  # cma's default population in z
 full = PROFILES["full"]
 glue("scope",
-     f"This run searches {len(unit_of)} unit-starts per prior ({am_units} units per layer × {am_repeats} starts) with "
-     f"{am_budget} images each, about {max(1, round(am_budget / popsize))} CMA-ES generations where the paper ran a "
-     f"hundred: it shows the early race, not the end. "
+     f"This run searches {plural(len(unit_of), 'unit-start')} per prior ({plural(am_units, 'unit')} per layer × "
+     f"{plural(am_repeats, 'start')}) with "
+     f"{am_budget} images each, about {plural(max(1, round(am_budget / popsize)), 'CMA-ES generation')} where the "
+     f"paper ran a hundred: it shows the early race, not the end. "
      f"The full profile (`--profile full`) searches with {phrase_list(full['am_models'])} as priors, "
      f"{full['am_units']} units per layer × {full['am_repeats']} starts and {full['am_budget']} images a search.")
 print(f"chapter ran in {time.time() - started:.0f} s wall, {time.process_time() - cpu_started:.0f} s of CPU")
