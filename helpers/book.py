@@ -31,6 +31,7 @@ SOURCES = ROOT / "notebooks"
 OUTPUT = ROOT / "book" / "notebooks"
 TIMINGS = ROOT / "book" / "timings.json"  # measured time per chapter and profile (`timings` command)
 PAPER = ROOT / "book" / "paper.yml"  # the paper's numbers that the book quotes, with their sources
+RECORDED = ROOT / "book" / "recorded.json"  # result tables of recorded runs of other profiles (`record` command)
 SUMMARY_ENV = "GAN_GEOMETRY_SUMMARY"
 KERNEL = "python3"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -230,6 +231,35 @@ def write_timings(summary_path: Path, path: Path | None = None) -> dict:
     return taken
 
 
+def write_record(summary_path: Path, path: Path | None = None) -> dict:
+    """Keep the result tables of a run's plain-profile notebooks in book/recorded.json; returns what was taken.
+
+    Only notebooks that ran to the end with a non-default profile's own settings (no -p overrides) are
+    taken, with their date, CPU count, duration, parameters and source commit, so that the default book's
+    results page can show, e.g., a full-profile run made once on a big machine, labelled as such.
+    """
+    path = path or RECORDED
+    summary = _read_json(summary_path)
+    if not summary.get("notebooks"):
+        raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
+    recorded, taken = _read_json(path), {}
+    for stem, entry in summary["notebooks"].items():
+        profile = entry.get("profile", summary.get("profile"))
+        overrides = entry.get("overrides", summary.get("overrides") or {})
+        if entry.get("status") != "ok" or overrides or profile not in PROFILES or profile == "default":
+            continue
+        tables = {key: value for key, value in entry.get("summary", {}).items() if key.startswith("results/")}
+        recorded.setdefault(profile, {})[stem] = taken[stem] = {
+            "finished": entry.get("finished"), "cpus": entry.get("cpus"), "duration_s": entry.get("duration_s"),
+            "commit": entry.get("commit") or source_commit(summary_path.resolve().parent),
+            "parameters": entry.get("parameters", {}), "tables": tables}
+    if not taken:
+        raise UsageError(f"{summary_path}: no notebook ran to the end with the smoke or full profile's own "
+                         "settings (no -p overrides); nothing to record")
+    _write_json_atomic(path, recorded)
+    return taken
+
+
 RESULTS_INTRO = """\
 # Results beside the paper
 
@@ -241,8 +271,9 @@ gives no number for that row. Our models and sample sizes differ from the paper'
 """
 
 
-def results_page(summary: dict) -> str:
-    """The results page (MyST markdown) of a run's summary: profile, date, sample sizes, result tables."""
+def results_page(summary: dict, recorded: dict | None = None) -> str:
+    """The results page (MyST markdown) of a run's summary: profile, date, sample sizes, result tables; then
+    the tables of `recorded` runs (book/recorded.json) of the profiles this run did not use."""
     notebooks = summary.get("notebooks", {})
     if not notebooks:
         raise UsageError("the summary has no notebooks; run `python -m helpers.book run` first")
@@ -279,16 +310,38 @@ def results_page(summary: dict) -> str:
             chapter = stem
             lines += ["", f"## {stem[:2]}. {_title(SOURCES / f'{stem}.py', stem)}", "",
                       f"From chapter [{stem}]({stem}.ipynb)."]
-        lines += ["", f"### {table['title']}", ""]
-        if table.get("note"):
-            lines += [f"Over {table['note']}.", ""]
-        headers = [table.get("row_header") or " "] + list(table["columns"]) + list(table.get("paper", {}))
-        lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        for r, label in enumerate(table["rows"]):
-            cells = [format_number(column[r], table.get("digits", 3)) for column in table["columns"].values()]
-            cells += ["–" if ids[r] is None else f"{{paper}}`{ids[r]['value']}`" for ids in table.get("paper", {}).values()]
-            lines.append("| " + " | ".join([label] + cells) + " |")
+        lines += _table_lines(table, "###")
+    for profile, chapters in (recorded or {}).items():
+        if profile in profiles or not chapters:
+            continue
+        lines += ["", f"## Recorded `{profile}`-profile run", "",
+                  f"These tables were not computed by this build: they come from a run of the `{profile}` profile "
+                  f"made once and kept in `book/recorded.json` (by `python -m helpers.book record`), with the "
+                  f"date, machine and source commit of each chapter's run. `make book PROFILE={profile}` "
+                  "recomputes them."]
+        for stem, entry in chapters.items():
+            took = f"took {_duration(entry['duration_s'])[6:]}" if entry.get("duration_s") else "duration unrecorded"
+            lines += ["", f"### {stem[:2]}. {_title(SOURCES / f'{stem}.py', stem)}", "",
+                      f"Finished {(entry.get('finished') or 'at an unrecorded date')[:10]} on "
+                      f"{entry.get('cpus') or '?'} CPU cores ({took}), commit `{entry.get('commit') or '?'}`; "
+                      "parameters: " + (", ".join(f"`{k}={_shown(v)}`" for k, v in entry.get("parameters", {}).items()
+                                                  if k != "device") or "the chapter's defaults") + "."]
+            for table in entry.get("tables", {}).values():
+                lines += _table_lines(table, "####")
     return "\n".join(lines) + "\n"
+
+
+def _table_lines(table: dict, heading: str) -> list[str]:
+    lines = ["", f"{heading} {table['title']}", ""]
+    if table.get("note"):
+        lines += [f"Over {table['note']}.", ""]
+    headers = [table.get("row_header") or " "] + list(table["columns"]) + list(table.get("paper", {}))
+    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r, label in enumerate(table["rows"]):
+        cells = [format_number(column[r], table.get("digits", 3)) for column in table["columns"].values()]
+        cells += ["–" if ids[r] is None else f"{{paper}}`{ids[r]['value']}`" for ids in table.get("paper", {}).values()]
+        lines.append("| " + " | ".join([label] + cells) + " |")
+    return lines
 
 
 def _shown(value) -> str:
@@ -330,10 +383,11 @@ def models_page() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(summary_path: Path, out: Path) -> list[Path]:
-    """Write out/results.md (from the run's summary), and out/profiles.md and out/models.md (from the code,
+def write_results(summary_path: Path, out: Path, recorded: Path | None = None) -> list[Path]:
+    """Write out/results.md (from the run's summary and the recorded runs), and out/profiles.md and out/models.md (from the code,
     for the differences page); returns their paths."""
-    pages = {out / "results.md": results_page(_read_json(summary_path)), out / "profiles.md": profiles_page(),
+    pages = {out / "results.md": results_page(_read_json(summary_path), _read_json(recorded or RECORDED)),
+             out / "profiles.md": profiles_page(),
              out / "models.md": models_page()}
     for path, text in pages.items():
         out.mkdir(parents=True, exist_ok=True)
@@ -596,7 +650,7 @@ def run(profile: str = "default", overrides: dict | None = None, only: list[str]
     for path, nb, parameters in (bar := tqdm(jobs, desc="notebooks", unit="nb")):
         bar.set_postfix_str(path.stem)
         entry = execute(nb, parameters, path.stem, Path(out))
-        entry.update(profile=profile, overrides=overrides or {}, cpus=_cpus(),
+        entry.update(profile=profile, overrides=overrides or {}, cpus=_cpus(), commit=source_commit(),
                      finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         statuses.append(entry["status"])
         tqdm.write(f"{path.stem}: {entry['status']} in {entry['duration_s']:.1f}s" + _failure_note(entry, out))
@@ -616,6 +670,20 @@ def merge_summary(path: Path, header: dict, notebooks: dict) -> dict:
         summary.setdefault("notebooks", {}).update(notebooks)
         _write_json_atomic(path, summary)
     return summary
+
+
+def source_commit(where: Path = ROOT) -> str | None:
+    """The git commit of the sources at `where` ("abc1234", "+" when files differ from it); None without git."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+" if dirty else "")
 
 
 def _cpus() -> int:
@@ -640,6 +708,8 @@ def main(argv=None) -> int:
     go.add_argument("--out", type=Path, default=OUTPUT, help=f"where executed notebooks go (default {OUTPUT})")
     times = sub.add_parser("timings", help="record a run's durations in book/timings.json (the chapters' headers)")
     times.add_argument("--summary", type=Path, default=OUTPUT / "summary.json", help="the run's summary.json")
+    keep = sub.add_parser("record", help="keep a smoke/full run's result tables in book/recorded.json")
+    keep.add_argument("--summary", type=Path, default=OUTPUT / "summary.json", help="the run's summary.json")
     pages = sub.add_parser("results", help="generate the results page (and the profiles table) from a run")
     pages.add_argument("--summary", type=Path, default=OUTPUT / "summary.json", help="the run's summary.json")
     pages.add_argument("--out", type=Path, default=None, help="where the pages go (default: the summary's folder)")
@@ -650,6 +720,10 @@ def main(argv=None) -> int:
                 raise UsageError(f"{args.summary} does not exist; run `python -m helpers.book run` first")
             for path in write_results(args.summary, args.out or args.summary.parent):
                 print(f"wrote {path}")
+            return 0
+        if args.command == "record":
+            for stem, entry in write_record(args.summary).items():
+                print(f"{stem}: {len(entry['tables'])} result tables of {entry['finished']} kept in {RECORDED}")
             return 0
         if args.command == "timings":
             for stem, entry in write_timings(args.summary).items():
