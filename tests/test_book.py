@@ -397,3 +397,14 @@ def test_phrase_list():
     assert phrase_list(["a"]) == "a"
     assert phrase_list(("a", "b")) == "a and b"
     assert phrase_list(["a", "b", 3]) == "a, b and 3"
+
+
+def test_plural():
+    import numpy as np
+    import torch
+
+    from helpers.book import plural
+
+    assert plural(1, "target") == "1 target" and plural(3, "target") == "3 targets" and plural(0, "pair") == "0 pairs"
+    assert plural(2, "analysis", "analyses") == "2 analyses" and plural(1, "analysis", "analyses") == "1 analysis"
+    assert plural(torch.tensor(1), "unit") == "1 unit" and plural(np.int64(12_000), "image") == "12,000 images"
