@@ -10,6 +10,7 @@ import hashlib
 import inspect
 import json
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -424,24 +425,30 @@ def _run_stored(G, targets, distance, method, z0, store: Path, unit_rows: int, *
                        seeds=seeds[rows], pixel_weight=pixel_weight, pixel=pixel, chunk_size=chunk_size)
         fingerprint = unit_fingerprint(G, targets, distance, method, z0[rows], digests=digests, **options)
         file = store / f"{_fingerprint_digest(fingerprint)[:32]}.npz"
-        part = _read_unit(file, fingerprint, z0.device)
-        if part is None:
+        part, seconds = _read_unit(file, fingerprint, z0.device)
+        read = part is not None
+        if not read:
+            started = time.perf_counter()
             part = run_method(G, targets, distance, method, z0[rows], progress=progress, **options)
-            save_unit(part, file, fingerprint)
-            unit_counts["run"] += 1
+            seconds = time.perf_counter() - started
+            save_unit(part, file, fingerprint, seconds=seconds)
+        unit_log.append({"generator": digests["generator"], "method": method.name, "rows": len(part.z_best),
+                         "images": len(part.z_best) * int(budget), "seconds": seconds, "read": read})
         parts.append(part)
     return _concatenate_runs(parts)
 
 
-unit_counts = {"read": 0, "run": 0}  # stored units read back and units run, in this process (for a chapter's report)
+# every unit `run_method` ran or read back with a store, in this process: generator, method, rows, images (through
+# G), seconds (wall time of its run, wherever and whenever it ran; nan if unknown), read (from the store or not)
+unit_log: list[dict] = []
 
 
 def _fingerprint_digest(fingerprint: dict) -> str:
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
 
 
-def save_unit(run: Inversion, file: str | Path, fingerprint: dict) -> Path:
-    """Write an Inversion and the fingerprint it was computed for to an .npz file, atomically."""
+def save_unit(run: Inversion, file: str | Path, fingerprint: dict, *, seconds: float = math.nan) -> Path:
+    """Write an Inversion, the fingerprint it was computed for and the seconds it took to an .npz file, atomically."""
     from .assets import atomic_path
 
     file = Path(file)
@@ -450,32 +457,36 @@ def save_unit(run: Inversion, file: str | Path, fingerprint: dict) -> Path:
         np.savez(f, **{name: getattr(run, name).detach().cpu().numpy() for name in _ARRAYS},
                  basis_name=run.basis_name, seeds=np.asarray(run.seeds, dtype=np.int64),
                  target_index=np.asarray(run.target_index, dtype=np.int64), lr=np.asarray(run.lr, dtype=np.float64),
-                 schedule=np.asarray(run.schedule, dtype=str), fingerprint=json.dumps(fingerprint, sort_keys=True))
+                 schedule=np.asarray(run.schedule, dtype=str), fingerprint=json.dumps(fingerprint, sort_keys=True),
+                 seconds=float(seconds))
     return file
 
 
 def load_unit(file: str | Path, fingerprint: dict | None = None, device="cpu") -> Inversion:
     """Read a file written by `save_unit`; with `fingerprint`, refuse (ValueError) one written for another."""
+    return _load_unit(file, fingerprint, device)[0]
+
+
+def _load_unit(file, fingerprint, device) -> tuple[Inversion, float]:
     with open(file, "rb") as f, np.load(f, allow_pickle=False) as data:
         if fingerprint is not None and json.loads(str(data["fingerprint"])) != fingerprint:
             raise ValueError(f"{file} holds the runs of other parameters (its fingerprint differs)")
         arrays = {name: torch.from_numpy(data[name]).to(device) for name in _ARRAYS}
-        return Inversion(**arrays, basis_name=str(data["basis_name"]), seeds=tuple(data["seeds"].tolist()),
-                         target_index=tuple(data["target_index"].tolist()), lr=tuple(data["lr"].tolist()),
-                         schedule=tuple(str(s) for s in data["schedule"].tolist()))
+        run = Inversion(**arrays, basis_name=str(data["basis_name"]), seeds=tuple(data["seeds"].tolist()),
+                        target_index=tuple(data["target_index"].tolist()), lr=tuple(data["lr"].tolist()),
+                        schedule=tuple(str(s) for s in data["schedule"].tolist()))
+        return run, float(data["seconds"])
 
 
-def _read_unit(file: Path, fingerprint: dict, device) -> Inversion | None:
-    """The unit in `file` if it is there and was written for `fingerprint`; None (to run it) otherwise."""
+def _read_unit(file: Path, fingerprint: dict, device) -> tuple[Inversion | None, float]:
+    """(the unit in `file`, its seconds) if it is there and was written for `fingerprint`; (None, nan) otherwise."""
     if not file.exists():
-        return None
+        return None, math.nan
     try:
-        run = load_unit(file, fingerprint, device)
+        return _load_unit(file, fingerprint, device)
     except Exception as err:  # truncated, foreign or unreadable: run the unit again (and overwrite the file)
         warnings.warn(f"ignoring {file} ({type(err).__name__}: {err}); running that unit again", stacklevel=3)
-        return None
-    unit_counts["read"] += 1
-    return run
+        return None, math.nan
 
 
 def _concatenate_runs(parts: list) -> Inversion:

@@ -24,7 +24,7 @@
 # with paired effect sizes; and Hessian-aware CMA-ES against isotropic CMA-ES on units of AlexNet. Its tables,
 # beside the paper's numbers, are also on the [results page](results.md).
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({glue:text}`run_times`; {glue:text}`full_estimate`):
 #
 # ```bash
 # python -m helpers.book run --only 05 -p n_targets 20 -p n_starts 5 -p seed 1
@@ -53,6 +53,8 @@ basin_popsize = 5  # BasinCMA: codes CMA-ES proposes per generation
 basin_inner_steps = 3  # BasinCMA: Adam steps from each proposal
 basin_sigma = 0.5  # BasinCMA: CMA-ES step size in z
 threshold = 0.1  # the LPIPS a run must reach for "evaluations to threshold"
+inversion_store = "runs/inversion"  # finished runs are kept here, so a killed run resumes where it stopped (None: no)
+unit_rows = 64  # runs per stored unit (a multiple of 32, the rows per pass through the generator)
 # activation maximisation
 am_models = None  # generators used as image priors (None: the first model)
 am_layers = ["conv1", "conv2", "conv3", "conv4", "conv5"]
@@ -286,6 +288,17 @@ def seeds_from(offset, n):
     return [seed + offset + i for i in range(n)]
 
 
+def comparison_images(p):
+    """{model: images through G} of the comparison with parameters p (a dict of this chapter's parameters): every
+    tuning candidate and every test run spends the whole budget."""
+    out = {}
+    for i, name in enumerate(models):
+        photos = min(p["n_photos"], 2 if "eye" in name else 101)
+        runs = p["n_tune"] * len(p["lrs"]) * len(p["schedules"]) + (p["n_targets"] + photos) * p["n_starts"]
+        out[name] = len(p["methods"] if i == 0 else p["other_methods"]) * (p["budget"] if i == 0 else p["other_budget"]) * runs
+    return out
+
+
 results = {}
 for name in models:
     G, t = loaded[name][0], targets[name]
@@ -296,15 +309,17 @@ for name in models:
     test_seeds = seeds_from(1000, len(index))
     test_z0 = I.start_codes(G, test_seeds)
     entry = results[name] = {"tuning": {}, "runs": {}, "index": index, "z0": test_z0, "budget": run_budget}
+    stored = dict(store=inversion_store and os.path.join(inversion_store, name), unit_rows=unit_rows)
+    logged = len(I.unit_log)
     for label, method in method_specs(name).items():
         tuned = I.tune(G, t["tune"], d, method, I.start_codes(G, tune_seeds), lrs=lrs, schedules=schedules,
-                       budget=run_budget, seeds=tune_seeds, pixel_weight=pixel_weight, progress=progress)
+                       budget=run_budget, seeds=tune_seeds, pixel_weight=pixel_weight, progress=progress, **stored)
         entry["tuning"][label] = tuned
         entry["runs"][label] = I.run_method(G, test_images, d, method, test_z0, target_index=index,
                                             budget=run_budget, lr=tuned.lr, schedule=tuned.schedule, seeds=test_seeds,
-                                            pixel_weight=pixel_weight, progress=progress)
-    # images through G for this model: every tuning candidate and every test run spends the whole budget
-    entry["images"] = len(entry["runs"]) * run_budget * (n_tune * len(lrs) * len(schedules) + len(index))
+                                            pixel_weight=pixel_weight, progress=progress, **stored)
+    entry["units"] = I.unit_log[logged:]
+    entry["images"] = comparison_images(globals())[name]
     mark = tick(f"inversion, {name}", mark)
 
 viz.markdown_table({"model": [n for n in models for _ in results[n]["tuning"]],
@@ -313,6 +328,27 @@ viz.markdown_table({"model": [n for n in models for _ in results[n]["tuning"]],
                     "schedule": [t.schedule for n in models for t in results[n]["tuning"].values()],
                     "tuning score (mean log10 LPIPS)": [float(t.scores.min()) for n in models
                                                         for t in results[n]["tuning"].values()]}, precision=3)
+
+# the full profile's comparison: its images through each generator × this run's wall seconds per image there (from
+# the stored units' own times, so also when they were read back; they ran on whatever machine ran them)
+full_images = comparison_images(globals() | PROFILES["full"])
+seconds_per_image = {}
+for name in models:
+    timed = [u for u in results[name]["units"] if math.isfinite(u["seconds"])]
+    seconds_per_image[name] = (sum(u["seconds"] for u in timed) / sum(u["images"] for u in timed) if timed
+                               else clock[f"inversion, {name}"][0] / results[name]["images"])
+full_hours = sum(full_images[name] * seconds_per_image[name] for name in models) / 3600
+viz.markdown_table({"model": models, "images, this run": [results[n]["images"] for n in models],
+                    "ms per image": [1000 * seconds_per_image[n] for n in models],
+                    "images, full profile": [full_images[n] for n in models],
+                    "full profile, estimated hours": [full_images[n] * seconds_per_image[n] / 3600 for n in models]},
+                   precision=3)
+glue("full_estimate",
+     f"the full profile's inversions, an estimate: about {full_hours:.2g} hours, "
+     f"{phrase_list([f'{full_images[n]:,} images through {n}' for n in models])} at this run's "
+     f"{phrase_list([f'{1000 * seconds_per_image[n]:.3g} ms' for n in models])} per image (wall time on the machine "
+     f"this page ran on)" + (f"; a killed run resumes from the runs it stored in {inversion_store}" if inversion_store
+                             else ""))
 
 # %%
 edges = [f"{label} ({n})" for n in models for label, t in results[n]["tuning"].items()

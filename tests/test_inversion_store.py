@@ -69,14 +69,15 @@ def test_interrupted_run_resumes_with_the_same_numbers(faces, lpips_alex, setup,
     assert len(list((tmp_path / "split").glob("*.npz"))) == 1
     assert not list((tmp_path / "split").glob(".*"))  # no temporary file left behind
 
-    before = dict(inversion.unit_counts)
+    before = len(inversion.unit_log)
     resumed = run(faces, lpips_alex, setup, tmp_path / "split", method, budget=budget)
-    assert inversion.unit_counts["read"] - before["read"] == 1
-    assert inversion.unit_counts["run"] - before["run"] == ROWS // UNIT - 1
+    assert [u["read"] for u in inversion.unit_log[before:]] == [True] + [False] * (ROWS // UNIT - 1)
     same(resumed, whole)
-    before = dict(inversion.unit_counts)
+    before = len(inversion.unit_log)
     same(run(faces, lpips_alex, setup, tmp_path / "split", method, budget=budget), whole)  # all read back
-    assert inversion.unit_counts == before | {"read": before["read"] + ROWS // UNIT}
+    log = inversion.unit_log[before:]
+    assert [u["read"] for u in log] == [True] * (ROWS // UNIT)
+    assert all(u["seconds"] > 0 and u["images"] == UNIT * budget and u["method"] == method.name for u in log)
 
 
 def test_stored_and_unstored_runs_agree(faces, lpips_alex, setup, tmp_path):
