@@ -1,7 +1,7 @@
 """Runs the book's notebooks: notebooks/NN_*.py (jupytext) -> book/notebooks/NN_*.ipynb via papermill.
 Owns run profiles, parameter validation, the kernel check, summary.json, the generated pages (results,
 models, profiles) and timings, and the notebooks' side of the book's conventions (book/CONVENTIONS.md):
-`record`, `glue`, `result_table`, `run_times`, `format_number`.
+`record`, `glue`, `result_table`, `run_times`, `format_number`, `phrase_list`, `plural`.
 
 summary.json is merged, not overwritten: each finished notebook's entry is written under a file lock
 (read, merge, atomic write), so runs that share an output directory, even at the same time, keep each
@@ -31,36 +31,38 @@ SOURCES = ROOT / "notebooks"
 OUTPUT = ROOT / "book" / "notebooks"
 TIMINGS = ROOT / "book" / "timings.json"  # measured time per chapter and profile (`timings` command)
 PAPER = ROOT / "book" / "paper.yml"  # the paper's numbers that the book quotes, with their sources
+RECORDED = ROOT / "book" / "recorded.json"  # result tables of recorded runs of other profiles (`record` command)
 SUMMARY_ENV = "GAN_GEOMETRY_SUMMARY"
 KERNEL = "python3"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
-# Chapter 05 (optimization): its smoke run tries every method on one target; its full run inverts at the paper's
-# sample size (50 targets × 5 starts, tuned over 5 learning rates × 3 schedules, every method on every model) and
-# runs activation maximisation with both priors, 3 units per layer × 5 starts, 300 images per search.
+# Chapter 05 (inversion): its smoke run tries every method on one target; its full run inverts at the paper's
+# sample size (50 targets × 5 starts, tuned over 5 learning rates × 3 schedules, every method on every model).
 _SMOKE_05 = {"n_targets": 1, "n_starts": 1, "n_tune": 1, "n_photos": 1, "budget": 10, "other_budget": 10,
-             "lrs": [0.2], "basin_generations": 1, "basin_popsize": 2, "basin_inner_steps": 2,
-             "am_layers": ["conv1", "conv5"], "am_units": 1, "am_repeats": 1, "am_budget": 8, "toy_angles": 3,
+             "lrs": [0.2], "basin_generations": 1, "basin_popsize": 2, "basin_inner_steps": 2, "toy_angles": 3,
              "toy_steps": 30}
 _FULL_05 = {"n_targets": 50, "n_starts": 5, "n_tune": 5, "n_photos": 10, "budget": 300, "other_budget": 300,
             "other_methods": ["z", "eigenbasis", "top-k", "BasinCMA, z", "BasinCMA, eigenbasis"],
             "lrs": [0.05, 0.1, 0.2, 0.4, 0.8], "schedules": ["constant", "cosine", "step"], "basin_generations": 4,
-            "basin_popsize": 8, "basin_inner_steps": 5, "threshold": 0.05,
-            "am_models": ["dcgan-celeba64", "cdcgan-eyes128"], "am_units": 3, "am_repeats": 5, "am_budget": 300}
+            "basin_popsize": 8, "basin_inner_steps": 5, "threshold": 0.05}
+# Chapter 08 (activation maximisation): its smoke run searches one unit of conv1 and conv5 once; its full run uses
+# both priors, 3 units per layer × 5 starts, 300 images per search.
+_SMOKE_08 = {"am_layers": ["conv1", "conv5"], "am_units": 1, "am_repeats": 1, "am_budget": 8}
+_FULL_08 = {"am_models": ["dcgan-celeba64", "cdcgan-eyes128"], "am_units": 3, "am_repeats": 5, "am_budget": 300}
 
 # Parameter overrides per profile; a profile's names that a notebook lacks are skipped for that notebook.
 PROFILES: dict[str, dict] = {
     # smoke: every chapter in about a minute or less on 2 CPU cores (the rendered-book test uses it)
     "smoke": {"n_images": 4, "eps_grid": [1e-4, 1e-2], "n_points": 3, "n_reference": 2,
               "n_pca_samples": 500, "global_ranks": [1, 2], "ranks": [1, 4, 16], "n_steps": 5,
-              "models": ["dcgan-celeba64", "fcgan-cats64"], "compare_distances": ["mse"], **_SMOKE_05,
+              "models": ["dcgan-celeba64", "fcgan-cats64"], "compare_distances": ["mse"], **_SMOKE_05, **_SMOKE_08,
               "n_codes": 2, "lpips_size": 64, "face_regions": ["eyes"], "eye_regions": ["iris"], "n_mean": 16,
               "n_directions": 2, "lowrank_regions": ["eyes"], "lowrankgan_size": 16, "rpca_max_iter": 200},
     "default": {},
     # full: paper-scale settings (30 points, as the paper's DCGAN figures); meant for a GPU
     "full": {"n_images": 16, "n_compare": 10, "n_points": 30, "n_reference": 8,
              "online_models": ["biggan-deep-128"],  # with its published weights when online; left out offline
-             **_FULL_05},
+             **_FULL_05, **_FULL_08},
 }
 
 
@@ -105,6 +107,14 @@ def phrase_list(items) -> str:
     if not items:
         return "none"
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def plural(n, word: str, words: str | None = None) -> str:
+    """A count with its noun, for generated sentences: "1 target", "3 targets", "0 targets"; words: an irregular
+    plural ("1 unit-start", plural(2, "analysis", "analyses") -> "2 analyses"). Counts print as `format_number`."""
+    if hasattr(n, "item"):
+        n = n.item()
+    return f"{format_number(n)} {word if n == 1 else words or word + 's'}"
 
 
 class _Prose(str):
@@ -221,6 +231,35 @@ def write_timings(summary_path: Path, path: Path | None = None) -> dict:
     return taken
 
 
+def write_record(summary_path: Path, path: Path | None = None) -> dict:
+    """Keep the result tables of a run's plain-profile notebooks in book/recorded.json; returns what was taken.
+
+    Only notebooks that ran to the end with a non-default profile's own settings (no -p overrides) are
+    taken, with their date, CPU count, duration, parameters and source commit, so that the default book's
+    results page can show, e.g., a full-profile run made once on a big machine, labelled as such.
+    """
+    path = path or RECORDED
+    summary = _read_json(summary_path)
+    if not summary.get("notebooks"):
+        raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
+    recorded, taken = _read_json(path), {}
+    for stem, entry in summary["notebooks"].items():
+        profile = entry.get("profile", summary.get("profile"))
+        overrides = entry.get("overrides", summary.get("overrides") or {})
+        if entry.get("status") != "ok" or overrides or profile not in PROFILES or profile == "default":
+            continue
+        tables = {key: value for key, value in entry.get("summary", {}).items() if key.startswith("results/")}
+        recorded.setdefault(profile, {})[stem] = taken[stem] = {
+            "finished": entry.get("finished"), "cpus": entry.get("cpus"), "duration_s": entry.get("duration_s"),
+            "commit": entry.get("commit") or source_commit(summary_path.resolve().parent),
+            "parameters": entry.get("parameters", {}), "tables": tables}
+    if not taken:
+        raise UsageError(f"{summary_path}: no notebook ran to the end with the smoke or full profile's own "
+                         "settings (no -p overrides); nothing to record")
+    _write_json_atomic(path, recorded)
+    return taken
+
+
 RESULTS_INTRO = """\
 # Results beside the paper
 
@@ -232,8 +271,9 @@ gives no number for that row. Our models and sample sizes differ from the paper'
 """
 
 
-def results_page(summary: dict) -> str:
-    """The results page (MyST markdown) of a run's summary: profile, date, sample sizes, result tables."""
+def results_page(summary: dict, recorded: dict | None = None) -> str:
+    """The results page (MyST markdown) of a run's summary: profile, date, sample sizes, result tables; then
+    the tables of `recorded` runs (book/recorded.json) of the profiles this run did not use."""
     notebooks = summary.get("notebooks", {})
     if not notebooks:
         raise UsageError("the summary has no notebooks; run `python -m helpers.book run` first")
@@ -270,16 +310,38 @@ def results_page(summary: dict) -> str:
             chapter = stem
             lines += ["", f"## {stem[:2]}. {_title(SOURCES / f'{stem}.py', stem)}", "",
                       f"From chapter [{stem}]({stem}.ipynb)."]
-        lines += ["", f"### {table['title']}", ""]
-        if table.get("note"):
-            lines += [f"Over {table['note']}.", ""]
-        headers = [table.get("row_header") or " "] + list(table["columns"]) + list(table.get("paper", {}))
-        lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        for r, label in enumerate(table["rows"]):
-            cells = [format_number(column[r], table.get("digits", 3)) for column in table["columns"].values()]
-            cells += ["–" if ids[r] is None else f"{{paper}}`{ids[r]['value']}`" for ids in table.get("paper", {}).values()]
-            lines.append("| " + " | ".join([label] + cells) + " |")
+        lines += _table_lines(table, "###")
+    for profile, chapters in (recorded or {}).items():
+        if profile in profiles or not chapters:
+            continue
+        lines += ["", f"## Recorded `{profile}`-profile run", "",
+                  f"These tables were not computed by this build: they come from a run of the `{profile}` profile "
+                  f"made once and kept in `book/recorded.json` (by `python -m helpers.book record`), with the "
+                  f"date, machine and source commit of each chapter's run. `make book PROFILE={profile}` "
+                  "recomputes them."]
+        for stem, entry in chapters.items():
+            took = f"took {_duration(entry['duration_s'])[6:]}" if entry.get("duration_s") else "duration unrecorded"
+            lines += ["", f"### {stem[:2]}. {_title(SOURCES / f'{stem}.py', stem)}", "",
+                      f"Finished {(entry.get('finished') or 'at an unrecorded date')[:10]} on "
+                      f"{entry.get('cpus') or '?'} CPU cores ({took}), commit `{entry.get('commit') or '?'}`; "
+                      "parameters: " + (", ".join(f"`{k}={_shown(v)}`" for k, v in entry.get("parameters", {}).items()
+                                                  if k != "device") or "the chapter's defaults") + "."]
+            for table in entry.get("tables", {}).values():
+                lines += _table_lines(table, "####")
     return "\n".join(lines) + "\n"
+
+
+def _table_lines(table: dict, heading: str) -> list[str]:
+    lines = ["", f"{heading} {table['title']}", ""]
+    if table.get("note"):
+        lines += [f"Over {table['note']}.", ""]
+    headers = [table.get("row_header") or " "] + list(table["columns"]) + list(table.get("paper", {}))
+    lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r, label in enumerate(table["rows"]):
+        cells = [format_number(column[r], table.get("digits", 3)) for column in table["columns"].values()]
+        cells += ["–" if ids[r] is None else f"{{paper}}`{ids[r]['value']}`" for ids in table.get("paper", {}).values()]
+        lines.append("| " + " | ".join([label] + cells) + " |")
+    return lines
 
 
 def _shown(value) -> str:
@@ -321,10 +383,11 @@ def models_page() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(summary_path: Path, out: Path) -> list[Path]:
-    """Write out/results.md (from the run's summary), and out/profiles.md and out/models.md (from the code,
+def write_results(summary_path: Path, out: Path, recorded: Path | None = None) -> list[Path]:
+    """Write out/results.md (from the run's summary and the recorded runs), and out/profiles.md and out/models.md (from the code,
     for the differences page); returns their paths."""
-    pages = {out / "results.md": results_page(_read_json(summary_path)), out / "profiles.md": profiles_page(),
+    pages = {out / "results.md": results_page(_read_json(summary_path), _read_json(recorded or RECORDED)),
+             out / "profiles.md": profiles_page(),
              out / "models.md": models_page()}
     for path, text in pages.items():
         out.mkdir(parents=True, exist_ok=True)
@@ -587,7 +650,7 @@ def run(profile: str = "default", overrides: dict | None = None, only: list[str]
     for path, nb, parameters in (bar := tqdm(jobs, desc="notebooks", unit="nb")):
         bar.set_postfix_str(path.stem)
         entry = execute(nb, parameters, path.stem, Path(out))
-        entry.update(profile=profile, overrides=overrides or {}, cpus=_cpus(),
+        entry.update(profile=profile, overrides=overrides or {}, cpus=_cpus(), commit=source_commit(),
                      finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         statuses.append(entry["status"])
         tqdm.write(f"{path.stem}: {entry['status']} in {entry['duration_s']:.1f}s" + _failure_note(entry, out))
@@ -607,6 +670,20 @@ def merge_summary(path: Path, header: dict, notebooks: dict) -> dict:
         summary.setdefault("notebooks", {}).update(notebooks)
         _write_json_atomic(path, summary)
     return summary
+
+
+def source_commit(where: Path = ROOT) -> str | None:
+    """The git commit of the sources at `where` ("abc1234", "+" when files differ from it); None without git."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+" if dirty else "")
 
 
 def _cpus() -> int:
@@ -631,6 +708,8 @@ def main(argv=None) -> int:
     go.add_argument("--out", type=Path, default=OUTPUT, help=f"where executed notebooks go (default {OUTPUT})")
     times = sub.add_parser("timings", help="record a run's durations in book/timings.json (the chapters' headers)")
     times.add_argument("--summary", type=Path, default=OUTPUT / "summary.json", help="the run's summary.json")
+    keep = sub.add_parser("record", help="keep a smoke/full run's result tables in book/recorded.json")
+    keep.add_argument("--summary", type=Path, default=OUTPUT / "summary.json", help="the run's summary.json")
     pages = sub.add_parser("results", help="generate the results page (and the profiles table) from a run")
     pages.add_argument("--summary", type=Path, default=OUTPUT / "summary.json", help="the run's summary.json")
     pages.add_argument("--out", type=Path, default=None, help="where the pages go (default: the summary's folder)")
@@ -641,6 +720,10 @@ def main(argv=None) -> int:
                 raise UsageError(f"{args.summary} does not exist; run `python -m helpers.book run` first")
             for path in write_results(args.summary, args.out or args.summary.parent):
                 print(f"wrote {path}")
+            return 0
+        if args.command == "record":
+            for stem, entry in write_record(args.summary).items():
+                print(f"{stem}: {len(entry['tables'])} result tables of {entry['finished']} kept in {RECORDED}")
             return 0
         if args.command == "timings":
             for stem, entry in write_timings(args.summary).items():

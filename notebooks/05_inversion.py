@@ -14,15 +14,15 @@
 # ---
 
 # %% [markdown]
-# # Optimization in the eigenbasis: inversion and activation maximisation
+# # Optimization in the eigenbasis: inversion
 #
 # **What this chapter tests.** The paper's practical claim: since the metric is strongly anisotropic and much
-# the same at every code, an optimizer should work better in the eigenbasis of the average metric, both to
-# invert an image (find the code of a target) and to find the code that drives a unit of a CNN. This page
-# tests it as the paper did: Adam and BasinCMA inversion in $z$, in the full eigenbasis and in the top-$k$
-# eigen-subspace, each with its own tuned learning rate and the same budget, over many targets and starts,
-# with paired effect sizes; and Hessian-aware CMA-ES against isotropic CMA-ES on units of AlexNet. Its tables,
-# beside the paper's numbers, are also on the [results page](results.md).
+# the same at every code, an optimizer should work better in the eigenbasis of the average metric. This page
+# tests it on inversion (finding the code of a target image) as the paper did: Adam and BasinCMA in $z$, in
+# the full eigenbasis and in the top-$k$ eigen-subspace, each with its own tuned learning rate and the same
+# budget, over many targets and starts, with paired effect sizes. The paper's other use of the metric,
+# Hessian-aware CMA-ES for activation maximisation, has its own chapter, [chapter 08](08_activation.ipynb).
+# Its tables, beside the paper's numbers, are also on the [results page](results.md).
 #
 # **Rerun it** ({glue:text}`run_times`; {glue:text}`full_estimate`):
 #
@@ -35,7 +35,7 @@ inversion_models = None  # None: the book's first model (generators.EMBEDDED[0])
 distance = "lpips-alex"
 seed = 0
 n_points = 8  # codes of the average metric (read back from chapter 02's metric store when it has them)
-top_k = 20  # size of the eigen-subspace (top-k Adam, Hessian-aware CMA-ES)
+top_k = 20  # size of the eigen-subspace (top-k Adam)
 # inversion
 methods = ["z", "eigenbasis", "top-k", "BasinCMA, z", "BasinCMA, eigenbasis"]  # for the first model
 other_methods = ["z", "eigenbasis"]  # for the other models
@@ -55,13 +55,6 @@ basin_sigma = 0.5  # BasinCMA: CMA-ES step size in z
 threshold = 0.1  # the LPIPS a run must reach for "evaluations to threshold"
 inversion_store = "runs/inversion"  # finished runs are kept here, so a killed run resumes where it stopped (None: no)
 unit_rows = 64  # runs per stored unit (a multiple of 32, the rows per pass through the generator)
-# activation maximisation
-am_models = None  # generators used as image priors (None: the first model)
-am_layers = ["conv1", "conv2", "conv3", "conv4", "conv5"]
-am_units = 2  # units per layer
-am_repeats = 3  # starts per unit; each start runs both searches
-am_budget = 100  # images per search
-am_sigma = 0.5  # initial CMA-ES step size (z units)
 # the toy quadratic
 toy_angles = 7  # start angles from the flat eigenvector, evenly from 0 to 90 degrees
 toy_lrs = [0.01, 0.03, 0.1, 0.3, 1.0]
@@ -84,19 +77,17 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from helpers import activation as AM
 from helpers import analysis as A
 from helpers import distances, generators, stats, viz
 from helpers import inversion as I
 from helpers.batch import model_metrics
-from helpers.book import PROFILES, glue, phrase_list, result_table, run_times
+from helpers.book import PROFILES, glue, phrase_list, plural, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 if cpu_threads:
     torch.set_num_threads(cpu_threads)
 glue("run_times", run_times("05_inversion"))
 models = [generators.EMBEDDED[0], "cdcgan-eyes128"] if inversion_models is None else list(inversion_models)
-am_models = models[:1] if am_models is None else list(am_models)
 d = distances.load(distance, device=device)
 started, cpu_started = time.time(), time.process_time()
 clock = {}  # seconds of wall and CPU time per section
@@ -204,7 +195,7 @@ def load_model(name):
     return shared.G, A.average_metric(shared.metric)
 
 
-loaded = {name: load_model(name) for name in dict.fromkeys(models + am_models)}
+loaded = {name: load_model(name) for name in models}
 viz.markdown_table({"model": list(loaded), "d": [G.latent_dim for G, _ in loaded.values()],
                     f"trace in the top {top_k}": [float(avg.eigvals[:top_k].sum() / avg.eigvals.sum())
                                                   for _, avg in loaded.values()],
@@ -379,7 +370,7 @@ for name in models:
     display(viz.band_chart({label: band(run.history[:n_generated]) for label, run in results[name]["runs"].items()},
                            log_y=True, band="25–75 %", xlabel="images through the generator",
                            ylabel="lowest LPIPS so far",
-                           title=f"{name}: {n_targets} generated targets × {n_starts} starts"))
+                           title=f"{name}: {plural(n_targets, 'generated target')} × {plural(n_starts, 'start')}"))
 
 # %% [markdown]
 # ## Final LPIPS, images to a threshold, area under the curve
@@ -459,7 +450,8 @@ def comparison_table(comparisons):
 generated = torch.arange(n_generated)
 comparisons = {name: compare(results[name], generated) for name in models}
 for name in models:
-    display(viz.markdown_table({"": [f"**{name}**, {n_targets} generated targets × {n_starts} starts"]}))
+    display(viz.markdown_table({"": [f"**{name}**, {plural(n_targets, 'generated target')} × "
+                                     f"{plural(n_starts, 'start')}"]}))
     display(viz.markdown_table(summary_table(results[name], generated), precision=3))
     display(viz.markdown_table(comparison_table(comparisons[name]), precision=3))
 
@@ -482,9 +474,9 @@ def verdict(name, a, b):
               "undecided": f"this sample cannot tell **{a}** from **{b}**",
               "too few": f"too few targets to compare **{a}** with **{b}**"}[judge(final)]
     return (f"on `{name}`, {judged}: final LPIPS ratio {final.ratio:.3g} ({span(low, high, form=CI_MATH)}), "
-            f"lower in {final.wins} of {final.n} pairs (Wilcoxon p = {final.p_wilcoxon:.2g}); area ratio "
+            f"lower in {final.wins} of {plural(final.n, 'pair')} (Wilcoxon p = {final.p_wilcoxon:.2g}); area ratio "
             f"{area.ratio:.3g} ({span(*area.ratio_ci, form='{} to {}')}); reached {threshold:g} first in "
-            f"{first_a} pairs against {first_b}")
+            f"{plural(first_a, 'pair')} against {first_b}")
 
 
 lines = [verdict(name, a, b) for name in models for (a, b) in comparisons[name]
@@ -503,8 +495,8 @@ glue("inversion_verdicts", "\n".join(f"- {line[0].upper() + line[1:]}." for line
 for name in models:
     if len(targets[name]["labels"]):
         photos = torch.arange(n_generated, len(results[name]["index"]))
-        display(viz.markdown_table({"": [f"**{name}**, {len(targets[name]['labels'])} photographs × "
-                                         f"{n_starts} starts"]}))
+        display(viz.markdown_table({"": [f"**{name}**, {plural(len(targets[name]['labels']), 'photograph')} × "
+                                         f"{plural(n_starts, 'start')}"]}))
         display(viz.markdown_table(summary_table(results[name], photos), precision=3))
 
 first_runs = results[models[0]]["runs"]
@@ -524,8 +516,9 @@ result_table(
         {"BasinCMA, z": "basin_cma_lpips_plain", "BasinCMA, eigenbasis": "basin_cma_lpips_hessian"}.get(m)
         for m in inversion_rows]},
     row_header="method",
-    note=f"{n_targets} targets × {n_starts} starts per model, {budget} images per run on {models[0]}, "
-         f"{other_budget} on the others; the paper's numbers are the final LPIPS of BasinCMA on a real image")
+    note=f"{plural(n_targets, 'target')} × {plural(n_starts, 'start')} per model, {budget} images per run on "
+         f"{models[0]}, {other_budget} on the others; the paper's numbers are the final LPIPS of BasinCMA on a real "
+         f"image")
 
 # %% [markdown]
 # The results-page table lists the paper's only inversion numbers beside ours. They do not compare in
@@ -547,7 +540,7 @@ for name in models:
         columns[label] = list(run.images[loss.argmin(1) + torch.arange(len(loss)) * n_starts].cpu())
     grid = torch.stack([torch.stack(images) for images in columns.values()], dim=1)
     display(viz.montage(grid, [f"generated {i}" for i in range(n_targets)] + t["labels"], list(columns),
-                        title=f"{name}: targets and the best of {n_starts} starts", label_width=120))
+                        title=f"{name}: targets and the best of {plural(n_starts, 'start')}", label_width=120))
 
 # %% [markdown]
 # ## Many codes, one image
@@ -609,8 +602,8 @@ sentences = [f"On `{models[0]}` the runs (median over methods) end {end_median:.
                 else "about as much as") + f" the share of a random direction ({k_share:.2g})."]
 for name, (gap, gap_top, random_gap) in near_pairs.items():
     top, random_top = float(gap_top.median()), math.sqrt(2 * top_k)
-    sentences.append(f"On `{name}`, {len(gap)} pairs of codes whose images are both within {threshold:g} LPIPS of "
-                     f"the same target lie a median {float(gap.median()):.3g} apart, where two random codes lie about "
+    sentences.append(f"On `{name}`, {plural(len(gap), 'pair')} of codes whose images are both within {threshold:g} "
+                     f"LPIPS of the same target lie a median {float(gap.median()):.3g} apart, where two random codes lie about "
                      f"{random_gap:.3g} apart; along the top {top_k} eigenvectors they are {top:.3g} apart, against "
                      f"about {random_top:.3g} for two random codes" + (
                          ": closer than random codes in the steep directions" if top < 0.7 * random_top
@@ -627,114 +620,6 @@ glue("latent_verdict", " ".join(sentences))
 # the numbers above say how much of that happens here. The top-$k$ subspace gives up the flat directions
 # altogether: its runs cannot leave the plane through their start, so they keep whatever error the start
 # had in the other directions.
-#
-# ## Activation maximisation with Hessian-aware CMA-ES
-#
-# The paper's second use of the metric needs no gradient: CMA-ES searches the code that drives a unit of a
-# CNN as high as possible, and the metric shapes its initial search distribution. The objective here is the
-# activation of one unit of AlexNet (trained on ImageNet; the trunk of LPIPS-alex, with its verified
-# weights): one channel of conv1 to conv5 at the centre of its map, before the ReLU, for the generated image
-# resized to the 224×224 pixels AlexNet expects and normalised as it expects. AlexNet here has no fully
-# connected layers, so the paper's fc6 to fc8 units are out of reach.
-#
-# Two searches start from the same code with the same budget of {glue:text}`am_budget:d` images: isotropic
-# CMA-ES on all of $z$, and the paper's Hessian-aware CMA-ES on the top-$k$ eigen-subspace, with initial
-# steps along eigenvector $i$ proportional to $\lambda_i^{-2/5}$ (scaled so that a first step is as long
-# on average as an isotropic one). Each of {glue:text}`am_units:d` units per layer is searched from
-# {glue:text}`am_repeats:d` starts. Activations are divided by the mean size of the unit's final
-# activations over all its searches, so units of different scales pool within a layer; a pair is one unit
-# and one start, and the gain is the Hessian-aware search's normalised activation minus the isotropic one's.
-
-# %%
-glue("am_budget", am_budget)
-glue("am_units", am_units)
-glue("am_repeats", am_repeats)
-units = AM.Units(AM.pick_units(am_layers, am_units, seed=seed), AM.alexnet_features(d))
-unit_of = torch.arange(len(units.units)).repeat_interleave(am_repeats)
-am_seeds = seeds_from(3000, len(unit_of))
-am_results = {}
-for name in am_models:
-    G, avg = loaded[name]
-    iso = AM.maximize(G, units, unit_of, am_seeds, budget=am_budget, sigma0=am_sigma, progress=progress)
-    hess = AM.maximize(G, units, unit_of, am_seeds, basis=avg.eigvecs[:, :top_k], eigvals=avg.eigvals[:top_k],
-                       budget=am_budget, sigma0=am_sigma, progress=progress)
-    am_results[name] = (iso, hess)
-mark = tick("activation maximisation", mark)
-
-
-def normalised(iso, hess):
-    """Both searches' histories (R, budget), divided per unit by the mean size of its final activations (all runs
-    of both searches), so that units of different scales pool within a layer."""
-    finals = torch.cat([iso.best, hess.best]).abs()
-    owners = torch.cat([unit_of, unit_of])
-    scale = torch.stack([finals[owners == u].mean() for u in unit_of]).clamp_min(1e-6)[:, None]
-    return iso.history / scale, hess.history / scale
-
-
-panels = {}
-am_tables, am_paired = {}, {}
-quarter = max(1, am_budget // 4) - 1
-for name, (iso, hess) in am_results.items():
-    h_iso, h_hess = normalised(iso, hess)
-    rows = {"layer": [], "pairs": [], "Hessian-aware higher": [], "mean gain [95 % CI]": [], "p (Wilcoxon)": [],
-            f"mean gain after {quarter + 1} images": []}
-    finals = {}
-    for layer in am_layers + ["all layers"]:
-        mask = torch.tensor([layer in (units.units[u][0], "all layers") for u in unit_of.tolist()])
-        # within a layer the pairs (unit × start) are taken as independent, as the paper's per-unit tests did;
-        # pooled over layers, the interval resamples whole units
-        groups = unit_of[mask].numpy() if layer == "all layers" else None
-        final = stats.paired(h_iso[mask, -1], h_hess[mask, -1], groups=groups)
-        early = stats.paired(h_iso[mask, quarter], h_hess[mask, quarter], groups=groups)
-        finals[layer] = final
-        rows["layer"].append(layer)
-        rows["pairs"].append(final.n)
-        rows["Hessian-aware higher"].append(final.wins)
-        rows["mean gain [95 % CI]"].append(f"{-final.mean:+.3g} {span(-final.ci[1], -final.ci[0], '+.3g')}")
-        rows["p (Wilcoxon)"].append(final.p_wilcoxon)
-        rows[f"mean gain after {quarter + 1} images"].append(
-            f"{-early.mean:+.3g} {span(-early.ci[1], -early.ci[0], '+.3g')}")
-        if layer in (am_layers[0], am_layers[-1]):
-            x = np.arange(1, am_budget + 1)
-            panels[f"{name}, {layer}"] = (x, {"isotropic, z": h_iso[mask].median(0).values,
-                                              f"Hessian-aware, top {top_k}": h_hess[mask].median(0).values})
-    am_tables[name] = rows
-    am_paired[name] = finals
-    display(viz.markdown_table({"": [f"**{name}** as the prior: final activations, normalised per unit"]}))
-    display(viz.markdown_table(rows, precision=3))
-viz.line_panels(panels, xlabel="images", ylabel="normalised activation",
-                title="median best activation so far")
-
-# %%
-for name, (iso, hess) in am_results.items():
-    best = [[run.images[(unit_of == u).nonzero().flatten()[run.best[unit_of == u].argmax()]].cpu()
-             for run in (iso, hess)] for u in range(len(units.units))]
-    display(viz.montage(torch.stack([torch.stack(row) for row in best]), [f"{l}, channel {c}" for l, c in units.units],
-                        ["isotropic", "Hessian-aware"], title=f"{name}: the image of the best search per unit",
-                        label_width=130))
-
-# %%
-am_lines, am_paired_pooled = [], {}
-for name, finals in am_paired.items():
-    pooled = am_paired_pooled[name] = finals.pop("all layers")
-    higher = [layer for layer, f in finals.items() if -f.ci[1] > 0]  # the gain's interval is -ci, reversed
-    lower = [layer for layer, f in finals.items() if -f.ci[0] < 0]
-    am_lines.append(f"with `{name}` as the prior, the Hessian-aware search ended higher in {pooled.wins} of "
-                    f"{pooled.n} pairs, by a mean normalised gain of {-pooled.mean:+.3g} ("
-                    f"{span(-pooled.ci[1], -pooled.ci[0], '+.3g', CI_MATH + ', units resampled')}); per layer, "
-                    f"the interval of the gain lies above zero in " + phrase_list(higher)
-                    + (f" and below zero in {phrase_list(lower)}" if lower else ""))
-glue("am_verdict", "; ".join(am_lines)[0].upper() + "; ".join(am_lines)[1:] + ".")
-result_table(
-    "optimization_activation", "Activation maximisation: Hessian-aware (top-k) against isotropic CMA-ES, AlexNet units",
-    rows=list(am_layers) + ["all layers"],
-    columns={f"ours, {name}: mean gain [95 % CI]": rows["mean gain [95 % CI]"] for name, rows in am_tables.items()}
-    | {f"ours, {name}: higher / pairs": [f"{w}/{n}" for w, n in zip(rows["Hessian-aware higher"], rows["pairs"])]
-       for name, rows in am_tables.items()},
-    paper={"paper: BigGAN, AlexNet conv1–fc8": [None] * (len(am_layers) + 1)}, row_header="layer",
-    note=f"{am_units} units per layer × {am_repeats} starts, {am_budget} images per search, top {top_k} "
-         f"eigenvectors of the average metric at {n_points} codes; gain: Hessian-aware minus isotropic, activations "
-         f"divided by the unit's mean final activation; intervals over pairs within a layer, over units pooled")
 
 # %%
 paper_match = round(glued_toy[0], 3) == 0.007 and round(glued_toy[1], 3) == 7.155
@@ -764,48 +649,33 @@ if ("top-k", "z") in comparisons[models[0]]:
         "lower": "ends lower than Adam in $z$", "higher": "ends higher than Adam in $z$",
         "undecided": "cannot be told from Adam in $z$", "too few": "is compared with Adam in $z$ on too few targets"
     }[judge(r)] + f" (ratio {r.ratio:.3g}); the paper's inversion used the full basis.")
-for name, rows in am_tables.items():
-    r = am_paired_pooled[name]  # isotropic minus Hessian-aware: "lower" means the Hessian-aware search is higher
-    parts.append(f"In activation maximisation with `{name}`, the Hessian-aware search " + {
-        "lower": "ends higher than the isotropic one, as the paper found",
-        "higher": "ends lower than the isotropic one, against the paper",
-        "undecided": "cannot be told from the isotropic one",
-        "too few": "is compared with the isotropic one on too few units to judge"}[judge(r, ratio=False)]
-        + f" (mean normalised gain {rows['mean gain [95 % CI]'][-1]}).")
 parts.append(f"The paper inverted with BigGAN, a much larger generator, with several hundred Adam steps a run; these "
              f"runs test the claim on small generators with {budget} and {other_budget} images a run.")
 glue("agreement", " ".join(parts))
-popsize = 4 + int(3 * math.log(loaded[am_models[0]][0].latent_dim))  # cma's default population in z
 full = PROFILES["full"]
-per_image = {name: clock[f"inversion, {name}"][1] / results[name]["images"] for name in models}
-cost_ratio = max(per_image[name] for name in models[1:]) / per_image[models[0]] if len(models) > 1 else 1.0
+cost_ratio = (max(seconds_per_image[name] for name in models[1:]) / seconds_per_image[models[0]] if len(models) > 1
+              else 1.0)
 widths = [high / low for name in models for final, _, _ in comparisons[name].values()
           for low, high in [final.ratio_ci] if math.isfinite(low) and math.isfinite(high)]
 glue("scope",
-     f"This run has {n_targets * n_starts} pairs per model and comparison ({n_targets} targets × {n_starts} "
-     f"starts), with intervals that resample the {n_targets} targets. "
+     f"This run has {plural(n_targets * n_starts, 'pair')} per model and comparison ({plural(n_targets, 'target')} × "
+     f"{plural(n_starts, 'start')}), with intervals that resample the {plural(n_targets, 'target')}. "
      + (f"Its $95\\%$ intervals of a final-LPIPS ratio are a median factor of {float(np.median(widths)):.3g} wide "
         f"(upper end ÷ lower end): a difference between methods well inside that factor cannot be decided, one well "
         f"outside it can" if widths and n_targets >= 5 else
         "That is too few targets to decide anything: this run only shows that every step works")
      + f", and its budgets ({budget} and {other_budget} images a run) are short where the paper ran hundreds of "
      f"steps. " + (f"The other models get only {phrase_list(other_methods)}, since an image of theirs cost "
-                   f"{cost_ratio:.2g} times one of `{models[0]}` in this run (CPU time per image through the "
+                   f"{cost_ratio:.2g} times one of `{models[0]}` in this run (wall time per image through the "
                    f"generator). " if set(other_methods) < set(methods) and len(models) > 1 else "")
-     + f"Activation maximisation searches {len(unit_of)} unit-starts per prior with {am_budget} images each, about "
-     f"{max(1, round(am_budget / popsize))} CMA-ES generations where the paper ran a hundred: it shows the early "
-     f"race, not the end. "
-     f"The full profile (`--profile full`) runs {full['n_targets']} targets × {full['n_starts']} starts, every "
+     + f"The full profile (`--profile full`) runs {full['n_targets']} targets × {full['n_starts']} starts, every "
      f"method on every model with {full['budget']} images a run, learning rates tuned over "
-     f"{len(full['lrs'])} values × {len(full['schedules'])} schedules, and activation maximisation with "
-     f"{full['am_units']} units per layer × {full['am_repeats']} starts and {full['am_budget']} images a search.")
+     f"{len(full['lrs'])} values × {len(full['schedules'])} schedules.")
 print(f"chapter ran in {time.time() - started:.0f} s wall, {time.process_time() - cpu_started:.0f} s of CPU")
 viz.markdown_table({"section": list(clock), "wall s": [w for w, _ in clock.values()],
                     "CPU s": [c for _, c in clock.values()]}, precision=1)
 
 # %% [markdown]
-# {glue:md}`am_verdict:myst`
-#
 # ## Where this agrees with the paper, and where not
 #
 # {glue:md}`agreement:myst`
@@ -824,5 +694,3 @@ viz.markdown_table({"section": list(clock), "wall s": [w for w, _ in clock.value
 # - `-p other_methods "['z', 'eigenbasis', 'top-k', 'BasinCMA, z', 'BasinCMA, eigenbasis']"`: every method
 #   on the eyes model too.
 # - `-p top_k 5` or `-p top_k 50`: a smaller subspace is faster early and worse late; where is the balance?
-# - `-p am_models "['dcgan-celeba64', 'cdcgan-eyes128']" -p am_budget 500`: activation maximisation with
-#   both priors and a longer search, closer to the paper's hundred generations.

@@ -1,6 +1,7 @@
 """The notebook runner (`python -m helpers.book`): parameters, failures, the summary, the plotly.js bundle."""
 import json
 import re
+from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -227,6 +228,48 @@ def test_results_page_shows_the_run_its_sample_sizes_and_the_paper(tmp_path):
         book.results_page({"profile": "default", "notebooks": {}})
 
 
+def test_recorded_full_run_tables_join_the_results_page_of_another_profile(tmp_path):
+    table = {"title": "Homogeneity", "row_header": "measure", "rows": ["log, mean"],
+             "columns": {"ours: faces": [0.95]}, "note": "30 codes", "digits": 3, "paper": {}}
+    entry = {"status": "ok", "profile": "full", "overrides": {}, "cpus": 2, "duration_s": 300.0,
+             "finished": "2026-12-01T22:30:00Z", "commit": "abc1234", "parameters": {"n_points": 30},
+             "summary": {"results/homogeneity": table, "other_key": 1}}
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"profile": "full", "notebooks": {
+        "03_homogeneity": entry,
+        "02_spectrum": {**entry, "overrides": {"n_points": 3}},  # overridden: not the profile's result
+        "04_interpretability": {**entry, "status": "failed"}}}))
+    recorded = tmp_path / "recorded.json"
+    taken = book.write_record(summary, recorded)
+    assert list(taken) == ["03_homogeneity"]
+    kept = json.loads(recorded.read_text())["full"]["03_homogeneity"]
+    assert kept["tables"] == {"results/homogeneity": table} and kept["commit"] == "abc1234"
+    assert kept["parameters"] == {"n_points": 30} and kept["cpus"] == 2 and kept["duration_s"] == 300.0
+
+    default_run = {"profile": "default", "notebooks": {"03_homogeneity": {
+        "status": "ok", "profile": "default", "finished": "2026-12-02T10:00:00Z",
+        "summary": {"results/homogeneity": {**table, "columns": {"ours: faces": [0.93]}, "note": "8 codes"}}}}}
+    page = book.results_page(default_run, json.loads(recorded.read_text()))
+    ours, kept_part = page.split("## Recorded `full`-profile run")
+    assert "| log, mean | 0.93 |" in ours and "Over 8 codes." in ours
+    assert "| log, mean | 0.95 |" in kept_part and "Over 30 codes." in kept_part
+    assert "Finished 2026-12-01 on 2 CPU cores (took 5.0 min), commit `abc1234`; parameters: `n_points=30`." in kept_part
+    full_run = {**default_run, "notebooks": {"03_homogeneity": {**default_run["notebooks"]["03_homogeneity"],
+                                                                 "profile": "full"}}}
+    assert "Recorded" not in book.results_page(full_run, json.loads(recorded.read_text()))  # its own tables win
+
+    summary.write_text(json.dumps({"profile": "default", "notebooks": {"03_homogeneity": {**entry, "profile": "default"}}}))
+    with pytest.raises(book.UsageError, match="nothing to record"):
+        book.write_record(summary, recorded)
+    assert book.main(["record", "--summary", str(tmp_path / "missing.json")]) == 2
+
+
+def test_run_entries_name_the_source_commit():
+    commit = book.source_commit()
+    assert commit is None or re.fullmatch(r"[0-9a-f]{7,40}\+?", commit)
+    assert book.source_commit(Path("/")) is None  # not a git repository
+
+
 def test_results_command_writes_the_generated_pages(tmp_path, capsys):
     (tmp_path / "summary.json").write_text(json.dumps({"notebooks": {"00_first_look": {"status": "ok", "summary": {}}}}))
     assert book.main(["results", "--summary", str(tmp_path / "summary.json")]) == 0
@@ -347,3 +390,14 @@ def test_phrase_list():
     assert phrase_list(["a"]) == "a"
     assert phrase_list(("a", "b")) == "a and b"
     assert phrase_list(["a", "b", 3]) == "a, b and 3"
+
+
+def test_plural():
+    import numpy as np
+    import torch
+
+    from helpers.book import plural
+
+    assert plural(1, "target") == "1 target" and plural(3, "target") == "3 targets" and plural(0, "pair") == "0 pairs"
+    assert plural(2, "analysis", "analyses") == "2 analyses" and plural(1, "analysis", "analyses") == "1 analysis"
+    assert plural(torch.tensor(1), "unit") == "1 unit" and plural(np.int64(12_000), "image") == "12,000 images"
