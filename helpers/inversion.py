@@ -161,7 +161,8 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
 def _against_targets(distance, targets):
     """(target rows (r,), images x (r, 3, H, W)) -> (r,) distance(targets[rows], x). For a `Distance` whose value
     is its default ‖features(x0) − features(x)‖², the targets' features are computed once, here, instead of at
-    every step (a fifth of an LPIPS step's time); any other distance is called as it is."""
+    every step (where the pass over the targets would cost as much as the forward pass over x); any other distance is
+    called as it is."""
     if not (isinstance(distance, Distance) and type(distance).forward is Distance.forward):
         return lambda rows, x: distance(targets[rows], x)
     with torch.no_grad():
