@@ -426,21 +426,23 @@ def _run_stored(G, targets, distance, method, z0, store: Path, unit_rows: int, *
                        seeds=seeds[rows], pixel_weight=pixel_weight, pixel=pixel, chunk_size=chunk_size)
         fingerprint = unit_fingerprint(G, targets, distance, method, z0[rows], digests=digests, **options)
         file = store / f"{_fingerprint_digest(fingerprint)[:32]}.npz"
-        part, seconds = _read_unit(file, fingerprint, z0.device)
+        part, (seconds, cpu_seconds) = _read_unit(file, fingerprint, z0.device)
         read = part is not None
         if not read:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             part = run_method(G, targets, distance, method, z0[rows], progress=progress, **options)
-            seconds = time.perf_counter() - started
-            save_unit(part, file, fingerprint, seconds=seconds)
+            seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+            save_unit(part, file, fingerprint, seconds=seconds, cpu_seconds=cpu_seconds)
         unit_log.append({"generator": digests["generator"], "method": method.name, "rows": len(part.z_best),
-                         "images": len(part.z_best) * int(budget), "seconds": seconds, "read": read})
+                         "images": len(part.z_best) * int(budget), "seconds": seconds, "cpu_seconds": cpu_seconds,
+                         "read": read})
         parts.append(part)
     return _concatenate_runs(parts)
 
 
 # every unit `run_method` ran or read back with a store, in this process: generator, method, rows, images (through
-# G), seconds (wall time of its run, wherever and whenever it ran; nan if unknown), read (from the store or not)
+# G), seconds and cpu_seconds (wall and CPU time of its run, all threads, wherever and whenever it ran; nan if
+# unknown), read (from the store or not)
 unit_log: list[dict] = []
 
 
@@ -448,8 +450,10 @@ def _fingerprint_digest(fingerprint: dict) -> str:
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
 
 
-def save_unit(run: Inversion, file: str | Path, fingerprint: dict, *, seconds: float = math.nan) -> Path:
-    """Write an Inversion, the fingerprint it was computed for and the seconds it took to an .npz file, atomically."""
+def save_unit(run: Inversion, file: str | Path, fingerprint: dict, *, seconds: float = math.nan,
+              cpu_seconds: float = math.nan) -> Path:
+    """Write an Inversion, the fingerprint it was computed for and the wall and CPU seconds it took to an .npz file,
+    atomically."""
     from .assets import atomic_path
 
     file = Path(file)
@@ -459,7 +463,7 @@ def save_unit(run: Inversion, file: str | Path, fingerprint: dict, *, seconds: f
                  basis_name=run.basis_name, seeds=np.asarray(run.seeds, dtype=np.int64),
                  target_index=np.asarray(run.target_index, dtype=np.int64), lr=np.asarray(run.lr, dtype=np.float64),
                  schedule=np.asarray(run.schedule, dtype=str), fingerprint=json.dumps(fingerprint, sort_keys=True),
-                 seconds=float(seconds))
+                 seconds=float(seconds), cpu_seconds=float(cpu_seconds))
     return file
 
 
@@ -468,7 +472,7 @@ def load_unit(file: str | Path, fingerprint: dict | None = None, device="cpu") -
     return _load_unit(file, fingerprint, device)[0]
 
 
-def _load_unit(file, fingerprint, device) -> tuple[Inversion, float]:
+def _load_unit(file, fingerprint, device) -> tuple[Inversion, tuple[float, float]]:
     with open(file, "rb") as f, np.load(f, allow_pickle=False) as data:
         if fingerprint is not None and json.loads(str(data["fingerprint"])) != fingerprint:
             raise ValueError(f"{file} holds the runs of other parameters (its fingerprint differs)")
@@ -476,25 +480,26 @@ def _load_unit(file, fingerprint, device) -> tuple[Inversion, float]:
         run = Inversion(**arrays, basis_name=str(data["basis_name"]), seeds=tuple(data["seeds"].tolist()),
                         target_index=tuple(data["target_index"].tolist()), lr=tuple(data["lr"].tolist()),
                         schedule=tuple(str(s) for s in data["schedule"].tolist()))
-        return run, float(data["seconds"])
+        return run, (float(data["seconds"]), float(data["cpu_seconds"]))
 
 
-def _read_unit(file: Path, fingerprint: dict, device) -> tuple[Inversion | None, float]:
-    """(the unit in `file`, its seconds) if it is there and was written for `fingerprint`; (None, nan) otherwise."""
+def _read_unit(file: Path, fingerprint: dict, device) -> tuple[Inversion | None, tuple[float, float]]:
+    """(the unit in `file`, its (wall, CPU) seconds) if it is there and was written for `fingerprint`; else (None,
+    (nan, nan))."""
     if not file.exists():
-        return None, math.nan
+        return None, (math.nan, math.nan)
     try:
         return _load_unit(file, fingerprint, device)
     except Exception as err:  # truncated, foreign or unreadable: run the unit again (and overwrite the file)
         warnings.warn(f"ignoring {file} ({type(err).__name__}: {err}); running that unit again", stacklevel=3)
-        return None, math.nan
+        return None, (math.nan, math.nan)
 
 
 def _concatenate_runs(parts: list) -> Inversion:
     names = {p.basis_name for p in parts}
+    labels = (sum((getattr(p, f) for p in parts), ()) for f in ("seeds", "target_index", "lr", "schedule"))
     return Inversion(*(torch.cat([getattr(p, name) for p in parts]) for name in _ARRAYS),
-                     names.pop() if len(names) == 1 else "mixed", *(sum((getattr(p, f) for p in parts), ())
-                                                                    for f in ("seeds", "target_index", "lr", "schedule")))
+                     names.pop() if len(names) == 1 else "mixed", *labels)
 
 
 @dataclass

@@ -286,7 +286,8 @@ def comparison_images(p):
     for i, name in enumerate(models):
         photos = min(p["n_photos"], 2 if "eye" in name else 101)
         runs = p["n_tune"] * len(p["lrs"]) * len(p["schedules"]) + (p["n_targets"] + photos) * p["n_starts"]
-        out[name] = len(p["methods"] if i == 0 else p["other_methods"]) * (p["budget"] if i == 0 else p["other_budget"]) * runs
+        n_methods = len(p["methods"] if i == 0 else p["other_methods"])
+        out[name] = n_methods * (p["budget"] if i == 0 else p["other_budget"]) * runs
     return out
 
 
@@ -320,26 +321,30 @@ viz.markdown_table({"model": [n for n in models for _ in results[n]["tuning"]],
                     "tuning score (mean log10 LPIPS)": [float(t.scores.min()) for n in models
                                                         for t in results[n]["tuning"].values()]}, precision=3)
 
-# the full profile's comparison: its images through each generator × this run's wall seconds per image there (from
-# the stored units' own times, so also when they were read back; they ran on whatever machine ran them)
+# the full profile's comparison: its images through each generator × this run's CPU seconds per image there ÷ the
+# cores torch uses, i.e. the time if every core stays busy (from the stored units' own times, so also when they were
+# read back; CPU time depends less than wall time on what else the machine runs)
 full_images = comparison_images(globals() | PROFILES["full"])
+cores = torch.get_num_threads()
 seconds_per_image = {}
 for name in models:
-    timed = [u for u in results[name]["units"] if math.isfinite(u["seconds"])]
-    seconds_per_image[name] = (sum(u["seconds"] for u in timed) / sum(u["images"] for u in timed) if timed
-                               else clock[f"inversion, {name}"][0] / results[name]["images"])
+    timed = [u for u in results[name]["units"] if math.isfinite(u["cpu_seconds"])]
+    seconds_per_image[name] = (sum(u["cpu_seconds"] for u in timed) / sum(u["images"] for u in timed) if timed
+                               else clock[f"inversion, {name}"][1] / results[name]["images"]) / cores
 full_hours = sum(full_images[name] * seconds_per_image[name] for name in models) / 3600
+number = lambda x: f"{x:.2g}" if x < 100 else f"{x:,.0f}"  # noqa: E731
 viz.markdown_table({"model": models, "images, this run": [results[n]["images"] for n in models],
-                    "ms per image": [1000 * seconds_per_image[n] for n in models],
+                    f"ms per image (CPU ÷ {cores} cores)": [1000 * seconds_per_image[n] for n in models],
                     "images, full profile": [full_images[n] for n in models],
                     "full profile, estimated hours": [full_images[n] * seconds_per_image[n] / 3600 for n in models]},
                    precision=3)
 glue("full_estimate",
-     f"the full profile's inversions, an estimate: about {full_hours:.2g} hours, "
+     f"the full profile's inversions, an estimate: about {number(full_hours)} hours on "
+     f"{plural(cores, 'core')} that stay busy, "
      f"{phrase_list([f'{full_images[n]:,} images through {n}' for n in models])} at this run's "
-     f"{phrase_list([f'{1000 * seconds_per_image[n]:.3g} ms' for n in models])} per image (wall time on the machine "
-     f"this page ran on)" + (f"; a killed run resumes from the runs it stored in {inversion_store}" if inversion_store
-                             else ""))
+     f"{phrase_list([number(1000 * seconds_per_image[n]) for n in models])} ms per image (CPU time ÷ cores; "
+     f"small runs cost more per image than the full profile's batches)"
+     + (f"; a killed run resumes from the runs it stored in {inversion_store}" if inversion_store else ""))
 
 # %%
 edges = [f"{label} ({n})" for n in models for label, t in results[n]["tuning"].items()
@@ -666,7 +671,7 @@ glue("scope",
         "That is too few targets to decide anything: this run only shows that every step works")
      + f", and its budgets ({budget} and {other_budget} images a run) are short where the paper ran hundreds of "
      f"steps. " + (f"The other models get only {phrase_list(other_methods)}, since an image of theirs cost "
-                   f"{cost_ratio:.2g} times one of `{models[0]}` in this run (wall time per image through the "
+                   f"{cost_ratio:.2g} times one of `{models[0]}` in this run (CPU time per image through the "
                    f"generator). " if set(other_methods) < set(methods) and len(models) > 1 else "")
      + f"The full profile (`--profile full`) runs {full['n_targets']} targets × {full['n_starts']} starts, every "
      f"method on every model with {full['budget']} images a run, learning rates tuned over "
