@@ -193,7 +193,9 @@ def run_times(stem: str, path: Path | None = None) -> str:
     for profile in PROFILES:
         entry = timings.get(profile, {}).get(stem)
         if entry:
-            parts.append(f"{profile} {_duration(entry['seconds'])}")
+            busy = entry.get("load") is not None and entry["load"] >= BUSY_LOAD * (entry.get("cpus") or 2) / 2
+            parts.append(f"{profile} {_duration(entry['seconds'])}"
+                         + (f" (at most: other jobs ran, load {entry['load']:.3g})" if busy else ""))
             cores.add(entry.get("cpus"))
         else:
             parts.append(f"{profile} not measured yet")
@@ -203,14 +205,18 @@ def run_times(stem: str, path: Path | None = None) -> str:
     return ", ".join(parts) + f" (measured on {where})"
 
 
+BUSY_LOAD = 1.5  # a 2-core machine's load average above which a timing is an upper bound, not the idle time
+
+
 def _duration(seconds: float) -> str:
     return f"about {max(round(seconds), 1)} s" if seconds < 90 else f"about {seconds / 60:.1f} min"
 
 
-def write_timings(summary_path: Path, path: Path | None = None) -> dict:
+def write_timings(summary_path: Path, path: Path | None = None, load: float | None = None) -> dict:
     """Merge the durations of a run's summary.json into book/timings.json; returns what was written.
 
-    Only notebooks that ran to the end with a profile's own settings (no -p overrides) are taken.
+    Only notebooks that ran to the end with a profile's own settings (no -p overrides) are taken, with the
+    load average of the machine (the entry's, else `load`, as observed with `uptime` during the run).
     """
     path = path or TIMINGS
     summary = _read_json(summary_path)
@@ -224,14 +230,15 @@ def write_timings(summary_path: Path, path: Path | None = None) -> dict:
         if entry.get("status") != "ok" or overrides or profile not in PROFILES:
             continue
         timings.setdefault(profile, {})[stem] = taken[stem] = {
-            "seconds": entry["duration_s"], "cpus": entry.get("cpus"), "date": entry.get("finished")}
+            "seconds": entry["duration_s"], "cpus": entry.get("cpus"), "date": entry.get("finished"),
+            "load": entry.get("load", load)}
     if not taken:
         raise UsageError(f"{summary_path}: no notebook ran to the end without -p overrides; nothing to time")
     _write_json_atomic(path, timings)
     return taken
 
 
-def write_record(summary_path: Path, path: Path | None = None) -> dict:
+def write_record(summary_path: Path, path: Path | None = None, load: float | None = None) -> dict:
     """Keep the result tables of a run's plain-profile notebooks in book/recorded.json; returns what was taken.
 
     Only notebooks that ran to the end with a non-default profile's own settings (no -p overrides) are
@@ -251,6 +258,7 @@ def write_record(summary_path: Path, path: Path | None = None) -> dict:
         tables = {key: value for key, value in entry.get("summary", {}).items() if key.startswith("results/")}
         recorded.setdefault(profile, {})[stem] = taken[stem] = {
             "finished": entry.get("finished"), "cpus": entry.get("cpus"), "duration_s": entry.get("duration_s"),
+            "load": entry.get("load", load),
             "commit": entry.get("commit") or source_commit(summary_path.resolve().parent),
             "parameters": entry.get("parameters", {}), "tables": tables}
     if not taken:
@@ -321,6 +329,8 @@ def results_page(summary: dict, recorded: dict | None = None) -> str:
                   "recomputes them."]
         for stem, entry in chapters.items():
             took = f"took {_duration(entry['duration_s'])[6:]}" if entry.get("duration_s") else "duration unrecorded"
+            if entry.get("load") is not None and entry["load"] >= BUSY_LOAD * (entry.get("cpus") or 2) / 2:
+                took += f" while other jobs ran, load {entry['load']:.3g}"
             lines += ["", f"### {stem[:2]}. {_title(SOURCES / f'{stem}.py', stem)}", "",
                       f"Finished {(entry.get('finished') or 'at an unrecorded date')[:10]} on "
                       f"{entry.get('cpus') or '?'} CPU cores ({took}), commit `{entry.get('commit') or '?'}`; "
@@ -651,7 +661,7 @@ def run(profile: str = "default", overrides: dict | None = None, only: list[str]
         bar.set_postfix_str(path.stem)
         entry = execute(nb, parameters, path.stem, Path(out))
         entry.update(profile=profile, overrides=overrides or {}, cpus=_cpus(), commit=source_commit(),
-                     finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                     load=_load(), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         statuses.append(entry["status"])
         tqdm.write(f"{path.stem}: {entry['status']} in {entry['duration_s']:.1f}s" + _failure_note(entry, out))
         merge_summary(Path(out) / "summary.json", header, {path.stem: entry})
@@ -686,6 +696,11 @@ def source_commit(where: Path = ROOT) -> str | None:
     return commit + ("+" if dirty else "")
 
 
+def _load() -> float | None:
+    """The machine's 15-minute load average (runnable processes), to tell an idle machine's timing from a busy one's."""
+    return round(os.getloadavg()[2], 2) if hasattr(os, "getloadavg") else None
+
+
 def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -708,8 +723,12 @@ def main(argv=None) -> int:
     go.add_argument("--out", type=Path, default=OUTPUT, help=f"where executed notebooks go (default {OUTPUT})")
     times = sub.add_parser("timings", help="record a run's durations in book/timings.json (the chapters' headers)")
     times.add_argument("--summary", type=Path, default=OUTPUT / "summary.json", help="the run's summary.json")
+    times.add_argument("--load", type=float, default=None,
+                       help="the load average seen during the run (`uptime`), for entries that did not record it")
     keep = sub.add_parser("record", help="keep a smoke/full run's result tables in book/recorded.json")
     keep.add_argument("--summary", type=Path, default=OUTPUT / "summary.json", help="the run's summary.json")
+    keep.add_argument("--load", type=float, default=None,
+                      help="the load average seen during the run (`uptime`), for entries that did not record it")
     pages = sub.add_parser("results", help="generate the results page (and the profiles table) from a run")
     pages.add_argument("--summary", type=Path, default=OUTPUT / "summary.json", help="the run's summary.json")
     pages.add_argument("--out", type=Path, default=None, help="where the pages go (default: the summary's folder)")
@@ -722,11 +741,11 @@ def main(argv=None) -> int:
                 print(f"wrote {path}")
             return 0
         if args.command == "record":
-            for stem, entry in write_record(args.summary).items():
+            for stem, entry in write_record(args.summary, load=args.load).items():
                 print(f"{stem}: {len(entry['tables'])} result tables of {entry['finished']} kept in {RECORDED}")
             return 0
         if args.command == "timings":
-            for stem, entry in write_timings(args.summary).items():
+            for stem, entry in write_timings(args.summary, load=args.load).items():
                 print(f"{stem}: {entry['seconds']:.1f} s on {entry['cpus']} CPU cores")
             return 0
         overrides = {name: parse_value(value) for name, value in args.parameter}

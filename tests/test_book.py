@@ -182,8 +182,13 @@ def test_timings_come_from_a_plain_profile_run_and_feed_run_times(tmp_path):
     book.write_timings(summary, timings)
     assert book.run_times("01_metric", timings) == ("smoke about 41 s, default about 2.2 min, full not measured yet "
                                                     "(measured on 2 CPU cores)")
-    assert json.loads(timings.read_text())["smoke"]["01_metric"] == {"seconds": 41.2, "cpus": 2,
+    assert json.loads(timings.read_text())["smoke"]["01_metric"] == {"seconds": 41.2, "cpus": 2, "load": None,
                                                                      "date": "2026-01-02T03:04:05Z"}
+    summary.write_text(json.dumps({"profile": "full", "overrides": {}, "notebooks": {
+        "01_metric": {"status": "ok", "duration_s": 900.0, "profile": "full", "overrides": {}, "cpus": 2}}}))
+    book.write_timings(summary, timings, load=6.2)  # a busy machine: the time is an upper bound, and says so
+    assert book.run_times("01_metric", timings).endswith(
+        "full about 15.0 min (at most: other jobs ran, load 6.2) (measured on 2 CPU cores)")
     summary.write_text(json.dumps({"profile": "smoke", "overrides": {"seed": 1}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 1.0, "profile": "smoke", "overrides": {"seed": 1}}}}))
     with pytest.raises(book.UsageError, match="no notebook ran to the end without -p overrides"):
@@ -199,6 +204,7 @@ def test_run_records_profile_overrides_cpus_and_date_per_notebook(tmp_path, monk
     assert book.run("smoke", {"x": 2}, out=tmp_path / "out") == 0
     entry = json.loads((tmp_path / "out" / "summary.json").read_text())["notebooks"]["00_tiny"]
     assert entry["profile"] == "smoke" and entry["overrides"] == {"x": 2} and entry["cpus"] >= 1
+    assert entry["load"] is None or entry["load"] >= 0
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", entry["finished"])
 
 
@@ -240,7 +246,7 @@ def test_recorded_full_run_tables_join_the_results_page_of_another_profile(tmp_p
         "02_spectrum": {**entry, "overrides": {"n_points": 3}},  # overridden: not the profile's result
         "04_interpretability": {**entry, "status": "failed"}}}))
     recorded = tmp_path / "recorded.json"
-    taken = book.write_record(summary, recorded)
+    taken = book.write_record(summary, recorded, load=5.0)
     assert list(taken) == ["03_homogeneity"]
     kept = json.loads(recorded.read_text())["full"]["03_homogeneity"]
     assert kept["tables"] == {"results/homogeneity": table} and kept["commit"] == "abc1234"
@@ -253,7 +259,8 @@ def test_recorded_full_run_tables_join_the_results_page_of_another_profile(tmp_p
     ours, kept_part = page.split("## Recorded `full`-profile run")
     assert "| log, mean | 0.93 |" in ours and "Over 8 codes." in ours
     assert "| log, mean | 0.95 |" in kept_part and "Over 30 codes." in kept_part
-    assert "Finished 2026-12-01 on 2 CPU cores (took 5.0 min), commit `abc1234`; parameters: `n_points=30`." in kept_part
+    assert ("Finished 2026-12-01 on 2 CPU cores (took 5.0 min while other jobs ran, load 5), commit `abc1234`; "
+            "parameters: `n_points=30`.") in kept_part
     full_run = {**default_run, "notebooks": {"03_homogeneity": {**default_run["notebooks"]["03_homogeneity"],
                                                                  "profile": "full"}}}
     assert "Recorded" not in book.results_page(full_run, json.loads(recorded.read_text()))  # its own tables win
