@@ -6,9 +6,14 @@ step sizes, and real target photographs from scikit-image's bundled sample data.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -17,7 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .analysis import average_metric
-from .distances import check_generated
+from .distances import Distance, check_generated, check_images
 from .metric import check_distance_values, metric
 
 SCHEDULES = ("constant", "cosine", "step")
@@ -113,6 +118,7 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
         check_generated(first, 1, distance)
         _check_same_size(targets, first)
 
+    measure = _against_targets(distance, targets)
     c0 = z0 if B is None else torch.einsum("nij,ni->nj", B, z0)
     c = c0.clone().requires_grad_(True)
     m, v = torch.zeros_like(c0), torch.zeros_like(c0)
@@ -126,7 +132,7 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
             z = c[rows] if B is None else z0[rows] + torch.einsum("nij,nj->ni", B[rows], c[rows] - c0[rows])
             x = G(z)
             target = targets[index[rows]]
-            value = distance(target, x)
+            value = measure(index[rows], x)
             if step == 0 and rows.start == 0:
                 check_distance_values(value, len(x))
             loss = value
@@ -150,6 +156,22 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
         raise ValueError("the distance was not finite for some rows; check the generator and the targets")
     return Inversion(z_best.detach(), loss_best, history, images, name or basis_name, tuple(int(s) for s in seeds),
                      tuple(index.tolist()), tuple(rates.tolist()), schedules)
+
+
+def _against_targets(distance, targets):
+    """(target rows (r,), images x (r, 3, H, W)) -> (r,) distance(targets[rows], x). For a `Distance` whose value
+    is its default ‖features(x0) − features(x)‖², the targets' features are computed once, here, instead of at
+    every step (where the pass over the targets would cost as much as the forward pass over x); any other distance is
+    called as it is."""
+    if not (isinstance(distance, Distance) and type(distance).forward is Distance.forward):
+        return lambda rows, x: distance(targets[rows], x)
+    with torch.no_grad():
+        features = distance.features(targets)
+
+    def measure(rows, x):
+        check_images(x, "x")
+        return (features[rows] - distance.features(x)).pow(2).sum(dim=1)
+    return measure
 
 
 def _assign(store, rows, better, values):
@@ -323,13 +345,161 @@ class Method:
 
 def run_method(G, targets, distance, method: Method, z0, *, target_index=None, budget: int = 300, lr=0.05,
                schedule="cosine", seeds: Sequence[int] = (), pixel_weight: float = 0.0, pixel: str = "l1",
-               chunk_size: int = 32, progress: bool = True) -> Inversion:
-    """Run `method` from each start z0 (n, d) with `budget` evaluations per run; lr and schedule per row."""
+               chunk_size: int = 32, store: str | Path | None = None, unit_rows: int = 64,
+               progress: bool = True) -> Inversion:
+    """Run `method` from each start z0 (n, d) with `budget` evaluations per run; lr and schedule per row.
+
+    store : a folder, or None. With a folder the rows run in units of `unit_rows` (a multiple of chunk_size
+    keeps the batches through G what they would be without a store); each finished unit is written there
+    atomically under the digest of everything that decides its numbers (`unit_fingerprint`), and a unit already
+    there is read back instead of run again: an interrupted comparison resumes where it stopped, with the same
+    numbers.
+    """
+    if store is not None:
+        return _run_stored(G, targets, distance, method, z0, Path(store), unit_rows, target_index=target_index,
+                           budget=budget, lr=lr, schedule=schedule, seeds=seeds, pixel_weight=pixel_weight,
+                           pixel=pixel, chunk_size=chunk_size, progress=progress)
     common = dict(target_index=target_index, lr=lr, schedule=schedule, seeds=seeds, pixel_weight=pixel_weight,
                   pixel=pixel, chunk_size=chunk_size, name=method.name, progress=progress)
     if method.kind == "adam":
         return adam(G, targets, distance, z0, basis=method.basis, steps=budget, **common)
     return basin_cma(G, targets, distance, z0, basis=method.basis, budget=budget, **method.options, **common)
+
+
+# --- stores: finished units of a comparison on disk, so that a long run resumes ----------------------------
+
+STORE_ROOT = Path("runs") / "inversion"  # relative to the working directory (the book runs from the repository root)
+STORE_FORMAT = 1
+_ARRAYS = ("z_best", "loss_best", "history", "images")
+
+
+def unit_fingerprint(G, targets, distance, method: Method, z0, *, target_index, budget: int, lr, schedule, seeds,
+                     pixel_weight: float, pixel: str, chunk_size: int, digests: dict | None = None) -> dict:
+    """Everything that decides a unit's numbers, as JSON: the generator's and distance's weights, the method
+    (kind, basis, options), the code of the optimisers, the starts, the targets of its rows, budget, learning
+    rates, schedules, seeds, loss and batch size. digests : the model/code digests if already computed."""
+    from .batch import _describe, _tensor_digest, model_digest
+
+    n = len(z0)
+    index = _target_index(target_index, n, len(targets))
+    digests = digests or _static_digests(G, distance)
+    fingerprint = {
+        "format": STORE_FORMAT, **digests,
+        "method": {"name": method.name, "kind": method.kind, "options": {k: method.options[k]
+                                                                          for k in sorted(method.options)},
+                   "basis_sha256": None if method.basis is None else _tensor_digest(method.basis.float()),
+                   "basis_shape": None if method.basis is None else list(method.basis.shape)},
+        "z0_sha256": _tensor_digest(z0.float()), "z0_shape": list(z0.shape),
+        "targets_sha256": _tensor_digest(targets[index].float()), "target_index": index.tolist(),
+        "budget": int(budget), "lr": _per_row(lr, n, "lr").tolist(), "schedule": list(_schedule_names(schedule, n)),
+        "seeds": [int(s) for s in seeds], "pixel_weight": float(pixel_weight), "pixel": pixel,
+        "chunk_size": int(chunk_size), "distance": _describe(distance),
+    }
+    return json.loads(json.dumps(fingerprint))
+
+
+def _static_digests(G, distance) -> dict:
+    from .batch import model_digest
+
+    code = hashlib.sha256("\n".join(inspect.getsource(f) for f in _OPTIMISER_CODE).encode()).hexdigest()
+    return {"generator": getattr(G, "name", type(G).__name__), "generator_sha256": model_digest(G),
+            "distance_sha256": model_digest(distance), "code_sha256": code}
+
+
+def _run_stored(G, targets, distance, method, z0, store: Path, unit_rows: int, *, target_index, budget, lr, schedule,
+                seeds, pixel_weight, pixel, chunk_size, progress) -> Inversion:
+    """`run_method` unit by unit, each unit read from `store` when there, else run and written there."""
+    if isinstance(unit_rows, bool) or not isinstance(unit_rows, int) or unit_rows < 1:
+        raise ValueError(f"unit_rows must be a positive integer, got {unit_rows!r}")
+    targets, z0 = _check_targets(targets, distance), _check_codes(z0, G)
+    n = len(z0)
+    index = _target_index(target_index, n, len(targets))
+    rates, names = _per_row(lr, n, "lr"), _schedule_names(schedule, n)
+    seeds = tuple(int(s) for s in seeds)
+    if seeds and len(seeds) != n:
+        raise ValueError(f"need one seed per row: {n} rows, {len(seeds)} seeds")
+    digests = _static_digests(G, distance)
+    parts = []
+    units = [slice(s, min(s + unit_rows, n)) for s in range(0, n, unit_rows)]
+    for rows in tqdm(units, desc=f"{method.name}: units", disable=not progress or len(units) == 1, leave=False):
+        options = dict(target_index=index[rows], budget=budget, lr=rates[rows], schedule=names[rows],
+                       seeds=seeds[rows], pixel_weight=pixel_weight, pixel=pixel, chunk_size=chunk_size)
+        fingerprint = unit_fingerprint(G, targets, distance, method, z0[rows], digests=digests, **options)
+        file = store / f"{_fingerprint_digest(fingerprint)[:32]}.npz"
+        part, (seconds, cpu_seconds) = _read_unit(file, fingerprint, z0.device)
+        read = part is not None
+        if not read:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            part = run_method(G, targets, distance, method, z0[rows], progress=progress, **options)
+            seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+            save_unit(part, file, fingerprint, seconds=seconds, cpu_seconds=cpu_seconds)
+        unit_log.append({"generator": digests["generator"], "method": method.name, "rows": len(part.z_best),
+                         "images": len(part.z_best) * int(budget), "seconds": seconds, "cpu_seconds": cpu_seconds,
+                         "read": read})
+        parts.append(part)
+    return _concatenate_runs(parts)
+
+
+# every unit `run_method` ran or read back with a store, in this process: generator, method, rows, images (through
+# G), seconds and cpu_seconds (wall and CPU time of its run, all threads, wherever and whenever it ran; nan if
+# unknown), read (from the store or not)
+unit_log: list[dict] = []
+
+
+def _fingerprint_digest(fingerprint: dict) -> str:
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+
+
+def save_unit(run: Inversion, file: str | Path, fingerprint: dict, *, seconds: float = math.nan,
+              cpu_seconds: float = math.nan) -> Path:
+    """Write an Inversion, the fingerprint it was computed for and the wall and CPU seconds it took to an .npz file,
+    atomically."""
+    from .assets import atomic_path
+
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(file) as partial, open(partial, "wb") as f:
+        np.savez(f, **{name: getattr(run, name).detach().cpu().numpy() for name in _ARRAYS},
+                 basis_name=run.basis_name, seeds=np.asarray(run.seeds, dtype=np.int64),
+                 target_index=np.asarray(run.target_index, dtype=np.int64), lr=np.asarray(run.lr, dtype=np.float64),
+                 schedule=np.asarray(run.schedule, dtype=str), fingerprint=json.dumps(fingerprint, sort_keys=True),
+                 seconds=float(seconds), cpu_seconds=float(cpu_seconds))
+    return file
+
+
+def load_unit(file: str | Path, fingerprint: dict | None = None, device="cpu") -> Inversion:
+    """Read a file written by `save_unit`; with `fingerprint`, refuse (ValueError) one written for another."""
+    return _load_unit(file, fingerprint, device)[0]
+
+
+def _load_unit(file, fingerprint, device) -> tuple[Inversion, tuple[float, float]]:
+    with open(file, "rb") as f, np.load(f, allow_pickle=False) as data:
+        if fingerprint is not None and json.loads(str(data["fingerprint"])) != fingerprint:
+            raise ValueError(f"{file} holds the runs of other parameters (its fingerprint differs)")
+        arrays = {name: torch.from_numpy(data[name]).to(device) for name in _ARRAYS}
+        run = Inversion(**arrays, basis_name=str(data["basis_name"]), seeds=tuple(data["seeds"].tolist()),
+                        target_index=tuple(data["target_index"].tolist()), lr=tuple(data["lr"].tolist()),
+                        schedule=tuple(str(s) for s in data["schedule"].tolist()))
+        return run, (float(data["seconds"]), float(data["cpu_seconds"]))
+
+
+def _read_unit(file: Path, fingerprint: dict, device) -> tuple[Inversion | None, tuple[float, float]]:
+    """(the unit in `file`, its (wall, CPU) seconds) if it is there and was written for `fingerprint`; else (None,
+    (nan, nan))."""
+    if not file.exists():
+        return None, (math.nan, math.nan)
+    try:
+        return _load_unit(file, fingerprint, device)
+    except Exception as err:  # truncated, foreign or unreadable: run the unit again (and overwrite the file)
+        warnings.warn(f"ignoring {file} ({type(err).__name__}: {err}); running that unit again", stacklevel=3)
+        return None, (math.nan, math.nan)
+
+
+def _concatenate_runs(parts: list) -> Inversion:
+    names = {p.basis_name for p in parts}
+    labels = (sum((getattr(p, f) for p in parts), ()) for f in ("seeds", "target_index", "lr", "schedule"))
+    return Inversion(*(torch.cat([getattr(p, name) for p in parts]) for name in _ARRAYS),
+                     names.pop() if len(names) == 1 else "mixed", *labels)
 
 
 @dataclass
@@ -349,11 +519,12 @@ class Tuning:
 
 def tune(G, targets, distance, method: Method, z0, *, target_index=None, lrs: Sequence[float] = (0.02, 0.05, 0.1, 0.2),
          schedules: Sequence[str] = ("cosine",), budget: int = 300, seeds: Sequence[int] = (),
-         pixel_weight: float = 0.0, pixel: str = "l1", chunk_size: int = 32, progress: bool = True) -> Tuning:
+         pixel_weight: float = 0.0, pixel: str = "l1", chunk_size: int = 32, store: str | Path | None = None,
+         unit_rows: int = 64, progress: bool = True) -> Tuning:
     """Choose `method`'s learning rate and schedule on tuning targets: every candidate runs from every start z0
     (n, d) in one batch, with the full budget; the score is the mean log10 final distance (ties: the first).
 
-    Tune on targets held out of the test set. Returns a `Tuning`.
+    Tune on targets held out of the test set. store, unit_rows : as for `run_method`. Returns a `Tuning`.
     """
     z0 = _check_codes(z0, G)
     n = len(z0)
@@ -367,7 +538,7 @@ def tune(G, targets, distance, method: Method, z0, *, target_index=None, lrs: Se
     seeds = tuple(seeds) * k if seeds else ()
     runs = run_method(G, targets, distance, method, z0.repeat(k, 1), target_index=index.repeat(k), budget=budget,
                       lr=rates, schedule=names, seeds=seeds, pixel_weight=pixel_weight, pixel=pixel,
-                      chunk_size=chunk_size, progress=progress)
+                      chunk_size=chunk_size, store=store, unit_rows=unit_rows, progress=progress)
     scores = runs.loss_best.double().clamp_min(1e-12).log10().view(k, n).mean(1).cpu()
     best = int(scores.argmin())
     return Tuning(candidates[best][0], candidates[best][1], candidates, scores, runs)
@@ -867,3 +1038,8 @@ def _as_values(f, n):
         raise ValueError(f"the objective returned nan or inf for {int((~np.isfinite(f)).sum())} of {n} candidates "
                          f"(the generator output or the distance is not finite there)")
     return f
+
+
+# the code whose changes change a unit's numbers (its source is part of every stored unit's fingerprint)
+_OPTIMISER_CODE = (adam, _against_targets, _assign, _adam_update, schedule_factors, basin_cma, _CMA, _row_bases,
+                   run_method)

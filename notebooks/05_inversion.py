@@ -24,7 +24,7 @@
 # Hessian-aware CMA-ES for activation maximisation, has its own chapter, [chapter 08](08_activation.ipynb).
 # Its tables, beside the paper's numbers, are also on the [results page](results.md).
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({glue:text}`run_times`; {glue:text}`full_estimate`):
 #
 # ```bash
 # python -m helpers.book run --only 05 -p n_targets 20 -p n_starts 5 -p seed 1
@@ -53,6 +53,8 @@ basin_popsize = 5  # BasinCMA: codes CMA-ES proposes per generation
 basin_inner_steps = 3  # BasinCMA: Adam steps from each proposal
 basin_sigma = 0.5  # BasinCMA: CMA-ES step size in z
 threshold = 0.1  # the LPIPS a run must reach for "evaluations to threshold"
+inversion_store = "runs/inversion"  # finished runs are kept here, so a killed run resumes where it stopped (None: no)
+unit_rows = 64  # runs per stored unit (a multiple of 32, the rows per pass through the generator)
 # the toy quadratic
 toy_angles = 7  # start angles from the flat eigenvector, evenly from 0 to 90 degrees
 toy_lrs = [0.01, 0.03, 0.1, 0.3, 1.0]
@@ -277,6 +279,18 @@ def seeds_from(offset, n):
     return [seed + offset + i for i in range(n)]
 
 
+def comparison_images(p):
+    """{model: images through G} of the comparison with parameters p (a dict of this chapter's parameters): every
+    tuning candidate and every test run spends the whole budget."""
+    out = {}
+    for i, name in enumerate(models):
+        photos = min(p["n_photos"], 2 if "eye" in name else 101)
+        runs = p["n_tune"] * len(p["lrs"]) * len(p["schedules"]) + (p["n_targets"] + photos) * p["n_starts"]
+        n_methods = len(p["methods"] if i == 0 else p["other_methods"])
+        out[name] = n_methods * (p["budget"] if i == 0 else p["other_budget"]) * runs
+    return out
+
+
 results = {}
 for name in models:
     G, t = loaded[name][0], targets[name]
@@ -287,15 +301,17 @@ for name in models:
     test_seeds = seeds_from(1000, len(index))
     test_z0 = I.start_codes(G, test_seeds)
     entry = results[name] = {"tuning": {}, "runs": {}, "index": index, "z0": test_z0, "budget": run_budget}
+    stored = dict(store=inversion_store and os.path.join(inversion_store, name), unit_rows=unit_rows)
+    logged = len(I.unit_log)
     for label, method in method_specs(name).items():
         tuned = I.tune(G, t["tune"], d, method, I.start_codes(G, tune_seeds), lrs=lrs, schedules=schedules,
-                       budget=run_budget, seeds=tune_seeds, pixel_weight=pixel_weight, progress=progress)
+                       budget=run_budget, seeds=tune_seeds, pixel_weight=pixel_weight, progress=progress, **stored)
         entry["tuning"][label] = tuned
         entry["runs"][label] = I.run_method(G, test_images, d, method, test_z0, target_index=index,
                                             budget=run_budget, lr=tuned.lr, schedule=tuned.schedule, seeds=test_seeds,
-                                            pixel_weight=pixel_weight, progress=progress)
-    # images through G for this model: every tuning candidate and every test run spends the whole budget
-    entry["images"] = len(entry["runs"]) * run_budget * (n_tune * len(lrs) * len(schedules) + len(index))
+                                            pixel_weight=pixel_weight, progress=progress, **stored)
+    entry["units"] = I.unit_log[logged:]
+    entry["images"] = comparison_images(globals())[name]
     mark = tick(f"inversion, {name}", mark)
 
 viz.markdown_table({"model": [n for n in models for _ in results[n]["tuning"]],
@@ -304,6 +320,31 @@ viz.markdown_table({"model": [n for n in models for _ in results[n]["tuning"]],
                     "schedule": [t.schedule for n in models for t in results[n]["tuning"].values()],
                     "tuning score (mean log10 LPIPS)": [float(t.scores.min()) for n in models
                                                         for t in results[n]["tuning"].values()]}, precision=3)
+
+# the full profile's comparison: its images through each generator × this run's CPU seconds per image there ÷ the
+# cores torch uses, i.e. the time if every core stays busy (from the stored units' own times, so also when they were
+# read back; CPU time depends less than wall time on what else the machine runs)
+full_images = comparison_images(globals() | PROFILES["full"])
+cores = torch.get_num_threads()
+seconds_per_image = {}
+for name in models:
+    timed = [u for u in results[name]["units"] if math.isfinite(u["cpu_seconds"])]
+    seconds_per_image[name] = (sum(u["cpu_seconds"] for u in timed) / sum(u["images"] for u in timed) if timed
+                               else clock[f"inversion, {name}"][1] / results[name]["images"]) / cores
+full_hours = sum(full_images[name] * seconds_per_image[name] for name in models) / 3600
+number = lambda x: f"{x:.2g}" if x < 100 else f"{x:,.0f}"  # noqa: E731
+viz.markdown_table({"model": models, "images, this run": [results[n]["images"] for n in models],
+                    f"ms per image (CPU ÷ {cores} cores)": [1000 * seconds_per_image[n] for n in models],
+                    "images, full profile": [full_images[n] for n in models],
+                    "full profile, estimated hours": [full_images[n] * seconds_per_image[n] / 3600 for n in models]},
+                   precision=3)
+glue("full_estimate",
+     f"the full profile's inversions, an estimate: about {number(full_hours)} hours on "
+     f"{plural(cores, 'core')} that stay busy, "
+     f"{phrase_list([f'{full_images[n]:,} images through {n}' for n in models])} at this run's "
+     f"{phrase_list([number(1000 * seconds_per_image[n]) for n in models])} ms per image (CPU time ÷ cores; "
+     f"small runs cost more per image than the full profile's batches)"
+     + (f"; a killed run resumes from the runs it stored in {inversion_store}" if inversion_store else ""))
 
 # %%
 edges = [f"{label} ({n})" for n in models for label, t in results[n]["tuning"].items()
@@ -617,8 +658,8 @@ parts.append(f"The paper inverted with BigGAN, a much larger generator, with sev
              f"runs test the claim on small generators with {budget} and {other_budget} images a run.")
 glue("agreement", " ".join(parts))
 full = PROFILES["full"]
-per_image = {name: clock[f"inversion, {name}"][1] / results[name]["images"] for name in models}
-cost_ratio = max(per_image[name] for name in models[1:]) / per_image[models[0]] if len(models) > 1 else 1.0
+cost_ratio = (max(seconds_per_image[name] for name in models[1:]) / seconds_per_image[models[0]] if len(models) > 1
+              else 1.0)
 widths = [high / low for name in models for final, _, _ in comparisons[name].values()
           for low, high in [final.ratio_ci] if math.isfinite(low) and math.isfinite(high)]
 glue("scope",
