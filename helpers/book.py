@@ -193,9 +193,8 @@ def run_times(stem: str, path: Path | None = None) -> str:
     for profile in PROFILES:
         entry = timings.get(profile, {}).get(stem)
         if entry:
-            busy = entry.get("load") is not None and entry["load"] >= BUSY_LOAD * (entry.get("cpus") or 2) / 2
             parts.append(f"{profile} {_duration(entry['seconds'])}"
-                         + (f" (at most: other jobs ran, load {entry['load']:.3g})" if busy else ""))
+                         + (f" (at most: other jobs ran, load {entry['load']:.3g})" if _busy(entry) else ""))
             cores.add(entry.get("cpus"))
         else:
             parts.append(f"{profile} not measured yet")
@@ -205,7 +204,10 @@ def run_times(stem: str, path: Path | None = None) -> str:
     return ", ".join(parts) + f" (measured on {where})"
 
 
-BUSY_LOAD = 1.5  # a 2-core machine's load average above which a timing is an upper bound, not the idle time
+def _busy(entry: dict) -> bool:
+    """Whether a timing was taken while other jobs ran: the run's own threads add up to one per core to the
+    load average, so a load above the core count plus a half means other work shared the machine."""
+    return entry.get("load") is not None and entry["load"] >= (entry.get("cpus") or 2) + 0.5
 
 
 def _duration(seconds: float) -> str:
@@ -329,7 +331,7 @@ def results_page(summary: dict, recorded: dict | None = None) -> str:
                   "recomputes them."]
         for stem, entry in chapters.items():
             took = f"took {_duration(entry['duration_s'])[6:]}" if entry.get("duration_s") else "duration unrecorded"
-            if entry.get("load") is not None and entry["load"] >= BUSY_LOAD * (entry.get("cpus") or 2) / 2:
+            if _busy(entry):
                 took += f" while other jobs ran, load {entry['load']:.3g}"
             lines += ["", f"### {stem[:2]}. {_title(SOURCES / f'{stem}.py', stem)}", "",
                       f"Finished {(entry.get('finished') or 'at an unrecorded date')[:10]} on "
