@@ -226,11 +226,7 @@ def write_timings(summary_path: Path, path: Path | None = None, load: float | No
         raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
     timings = _read_json(path)
     taken = {}
-    for stem, entry in summary["notebooks"].items():
-        profile = entry.get("profile", summary.get("profile"))
-        overrides = entry.get("overrides", summary.get("overrides") or {})
-        if entry.get("status") != "ok" or overrides or profile not in PROFILES:
-            continue
+    for stem, entry, profile in _plain_runs(summary):
         timings.setdefault(profile, {})[stem] = taken[stem] = {
             "seconds": entry["duration_s"], "cpus": entry.get("cpus"), "date": entry.get("finished"),
             "load": entry.get("load", load)}
@@ -238,6 +234,14 @@ def write_timings(summary_path: Path, path: Path | None = None, load: float | No
         raise UsageError(f"{summary_path}: no notebook ran to the end without -p overrides; nothing to time")
     _write_json_atomic(path, timings)
     return taken
+
+
+def _plain_runs(summary: dict):
+    """(stem, entry, profile) of the notebooks that ran to the end with a profile's own settings (no -p overrides)."""
+    for stem, entry in summary["notebooks"].items():
+        profile = entry.get("profile", summary.get("profile"))
+        if entry.get("status") == "ok" and not entry.get("overrides", summary.get("overrides")) and profile in PROFILES:
+            yield stem, entry, profile
 
 
 def write_record(summary_path: Path, path: Path | None = None, load: float | None = None) -> dict:
@@ -252,10 +256,8 @@ def write_record(summary_path: Path, path: Path | None = None, load: float | Non
     if not summary.get("notebooks"):
         raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
     recorded, taken = _read_json(path), {}
-    for stem, entry in summary["notebooks"].items():
-        profile = entry.get("profile", summary.get("profile"))
-        overrides = entry.get("overrides", summary.get("overrides") or {})
-        if entry.get("status") != "ok" or overrides or profile not in PROFILES or profile == "default":
+    for stem, entry, profile in _plain_runs(summary):
+        if profile == "default":
             continue
         tables = {key: value for key, value in entry.get("summary", {}).items() if key.startswith("results/")}
         recorded.setdefault(profile, {})[stem] = taken[stem] = {
