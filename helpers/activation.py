@@ -15,7 +15,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distances
-from .inversion import _check_basis, cma_many, hessian_cma_stds
+from . import checks
+from .inversion import cma_many, hessian_cma_stds
 
 LAYERS = {"conv1": 0, "conv2": 3, "conv3": 6, "conv4": 8, "conv5": 10}  # index in torchvision's AlexNet.features
 CHANNELS = {"conv1": 64, "conv2": 192, "conv3": 384, "conv4": 256, "conv5": 256}
@@ -69,7 +70,7 @@ class Units(nn.Module):
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """(n, 3, H, W) in [-1, 1] -> (n, 3, size, size), ImageNet-normalised."""
-        distances.check_images(images)
+        checks.images(images)
         x = (images + 1) / 2
         if x.shape[-2:] != (self.size, self.size):
             down = x.shape[-1] > self.size or x.shape[-2] > self.size
@@ -188,7 +189,7 @@ def maximize(G, units: Units, unit: Sequence[int], seeds: Sequence[int], *, basi
             raise ValueError("eigvals need a basis: pass the eigenvectors as `basis`")
         V, x0, stds, label = None, z0.double().cpu(), None, "isotropic, z"
     else:
-        V = _check_basis(basis, d).to(z0)
+        V = checks.orthonormal_basis(basis, d).to(z0)
         k = V.shape[1]
         x0 = torch.zeros(len(seeds), k, dtype=torch.float64)
         if eigvals is None:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import checks
 from . import metric as metric_module
 from .assets import file_lock, temp_beside
 from .metric import Metric
@@ -67,14 +68,14 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
 
     `seconds` of the result is the sum of the chunks' compute times (loaded chunks count their stored time).
     """
-    zs = _check_points(G, zs)
+    zs = checks.points(G, zs)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if method not in metric_module.METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(metric_module.METHODS)}")
     options = _effective_options(options)
     n = len(zs)
-    _check_basis(options["basis"], zs, method)
+    checks.warm_start_request(options["basis"], zs, method)
     chunks = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
     results: dict[int, Metric] = {}
     digest = None
@@ -634,17 +635,6 @@ def _load_present(path: Path, zs, chunks, method, digest: str) -> dict[int, Metr
 
 # --- shared pieces -----------------------------------------------------------------------------------------
 
-def _check_points(G, zs) -> torch.Tensor:
-    if not isinstance(zs, torch.Tensor):
-        raise TypeError(f"zs must be a torch.Tensor, got {type(zs).__name__}")
-    latent_dim = getattr(G, "latent_dim", None)
-    if zs.dim() != 2 or len(zs) == 0 or (latent_dim is not None and zs.shape[1] != latent_dim):
-        raise ValueError(f"zs must have shape (n, {latent_dim or 'd'}) with n >= 1, got {tuple(zs.shape)}")
-    if not zs.is_floating_point():
-        raise TypeError(f"zs must be floating point, got {zs.dtype}")
-    return zs.detach()
-
-
 def _effective_options(options: dict) -> dict:
     """`metric.metric`'s keyword options with its defaults filled in (so a default passed explicitly matches)."""
     parameters = inspect.signature(metric_module.metric).parameters
@@ -674,20 +664,6 @@ def _concatenate(parts: list[Metric]) -> Metric:
                 for name in metric_module.OPTIONAL_ARRAYS}
     return Metric(*tensors, method=parts[0].method, seconds=sum(p.seconds for p in parts),
                   options=dict(parts[0].options), **optional)
-
-
-def _check_basis(basis, zs, method) -> None:
-    """A warm-start basis for metric_many: (d, m) shared or (n, d, m) per point (`metric` checks the rest)."""
-    if basis is None:
-        return
-    if method != "subspace":
-        raise ValueError(f"basis (a warm start) is an option of method='subspace', not of {method!r}")
-    if not isinstance(basis, torch.Tensor):
-        raise TypeError(f"basis must be a torch.Tensor of shape (d, m) or (n, d, m), got {type(basis).__name__}")
-    n, d = zs.shape
-    if not (basis.dim() == 2 and basis.shape[0] == d) and not (basis.dim() == 3 and basis.shape[:2] == (n, d)):
-        raise ValueError(f"basis must have shape ({d}, m) for every point or ({n}, {d}, m) for the {n} points, "
-                         f"got {tuple(basis.shape)}")
 
 
 def _chunk_options(options: dict, start: int, stop: int) -> dict:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import assets
+from . import assets, checks
 
 
 class Distance(nn.Module):
@@ -28,7 +28,7 @@ class Distance(nn.Module):
     `nn.Module` directly and still works with every metric method except `jacobian`. Those whose features
     live on image grids also implement `feature_maps(x)`, which `Region` needs.
     `input_range` is the (low, high) pixel range the distance is defined on, or None for any range;
-    `check_generated` refuses images far outside it.
+    `checks.generated` refuses images far outside it.
     """
 
     input_range: tuple[float, float] | None = None
@@ -42,52 +42,9 @@ class Distance(nn.Module):
                                   f"restricted to a region")
 
     def forward(self, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        check_images(x0, "x0")
-        check_images(x, "x")
+        checks.images(x0, "x0")
+        checks.images(x, "x")
         return (self.features(x0) - self.features(x)).pow(2).sum(dim=1)
-
-
-def check_images(x: torch.Tensor, what: str = "images") -> None:
-    """Raise unless x has the shape of images (n, 3, H, W). Cheap: no pass over the pixels."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{what}: expected a torch.Tensor of images, got {type(x).__name__}")
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"{what}: expected images of shape (n, 3, H, W), got {tuple(x.shape)}")
-
-
-def check_generated(x: torch.Tensor, n: int, distance=None, what: str = "generator output") -> None:
-    """Raise unless x is n RGB images (n, 3, H, W), floating point, finite and in the distance's range.
-
-    The range is `distance.input_range` (LPIPS: (-1, 1); None or absent: any). Values slightly outside it
-    are accepted (a generator without a final tanh overshoots a little); values beyond it by more than half
-    its width (outside [-2, 2] for LPIPS), i.e. another convention such as [0, 255], are refused. Images in
-    [0, 1] lie inside [-1, 1] and cannot be told apart from real [-1, 1] images: they are not caught.
-    One pass over the pixels: the metric calls this on its first forward pass only.
-    """
-    check_images(x, what)
-    if x.shape[0] != n:
-        raise ValueError(f"{what}: expected {n} images for {n} codes, got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{what}: expected floating-point images, got {x.dtype}; convert them (e.g. x / 127.5 - 1 "
-                        f"for uint8 images in [0, 255])")
-    finite = torch.isfinite(x).flatten(1).all(dim=1)
-    if not finite.all():
-        which = (~finite).nonzero().flatten().tolist()
-        raise ValueError(f"{what} contains non-finite values (nan or inf) in image(s) {_listed(which)}")
-    limits = getattr(distance, "input_range", None)
-    if limits is not None:
-        low, high = limits
-        margin = (high - low) / 2
-        lo, hi = torch.aminmax(x.detach())
-        lo, hi = lo.item(), hi.item()
-        if lo < low - margin or hi > high + margin:
-            raise ValueError(f"{what} spans [{lo:.4g}, {hi:.4g}] but {type(distance).__name__} expects images in "
-                             f"[{low:g}, {high:g}] (values beyond [{low - margin:g}, {high + margin:g}] are refused); "
-                             f"rescale them, e.g. x / 127.5 - 1 for images in [0, 255]")
-
-
-def _listed(indices: list[int], most: int = 10) -> str:
-    return str(indices[:most])[:-1] + (", ...]" if len(indices) > most else "]")
 
 
 class MSE(Distance):
@@ -190,7 +147,7 @@ class Region(Distance):
         self.distance = distance
         self.input_range = distance.input_range
         self.normalize = bool(normalize)
-        self.register_buffer("mask", check_mask(mask), persistent=False)
+        self.register_buffer("mask", checks.mask(mask), persistent=False)
         self._cache: dict = {}
 
     def complement(self) -> "Region":
@@ -215,7 +172,7 @@ class Region(Distance):
         return inside, outside
 
     def _checked(self, x):
-        check_images(x, "x")
+        checks.images(x, "x")
         h, w = self.mask.shape
         if x.shape[-2] * w != x.shape[-1] * h:
             raise ValueError(f"the mask is {h}×{w} but the images are {x.shape[-2]}×{x.shape[-1]}: their aspect "
@@ -239,19 +196,6 @@ class Region(Distance):
     def extra_repr(self):
         h, w = self.mask.shape
         return f"mask {h}×{w} covering {self.mask.mean().item():.1%}, normalize={self.normalize}"
-
-
-def check_mask(mask) -> torch.Tensor:
-    """The mask as a float32 (H, W) tensor; raises unless it is 2-D, finite, in [0, 1] and not all zero."""
-    mask = torch.as_tensor(mask)
-    if mask.dim() != 2 or min(mask.shape) == 0:
-        raise ValueError(f"a mask must have shape (H, W), got {tuple(mask.shape)}")
-    mask = mask.detach().float()
-    if not torch.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
-        raise ValueError("mask values must be finite and in [0, 1]")
-    if not mask.any():
-        raise ValueError("the mask is all zero: the region is empty")
-    return mask
 
 
 def _coverage(n_out: int, n_in: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from . import axes, distances, generators, local
+from . import axes, checks, distances, generators, local
 from . import metric as metric_module
 from . import viz
 
@@ -347,7 +347,7 @@ def _mask(value, shape) -> torch.Tensor:
     """An (H, W) mask for a box ((top, bottom), (left, right)) drawn at `shape`, or a mask given as is."""
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(len(part) == 2 for part in value):
         return distances.box(tuple(shape), *value)
-    return distances.check_mask(value)
+    return checks.mask(value)
 
 
 def _has_features(distance) -> bool:

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .analysis import average_metric
-from .distances import Distance, check_generated, check_images
-from .metric import check_distance_values, metric
+from . import checks
+from .distances import Distance
+from .metric import metric
 
 SCHEDULES = ("constant", "cosine", "step")
 PIXEL_TERMS = ("l1", "mse")
@@ -95,7 +96,7 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
     seeds : the start seeds, stored in the result. name : label stored as `basis_name` (default 'z' or
         'basis-k{k}'). desc : progress-bar label.
     """
-    targets, z0 = _check_targets(targets, distance), _check_codes(z0, G)
+    targets, z0 = checks.targets(targets, distance), checks.codes(z0, G)
     n = len(z0)
     index = _target_index(target_index, n, len(targets))
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -115,7 +116,7 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
     targets = targets.to(z0)
     with torch.no_grad():
         first = G(z0[:1])
-        check_generated(first, 1, distance)
+        checks.generated(first, 1, distance)
         _check_same_size(targets, first)
 
     measure = _against_targets(distance, targets)
@@ -134,7 +135,7 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
             target = targets[index[rows]]
             value = measure(index[rows], x)
             if step == 0 and rows.start == 0:
-                check_distance_values(value, len(x))
+                checks.distance_values(value, len(x))
             loss = value
             if pixel_weight:
                 diff = x - target
@@ -169,7 +170,7 @@ def _against_targets(distance, targets):
         features = distance.features(targets)
 
     def measure(rows, x):
-        check_images(x, "x")
+        checks.images(x, "x")
         return (features[rows] - distance.features(x)).pow(2).sum(dim=1)
     return measure
 
@@ -216,7 +217,7 @@ def invert(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tensor |
     None, 'eigen' (the eigenbasis of the average metric, from `eigen_basis` with its defaults) or a (d, k)
     matrix with orthonormal columns. Other parameters as for `adam`.
     """
-    target = _check_targets(target, distance)
+    target = checks.targets(target, distance)
     if len(target) != 1:
         raise ValueError(f"target must be one image of shape (3, H, W) or (1, 3, H, W), got {tuple(target.shape)}")
     if len(seeds) == 0:
@@ -261,7 +262,7 @@ def basin_cma(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *,
     Returns an Inversion whose history (n, budget) is the lowest distance seen after each evaluation: each
     inner step of a generation counts `popsize` evaluations.
     """
-    targets, z0 = _check_targets(targets, distance), _check_codes(z0, G)
+    targets, z0 = checks.targets(targets, distance), checks.codes(z0, G)
     n, d = z0.shape
     index = _target_index(target_index, n, len(targets))
     for label, value in (("generations", generations), ("popsize", popsize), ("inner_steps", inner_steps)):
@@ -411,7 +412,7 @@ def _run_stored(G, targets, distance, method, z0, store: Path, unit_rows: int, *
     """`run_method` unit by unit, each unit read from `store` when there, else run and written there."""
     if isinstance(unit_rows, bool) or not isinstance(unit_rows, int) or unit_rows < 1:
         raise ValueError(f"unit_rows must be a positive integer, got {unit_rows!r}")
-    targets, z0 = _check_targets(targets, distance), _check_codes(z0, G)
+    targets, z0 = checks.targets(targets, distance), checks.codes(z0, G)
     n = len(z0)
     index = _target_index(target_index, n, len(targets))
     rates, names = _per_row(lr, n, "lr"), _schedule_names(schedule, n)
@@ -526,9 +527,9 @@ def tune(G, targets, distance, method: Method, z0, *, target_index=None, lrs: Se
 
     Tune on targets held out of the test set. store, unit_rows : as for `run_method`. Returns a `Tuning`.
     """
-    z0 = _check_codes(z0, G)
+    z0 = checks.codes(z0, G)
     n = len(z0)
-    index = _target_index(target_index, n, len(_check_targets(targets)))
+    index = _target_index(target_index, n, len(checks.targets(targets)))
     candidates = [(float(lr), str(s)) for s in schedules for lr in lrs]
     if not candidates:
         raise ValueError("need at least one learning rate and one schedule to tune over")
@@ -833,7 +834,7 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
     sigma0 : CMA's initial step size in z units (per-coordinate stds have mean 1).
     Returns an `Inversion` for one seed whose history is the best-so-far loss per evaluation (1, budget).
     """
-    target = _check_targets(target, distance)
+    target = checks.targets(target, distance)
     if len(target) != 1:
         raise ValueError(f"target must be one image of shape (3, H, W) or (1, 3, H, W), got {tuple(target.shape)}")
     z0 = G.sample(1, seed=int(seed)).detach()
@@ -844,7 +845,7 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
         to_z = lambda c: c  # noqa: E731
         x0, stds, basis_name = z0[0], None, name or "z"
     else:
-        V = _check_basis(basis, G.latent_dim).to(z0)
+        V = checks.orthonormal_basis(basis, G.latent_dim).to(z0)
         to_z = lambda c: z0 + c @ V.T  # noqa: E731
         x0 = torch.zeros(V.shape[1], dtype=torch.float64)
         stds = None if eigvals is None else hessian_cma_stds(eigvals, power=power)
@@ -853,7 +854,7 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
         basis_name = name or f"basis-k{V.shape[1]}" + ("-hessian" if stds is not None else "")
     with torch.no_grad():
         start_image = G(z0)
-        check_generated(start_image, 1, distance)
+        checks.generated(start_image, 1, distance)
         _check_same_size(target, start_image)
     bar = tqdm(total=budget, desc=f"CMA ({basis_name})", disable=not progress, leave=False)
 
@@ -933,26 +934,6 @@ def _to_target(rgb: np.ndarray, size: int) -> torch.Tensor:
 
 # --- checks -----------------------------------------------------------------------------------------------
 
-def _check_targets(targets, distance=None):
-    if not isinstance(targets, torch.Tensor):
-        raise TypeError(f"target must be a torch.Tensor, got {type(targets).__name__}")
-    if targets.dim() == 3:
-        targets = targets[None]
-    if targets.dim() != 4 or targets.shape[1] != 3 or len(targets) == 0:
-        raise ValueError(f"targets must be images of shape (3, H, W) or (m, 3, H, W), got {tuple(targets.shape)}")
-    check_generated(targets, len(targets), distance, "target")  # finite, floating, in the distance's range
-    return targets.detach()
-
-
-def _check_codes(z0, G):
-    if not isinstance(z0, torch.Tensor) or z0.dim() != 2 or z0.shape[1] != G.latent_dim or len(z0) == 0:
-        shape = tuple(z0.shape) if isinstance(z0, torch.Tensor) else type(z0).__name__
-        raise ValueError(f"starting codes must be (n, {G.latent_dim}), got {shape}")
-    if not torch.isfinite(z0).all():
-        raise ValueError("starting codes contain non-finite values (nan or inf)")
-    return z0.detach()
-
-
 def _target_index(target_index, n, m):
     if target_index is None:
         if m not in (1, n):
@@ -996,7 +977,7 @@ def _row_bases(basis, n, d, like):
             B[i] = torch.eye(d, dtype=like.dtype, device=like.device)
             continue
         if id(b) not in checked:
-            checked[id(b)] = _check_basis(b, d).to(like)
+            checked[id(b)] = checks.orthonormal_basis(b, d).to(like)
         V = checked[id(b)]
         B[i, :, :V.shape[1]] = V
     ks = {v.shape[1] for v in checked.values()}
@@ -1016,18 +997,6 @@ def _check_same_size(target, x):
     if target.shape[1:] != x.shape[1:]:
         raise ValueError(f"target is {tuple(target.shape[1:])} but the generator makes {tuple(x.shape[1:])} "
                          f"images; resize the target (e.g. sample_target_images(size={x.shape[-1]}))")
-
-
-def _check_basis(basis, d):
-    basis = torch.as_tensor(basis)
-    if basis.dim() != 2 or basis.shape[0] != d or not 0 < basis.shape[1] <= d:
-        raise ValueError(f"basis must be a (d, k) matrix with d = {d} and 1 <= k <= d, got {tuple(basis.shape)}")
-    gram = basis.double().T @ basis.double()
-    error = (gram - torch.eye(basis.shape[1], dtype=torch.float64, device=basis.device)).abs().max().item()
-    if error > 1e-4:
-        raise ValueError(f"basis columns must be orthonormal (max |VᵀV − I| = {error:.2g}); orthonormalise with "
-                         f"torch.linalg.qr or use eigenvectors of a symmetric matrix")
-    return basis
 
 
 def _as_values(f, n):

@@ -19,7 +19,8 @@ from torch.func import vjp, vmap
 from tqdm.auto import tqdm
 
 from .distances import Region, resize_mask
-from .metric import Metric, _check_latents
+from . import checks
+from .metric import Metric
 
 TAU = 1e-3  # δ = TAU · tr(H_rest): ReSeFa's default regulariser (`--tao 1e-3`, "coefficient to the identity")
 LAMB = 1 / 60  # LowRankGAN's Robust PCA sparsity weight (`--lamb 60`, used as 1/lamb)
@@ -81,7 +82,7 @@ def robust_pca(M, lamb: float = LAMB, max_iter: int = 10000) -> tuple[torch.Tens
     column sum), stopping when ‖L + S − M‖_F ≤ 1e-7 ‖M‖_F or after max_iter iterations.
     Returns L, S (float64) and the number of iterations.
     """
-    M = _matrix(M)
+    M = checks.square_matrix(M)
     symmetric = torch.equal(M, M.T)  # then every iterate is symmetric and an eigh replaces the SVD
     mu = M.numel() / (4 * torch.linalg.matrix_norm(M, ord=1).item())
     mu_inv = 1 / mu
@@ -189,7 +190,7 @@ def pixel_jacobian(G: Callable, z: torch.Tensor, *, size: int | None = None, fus
     batches `chunk_size` of them per vmapped call; vectorize=False runs them one at a time, as their code does
     (TensorFlow's jacobian with use_pfor=False; ReSeFa's torch.autograd.functional.jacobian).
     """
-    z, _ = _check_latents(G, z)
+    z, _ = checks.latents(G, z)
     if len(z) != 1:
         raise ValueError(f"pixel_jacobian works at one code; got {len(z)}")
     image = _pixel_map(G, size, fuse_channels)
@@ -256,7 +257,7 @@ def lowrankgan_directions(G: Callable, z: torch.Tensor, mask, *, size: int | Non
     J = jacobian if jacobian is not None else pixel_jacobian(G, z, size=size, fuse_channels=fuse_channels,
                                                              vectorize=vectorize, chunk_size=chunk_size)
     with torch.no_grad():
-        shape = G(_check_latents(G, z)[0]).shape[-2:]
+        shape = G(checks.latents(G, z)[0]).shape[-2:]
     h, w = (size, size) if size is not None and shape[-1] != size else shape
     M_fore, M_back = pixel_region_metrics(J, mask, (h, w))
     out = lowrank_directions(M_fore, M_back, lamb=lamb, max_iter=max_iter, num_relax=num_relax)
@@ -411,20 +412,8 @@ def _interval(boot_logs, level):
 
 # --- shared pieces ------------------------------------------------------------------------------------------------
 
-def _matrix(H) -> torch.Tensor:
-    H = H.H if isinstance(H, Metric) else torch.as_tensor(H)
-    if H.dim() == 3 and H.shape[0] == 1:
-        H = H[0]
-    if H.dim() != 2 or H.shape[0] != H.shape[1]:
-        raise ValueError(f"expected one (d, d) matrix (for several codes, loop or average them), got "
-                         f"{tuple(H.shape)}")
-    if not torch.isfinite(H).all():
-        raise ValueError("the matrix has non-finite entries")
-    return H.detach().double().cpu()
-
-
 def _pair(H_region, H_rest):
-    A, B = _matrix(H_region), _matrix(H_rest)
+    A, B = checks.square_matrix(H_region), checks.square_matrix(H_rest)
     if A.shape != B.shape:
         raise ValueError(f"H_region and H_rest differ in shape: {tuple(A.shape)} and {tuple(B.shape)}")
     return (A + A.T) / 2, (B + B.T) / 2

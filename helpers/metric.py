@@ -21,7 +21,7 @@ from torch.func import jvp, vjp, vmap
 from tqdm.auto import tqdm
 
 from .assets import atomic_path
-from .distances import check_generated
+from . import checks
 
 METHODS = ("jacobian", "backprop", "lanczos", "finite-difference", "subspace")
 
@@ -186,13 +186,13 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
 
     Checks (ValueError or TypeError with the reason, never a silent wrong answer): z's shape, device and
     finiteness and at least one code; on the first forward pass, that G returns (n, 3, H, W) floating-point,
-    finite images in the distance's `input_range` (see `distances.check_generated`); that the distance
+    finite images in the distance's `input_range` (see `checks.generated`); that the distance
     returns one finite value per image; that G depends on z (a zero metric is refused); that the metric is
     finite, naming the source of a nan or inf (generator output, distance, or their derivatives).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    z, single = _check_latents(G, z)
+    z, single = checks.latents(G, z)
     progress = len(z) > 1 if progress is None else progress
     chunk_size = default_chunk_size(z.device) if chunk_size is None else chunk_size
     with float32_convolutions(allow_tf32):
@@ -219,13 +219,13 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
     if method == "jacobian":
         H = _jacobian_metric(G, z, distance, chunk_size=chunk_size, max_memory=max_memory, progress=progress,
                              allow_tf32=allow_tf32)
-        _check_finite_metric(H, G, z, distance)
+        checks.finite_metric(H, G, z, distance)
         eigvals, eigvecs = eigh_descending(H)
         options = {"chunk_size": chunk_size}
         passes = torch.tensor([[z.shape[1], 0]] * len(z))
     elif method == "backprop":
         H = _backprop_metric(G, z, distance, progress=progress)
-        _check_finite_metric(H, G, z, distance)
+        checks.finite_metric(H, G, z, distance)
         eigvals, eigvecs = eigh_descending(H)
         options = {}
     else:
@@ -253,16 +253,16 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
                     pairs.append(top_eigenpairs(operator, k, tol))
                 except ArpackError as err:
                     if not operator.matvec(np.ones(z.shape[1])).any():  # H v = 0 for every v: G ignores z
-                        raise ValueError(_ignores_z_message(G, [len(pairs)])) from err
+                        raise ValueError(checks.ignores_z_message(G, [len(pairs)])) from err
                     raise
             eigvals = torch.stack([p[0] for p in pairs]).to(z.device)
             eigvecs = torch.stack([p[1] for p in pairs]).to(z.device)
             options = {"k": k, "tol": tol} | ({"eps": eps} if method == "finite-difference" else {})
             options |= {"hvp_kind": hvp_kind} if hvp_kind is not None else {}
         H = eigvecs @ torch.diag_embed(eigvals) @ eigvecs.transpose(1, 2)
-        _check_finite_metric(H, G, z, distance)  # the products were checked; this is a last guard
+        checks.finite_metric(H, G, z, distance)  # the products were checked; this is a last guard
     options |= {"allow_tf32": True} if allow_tf32 else {}
-    _check_nonzero(H, G)
+    checks.nonzero_metric(H, G)
     return Metric(H, eigvals, eigvecs, z.detach().clone(), method, time.perf_counter() - start, options,
                   residuals=None if residuals is None else residuals.to(z.device), passes=passes)
 
@@ -303,7 +303,7 @@ def region_metrics(G: Callable, z: torch.Tensor, distance, masks: dict, *, norma
     for name, region in regions.items():
         if not (1 - region.mask).any():
             raise ValueError(f"mask {name!r} covers the whole image: its complement is empty")
-    z, _ = _check_latents(G, z)
+    z, _ = checks.latents(G, z)
     progress = len(z) > 1 if progress is None else progress
     chunk_size = default_chunk_size(z.device) if chunk_size is None else chunk_size
     checked = []
@@ -311,7 +311,7 @@ def region_metrics(G: Callable, z: torch.Tensor, distance, masks: dict, *, norma
     def features(codes):
         images = G(codes)
         if not checked:  # the first call is pullback's probe, on plain tensors: check G's images once
-            check_generated(images, len(codes), base)
+            checks.generated(images, len(codes), base)
             checked.append(True)
         for region in regions.values():
             region._checked(images)  # shapes only
@@ -320,7 +320,7 @@ def region_metrics(G: Callable, z: torch.Tensor, distance, masks: dict, *, norma
 
     start = time.perf_counter()
     H = pullback(features, z, chunk_size=chunk_size, max_memory=max_memory, progress=progress, allow_tf32=allow_tf32)
-    _check_nonzero(H[0] + H[1], G)
+    checks.nonzero_metric(H[0] + H[1], G)
     seconds = time.perf_counter() - start
     options = {"chunk_size": chunk_size, "normalize": bool(normalize)} | ({"allow_tf32": True} if allow_tf32 else {})
     out = {}
@@ -348,7 +348,7 @@ def hvp(G: Callable, z: torch.Tensor, distance: Callable, *, kind: str | None = 
     batched passes; the graph is built once and reused. Its `kind` says which it is and `columns` counts the
     vectors applied so far.
     """
-    z, _ = _check_latents(G, z)
+    z, _ = checks.latents(G, z)
     if len(z) != 1:
         raise ValueError(f"hvp works at one point; got {len(z)} codes")
     if kind is not None and kind not in HVP_KINDS:
@@ -359,7 +359,7 @@ def hvp(G: Callable, z: torch.Tensor, distance: Callable, *, kind: str | None = 
             kind = "gauss-newton" if _has_features(G, z, distance) else "double-backprop"
         if kind == "gauss-newton":
             return _gauss_newton_operator(_feature_map(G, z, distance, "hvp(kind='gauss-newton')"), z, chunk_size,
-                                          allow_tf32, lambda HV: _finite_block(HV, G, z, distance))
+                                          allow_tf32, lambda HV: checks.finite_products(HV, G, z, distance))
         gradient, z_var = _gradient_graph(G, z, distance)
 
     def apply(V):  # (d, m) -> (d, m)
@@ -371,7 +371,7 @@ def hvp(G: Callable, z: torch.Tensor, distance: Callable, *, kind: str | None = 
                 (HV,) = torch.autograd.grad(gradient, z_var, grad_outputs=V[:, None, :], retain_graph=True,
                                             is_grads_batched=True)
                 HV = HV[:, 0]
-        return _finite_block(HV, G, z, distance)
+        return checks.finite_products(HV, G, z, distance)
 
     return _block_operator(z.shape[1], apply, kind)
 
@@ -391,13 +391,13 @@ def finite_difference_hvp(G: Callable, z: torch.Tensor, distance: Callable, *, e
     The step is relative to ‖z‖ but at least eps (‖h v‖ = eps·max(‖z‖, 1)), so z = 0 works too.
     allow_tf32 : as for `metric`.
     """
-    z, _ = _check_latents(G, z)
+    z, _ = checks.latents(G, z)
     if len(z) != 1:
         raise ValueError(f"finite_difference_hvp works at one point; got {len(z)} codes")
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")
     with torch.no_grad(), float32_convolutions(allow_tf32):
-        x0 = _generate(G, z, distance)
+        x0 = checks.generate(G, z, distance)
     radius = eps * max(z.norm().item(), 1.0)
 
     def matvec(v):
@@ -406,11 +406,11 @@ def finite_difference_hvp(G: Callable, z: torch.Tensor, distance: Callable, *, e
         points = torch.cat([z + h * v, z - h * v]).requires_grad_(True)
         with float32_convolutions(allow_tf32):
             values = distance(x0, G(points))
-            check_distance_values(values, 2, finite=False)  # shape only: no pass over the values per product
+            checks.distance_values(values, 2, finite=False)  # shape only: no pass over the values per product
             if not values.requires_grad:
-                raise ValueError(_ignores_z_message(G, [0]))
+                raise ValueError(checks.ignores_z_message(G, [0]))
             (g,) = torch.autograd.grad(values.sum(), points)
-        return _finite_product((g[0] - g[1]) / (2 * h), G, z, distance)
+        return checks.finite_products(((g[0] - g[1]) / (2 * h))[None], G, z, distance).ravel()
 
     return _symmetric_operator(z.shape[1], matvec)
 
@@ -429,7 +429,7 @@ def _has_features(G, z, distance) -> bool:
         return False
     try:
         with torch.no_grad():
-            features(_generate(G, z[:1], distance))  # the probe: checks G's images once, not per pass
+            features(checks.generate(G, z[:1], distance))  # the probe: checks G's images once, not per pass
     except NotImplementedError:
         return False
     return True
@@ -540,15 +540,15 @@ def _gram64(J, block: int = 1 << 16):
 def _gradient_graph(G, z, distance):
     """Gradient of d(G(z0), G(z)) at z = z0, kept differentiable (create_graph) for second derivatives."""
     with torch.no_grad():
-        x0 = _generate(G, z, distance)
+        x0 = checks.generate(G, z, distance)
     z_var = z.detach().clone().requires_grad_(True)
     values = distance(x0, G(z_var))
-    check_distance_values(values, len(z))
+    checks.distance_values(values, len(z))
     if not values.requires_grad:
-        raise ValueError(_ignores_z_message(G, list(range(len(z)))))
+        raise ValueError(checks.ignores_z_message(G, list(range(len(z)))))
     (gradient,) = torch.autograd.grad(values.sum(), z_var, create_graph=True)
     if not gradient.requires_grad:  # the gradient is constant in z: the metric is zero
-        raise ValueError(_ignores_z_message(G, list(range(len(z)))))
+        raise ValueError(checks.ignores_z_message(G, list(range(len(z)))))
     return gradient, z_var
 
 
@@ -670,7 +670,7 @@ def _subspace_metric(G, z, distance, *, k, tol, block, basis, chunk_size, progre
         raise ValueError(f"block must be a positive integer, got {block!r}")
     if not (isinstance(tol, (int, float)) and 0 <= tol < 1):
         raise ValueError(f"tol must be a number in [0, 1) for method='subspace' (residuals ≤ tol·λ₁), got {tol!r}")
-    starts = _start_bases(basis, b, d, z.device)
+    starts = checks.warm_start(basis, b, d, z.device)
     generator = torch.Generator().manual_seed(seed)
     cold = torch.randn(d, block, generator=generator, dtype=torch.float64).to(z.device)
     if starts is not None and starts[0].shape[1] > block:
@@ -705,26 +705,6 @@ def _subspace_metric(G, z, distance, *, k, tol, block, basis, chunk_size, progre
                           f"(float32 rounding of the passes); the returned residuals say how accurate each pair "
                           f"is", RuntimeWarning, stacklevel=4)
     return eigvals, eigvecs, residuals, passes
-
-
-def _start_bases(basis, b, d, device):
-    """The warm-start basis as one (d, m) float64 tensor per point, checked; None for a random start."""
-    if basis is None:
-        return None
-    if not isinstance(basis, torch.Tensor):
-        raise TypeError(f"basis must be a torch.Tensor of shape (d, m) or (b, d, m), got {type(basis).__name__}")
-    if basis.dim() not in (2, 3) or basis.shape[-2] != d or not 1 <= basis.shape[-1] <= d or \
-            (basis.dim() == 3 and basis.shape[0] != b):
-        raise ValueError(f"basis must have shape ({d}, m) or ({b}, {d}, m) with 1 <= m <= {d}, "
-                         f"got {tuple(basis.shape)}")
-    if not basis.is_floating_point() or not torch.isfinite(basis).all():
-        raise ValueError("basis must be floating point with finite values")
-    bases = basis.detach().to(device=device, dtype=torch.float64)
-    bases = bases.expand(b, -1, -1) if bases.dim() == 2 else bases
-    singular = torch.linalg.svdvals(bases)
-    if (singular[:, -1] <= 1e-8 * singular[:, 0]).any():
-        raise ValueError("basis has linearly dependent columns (or a zero column): it is no basis")
-    return list(bases)
 
 
 def _solve_group(apply, starts, *, k, tol, block, seed, relative=False):
@@ -777,7 +757,7 @@ def _gauss_newton_blocks(f, z, chunk_size, G, distance, labels):
         bad = ~torch.isfinite(HW).all(dim=0).all(dim=1)  # (p,): per point
         if bad.any():
             which = [active[i] for i in bad.nonzero().flatten().tolist()]
-            raise ValueError(_nonfinite_source(G, z[which], distance, [labels[i] for i in which],
+            raise ValueError(checks.nonfinite_source(G, z[which], distance, [labels[i] for i in which],
                                                "a Hessian-vector product"))
         return list(HW.permute(1, 2, 0).double())
 
@@ -821,114 +801,6 @@ def _fix_signs(X):
 
 
 # --- shared pieces -----------------------------------------------------------------------------------------
-
-def _check_latents(G, z):
-    """z as (b, d) in the dtype the metric computes in (see `metric`), and whether one code (d,) was given."""
-    if not isinstance(z, torch.Tensor):
-        raise TypeError(f"z must be a torch.Tensor, got {type(z).__name__}")
-    single = z.dim() == 1
-    z = z.unsqueeze(0) if single else z
-    latent_dim = getattr(G, "latent_dim", None)
-    if z.dim() != 2 or (latent_dim is not None and z.shape[1] != latent_dim):
-        want = f"({latent_dim},) or (b, {latent_dim})" if latent_dim else "(d,) or (b, d)"
-        raise ValueError(f"z must have shape {want}, got {tuple(z.shape if not single else z.shape[1:])}")
-    if z.shape[0] == 0 or z.shape[1] == 0:
-        raise ValueError(f"z holds no codes (shape {tuple(z.shape)}); pass at least one code of dimension d >= 1")
-    if not torch.isfinite(z).all():
-        raise ValueError("z contains non-finite values (nan or inf)")
-    device = getattr(G, "device", None)
-    if isinstance(device, torch.device) and device != z.device:
-        raise ValueError(f"z is on {z.device} but the generator is on {device}; move one of them")
-    return z.detach().to(_compute_dtype(G, z)), single
-
-
-def _compute_dtype(G, z) -> torch.dtype:
-    """The dtype of G's first floating parameter or buffer; z's floating dtype if it has none (else float32)."""
-    if isinstance(G, torch.nn.Module):
-        for tensor in (*G.parameters(), *G.buffers()):
-            if tensor.is_floating_point():
-                return tensor.dtype
-    return z.dtype if z.is_floating_point() else torch.get_default_dtype()
-
-
-def _generate(G, z, distance):
-    """G(z), checked once per call of a method: n images (n, 3, H, W), floating, finite, in the distance's range."""
-    try:
-        x = G(z)
-    except RuntimeError as err:
-        if not any(word in str(err).lower() for word in ("dtype", "double", "float", "half", "scalar type")):
-            raise
-        raise TypeError(f"the generator failed on {z.dtype} codes on {z.device} ({err}). The metric computes in "
-                        f"the dtype of G's parameters, or of z when G has none: pass z in the dtype (and on the "
-                        f"device) G computes in, e.g. z.double() for a float64 G") from err
-    check_generated(x, len(z), distance)
-    return x
-
-
-def check_distance_values(values, n: int, *, finite: bool = True) -> None:
-    """Raise unless `values` is one distance per image, shape (n,), and (with finite) free of nan and inf."""
-    if not isinstance(values, torch.Tensor) or values.shape != (n,):
-        shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
-        raise ValueError(f"the distance must return one value per image, shape ({n},); got {shape}")
-    if finite and not torch.isfinite(values).all():
-        which = (~torch.isfinite(values)).nonzero().flatten().tolist()
-        raise ValueError(f"the distance returned non-finite values (nan or inf) for image(s) {which[:10]} "
-                         f"although its input images are finite")
-
-
-def _ignores_z_message(G, which) -> str:
-    return (f"the metric is exactly zero at point(s) {which}: the output of "
-            f"{getattr(G, 'name', type(G).__name__)} does not depend on z there (zero Jacobian)")
-
-
-def _check_nonzero(H, G):
-    zero = H.flatten(1).abs().amax(dim=1) == 0
-    if zero.any():
-        raise ValueError(_ignores_z_message(G, zero.nonzero().flatten().tolist()))
-
-
-def _check_finite_metric(H, G, z, distance):
-    """Raise, naming where the nan or inf comes from, unless every metric in H (b, d, d) is finite."""
-    bad = ~torch.isfinite(H).flatten(1).all(dim=1)
-    if bad.any():
-        which = bad.nonzero().flatten().tolist()
-        raise ValueError(_nonfinite_source(G, z[which], distance, which))
-
-
-def _finite_product(hv, G, z, distance):
-    """A Hessian-vector product as float64 numpy, refused (with its source) if not finite: ARPACK would fail
-    with a bare error code, or return nan eigenpairs."""
-    out = hv.detach().double().cpu().numpy().ravel()
-    if not np.isfinite(out).all():
-        raise ValueError(_nonfinite_source(G, z, distance, [0], "a Hessian-vector product"))
-    return out
-
-
-def _finite_block(HV, G, z, distance):
-    """Hessian-vector products HV (m, d) as a float64 numpy (d, m), refused (with its source) if not finite."""
-    out = HV.detach().T.double().cpu().numpy()
-    if not np.isfinite(out).all():
-        raise ValueError(_nonfinite_source(G, z, distance, [0], "a Hessian-vector product"))
-    return out
-
-
-def _nonfinite_source(G, z, distance, which, what: str = "the metric") -> str:
-    """Why `what` is not finite at the points z (b, d) (labelled `which`): only run once something failed."""
-    name = getattr(G, "name", type(G).__name__)
-    with torch.no_grad():
-        x = G(z)
-        bad_images = ~torch.isfinite(x).flatten(1).all(dim=1)
-        if bad_images.any():
-            return (f"{what} is non-finite at point(s) {which[:10]}: the generator output ({name}) contains nan or "
-                    f"inf there")
-        values = distance(x, x)
-        if not torch.isfinite(values).all():
-            return (f"{what} is non-finite at point(s) {which[:10]}: the distance returns nan or inf there "
-                    f"(its input images are finite)")
-    return (f"{what} is non-finite at point(s) {which[:10]} although the generator output ({name}) and the "
-            f"distance values there are finite: a derivative of the generator or the distance is nan or inf "
-            f"(e.g. a norm or square root at zero distance, a division by zero, an overflow)")
-
 
 @contextlib.contextmanager
 def float32_convolutions(allow_tf32: bool = False):

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from helpers import assets, distances
+from helpers import assets, checks, distances
 
 CONV_INDICES = {"alex": [0, 3, 6, 8, 10], "vgg": [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]}
 TRUNK = {"alex": "AlexNet_0", "vgg": "VGG16_0"}
@@ -232,17 +232,17 @@ def test_lpips_on_images_too_small_suggests_resize(net, smallest, lpips_alex, lp
 
 def test_check_generated_refuses_what_the_metric_cannot_use(lpips_alex):
     good = torch.rand(2, 3, 8, 8) * 2 - 1
-    distances.check_generated(good, 2, lpips_alex)
-    distances.check_generated(good * 1.9, 2, lpips_alex)  # overshoot within half the range: accepted
-    distances.check_generated(good * 255, 2, distances.mse())  # MSE has no range
+    checks.generated(good, 2, lpips_alex)
+    checks.generated(good * 1.9, 2, lpips_alex)  # overshoot within half the range: accepted
+    checks.generated(good * 255, 2, distances.mse())  # MSE has no range
     assert lpips_alex.input_range == (-1, 1) and distances.mse().input_range is None
     with pytest.raises(ValueError, match=r"spans \[.*\] but LPIPS expects images in \[-1, 1\] .*beyond \[-2, 2\]"):
-        distances.check_generated((good + 1) * 127.5, 2, lpips_alex)
+        checks.generated((good + 1) * 127.5, 2, lpips_alex)
     with pytest.raises(ValueError, match="expected 3 images for 3 codes"):
-        distances.check_generated(good, 3, lpips_alex)
+        checks.generated(good, 3, lpips_alex)
     with pytest.raises(TypeError, match="floating-point"):
-        distances.check_generated(good.to(torch.uint8), 2)
+        checks.generated(good.to(torch.uint8), 2)
     bad = good.clone()
     bad[1, 0, 0, 0] = float("inf")
     with pytest.raises(ValueError, match=r"generator output contains non-finite values \(nan or inf\) in image\(s\) \[1\]"):
-        distances.check_generated(bad, 2)
+        checks.generated(bad, 2)
