@@ -87,7 +87,7 @@ from IPython.display import display
 
 from helpers import analysis, axes, distances, generators, viz
 from helpers.batch import many_models
-from helpers.book import glue, phrase_list, record, result_table, run_times
+from helpers.report import glue, phrase_list, record, result_table, run_times
 
 glue("run_times", run_times("04_interpretability"))
 glue("model", model)

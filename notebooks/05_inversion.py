@@ -81,7 +81,8 @@ from helpers import analysis as A
 from helpers import distances, generators, stats, viz
 from helpers import inversion as I
 from helpers.batch import model_metrics
-from helpers.book import PROFILES, glue, phrase_list, plural, result_table, run_times
+from helpers.profiles import PROFILES
+from helpers.report import glue, phrase_list, plural, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 if cpu_threads:

@@ -80,7 +80,7 @@ import torch
 
 from helpers import analysis, distances, generators, local, viz
 from helpers import metric as M
-from helpers.book import glue, record, result_table, run_times
+from helpers.report import glue, record, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips' deprecated `pretrained=`
 glue("run_times", run_times("07_local_edits"))
