@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .distances import Region, resize_mask
 from . import checks
 from .metric import Metric
+from .solvers import fix_signs
 from .stats import pearson, percentile_bootstrap
 
 TAU = 1e-3  # δ = TAU · tr(H_rest): ReSeFa's default regulariser (`--tao 1e-3`, "coefficient to the identity")
@@ -74,7 +75,7 @@ def generalized_directions(H_region, H_rest, k: int | None = None, *, tau: float
         values, W = torch.linalg.eigh((A_ + A_.T) / 2)
         vectors = torch.linalg.solve_triangular(C.T, W[:, d - k:], upper=True)
     values, vectors = values[d - k:].flip(0), vectors.flip(1)
-    return Directions(_fix_signs(vectors / vectors.norm(dim=0)), values, "generalized", {"delta": delta, "tau": tau})
+    return Directions(fix_signs(vectors / vectors.norm(dim=0)), values, "generalized", {"delta": delta, "tau": tau})
 
 
 def robust_pca(M, lamb: float = LAMB, max_iter: int = 10000) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -143,7 +144,7 @@ def lowrank_directions(H_region, H_rest, *, lamb: float = LAMB, max_iter: int = 
     keep = norms > 1e-12 * max([1.0] + norms.tolist())
     info = {"rank_region": rank_f, "rank_rest": rank_b, "null_dim": d - relax, "dropped": int((~keep).sum()),
             "iterations": (iter_f, iter_b), "lamb": lamb}
-    return Directions(_fix_signs(projected[:, keep] / norms[keep]), sigma_f[:rank_f].clone()[keep],
+    return Directions(fix_signs(projected[:, keep] / norms[keep]), sigma_f[:rank_f].clone()[keep],
                       "lowrank", info)
 
 
@@ -442,11 +443,3 @@ def _singular_value_threshold(A, tau, symmetric):
 
 def _shrink(x, tau):
     return torch.sign(x) * (x.abs() - tau).clamp_min(0)
-
-
-def _fix_signs(V: torch.Tensor) -> torch.Tensor:
-    """Flip columns so that each one's largest-magnitude entry is positive (deterministic signs)."""
-    if V.shape[1] == 0:
-        return V
-    peak = V.gather(0, V.abs().argmax(dim=0, keepdim=True))
-    return V * torch.where(peak < 0, -1.0, 1.0).to(V)
