@@ -60,7 +60,7 @@ def step_scales(eigvals: torch.Tensor, power: float = 1 / 3, *, floor: float = 1
 
 
 def eigen_walks(z0: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.Tensor, ranks: Sequence[int], steps, *,
-            mode: str = "linear", power: float = 1 / 3) -> torch.Tensor:
+                mode: str = "linear", power: float = 1 / 3) -> torch.Tensor:
     """Codes (len(ranks), n_steps, d): one walk from z0 (d,) per rank along the metric's eigenvectors.
 
     eigvecs (d, k) columns and eigvals (k,) descending, of one metric (e.g. `m.eigvecs[0]`, `m.eigvals[0]`,
