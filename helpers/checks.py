@@ -282,3 +282,158 @@ def nonfinite_source(G, z, distance, which, what: str = "the metric") -> str:
     return (f"{what} is non-finite at point(s) {which[:10]} although the generator output ({name}) and the "
             f"distance values there are finite: a derivative of the generator or the distance is nan or inf "
             f"(e.g. a norm or square root at zero distance, a division by zero, an overflow)")
+
+
+# --- models: eval mode, determinism, one image per code, distance axioms -----------------------------------------
+
+# torch's layers whose output depends on training mode (batch statistics, random masks); a module of any other
+# class counts too when its own forward reads `self.training`
+_MODE_DEPENDENT = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd, torch.nn.RReLU)
+
+
+def reachable_modules(obj, label: str = "", *, depth: int = 6) -> list[tuple[str, torch.nn.Module]]:
+    """(name, module) of every nn.Module that obj computes with: its submodules, and modules reached through a
+    function's closure, defaults and globals, a bound method's object, a partial's arguments, or the attributes
+    and containers of a plain object (depth levels deep). Names read like `net.main.1` or `<lambda> closure: net`."""
+    found: dict[int, tuple[str, torch.nn.Module]] = {}
+    seen: set[int] = set()
+
+    def visit(value, name, level):
+        if level > depth or id(value) in seen or isinstance(value, (str, bytes, int, float, bool, type(None),
+                                                                     torch.Tensor, type)):
+            return
+        seen.add(id(value))
+        if isinstance(value, torch.nn.Module):
+            for sub, module in value.named_modules():
+                path = ".".join(p for p in (name, sub) if p) or type(module).__name__
+                found.setdefault(id(module), (path, module))
+                seen.add(id(module))
+                for key, item in vars(module).items():  # plain attributes: a wrapped function, say
+                    if not key.startswith("_") and not isinstance(item, torch.nn.Module):
+                        visit(item, f"{path}.{key}", level + 1)
+            return
+        if isinstance(value, (list, tuple, set, frozenset)):
+            for i, item in enumerate(value):
+                visit(item, f"{name}[{i}]", level + 1)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, f"{name}[{key!r}]", level + 1)
+        elif callable(value) and hasattr(value, "__code__"):  # a function or lambda
+            where = f"{getattr(value, '__qualname__', 'function')}"
+            for var, cell in zip(value.__code__.co_freevars, value.__closure__ or ()):
+                try:
+                    visit(cell.cell_contents, f"{where} closure: {var}", level + 1)
+                except ValueError:  # an empty cell
+                    pass
+            for var in value.__code__.co_names:
+                if var in value.__globals__:
+                    item = value.__globals__[var]
+                    if not isinstance(item, type(torch)):  # modules (torch, numpy) hold no models of the user's
+                        visit(item, f"{where} global: {var}", level + 1)
+            visit(value.__defaults__, f"{where} defaults", level + 1)
+        elif hasattr(value, "__self__") and hasattr(value, "__func__"):  # a bound method
+            visit(value.__self__, name or type(value.__self__).__name__, level + 1)
+            visit(value.__func__, name, level + 1)
+        elif hasattr(value, "func") and hasattr(value, "args"):  # functools.partial
+            visit((value.func, value.args, value.keywords), f"{name} partial", level + 1)
+        elif hasattr(value, "__dict__") and not isinstance(value, type(torch)):
+            for key, item in vars(value).items():
+                visit(item, f"{name}.{key}" if name else key, level + 1)
+
+    visit(obj, label, 0)
+    return list(found.values())
+
+
+def _mode_dependent(module: torch.nn.Module) -> bool:
+    if isinstance(module, torch.nn.modules.instancenorm._InstanceNorm):
+        return module.track_running_stats
+    if isinstance(module, _MODE_DEPENDENT):
+        return True
+    forward = getattr(type(module), "forward", None)
+    return "training" in getattr(getattr(forward, "__code__", None), "co_names", ())
+
+
+def eval_mode(obj, what: str) -> None:
+    """Refuse a generator or distance (`what`) that computes with a module in training mode whose output depends
+    on it (batch norm, dropout, any module whose forward reads `self.training`), found anywhere it reaches."""
+    training = [(name, module) for name, module in reachable_modules(obj) if module.training and _mode_dependent(module)]
+    if training:
+        listed = ", ".join(f"{name} ({type(module).__name__})" for name, module in training[:5])
+        more = f" and {len(training) - 5} more" if len(training) > 5 else ""
+        raise ValueError(f"{what} computes with module(s) in training mode: {listed}{more}. In training mode batch "
+                         f"norm uses the statistics of the batch (and changes its running statistics) and dropout "
+                         f"is random, so the metric would be wrong. Call .eval() on them (e.g. my_net.eval() before "
+                         f"Generator(my_net, d), or G.net.eval() after a G.net.train())")
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-3) -> bool:
+    """Equal to within rtol of a's scale (float32 batch-size effects are ~1e-6; randomness and batch statistics
+    are of the order of the values)."""
+    scale = a.detach().abs().max().clamp_min(1e-12)
+    return bool(((a - b).abs().max() <= rtol * scale).item())
+
+
+def model(G, z, distance, *, what: str = "generator output") -> torch.Tensor:
+    """The checked images x = G(z) (b, 3, H, W) of a first forward pass, after checking that G and the distance
+    can give a metric at all: no mode-dependent module in training mode (`eval_mode`); one image per code for the
+    whole batch, floating, finite and in the distance's range (`generated`); deterministic and independent of
+    the batch (a code gives the same image alone, twice, and in a batch); and the distance a distance:
+    one finite value per pair, d(x, x) = 0, d ≥ 0, symmetric and deterministic, within rounding.
+    z : (b, d) codes in the dtype G computes in. Costs three extra forward passes of one or two codes.
+    """
+    eval_mode(G, "the generator")
+    eval_mode(distance, "the distance")
+    with torch.no_grad():
+        x = generate(G, z, distance)
+        others = z if len(z) > 1 else torch.cat([z, -z])  # a second code for the batch comparison
+        alone, again = G(z[:1]), G(z[:1])
+        batch = x if len(z) > 1 else G(others)
+        if not _close(alone, again):
+            raise ValueError(f"{getattr(G, 'name', 'the generator')} is not deterministic: one code gave two "
+                             f"different images (max difference {(alone - again).abs().max().item():.3g}). Noise "
+                             f"injection or dropout makes the metric meaningless: fix the noise (e.g. a noise buffer "
+                             f"set once) or call .eval()")
+        if not _close(alone, batch[:1]):
+            raise ValueError(f"{getattr(G, 'name', 'the generator')} gives a code another image in a batch than "
+                             f"alone (max difference {(alone - batch[:1]).abs().max().item():.3g}): its output depends "
+                             f"on the other codes of the batch (batch norm in training mode?), so the metric would "
+                             f"be wrong. Call .eval() on its modules")
+        _distance_axioms(distance, batch)
+    return x
+
+
+def _distance_axioms(distance, x) -> None:
+    """d(x, x) = 0, d ≥ 0, d(a, b) = d(b, a) and the same value twice, within rounding, on images x (n ≥ 2)."""
+    a, b = x, x.roll(1, dims=0)
+    same = distance(a, a)
+    distance_values(same, len(a))
+    forward, backward, again = distance(a, b), distance(b, a), distance(a, b)
+    distance_values(forward, len(a))
+    scale = forward.abs().max().clamp_min(1e-30)
+    name = type(distance).__name__
+    if (same.abs() > 1e-4 * scale).any():
+        raise ValueError(f"{name} is not a distance: d(x, x) = {same.abs().max().item():.3g} for an image and itself "
+                         f"(two different images are {forward.max().item():.3g} apart). The metric needs d(x0, x) to "
+                         f"be smallest, zero, at x = x0; a function that ignores x0 gives no metric")
+    if (forward < -1e-4 * scale).any():
+        raise ValueError(f"{name} is not a distance: it returned a negative value ({forward.min().item():.3g})")
+    if not _close(forward, again, 1e-4):
+        raise ValueError(f"{name} is not deterministic: the same pair of images gave two different values "
+                         f"({(forward - again).abs().max().item():.3g} apart); call .eval() or remove the randomness")
+    if not _close(forward, backward, 1e-3):
+        raise ValueError(f"{name} is not symmetric: d(a, b) and d(b, a) differ by "
+                         f"{(forward - backward).abs().max().item():.3g} (of {scale.item():.3g}); the metric is the "
+                         f"Hessian of a distance, which is symmetric")
+
+
+def positive_semidefinite(eigvals: torch.Tensor, G, distance, *, rtol: float = 1e-3) -> None:
+    """Refuse metrics whose spectrum (b, k) descending has an eigenvalue below −rtol·λ₁ (a top eigenvalue ≤ 0
+    included): the Hessian of a distance at its minimum is positive semi-definite, up to rounding."""
+    top = eigvals[:, :1]
+    bad = (eigvals < -rtol * top.abs()).any(dim=1) | (top[:, 0] < 0)
+    if bad.any():
+        which = bad.nonzero().flatten().tolist()
+        worst = float((eigvals[bad].min(dim=1).values / top[bad, 0].abs().clamp_min(1e-300)).min())
+        raise ValueError(f"the metric at point(s) {which[:10]} is not positive semi-definite (smallest eigenvalue "
+                         f"{worst:.3g}·|λ₁|): {type(distance).__name__} has no minimum at x = x0 through "
+                         f"{getattr(G, 'name', type(G).__name__)}, so it is not a distance whose Hessian is a metric")

@@ -204,6 +204,7 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
     progress = len(z) > 1 if progress is None else progress
     chunk_size = default_chunk_size(z.device) if chunk_size is None else chunk_size
     with float32_convolutions(allow_tf32):
+        checks.model(G, z, distance)
         return _metric(G, z, distance, method, k=k, eps=eps, chunk_size=chunk_size, max_memory=max_memory,
                        tol=tol, block=block, basis=basis, relative=relative, hvp_kind=hvp_kind, progress=progress,
                        allow_tf32=allow_tf32)
@@ -270,6 +271,7 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
         checks.finite_metric(H, G, z, distance)  # the products were checked; this is a last guard
     options |= {"allow_tf32": True} if allow_tf32 else {}
     checks.nonzero_metric(H, G)
+    checks.positive_semidefinite(eigvals, G, distance)
     return Metric(H, eigvals, eigvecs, z.detach().clone(), method, time.perf_counter() - start, options,
                   residuals=None if residuals is None else residuals.to(z.device), passes=passes)
 
