@@ -1,6 +1,5 @@
-"""Metric tensors at many latent points: computed chunk by chunk, locally or on a Dask cluster.
-
-`metric_many` writes each finished chunk atomically to an optional store, so runs resume; `load_store` reads it.
+"""Metric tensors at many latent points (`metric_many`): chunk by chunk, locally or on a Dask cluster, each finished
+chunk written to an optional store (`helpers.store`) so that runs resume; `load_store` reads a finished store.
 """
 from __future__ import annotations
 
