@@ -23,8 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from helpers import distances, generators
-from helpers.metric import (METHODS, _feature_jacobian, _gradient_graph, _gram64, default_chunk_size,
-                            eigh_descending, float32_convolutions, hvp, metric)
+from helpers import operators
+from helpers.metric import METHODS, default_chunk_size, eigh_descending, float32_convolutions, hvp, metric
 
 K = 20  # eigenpairs for the top-k methods
 CHOICES = METHODS + ("hvp",)  # --methods: metric methods, and 'hvp' for the Hessian-vector product rows
@@ -96,8 +96,8 @@ def jacobian_run(G, distance, z, chunk_size, allow_tf32, progress=False, out=Non
                                    allow_tf32=allow_tf32)
         else:
             directions = torch.eye(d, dtype=z.dtype, device=z.device)[:n]
-            (J,) = _feature_jacobian(lambda x: (distance.features(G(x)),), z, directions, chunk_size)
-            _gram64(J)
+            (J,) = operators.feature_jacobian(lambda x: (distance.features(G(x)),), z, directions, chunk_size)
+            operators.gram64(J)
         return NO_FIXED
 
     return run
@@ -113,10 +113,10 @@ def backprop_run(G, distance, z, device, allow_tf32):
             metric(G, z, distance, "backprop", progress=True, allow_tf32=allow_tf32)
             return NO_FIXED
         start = clocks(device)
-        gradient, z_var = _gradient_graph(G, z, distance)
+        operator = operators.DoubleBackprop(G, z, distance)
         graph = clocks(device) - start
         for i in tqdm(range(n), desc="backprop rows", leave=False):
-            torch.autograd.grad(gradient[:, i].sum(), z_var, retain_graph=True)
+            torch.autograd.grad(operator.gradient[:, i].sum(), operator.z_var, retain_graph=True)
         return graph
 
     return run

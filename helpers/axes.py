@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .metric import top_eigenpairs
+from .solvers import fix_signs, top_eigenpairs
 
 MODES = ("linear", "spherical")
 PAPER_RANKS = (1, 2, 4, 8, 16, 32)  # the rows of the paper's montages (1-based ranks)
@@ -131,7 +131,7 @@ def pca_directions(G: Callable, module: nn.Module | str, n_samples: int = 2000, 
         C = Y.double() @ vectors
     Z = Z.double().to(C.device)
     B = torch.linalg.lstsq(C, Z - Z.mean(0)).solution.T
-    return _fix_signs(B / B.norm(dim=0))
+    return fix_signs(B / B.norm(dim=0))
 
 
 def sefa_directions(weight: torch.Tensor, k: int = 10) -> torch.Tensor:
@@ -147,7 +147,7 @@ def sefa_directions(weight: torch.Tensor, k: int = 10) -> torch.Tensor:
         raise ValueError(f"k must be between 1 and d = {weight.shape[1]}, got {k}")
     A = weight.detach().double()
     _, vectors = torch.linalg.eigh(A.T @ A)
-    return _fix_signs(vectors[:, -k:].flip(1))
+    return fix_signs(vectors[:, -k:].flip(1))
 
 
 LAYER_TYPES = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
@@ -303,8 +303,3 @@ def _as_input(G, z: torch.Tensor) -> torch.Tensor:
         return z
     return z.to(device=params[0].device, dtype=params[0].dtype)
 
-
-def _fix_signs(B: torch.Tensor) -> torch.Tensor:
-    """Flip columns so that each one's largest-magnitude entry is positive (deterministic signs)."""
-    peak = B.gather(0, B.abs().argmax(dim=0, keepdim=True))
-    return B * torch.where(peak < 0, -1.0, 1.0).to(B)

@@ -149,6 +149,15 @@ def _listed(indices: list[int], most: int = 10) -> str:
     return str(indices[:most])[:-1] + (", ...]" if len(indices) > most else "]")
 
 
+# --- options -----------------------------------------------------------------------------------------------------
+
+def positive_int(value, name: str) -> int:
+    """value, unless it is not a positive integer (a bool is not): then ValueError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
 # --- distances and matrices --------------------------------------------------------------------------------------
 
 def distance_values(values, n: int, *, finite: bool = True) -> None:

@@ -155,7 +155,7 @@ class Region(Distance):
         return Region(self.distance, 1 - self.mask, normalize=self.normalize)
 
     def feature_maps(self, x):
-        return [m * self._weight(m, self.mask, "in") for m in self.distance.feature_maps(self._checked(x))]
+        return [m * self._weight(m, self.mask, "in") for m in self.distance.feature_maps(self.checked(x))]
 
     def features(self, x):
         return torch.cat([m.flatten(1) for m in self.feature_maps(x)], dim=1)
@@ -163,7 +163,7 @@ class Region(Distance):
     def split_features(self, x, *, maps=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(features of the region, features of 1 − M), each (n, F), from ONE pass of the distance's maps
         (or from `maps`, the distance's feature maps of x if already computed)."""
-        maps = self.distance.feature_maps(self._checked(x)) if maps is None else maps
+        maps = self.distance.feature_maps(self.checked(x)) if maps is None else maps
         rest = 1 - self.mask
         if not rest.any():
             raise ValueError("the mask covers the whole image: its complement is empty")
@@ -171,7 +171,8 @@ class Region(Distance):
         outside = torch.cat([(m * self._weight(m, rest, "out")).flatten(1) for m in maps], dim=1)
         return inside, outside
 
-    def _checked(self, x):
+    def checked(self, x):
+        """x, after checking that it is images (n, 3, H, W) with the mask's aspect ratio."""
         checks.images(x, "x")
         h, w = self.mask.shape
         if x.shape[-2] * w != x.shape[-1] * h:

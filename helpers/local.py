@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .distances import Region, resize_mask
 from . import checks
 from .metric import Metric
+from .solvers import fix_signs
 
 TAU = 1e-3  # δ = TAU · tr(H_rest): ReSeFa's default regulariser (`--tao 1e-3`, "coefficient to the identity")
 LAMB = 1 / 60  # LowRankGAN's Robust PCA sparsity weight (`--lamb 60`, used as 1/lamb)
@@ -72,7 +73,7 @@ def generalized_directions(H_region, H_rest, k: int | None = None, *, tau: float
         values, W = torch.linalg.eigh((A_ + A_.T) / 2)
         vectors = torch.linalg.solve_triangular(C.T, W[:, d - k:], upper=True)
     values, vectors = values[d - k:].flip(0), vectors.flip(1)
-    return Directions(_fix_signs(vectors / vectors.norm(dim=0)), values, "generalized", {"delta": delta, "tau": tau})
+    return Directions(fix_signs(vectors / vectors.norm(dim=0)), values, "generalized", {"delta": delta, "tau": tau})
 
 
 def robust_pca(M, lamb: float = LAMB, max_iter: int = 10000) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -141,7 +142,7 @@ def lowrank_directions(H_region, H_rest, *, lamb: float = LAMB, max_iter: int = 
     keep = norms > 1e-12 * max([1.0] + norms.tolist())
     info = {"rank_region": rank_f, "rank_rest": rank_b, "null_dim": d - relax, "dropped": int((~keep).sum()),
             "iterations": (iter_f, iter_b), "lamb": lamb}
-    return Directions(_fix_signs(projected[:, keep] / norms[keep]), sigma_f[:rank_f].clone()[keep],
+    return Directions(fix_signs(projected[:, keep] / norms[keep]), sigma_f[:rank_f].clone()[keep],
                       "lowrank", info)
 
 
@@ -450,10 +451,3 @@ def _pearson(x, y):
     y = y - y.mean(1, keepdim=True)
     return (x * y).sum(1) / (x.norm(dim=1) * y.norm(dim=1))
 
-
-def _fix_signs(V: torch.Tensor) -> torch.Tensor:
-    """Flip columns so that each one's largest-magnitude entry is positive (deterministic signs)."""
-    if V.shape[1] == 0:
-        return V
-    peak = V.gather(0, V.abs().argmax(dim=0, keepdim=True))
-    return V * torch.where(peak < 0, -1.0, 1.0).to(V)

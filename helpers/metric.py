@@ -1,28 +1,36 @@
-"""The metric tensor H(z0) = ∂²/∂z² d(G(z0), G(z)) at z = z0 of an image distance pulled back through a generator.
+"""The metric tensor H(z0) = ∂²/∂z² d(G(z0), G(z)) at z = z0 of an image distance pulled back through a generator:
+`metric` (one call, five methods), its `Metric` result and files, `hvp` at a point, and `region_metric(s)`.
 
-`metric` computes it by five methods (exact forward-mode Jacobian, exact double backprop, top-k Lanczos on
-exact or finite-difference Hessian-vector products, and a certified top-k block Krylov solver); `hvp` exposes
-the operator for other solvers, `pullback` the exact engine for any feature map (layer activations, say), and
-`region_metric` the metrics of an image region and of the rest of the image from one Jacobian pass.
+The façade over the engine's two halves: `helpers.operators` (how to multiply by H: the exact pullback and
+Gauss–Newton products, double backprop, finite differences) and `helpers.solvers` (dense eigh, ARPACK Lanczos,
+the certified block Krylov solver). Method → operator and solver: 'jacobian' → `GaussNewton.dense` (= `pullback`,
+the exact engine) + eigh; 'backprop' → `DoubleBackprop.dense` + eigh; 'lanczos' → `DoubleBackprop` (or
+Gauss–Newton) + `lanczos`; 'finite-difference' → `FiniteDifference` + `lanczos`; 'subspace' → `GaussNewton` +
+`block_krylov`.
 """
 from __future__ import annotations
 
-import contextlib
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import ArpackError, LinearOperator, eigsh
-from torch.func import jvp, vjp, vmap
+from scipy.sparse.linalg import ArpackError, LinearOperator
 from tqdm.auto import tqdm
 
+from . import checks, operators, solvers
 from .assets import atomic_path
-from . import checks
+# the engine's public pieces, so that `metric.pullback` & co. stay where users found them
+from .operators import default_chunk_size, float32_convolutions, pullback
+from .solvers import default_block, eigh_descending, top_eigenpairs
 
+__all__ = ["METHODS", "Metric", "metric", "hvp", "finite_difference_hvp", "region_metric", "region_metrics",
+           "describe_basis", "pullback", "eigh_descending", "top_eigenpairs", "default_chunk_size", "default_block",
+           "float32_convolutions", "SUBSPACE_TOL", "HVP_KINDS", "OPTIONAL_ARRAYS"]
+
+SUBSPACE_TOL = solvers.TOL  # default certificate of method='subspace': every pair's residual ≤ 1e-4·λ₁
 METHODS = ("jacobian", "backprop", "lanczos", "finite-difference", "subspace")
 
 
@@ -214,49 +222,48 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
         raise ValueError(f"hvp_kind is an option of method='lanczos', not of {method!r}")
     if hvp_kind is not None and hvp_kind not in HVP_KINDS:
         raise ValueError(f"unknown hvp_kind {hvp_kind!r}; choose one of {', '.join(HVP_KINDS)}")
-    lanczos_kind = LANCZOS_HVP if hvp_kind is None else hvp_kind
     residuals = passes = None
-    if method == "jacobian":
-        H = _jacobian_metric(G, z, distance, chunk_size=chunk_size, max_memory=max_memory, progress=progress,
-                             allow_tf32=allow_tf32)
+    if method in ("jacobian", "backprop"):
+        if method == "jacobian":
+            operator = operators.GaussNewton(G, z, distance, chunk_size=chunk_size, max_memory=max_memory,
+                                             allow_tf32=allow_tf32, what="method='jacobian'")
+            options = {"chunk_size": chunk_size}
+            passes = torch.tensor([[z.shape[1], 0]] * len(z))
+        else:
+            operator = operators.DoubleBackprop(G, z, distance, allow_tf32=allow_tf32)
+            options = {}
+        H = operator.dense(progress=progress)
         checks.finite_metric(H, G, z, distance)
         eigvals, eigvecs = eigh_descending(H)
-        options = {"chunk_size": chunk_size}
-        passes = torch.tensor([[z.shape[1], 0]] * len(z))
-    elif method == "backprop":
-        H = _backprop_metric(G, z, distance, progress=progress)
-        checks.finite_metric(H, G, z, distance)
-        eigvals, eigvecs = eigh_descending(H)
-        options = {}
     else:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 < k < z.shape[1]:
             raise ValueError(f"k must be an integer between 1 and d-1 = {z.shape[1] - 1} for {method!r}, got {k!r}")
         if method == "subspace":
             tol = SUBSPACE_TOL if tol is None else tol
-            block = default_block(k, z.device) if block is None else block
-            eigvals, eigvecs, residuals, passes = _subspace_metric(
-                G, z, distance, k=k, tol=tol, block=block, basis=basis, chunk_size=chunk_size, progress=progress,
-                relative=relative)
+            block = checks.positive_int(solvers.default_block(k, z.device) if block is None else block, "block")
+            operator = operators.GaussNewton(G, z, distance, chunk_size=chunk_size, allow_tf32=allow_tf32,
+                                             what="method='subspace'")
+            found = solvers.block_krylov(operator, k, tol=tol, block=block, basis=basis, relative=relative,
+                                         points_per_group=max(1, chunk_size // block), progress=progress)
+            eigvals, eigvecs, residuals = found.eigvals, found.eigvecs, found.residuals
+            passes = torch.stack([found.columns, found.columns], 1)
             options = {"k": k, "tol": tol, "block": block, "chunk_size": chunk_size}
             options |= {"relative": True} if relative else {}
             options |= {"basis": describe_basis(basis)} if basis is not None else {}
         else:
             tol = 0.0 if tol is None else tol
             pairs = []
-            for point in tqdm(z, desc=f"metric ({method})", disable=not progress, leave=False):
-                if method == "lanczos":
-                    operator = hvp(G, point, distance, kind=lanczos_kind, chunk_size=chunk_size,
-                                   allow_tf32=allow_tf32)
-                else:
-                    operator = finite_difference_hvp(G, point, distance, eps=eps, allow_tf32=allow_tf32)
+            for i, point in enumerate(tqdm(z, desc=f"metric ({method})", disable=not progress, leave=False)):
+                operator = _hvp_operator(G, point[None], distance, method, hvp_kind, eps=eps, chunk_size=chunk_size,
+                                         allow_tf32=allow_tf32)
                 try:
-                    pairs.append(top_eigenpairs(operator, k, tol))
+                    pairs.append(solvers.lanczos(operator, k, tol=tol))
                 except ArpackError as err:
-                    if not operator.matvec(np.ones(z.shape[1])).any():  # H v = 0 for every v: G ignores z
-                        raise ValueError(checks.ignores_z_message(G, [len(pairs)])) from err
+                    if not operator.linear_operator().matvec(np.ones(z.shape[1])).any():  # G ignores z: H v = 0
+                        raise ValueError(checks.ignores_z_message(G, [i])) from err
                     raise
-            eigvals = torch.stack([p[0] for p in pairs]).to(z.device)
-            eigvecs = torch.stack([p[1] for p in pairs]).to(z.device)
+            eigvals = torch.cat([p.eigvals for p in pairs])
+            eigvecs = torch.cat([p.eigvecs for p in pairs])
             options = {"k": k, "tol": tol} | ({"eps": eps} if method == "finite-difference" else {})
             options |= {"hvp_kind": hvp_kind} if hvp_kind is not None else {}
         H = eigvecs @ torch.diag_embed(eigvals) @ eigvecs.transpose(1, 2)
@@ -265,6 +272,17 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
     checks.nonzero_metric(H, G)
     return Metric(H, eigvals, eigvecs, z.detach().clone(), method, time.perf_counter() - start, options,
                   residuals=None if residuals is None else residuals.to(z.device), passes=passes)
+
+
+def _hvp_operator(G, z, distance, method, hvp_kind, *, eps, chunk_size, allow_tf32) -> operators.Operator:
+    """The operator ARPACK calls at one point z (1, d) for 'lanczos' (double backprop unless hvp_kind says
+    otherwise) and 'finite-difference'."""
+    if method == "finite-difference":
+        return operators.FiniteDifference(G, z, distance, eps=eps, allow_tf32=allow_tf32)
+    if (hvp_kind or LANCZOS_HVP) == "gauss-newton":
+        return operators.GaussNewton(G, z, distance, chunk_size=chunk_size, allow_tf32=allow_tf32,
+                                     what="hvp(kind='gauss-newton')")
+    return operators.DoubleBackprop(G, z, distance, allow_tf32=allow_tf32)
 
 
 def region_metric(G: Callable, z: torch.Tensor, distance, mask, *, normalize: bool = True,
@@ -314,7 +332,7 @@ def region_metrics(G: Callable, z: torch.Tensor, distance, masks: dict, *, norma
             checks.generated(images, len(codes), base)
             checked.append(True)
         for region in regions.values():
-            region._checked(images)  # shapes only
+            region.checked(images)  # shapes only
         maps = base.feature_maps(images)
         return tuple(part for region in regions.values() for part in region.split_features(images, maps=maps))
 
@@ -334,264 +352,51 @@ def region_metrics(G: Callable, z: torch.Tensor, distance, masks: dict, *, norma
 
 def hvp(G: Callable, z: torch.Tensor, distance: Callable, *, kind: str | None = None, chunk_size: int | None = None,
         allow_tf32: bool = False) -> LinearOperator:
-    """Exact Hessian-vector products v ↦ H(z) v at one point z (d,).
+    """Exact Hessian-vector products v ↦ H(z) v at one point z (d,), as a float64 scipy `LinearOperator` (d, d).
 
-    kind : 'gauss-newton' (H v = 2 Jᵀ(J v) with J the Jacobian of the distance's feature map f∘G at z: one
-        forward-mode JVP and one reverse-mode VJP, no second-order graph, only the forward graph kept; the
-        default when the distance has `features`) or 'double-backprop' (the gradient's graph differentiated
-        once more; any distance). Gauss–Newton is the faster one on blocks of vectors (`matmat`); one vector
-        at a time (`matvec`, as ARPACK calls it) double backprop is, on CPU: see benchmarks/README.md.
+    kind : 'gauss-newton' (H v = 2 Jᵀ(J v), `operators.GaussNewton`; the default when the distance has
+        `features`) or 'double-backprop' (`operators.DoubleBackprop`; any distance). Gauss–Newton is the faster
+        one on blocks of vectors (`matmat`); one vector at a time (`matvec`, as ARPACK calls it) double backprop
+        is, on CPU (benchmarks/README.md).
     chunk_size : images per vmapped pass when a block of vectors is applied (`matmat`); None: by device.
     allow_tf32 : as for `metric`.
 
-    Returns a float64 scipy `LinearOperator` of shape (d, d) whose `matmat` applies a block of vectors in
-    batched passes; the graph is built once and reused. Its `kind` says which it is and `columns` counts the
-    vectors applied so far.
+    The graph is built once and reused; the operator's `kind` says which it is and `columns` counts the vectors
+    applied so far. For blocks at many points at once use `helpers.operators` directly.
     """
     z, _ = checks.latents(G, z)
     if len(z) != 1:
         raise ValueError(f"hvp works at one point; got {len(z)} codes")
     if kind is not None and kind not in HVP_KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(HVP_KINDS)}")
-    chunk_size = default_chunk_size(z.device) if chunk_size is None else chunk_size
     with float32_convolutions(allow_tf32):
         if kind is None:
-            kind = "gauss-newton" if _has_features(G, z, distance) else "double-backprop"
+            kind = "gauss-newton" if operators.has_features(G, z, distance) else "double-backprop"
         if kind == "gauss-newton":
-            return _gauss_newton_operator(_feature_map(G, z, distance, "hvp(kind='gauss-newton')"), z, chunk_size,
-                                          allow_tf32, lambda HV: checks.finite_products(HV, G, z, distance))
-        gradient, z_var = _gradient_graph(G, z, distance)
-
-    def apply(V):  # (d, m) -> (d, m)
-        V = torch.as_tensor(V, dtype=z.dtype, device=z.device).T.contiguous()
-        with float32_convolutions(allow_tf32):
-            if len(V) == 1:
-                (HV,) = torch.autograd.grad(gradient, z_var, grad_outputs=V, retain_graph=True)
-            else:  # one vmapped backward pass through the gradient's graph for the whole block
-                (HV,) = torch.autograd.grad(gradient, z_var, grad_outputs=V[:, None, :], retain_graph=True,
-                                            is_grads_batched=True)
-                HV = HV[:, 0]
-        return checks.finite_products(HV, G, z, distance)
-
-    return _block_operator(z.shape[1], apply, kind)
+            operator = operators.GaussNewton(G, z, distance, chunk_size=chunk_size, allow_tf32=allow_tf32,
+                                             what="hvp(kind='gauss-newton')")
+        else:
+            operator = operators.DoubleBackprop(G, z, distance, allow_tf32=allow_tf32)
+    return operator.linear_operator()
 
 
 HVP_KINDS = ("gauss-newton", "double-backprop")
 # ARPACK applies one vector at a time, and there torch's forward-mode JVP costs about three forward passes
 # (the primal, again as a convolution with a zero weight tangent, and the tangent), so a Gauss–Newton product
-# is slower than double backprop; in blocks (`matmat`, method='subspace') it is the faster one.
+# is slower than double backprop; in blocks (method='subspace') it is the faster one.
 LANCZOS_HVP = "double-backprop"
 
 
 def finite_difference_hvp(G: Callable, z: torch.Tensor, distance: Callable, *, eps: float = 1e-4,
                           allow_tf32: bool = False) -> LinearOperator:
-    """Hv ≈ (g(z + h v) − g(z − h v)) / 2h with g the gradient of d(G(z), G(·)) and ‖h v‖ = eps·‖z‖.
-
-    Unlike the paper's code (which returns ½ Hv, see notebook 1), this is the Hessian itself.
-    The step is relative to ‖z‖ but at least eps (‖h v‖ = eps·max(‖z‖, 1)), so z = 0 works too.
+    """Hv ≈ (g(z + h v) − g(z − h v)) / 2h at one point z (d,), as a scipy `LinearOperator` (see
+    `operators.FiniteDifference`): the Hessian itself (the paper's code returns ½ Hv), with ‖h v‖ = eps·max(‖z‖, 1).
     allow_tf32 : as for `metric`.
     """
     z, _ = checks.latents(G, z)
     if len(z) != 1:
         raise ValueError(f"finite_difference_hvp works at one point; got {len(z)} codes")
-    if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps}")
-    with torch.no_grad(), float32_convolutions(allow_tf32):
-        x0 = checks.generate(G, z, distance)
-    radius = eps * max(z.norm().item(), 1.0)
-
-    def matvec(v):
-        v = torch.as_tensor(np.asarray(v).reshape(1, -1), dtype=z.dtype, device=z.device)
-        h = radius / v.norm().clamp_min(1e-30)
-        points = torch.cat([z + h * v, z - h * v]).requires_grad_(True)
-        with float32_convolutions(allow_tf32):
-            values = distance(x0, G(points))
-            checks.distance_values(values, 2, finite=False)  # shape only: no pass over the values per product
-            if not values.requires_grad:
-                raise ValueError(checks.ignores_z_message(G, [0]))
-            (g,) = torch.autograd.grad(values.sum(), points)
-        return checks.finite_products(((g[0] - g[1]) / (2 * h))[None], G, z, distance).ravel()
-
-    return _symmetric_operator(z.shape[1], matvec)
-
-
-# --- methods ---------------------------------------------------------------------------------------------
-
-def _jacobian_metric(G, z, distance, *, chunk_size, max_memory, progress, allow_tf32):
-    f = _feature_map(G, z, distance, "method='jacobian'")
-    return pullback(f, z, chunk_size=chunk_size, max_memory=max_memory, progress=progress, allow_tf32=allow_tf32)
-
-
-def _has_features(G, z, distance) -> bool:
-    """Whether the distance has a working `features` map (a subclass may leave it unimplemented)."""
-    features = getattr(distance, "features", None)
-    if features is None:
-        return False
-    try:
-        with torch.no_grad():
-            features(checks.generate(G, z[:1], distance))  # the probe: checks G's images once, not per pass
-    except NotImplementedError:
-        return False
-    return True
-
-
-def _feature_map(G, z, distance, what):
-    """x ↦ features(G(x)), or TypeError naming `what` when the distance has no feature map."""
-    if not _has_features(G, z, distance):
-        missing = "has no `features` map" if getattr(distance, "features", None) is None else \
-            "has a `features` map that is not implemented"
-        raise TypeError(f"{type(distance).__name__} {missing}, which {what} needs; use method='backprop', "
-                        f"'lanczos' or 'finite-difference' (or hvp(kind='double-backprop')) for a general distance")
-    return lambda x: distance.features(G(x))
-
-
-def pullback(f: Callable, z: torch.Tensor, *, chunk_size: int | None = None, max_memory: float = 2 ** 30,
-             progress: bool = False, allow_tf32: bool = False):
-    """Exact metric H = 2 JᵀJ (b, d, d) float64 of d(z) = ‖f(z) − f(z0)‖² at each z0 of z (b, d).
-
-    f maps codes (n, d) to features (n, F), or to a tuple of such (then one metric per output, as a list).
-    J comes from forward-mode JVPs along every basis direction, vmapped with `chunk_size` images in flight
-    (None: `default_chunk_size(z.device)`); points are grouped so that their Jacobians (d × points × F floats)
-    fit in `max_memory` bytes.
-    allow_tf32 : as for `metric`.
-    """
-    chunk_size = default_chunk_size(z.device) if chunk_size is None else chunk_size
-    with float32_convolutions(allow_tf32):
-        return _pullback(f, z, chunk_size=chunk_size, max_memory=max_memory, progress=progress)
-
-
-def _pullback(f, z, *, chunk_size, max_memory, progress):
-    b, d = z.shape
-    with torch.no_grad():
-        probe = f(z[:1])
-    single = isinstance(probe, torch.Tensor)
-    outputs = (lambda x: (f(x),)) if single else f
-    probe = (probe,) if single else tuple(probe)
-    if any(p.dim() != 2 or p.shape[0] != 1 for p in probe):
-        raise ValueError(f"the feature map must return (n, F) for n codes, got {[tuple(p.shape) for p in probe]}")
-    n_features = sum(p.shape[1] for p in probe)
-    points_per_group = int(max(1, min(b, max_memory // (z.element_size() * d * n_features))))
-    directions = torch.eye(d, dtype=z.dtype, device=z.device)
-    H = [torch.empty(b, d, d, dtype=torch.float64, device=z.device) for _ in probe]
-    groups = range(0, b, points_per_group)
-    for start in tqdm(groups, desc="metric (jacobian)", disable=not progress, leave=False):
-        block = z[start:start + points_per_group]
-        for out, J in zip(H, _feature_jacobian(outputs, block, directions, chunk_size)):
-            out[start:start + len(block)] = 2 * _gram64(J)
-    return H[0] if single else H
-
-
-def _feature_jacobian(f, z, directions, chunk_size):
-    """Jacobian-vector products (points, n, F), one tensor per output of f (a tuple), at the points z (points, d).
-
-    directions : (n, d), the same n directions at every point, or (n, points, d), n directions per point.
-    A vmapped call holds all n directions of as many points as fit in chunk_size images, or, when n >
-    chunk_size, one point's directions in chunks of chunk_size: every call repeats the primal pass of its
-    points (and torch's forward-mode convolution rule spends as much again on a zero weight tangent), so
-    whole points per call keep that at 2/n of the work, where chunking points across directions made a
-    batch cost more per point than one point alone.
-    """
-    points, n = z.shape[0], directions.shape[0]
-    per_point = directions.dim() == 3
-    step = max(1, chunk_size // n)  # points per call
-    out = None
-    for s in range(0, points, step):
-        part = _jvp_columns(f, z[s:s + step], directions[:, s:s + step] if per_point else directions, chunk_size)
-        if step >= points:
-            out = part
-            break
-        if out is None:  # laid out as one call's output, (n, points, F): the Gram matrix sees the same strides
-            out = tuple(torch.empty(n, points, *j.shape[2:], dtype=j.dtype, device=j.device) for j in part)
-        for o, j in zip(out, part):
-            o[:, s:s + j.shape[1]] = j
-    return tuple(j.transpose(0, 1) for j in out)
-
-
-def _jvp_columns(f, z, directions, chunk_size):
-    """JVPs of f at z (points, d) along directions (n, d) or (n, points, d): a tuple of (n, points, F)."""
-    points = z.shape[0]
-    shared = directions.dim() == 2
-
-    def column(direction):
-        return jvp(f, (z,), (direction.expand(points, -1) if shared else direction,))[1]
-
-    per_call = max(1, chunk_size // points)  # directions per vmapped call: chunk_size images in flight
-    with torch.no_grad(), _quiet_forward_ad():
-        return vmap(column, chunk_size=per_call)(directions)
-
-
-@contextlib.contextmanager
-def _quiet_forward_ad():
-    """torch's own forward-AD decompositions still use torch.jit.script on first use: silence that warning."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-        yield
-
-
-def _gram64(J, block: int = 1 << 16):
-    """J Jᵀ accumulated in float64 over feature blocks; J is (points, d, F) float32."""
-    out = torch.zeros(J.shape[0], J.shape[1], J.shape[1], dtype=torch.float64, device=J.device)
-    for s in range(0, J.shape[2], block):
-        part = J[:, :, s:s + block].double()
-        out += part @ part.transpose(1, 2)
-    return out
-
-
-def _gradient_graph(G, z, distance):
-    """Gradient of d(G(z0), G(z)) at z = z0, kept differentiable (create_graph) for second derivatives."""
-    with torch.no_grad():
-        x0 = checks.generate(G, z, distance)
-    z_var = z.detach().clone().requires_grad_(True)
-    values = distance(x0, G(z_var))
-    checks.distance_values(values, len(z))
-    if not values.requires_grad:
-        raise ValueError(checks.ignores_z_message(G, list(range(len(z)))))
-    (gradient,) = torch.autograd.grad(values.sum(), z_var, create_graph=True)
-    if not gradient.requires_grad:  # the gradient is constant in z: the metric is zero
-        raise ValueError(checks.ignores_z_message(G, list(range(len(z)))))
-    return gradient, z_var
-
-
-def _backprop_metric(G, z, distance, *, progress):
-    """The paper's BP: one backward pass per latent dimension through the gradient's graph.
-
-    Points are batched: the distance is a sum over images, so row i of every point's Hessian comes out of
-    one backward pass of the i-th gradient coordinates.
-    """
-    gradient, z_var = _gradient_graph(G, z, distance)
-    b, d = z.shape
-    H = torch.empty(b, d, d, dtype=torch.float64, device=z.device)
-    for i in tqdm(range(d), desc="metric (backprop)", disable=not progress, leave=False):
-        (row,) = torch.autograd.grad(gradient[:, i].sum(), z_var, retain_graph=i < d - 1)
-        H[:, i] = row.double()
-    return (H + H.transpose(1, 2)) / 2
-
-
-# --- the top of the spectrum: Gauss–Newton products and a certified block solver --------------------------
-#
-# H = 2 JᵀJ with J the Jacobian of the feature map f∘G, so a block H V costs one batch of forward-mode JVPs
-# (J V, through `_feature_jacobian`, the exact engine's own) and one batch of reverse-mode VJPs (Jᵀ U, through
-# one forward graph kept per point). No second-order graph is ever built.
-
-SUBSPACE_TOL = 1e-4  # default certificate of method='subspace': every pair's residual ≤ 1e-4·λ₁
-
-
-def default_chunk_size(device) -> int:
-    """Images per vmapped pass when chunk_size is None: 64 on CPU, 256 on other devices.
-
-    On CPU larger calls are slower per image (activations leave the caches) and 64 images already amortise
-    the per-call work; a GPU needs more images in flight to be busy.
-    """
-    return 64 if torch.device(device).type == "cpu" else 256
-
-
-def default_block(k: int, device) -> int:
-    """New directions per iteration of method='subspace' when block is None: min(k, 8) on CPU, k elsewhere.
-
-    Smaller blocks reach the certificate in fewer passes (each new block comes from a richer Krylov space),
-    larger ones in fewer sequential steps, which is what a GPU needs to be busy.
-    """
-    return min(k, 8) if torch.device(device).type == "cpu" else k
+    return operators.FiniteDifference(G, z, distance, eps=eps, allow_tf32=allow_tf32).linear_operator()
 
 
 def describe_basis(basis: torch.Tensor) -> dict:
@@ -603,241 +408,3 @@ def describe_basis(basis: torch.Tensor) -> dict:
             "sha256": hashlib.sha256(data.reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()}
 
 
-def _vjp_columns(f, z):
-    """Jᵀ U at the points z (points, d): returns apply(U) for cotangents U (n, points, F) -> (n, points, d).
-
-    The forward graph is built once here and reused by every call (vmapped over the n cotangents).
-    """
-    _, pull = vjp(f, z)
-
-    def apply(U, chunk_size):
-        per_call = max(1, chunk_size // z.shape[0])
-        (out,) = vmap(pull, chunk_size=per_call)(U)
-        return out
-
-    return apply
-
-
-def _gauss_newton_operator(f, z, chunk_size, allow_tf32, finite):
-    """H v = 2 Jᵀ(J v) at one point z (1, d) as a LinearOperator (see `hvp`); call within float32_convolutions.
-    finite(HV (m, d)) returns the products as float64 numpy (d, m), or raises if they are not finite."""
-    pull = _vjp_columns(f, z)
-
-    def apply(V):  # (d, m) -> (d, m)
-        V = torch.as_tensor(V, dtype=z.dtype, device=z.device).T.contiguous()
-        with float32_convolutions(allow_tf32):
-            if len(V) == 1:  # one vector: plain jvp and vjp, no vmap
-                with torch.no_grad(), _quiet_forward_ad():
-                    U = jvp(f, (z,), (V,))[1][None]
-            else:
-                (U,) = _feature_jacobian(lambda x: (f(x),), z, V, chunk_size)
-                U = U.transpose(0, 1)
-            HV = 2 * pull(U, chunk_size)[:, 0]
-        return finite(HV)
-
-    return _block_operator(z.shape[1], apply, "gauss-newton")
-
-
-def _block_operator(d, apply, kind):
-    """A symmetric (d, d) float64 LinearOperator from apply((d, m) array) -> (d, m), counting columns applied."""
-    def matmat(V):
-        V = np.asarray(V, dtype=np.float64).reshape(d, -1)
-        operator.columns += V.shape[1]
-        return apply(V)
-
-    operator = LinearOperator((d, d), matvec=lambda v: matmat(v).ravel(), rmatvec=lambda v: matmat(v).ravel(),
-                              matmat=matmat, dtype=np.float64)
-    operator.kind, operator.columns = kind, 0
-    return operator
-
-
-def _subspace_metric(G, z, distance, *, k, tol, block, basis, chunk_size, progress, relative=False, seed: int = 0):
-    """Top-k eigenpairs of H at each point of z (b, d) by block Krylov iteration with Rayleigh–Ritz.
-
-    The basis Q of each point grows by `block` orthonormal directions per iteration: the residuals of its
-    unconverged Ritz pairs (top first), which span the next Krylov block. H Q is kept (each column costs one JVP
-    and one VJP), so the Ritz pairs and their residuals ‖H x − θ x‖ come from float64 linear algebra on
-    (d, s) matrices with no further passes. A point stops when its top k residuals are ≤ tol·θ₁ (relative:
-    ≤ tol·θ_i each), or when Q
-    spans all d directions (then Rayleigh–Ritz is exact). Points are solved in lockstep groups of
-    chunk_size // block, so a call holds at most chunk_size images.
-
-    Returns eigvals (b, k), eigvecs (b, d, k), residuals (b, k) float64 and passes (b, 2) int64.
-    """
-    f = _feature_map(G, z, distance, "method='subspace'")
-    b, d = z.shape
-    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        raise ValueError(f"block must be a positive integer, got {block!r}")
-    if not (isinstance(tol, (int, float)) and 0 <= tol < 1):
-        raise ValueError(f"tol must be a number in [0, 1) for method='subspace' (residuals ≤ tol·λ₁), got {tol!r}")
-    starts = checks.warm_start(basis, b, d, z.device)
-    generator = torch.Generator().manual_seed(seed)
-    cold = torch.randn(d, block, generator=generator, dtype=torch.float64).to(z.device)
-    if starts is not None and starts[0].shape[1] > block:
-        # A wide warm basis seeds the Krylov space with `block` fixed random mixtures of its columns: started
-        # from the whole basis the solver spent its first columns on directions the point does not need and grew
-        # the Krylov space slowly (on the faces model, top 20 at tol 1e-4: 60-68 columns against 48-64 cold;
-        # mixed: 48-56; see benchmarks/README.md).
-        mix = torch.randn(starts[0].shape[1], block, generator=generator, dtype=torch.float64).to(z.device)
-        starts = [start @ mix for start in starts]
-    per_group = max(1, chunk_size // block)
-    eigvals = torch.empty(b, k, dtype=torch.float64, device=z.device)
-    eigvecs = torch.empty(b, d, k, dtype=torch.float64, device=z.device)
-    residuals = torch.empty(b, k, dtype=torch.float64, device=z.device)
-    passes = torch.empty(b, 2, dtype=torch.int64)
-    bar = tqdm(total=b, desc="metric (subspace)", disable=not progress, leave=False)
-    for first in range(0, b, per_group):
-        index = range(first, min(first + per_group, b))
-        group = _solve_group(_gauss_newton_blocks(f, z[list(index)], chunk_size, G, distance, list(index)),
-                             [cold if starts is None else starts[i] for i in index], k=k, tol=tol, block=block,
-                             seed=seed, relative=relative)
-        for i, (vals, vecs, res, s) in zip(index, group):
-            eigvals[i], eigvecs[i], residuals[i], passes[i] = vals, vecs, res, torch.tensor([s, s])
-        bar.update(len(index))
-        bar.set_postfix_str(f"passes/point {passes[:index[-1] + 1, 0].float().mean():.0f} of d = {d}")
-    bar.close()
-    if tol > 0:
-        scale = eigvals if relative else eigvals[:, :1]
-        if (residuals > tol * scale).any():  # only when tol is below what float32 passes resolve (the basis is full)
-            worst = float((residuals / scale).max())
-            warnings.warn(f"method='subspace' could not certify tol = {tol:g}: with the basis spanning all {d} "
-                          f"directions the largest residual is still {worst:.1e}·{'λ_i' if relative else 'λ₁'} "
-                          f"(float32 rounding of the passes); the returned residuals say how accurate each pair "
-                          f"is", RuntimeWarning, stacklevel=4)
-    return eigvals, eigvecs, residuals, passes
-
-
-def _solve_group(apply, starts, *, k, tol, block, seed, relative=False):
-    """The block Krylov iteration for a few points in lockstep; a list of (eigvals, eigvecs, residuals, passes).
-
-    apply(active, blocks) returns H W (d, m) float64 for each block W of the points numbered `active`;
-    starts : one (d, m) float64 start per point (all of one width).
-    """
-    p, d = len(starts), starts[0].shape[0]
-    device = starts[0].device
-    generator = torch.Generator().manual_seed(seed + 1)
-    Q = [torch.zeros(d, 0, dtype=torch.float64, device=device) for _ in range(p)]
-    HQ = [q.clone() for q in Q]
-    new = [_orthonormal(start, q, generator) for start, q in zip(starts, Q)]
-    done: dict[int, tuple] = {}
-    active = list(range(p))
-    while active:
-        for i, hw in zip(active, apply(list(active), [new[i] for i in active])):
-            Q[i], HQ[i] = torch.cat([Q[i], new[i]], 1), torch.cat([HQ[i], hw], 1)
-        for i in list(active):
-            theta, X, HX = _rayleigh_ritz(Q[i], HQ[i])
-            R = HX - X * theta
-            res = R.norm(dim=0)
-            s = Q[i].shape[1]
-            unconverged = ~(res <= tol * (theta if relative else theta[0]))
-            if (s >= k and not unconverged[:k].any()) or s >= d:
-                done[i] = (theta[:k], _fix_signs(X[:, :k]), res[:k], s)
-                active.remove(i)
-                continue
-            # next block: residuals of unconverged pairs, top first, then of the pairs beyond k
-            order = [j for j in range(min(k, s)) if unconverged[j]] + list(range(k, s))
-            size = min(block, d - s)
-            new[i] = _orthonormal(R[:, order[:size]], Q[i], generator, size)
-    return [done[i] for i in range(p)]
-
-
-def _gauss_newton_blocks(f, z, chunk_size, G, distance, labels):
-    """apply(active, blocks) for `_solve_group`: H W = 2 Jᵀ(J W) at the points z[active], batched over points
-    and columns (one JVP call and one VJP call per block); the forward graph of the active points is kept.
-    Non-finite products raise ValueError naming their source (G and distance) and the points (labels)."""
-    graph = {}
-
-    def apply(active, blocks):
-        if graph.get("active") != active:  # the points still running: their forward graph, built once
-            graph.update(active=list(active), pull=_vjp_columns(f, z[active]))
-        W = torch.stack(blocks)  # (p, d, m)
-        directions = W.permute(2, 0, 1).to(z.dtype)  # (m, p, d)
-        (U,) = _feature_jacobian(lambda x: (f(x),), z[active], directions, chunk_size)  # (p, m, F)
-        HW = 2 * graph["pull"](U.transpose(0, 1), chunk_size)  # (m, p, d)
-        bad = ~torch.isfinite(HW).all(dim=0).all(dim=1)  # (p,): per point
-        if bad.any():
-            which = [active[i] for i in bad.nonzero().flatten().tolist()]
-            raise ValueError(checks.nonfinite_source(G, z[which], distance, [labels[i] for i in which],
-                                               "a Hessian-vector product"))
-        return list(HW.permute(1, 2, 0).double())
-
-    return apply
-
-
-def _rayleigh_ritz(Q, HQ):
-    """Ritz values (s,) descending, Ritz vectors X = Q S and H X = (H Q) S, from Q (d, s) and H Q."""
-    T = Q.T @ HQ
-    theta, S = eigh_descending((T + T.T) / 2)
-    return theta, Q @ S, HQ @ S
-
-
-def _orthonormal(W, Q, generator, size=None):
-    """Columns of W (d, m) made orthonormal and orthogonal to Q (d, s), padded with random directions to `size`
-    columns; a column that is (numerically) in the span of the others is replaced by a random one."""
-    d = Q.shape[0]
-    size = W.shape[1] if size is None else size
-    W = torch.cat([W, torch.randn(d, max(0, size - W.shape[1]), generator=generator, dtype=torch.float64
-                                  ).to(W.device)], 1)
-    columns = []
-    for j in range(size):
-        w = W[:, j]
-        for _ in range(3):  # a random replacement is tried until one is independent
-            scale = w.norm()
-            for _ in range(2):  # Gram–Schmidt twice: orthogonal to working precision
-                for basis in (Q, *columns):
-                    basis = basis if basis.dim() == 2 else basis[:, None]
-                    w = w - basis @ (basis.T @ w)
-            if w.norm() > 1e-10 * scale:
-                break
-            w = torch.randn(d, generator=generator, dtype=torch.float64).to(W.device)
-        columns.append(w / w.norm())
-    return torch.stack(columns, 1)
-
-
-def _fix_signs(X):
-    """Eigenvectors (d, k) with the largest-magnitude entry of each column positive (a reproducible sign)."""
-    pivot = X.gather(0, X.abs().argmax(0, keepdim=True))
-    return X * torch.where(pivot < 0, -1.0, 1.0)
-
-
-# --- shared pieces -----------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def float32_convolutions(allow_tf32: bool = False):
-    """Within this block cuDNN convolutions run in full float32, unless allow_tf32; the setting is restored after.
-
-    torch lets cuDNN convolutions use TF32 by default on Ampere and later GPUs; its 10-bit mantissa gives
-    errors of the order of 1e-3 relative, far more than the exact methods differ from each other.
-    """
-    if allow_tf32:
-        yield
-        return
-    saved = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = saved
-
-
-def eigh_descending(H: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenvalues (..., d) in descending order and their eigenvectors (..., d, d) as columns, of symmetric H."""
-    eigvals, eigvecs = torch.linalg.eigh(H)
-    return eigvals.flip(-1), eigvecs.flip(-1)
-
-
-def _symmetric_operator(d, matvec):
-    return LinearOperator((d, d), matvec=matvec, rmatvec=matvec, dtype=np.float64)
-
-
-def top_eigenpairs(operator, k: int, tol: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The k largest eigenvalues (k,) descending and eigenvectors (d, k), float64 on the CPU, by ARPACK Lanczos.
-
-    operator : a symmetric (d, d) scipy `LinearOperator` or dense array; the start vector is fixed, so the
-    same operator gives the same numbers every run.
-    """
-    d = operator.shape[0]
-    v0 = np.random.default_rng(0).standard_normal(d)  # fixed start vector: same numbers every run
-    eigvals, eigvecs = eigsh(operator, k=k, which="LA", tol=tol, v0=v0)
-    order = np.argsort(eigvals)[::-1]
-    return torch.from_numpy(eigvals[order].copy()), torch.from_numpy(eigvecs[:, order].copy())
