@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .metric import Metric, eigh_descending, pullback
+from .stats import pearson, percentile_bootstrap, standardize
 
 FLOOR = 1e-12  # logs clip values at FLOOR × the largest eigenvalue of the metric they come from
 
@@ -120,7 +121,7 @@ def homogeneity(H, eigvals=None, eigvecs=None, *, scale: str = "log", against: s
     H, eigvals, eigvecs = _unpack(H, eigvals, eigvecs)
     b, d, k = eigvecs.shape
     top = eigvals[:, 0].clamp_min(torch.finfo(H.dtype).tiny)  # (b,)
-    lam_hat = _standardize(_rescale(eigvals, top[:, None], scale, floor))  # (b, k)
+    lam_hat = standardize(_rescale(eigvals, top[:, None], scale, floor))  # (b, k)
     # α = Σ_ab u_a u_b H_ab over the upper triangle (off-diagonal terms twice): one matmul per block of i.
     rows_, cols_ = torch.triu_indices(d, d, device=H.device)
     packed = H[:, rows_, cols_] * torch.where(rows_ == cols_, 1.0, 2.0).to(H)  # (b, p)
@@ -130,7 +131,7 @@ def homogeneity(H, eigvals=None, eigvecs=None, *, scale: str = "log", against: s
         U = eigvecs[s:s + block].transpose(1, 2)  # (m, k, d)
         outer = U.index_select(2, rows_) * U.index_select(2, cols_)  # (m, k, p): u_a u_b for a ≤ b
         alpha = (outer.flatten(0, 1) @ packed.T).view(len(U), k, b).transpose(1, 2)  # (m, b, k)
-        x_hat = _standardize(_rescale(alpha, top[None, :, None], scale, floor))
+        x_hat = standardize(_rescale(alpha, top[None, :, None], scale, floor))
         y_hat = lam_hat[None, :, :] if against == "target" else lam_hat[s:s + block, None, :]
         out[s:s + block] = (x_hat * y_hat).sum(-1)
     return out.fill_diagonal_(1.0)
@@ -138,7 +139,7 @@ def homogeneity(H, eigvals=None, eigvecs=None, *, scale: str = "log", against: s
 
 def vec_correlation(H) -> torch.Tensor:
     """Pearson correlation of vec(H_i) with vec(H_j) for all pairs. H : (b, d, d) or a `Metric`. Returns (b, b)."""
-    flat = _standardize(_metrics(H).flatten(1))
+    flat = standardize(_metrics(H).flatten(1))
     return flat @ flat.T
 
 
@@ -156,40 +157,38 @@ def homogeneity_vs_distance(z, matrix: torch.Tensor) -> float:
     """
     z = (z if isinstance(z, torch.Tensor) else z.z).to(matrix)
     distance = torch.cdist(z, z)
-    return _pearson(_offdiag(distance), _offdiag(matrix)).item()
+    return pearson(_offdiag(distance), _offdiag(matrix)).item()
 
 
 def homogeneity_vs_distance_interval(z, matrix: torch.Tensor, *, n_boot: int = 1000, level: float = 0.95,
                                      seed: int = 0, min_codes: int = 5) -> tuple[float, float]:
     """Percentile bootstrap interval of `homogeneity_vs_distance`, resampling codes (not pairs).
 
-    Pairs share codes, so they are not independent: each replicate draws b codes with replacement and
-    correlates over the ordered pairs of distinct codes among them. Replicates with fewer than three distinct
-    codes, or a constant column, are skipped. Returns (low, high); (nan, nan) with fewer than `min_codes` codes
-    (too few to resample: with three, every usable replicate is the same set) or if no replicate is usable.
+    Pairs share codes, so they are not independent: each replicate draws b codes with replacement
+    (`stats.percentile_bootstrap`) and correlates over the ordered pairs of distinct codes among them.
+    Replicates with fewer than three distinct codes, or a constant column, are skipped. Returns (low, high);
+    (nan, nan) with fewer than `min_codes` codes (too few to resample: with three, every usable replicate is
+    the same set) or if no replicate is usable.
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     z = (z if isinstance(z, torch.Tensor) else z.z).to(matrix)
     distance = torch.cdist(z, z)
-    b = len(z)
-    if b < min_codes:
+    if len(z) < min_codes:
         return float("nan"), float("nan")
-    gen = torch.Generator().manual_seed(int(seed))
-    values = []
-    for _ in range(n_boot):
-        idx = torch.randint(b, (b,), generator=gen).to(matrix.device)
-        if len(idx.unique()) < 3:
-            continue
-        distinct = idx[:, None] != idx[None, :]
-        x, y = distance[idx][:, idx][distinct], matrix[idx][:, idx][distinct]
-        if x.std() > 0 and y.std() > 0:
-            values.append(_pearson(x, y))
-    if not values:
-        return float("nan"), float("nan")
-    low, high = torch.quantile(torch.stack(values).double(), torch.tensor([(1 - level) / 2, (1 + level) / 2],
-                                                                          dtype=torch.float64))
-    return low.item(), high.item()
+
+    def replicate(draws):
+        values = torch.full((len(draws),), float("nan"), dtype=torch.float64)
+        for r, idx in enumerate(torch.from_numpy(draws).to(matrix.device)):
+            if len(idx.unique()) < 3:
+                continue
+            distinct = idx[:, None] != idx[None, :]
+            x, y = distance[idx][:, idx][distinct], matrix[idx][:, idx][distinct]
+            if x.std() > 0 and y.std() > 0:
+                values[r] = pearson(x, y).item()
+        return values.numpy()
+
+    return percentile_bootstrap(replicate, len(z), n_boot=n_boot, level=level, seed=seed)
 
 
 # --- average metric and subspaces ------------------------------------------------------------------------------
@@ -317,7 +316,7 @@ def layer_alignment(layer_H: Sequence[torch.Tensor], *, floor: float = FLOOR) ->
     lam, U = eigh_descending(Hs[:, -1])  # (b, d), (b, d, d)
     alpha = torch.einsum("bak,blac,bck->blk", U, Hs, U)
     log_alpha = _rescale(alpha, alpha.amax(-1, keepdim=True).clamp_min(torch.finfo(alpha.dtype).tiny), "log", floor)
-    x_hat, y_hat = _standardize(log_alpha), _standardize(alpha)
+    x_hat, y_hat = standardize(log_alpha), standardize(alpha)
     corr_log = x_hat @ x_hat.transpose(1, 2)
     corr_linear = y_hat @ y_hat.transpose(1, 2)
     x = log_alpha[:, -1:, :]  # log10 λ(H_L), clipped the same way
@@ -356,14 +355,14 @@ def compare_metrics(H_a, H_b, k: int = 10, *, floor: float = FLOOR) -> Compariso
         raise ValueError(f"metrics must have the same shape, got {tuple(H_a.shape)} and {tuple(H_b.shape)}")
     if not 0 < k <= min(U_a.shape[2], U_b.shape[2]):
         raise ValueError(f"k must be between 1 and {min(U_a.shape[2], U_b.shape[2])}, got {k}")
-    vec_corr = _pearson(H_a.flatten(1), H_b.flatten(1))
+    vec_corr = pearson(H_a.flatten(1), H_b.flatten(1))
     ranks = min(lam_a.shape[1], lam_b.shape[1])
     logs = [_rescale(lam[:, :ranks], lam[:, :1].clamp_min(torch.finfo(lam.dtype).tiny), "log", floor)
             for lam in (lam_a, lam_b)]
     top_a, top_b = U_a[:, :, :k], U_b[:, :, :k]
     cosine = (top_a * top_b).sum(1).abs()
     overlap = (top_a.transpose(1, 2) @ top_b).pow(2).sum((1, 2)) / k
-    return Comparison(vec_corr, _pearson(*logs), cosine, overlap)
+    return Comparison(vec_corr, pearson(*logs), cosine, overlap)
 
 
 # --- shared pieces --------------------------------------------------------------------------------------------
@@ -397,16 +396,6 @@ def _spectrum(eigvals) -> torch.Tensor:
 def _rescale(values, top, scale, floor):
     """log10 of values clipped at floor × top ('log'), or the values themselves ('linear')."""
     return torch.log10(torch.maximum(values, floor * top)) if scale == "log" else values
-
-
-def _standardize(x):
-    """Centered along the last axis and scaled to unit norm there: dot products are Pearson correlations."""
-    x = x - x.mean(-1, keepdim=True)
-    return x / x.norm(dim=-1, keepdim=True)
-
-
-def _pearson(x, y):
-    return (_standardize(x) * _standardize(y)).sum(-1)
 
 
 def _offdiag(matrix):

@@ -59,8 +59,8 @@ def step_scales(eigvals: torch.Tensor, power: float = 1 / 3, *, floor: float = 1
     return (eigvals / eigvals[0]).clamp_min(floor) ** (-power)
 
 
-def explore(z0: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.Tensor, ranks: Sequence[int], steps, *,
-            mode: str = "linear", power: float = 1 / 3) -> torch.Tensor:
+def eigen_walks(z0: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.Tensor, ranks: Sequence[int], steps, *,
+                mode: str = "linear", power: float = 1 / 3) -> torch.Tensor:
     """Codes (len(ranks), n_steps, d): one walk from z0 (d,) per rank along the metric's eigenvectors.
 
     eigvecs (d, k) columns and eigvals (k,) descending, of one metric (e.g. `m.eigvecs[0]`, `m.eigvals[0]`,
@@ -83,7 +83,7 @@ def explore(z0: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.Tensor, rank
 # --- images and distances along walks ---------------------------------------------------------------------------
 
 def render(G: Callable, codes: torch.Tensor, *, batch: int = 64) -> torch.Tensor:
-    """Images (..., 3, H, W) of codes (..., d), e.g. (rows, n_steps, d) from `explore`, in batches, no grad."""
+    """Images (..., 3, H, W) of codes (..., d), e.g. (rows, n_steps, d) from `eigen_walks`, in batches, no grad."""
     flat = _as_input(G, codes).reshape(-1, codes.shape[-1])
     with torch.no_grad():
         images = torch.cat([G(flat[s:s + batch]) for s in range(0, len(flat), batch)])
@@ -285,8 +285,8 @@ def _capture(G, module: nn.Module, z: torch.Tensor, *, output: bool = True) -> t
 def _top_eigenpairs(M: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k largest eigenpairs of a symmetric M (n, n), float64 on M's device.
 
-    Lanczos (ARPACK) instead of a full eigh, which for a 2000 × 2000 Gram matrix is 6× slower even on a flat
-    spectrum.
+    Lanczos (ARPACK) instead of a full eigh: for k much smaller than n it is several times faster, even on a flat
+    spectrum (benchmarks/README.md).
     """
     values, vectors = top_eigenpairs(M.double().cpu().numpy(), k)
     return values.to(M.device), vectors.to(M.device)

@@ -9,6 +9,7 @@ method on the pixel Jacobian, reimplemented from its code; `locality` measures a
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
@@ -22,6 +23,7 @@ from .distances import Region, resize_mask
 from . import checks
 from .metric import Metric
 from .solvers import fix_signs
+from .stats import pearson, percentile_bootstrap
 
 TAU = 1e-3  # δ = TAU · tr(H_rest): ReSeFa's default regulariser (`--tao 1e-3`, "coefficient to the identity")
 LAMB = 1 / 60  # LowRankGAN's Robust PCA sparsity weight (`--lamb 60`, used as 1/lamb)
@@ -106,7 +108,7 @@ def robust_pca(M, lamb: float = LAMB, max_iter: int = 10000) -> tuple[torch.Tens
 def one_thread():
     """Run torch's CPU kernels on one thread inside the block (restored after). Iterations of small dense
     linear algebra (a 100 × 100 eigh) gain nothing from threads, and on a machine whose cores are busy with
-    other work their threads wait on each other: a 2-thread eigh then took 200 times as long as one thread."""
+    other work their threads wait on each other, many times slower than one thread (benchmarks/README.md)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -160,7 +162,7 @@ def quotients(H_region, H_rest, vectors: torch.Tensor, *, tau: float = TAU) -> t
     return out[0] if _metrics_single(H_region) else out
 
 
-def homogeneity(H_region, H_rest, k: int = 20, *, tau: float = TAU) -> torch.Tensor:
+def region_homogeneity(H_region, H_rest, k: int = 20, *, tau: float = TAU) -> torch.Tensor:
     """The paper's homogeneity asked of a region: (b, b) correlations, across ranks 1..k, of
     log10 q_k^{ij} (code i's k-th generalised eigenvector, scored by the pencil of code j) with log10 λ_k(j)
     (code j's own generalised eigenvalues). 1 when every code's local directions order as code j's own.
@@ -174,7 +176,7 @@ def homogeneity(H_region, H_rest, k: int = 20, *, tau: float = TAU) -> torch.Ten
     out = torch.empty(b, b, dtype=torch.float64)
     for i in range(b):
         q = quotients(A, B, own[i].vectors, tau=tau).clamp_min(1e-300).log10()  # (b, k): code i's vectors at j
-        out[i] = _pearson(q, lam)
+        out[i] = pearson(q, lam)
     out.fill_diagonal_(1.0)
     return out
 
@@ -386,9 +388,7 @@ def geometric_mean(ratios, *, n_boot: int = 2000, seed: int = 0, level: float = 
         raise ValueError(f"ratios must be a non-empty (codes, n) array of positive values, got shape "
                          f"{tuple(logs.shape)}")
     logs = logs.log()
-    gen = torch.Generator().manual_seed(int(seed))
-    boot = logs[torch.randint(len(logs), (n_boot, len(logs)), generator=gen)].mean(dim=(1, 2))
-    return (logs.mean().exp().item(), *_interval(boot, level))
+    return (logs.mean().exp().item(), *_interval(logs, n_boot, seed, level))
 
 
 def fold_change(ratios_a, ratios_b, *, n_boot: int = 2000, seed: int = 0,
@@ -400,15 +400,15 @@ def fold_change(ratios_a, ratios_b, *, n_boot: int = 2000, seed: int = 0,
     if len(a) != len(b) or not ((a > 0).all() and (b > 0).all()):
         raise ValueError(f"ratios_a and ratios_b must be positive with one row per code each; got {tuple(a.shape)} "
                          f"and {tuple(b.shape)}")
-    diff = a.log().mean(1) - b.log().mean(1)  # per code
-    gen = torch.Generator().manual_seed(int(seed))
-    boot = diff[torch.randint(len(diff), (n_boot, len(diff)), generator=gen)].mean(1)
-    return (diff.mean().exp().item(), *_interval(boot, level))
+    diff = (a.log().mean(1) - b.log().mean(1))[:, None]  # per code
+    return (diff.mean().exp().item(), *_interval(diff, n_boot, seed, level))
 
 
-def _interval(boot_logs, level):
-    alpha = (1 - level) / 2
-    return torch.quantile(boot_logs, torch.tensor([alpha, 1 - alpha], dtype=torch.float64)).exp().tolist()
+def _interval(logs, n_boot, seed, level):
+    """exp of the bootstrap interval of the mean of logs (codes, n), resampling codes (rows)."""
+    low, high = percentile_bootstrap(lambda draws: logs[torch.from_numpy(draws)].mean(dim=(1, 2)).numpy(), len(logs),
+                                     n_boot=n_boot, level=level, seed=seed)
+    return math.exp(low), math.exp(high)
 
 
 # --- shared pieces ------------------------------------------------------------------------------------------------
@@ -432,7 +432,7 @@ def _metrics_single(H) -> bool:
 
 def _singular_value_threshold(A, tau, symmetric):
     """U shrink(Σ, tau) Vᵀ for A = U Σ Vᵀ. For symmetric A = Q Λ Qᵀ the singular values are |λ| and the result
-    is Q sign(Λ) shrink(|Λ|, tau) Qᵀ: the same matrix from an eigh, about twice as fast as the SVD."""
+    is Q sign(Λ) shrink(|Λ|, tau) Qᵀ: the same matrix from an eigh, which costs less than the SVD."""
     if symmetric:
         A = (A + A.T) / 2  # symmetric to roundoff already; make it exact for eigh
         values, Q = torch.linalg.eigh(A)
@@ -443,11 +443,3 @@ def _singular_value_threshold(A, tau, symmetric):
 
 def _shrink(x, tau):
     return torch.sign(x) * (x.abs() - tau).clamp_min(0)
-
-
-def _pearson(x, y):
-    """Row-wise Pearson correlation of x (b, k) with y (b, k)."""
-    x = x - x.mean(1, keepdim=True)
-    y = y - y.mean(1, keepdim=True)
-    return (x * y).sum(1) / (x.norm(dim=1) * y.norm(dim=1))
-

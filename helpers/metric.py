@@ -182,8 +182,8 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
         metric's top eigenvectors or the previous point's; None: a random start (fixed seed). When m > block
         the first block is `block` fixed random mixtures of the basis's columns (a Krylov seed inside its span).
     hvp_kind : 'lanczos': the Hessian-vector product ARPACK calls, one vector at a time (see `hvp`):
-        'double-backprop' (None, the default: one vector at a time it was the faster one on CPU, a rough
-        same-run ratio of about 1.3x at 256 px, see benchmarks/README.md) or 'gauss-newton' (needs `features`).
+        'double-backprop' (None, the default: one vector at a time it is the cheaper product on CPU) or
+        'gauss-newton' (needs `features`).
     progress : show a progress bar (default: when there is more than one point).
     allow_tf32 : let cuDNN convolutions use TF32 on the GPU (faster on Ampere and later; a 10-bit mantissa,
         errors of the order of 1e-3 relative); off by default, so H is float32-accurate whatever torch's
@@ -357,7 +357,7 @@ def hvp(G: Callable, z: torch.Tensor, distance: Callable, *, kind: str | None = 
     kind : 'gauss-newton' (H v = 2 Jᵀ(J v), `operators.GaussNewton`; the default when the distance has
         `features`) or 'double-backprop' (`operators.DoubleBackprop`; any distance). Gauss–Newton is the faster
         one on blocks of vectors (`matmat`); one vector at a time (`matvec`, as ARPACK calls it) double backprop
-        is, on CPU (benchmarks/README.md).
+        is, on CPU.
     chunk_size : images per vmapped pass when a block of vectors is applied (`matmat`); None: by device.
     allow_tf32 : as for `metric`.
 

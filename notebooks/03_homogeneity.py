@@ -78,7 +78,7 @@ from helpers import analysis as A
 from helpers import distances, generators, viz
 from helpers.batch import metric_many
 from helpers.catalogue import many_models, model_metrics
-from helpers.book import glue, phrase_list, record, result_table, run_times
+from helpers.report import glue, phrase_list, record, result_table, run_times
 
 glue("run_times", run_times("03_homogeneity"))
 glue("model", model)

@@ -87,7 +87,7 @@ from IPython.display import display
 
 from helpers import analysis, axes, distances, generators, viz
 from helpers.catalogue import many_models
-from helpers.book import glue, phrase_list, record, result_table, run_times
+from helpers.report import glue, phrase_list, record, result_table, run_times
 
 glue("run_times", run_times("04_interpretability"))
 glue("model", model)
@@ -143,7 +143,7 @@ def walk_labels(metric_, ranks_):
 
 def code_walks(name, walk_mode=mode):
     m_ = results[name].metric
-    return axes.explore(m_.z[0], m_.eigvecs[0], m_.eigvals[0], ranks, steps, mode=walk_mode, power=power)
+    return axes.eigen_walks(m_.z[0], m_.eigvecs[0], m_.eigvals[0], ranks, steps, mode=walk_mode, power=power)
 
 
 G, m = results[model].G, results[model].metric
@@ -221,8 +221,8 @@ for name, r in results.items():
 def lpips_curves(G_, metric_):
     lam, V, z0 = metric_.eigvals[0], metric_.eigvecs[0], metric_.z[0]
     bottom = sorted(set(ranks) | {G_.latent_dim})
-    same = axes.distance_curves(G_, lpips, z0, axes.explore(z0, V, lam, bottom, steps, mode=mode, power=0))
-    scaled = axes.distance_curves(G_, lpips, z0, axes.explore(z0, V, lam, ranks, steps, mode=mode, power=power))
+    same = axes.distance_curves(G_, lpips, z0, axes.eigen_walks(z0, V, lam, bottom, steps, mode=mode, power=0))
+    scaled = axes.distance_curves(G_, lpips, z0, axes.eigen_walks(z0, V, lam, ranks, steps, mode=mode, power=power))
     return ({"same step": (steps, {f"rank {r}": c for r, c in zip(bottom, same)}),
              f"step × (λ_k/λ_1)^(−{power:.2g})": (steps, {f"rank {r}": c for r, c in zip(ranks, scaled)})})
 
@@ -255,7 +255,7 @@ references = {name: r.G.sample(n_reference, seed=seed + 1) for name, r in result
 
 def global_walks(name, rank):
     avg = averages[name]
-    return torch.cat([axes.explore(z, avg.eigvecs, avg.eigvals, [rank], steps, mode=mode, power=power)
+    return torch.cat([axes.eigen_walks(z, avg.eigvecs, avg.eigvals, [rank], steps, mode=mode, power=power)
                       for z in references[name]])
 
 

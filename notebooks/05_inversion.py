@@ -80,7 +80,8 @@ from IPython.display import display
 from helpers import analysis, distances, generators, inversion, stats, toy, viz
 from helpers.catalogue import model_metrics
 from helpers.photos import photo_targets
-from helpers.book import PROFILES, glue, phrase_list, plural, result_table, run_times
+from helpers.profiles import PROFILES
+from helpers.report import glue, phrase_list, plural, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 if cpu_threads:

@@ -80,7 +80,7 @@ import torch
 
 from helpers import analysis, distances, generators, local, viz
 from helpers import metric as M
-from helpers.book import glue, record, result_table, run_times
+from helpers.report import glue, record, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips' deprecated `pretrained=`
 glue("run_times", run_times("07_local_edits"))
@@ -500,7 +500,7 @@ for key, G in models.items():
     transfer[key] = {}
     for name, (region, rest) in pairs[key].items():
         if n_codes > 1:
-            h = local.homogeneity(region, rest, k=G.latent_dim, tau=tau)  # all ranks, as for the whole image
+            h = local.region_homogeneity(region, rest, k=G.latent_dim, tau=tau)  # all ranks, as for the whole image
             homogeneity[key][name] = analysis.offdiag_summary(h).mean
             fractions = []
             for i in range(n_codes):

@@ -61,7 +61,8 @@ from IPython.display import display
 
 from helpers import activation, analysis, distances, generators, stats, viz
 from helpers.catalogue import model_metrics
-from helpers.book import PROFILES, glue, phrase_list, plural, result_table, run_times
+from helpers.profiles import PROFILES
+from helpers.report import glue, phrase_list, plural, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 if cpu_threads:

@@ -385,16 +385,30 @@ def test_layer_homogeneity_is_homogeneity_across_layers_against_source():
     torch.testing.assert_close(same, torch.ones(2, 2, 2, dtype=torch.float64))
 
 
-def test_figures_build_from_results():
+def test_figures_show_the_results_they_are_given():
+    rng = np.random.default_rng(0)
     H = random_psd(4, 6)
-    summary = A.spectrum_summary(H)
-    figures = [
-        viz.spectrum_chart({"a": summary, "b": A.spectrum_summary(H, normalize=False)}),
-        viz.band_chart({"x": (np.arange(3), [1, 2, 3], [0, 1, 2], [2, 3, 4])}, log_y=True),
-        viz.quantile_boxes({"m": {"eig": np.random.rand(50), "null": np.random.rand(20)}}),
-        viz.histogram_overlay({"a": np.random.rand(20), "b": np.random.rand(10)}),
-        viz.scatter_grid(np.random.rand(2, 2, 6), np.random.rand(2, 2, 6), r=np.eye(2)),
-        viz.scatter_fit(np.random.rand(8), np.random.rand(8), r=0.3),
-    ]
-    for fig in figures:
-        assert fig.data and fig.to_json()
+    summary, raw = A.spectrum_summary(H), A.spectrum_summary(H, normalize=False)
+    fig = viz.spectrum_chart({"a": summary, "b": raw})
+    band, center = fig.data[:2]  # per entry: the 5-95 band, then the mean line
+    np.testing.assert_allclose(center.y, summary.mean.numpy())
+    np.testing.assert_allclose(band.y, np.concatenate([summary.p95.numpy(), summary.p5.numpy()[::-1]]))
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.title.text == "eigenvalue"  # b is not normalised
+    assert viz.spectrum_chart({"a": summary}).layout.yaxis.title.text == "eigenvalue / top eigenvalue"
+    fig = viz.band_chart({"x": (np.arange(3), [1, 2, 3], [0.5, 1, 2], [2, 3, 4])}, log_y=True)
+    assert list(fig.data[1].y) == [1, 2, 3] and list(fig.data[0].y) == [2, 3, 4, 2, 1, 0.5]
+    values = rng.random(50)
+    box, = viz.quantile_boxes({"m": {"eig": values}}).data
+    assert box.median[0] == pytest.approx(np.median(values)) and box.upperfence[0] == pytest.approx(
+        np.percentile(values, 95))
+    a, b = rng.random(20), rng.random(10)
+    fig = viz.histogram_overlay({"a": a, "b": b})
+    assert [t.name for t in fig.data] == ["a", "b"] and fig.data[0].xbins.size == fig.data[1].xbins.size
+    np.testing.assert_array_equal(fig.data[1].x, b)
+    fig = viz.scatter_grid(rng.random((2, 2, 6)), rng.random((2, 2, 6)), r=np.eye(2))
+    assert len(fig.data) == 8 and [t.text for t in fig.layout.annotations] == [
+        "0 → 0  r=1.00", "0 → 1  r=0.00", "1 → 0  r=0.00", "1 → 1  r=1.00"]
+    x = rng.random(8)
+    points, line = viz.scatter_fit(x, 2 * x + 1, r=0.3).data
+    np.testing.assert_allclose(line.y, 2 * np.array(line.x) + 1)
+    assert list(line.x) == [x.min(), x.max()] and line.name == "least squares (r = 0.30)"

@@ -75,7 +75,7 @@ def test_explore_uses_one_based_ranks_and_scaled_steps():
     eigvals = 2.0 ** -torch.arange(d, dtype=torch.float64)
     z0 = torch.randn(d, dtype=torch.float64)
     ranks, steps = (1, 2, 4), torch.tensor([-1.0, 0.0, 2.0])
-    codes = axes.explore(z0, V, eigvals, ranks, steps)
+    codes = axes.eigen_walks(z0, V, eigvals, ranks, steps)
     assert codes.shape == (3, 3, d)
     coords = (codes - z0) @ V  # coordinates of each displacement in the eigenbasis
     scales = axes.step_scales(eigvals)
@@ -85,15 +85,15 @@ def test_explore_uses_one_based_ranks_and_scaled_steps():
         torch.testing.assert_close(coords[row], expected, rtol=0, atol=1e-12)
     assert scales[3] == pytest.approx(2 ** 1.0)  # λ_4 / λ_1 = 1/8 -> (1/8)^(-1/3) = 2
     with pytest.raises(ValueError, match="1-based"):
-        axes.explore(z0, V, eigvals, (0, 1), steps)
-    spherical = axes.explore(z0, V, eigvals, ranks, steps, mode="spherical")
+        axes.eigen_walks(z0, V, eigvals, (0, 1), steps)
+    spherical = axes.eigen_walks(z0, V, eigvals, ranks, steps, mode="spherical")
     torch.testing.assert_close(spherical.norm(dim=-1), z0.norm().expand(3, 3))
 
 
 def test_render_and_distance_curves_on_the_faces_model(faces, lpips_alex):
     z0 = faces.sample(1, seed=3)[0]
     V, eigvals = orthonormal(100, seed=1), torch.logspace(0, -3, 100, dtype=torch.float64)
-    codes = axes.explore(z0, V, eigvals, (1, 2), torch.tensor([0.0, 2.0, 4.0]))
+    codes = axes.eigen_walks(z0, V, eigvals, (1, 2), torch.tensor([0.0, 2.0, 4.0]))
     images = axes.render(faces, codes, batch=4)
     assert images.shape == (2, 3, 3, 64, 64)
     with torch.no_grad():

@@ -289,11 +289,16 @@ def test_homogeneity_of_the_local_directions(half, codes):
     box = D.box(SIDE, (0, 0.6), (0, 0.7))
     linear = Generator(HalfGenerator(D_LATENT, K_LEFT, SIDE, activation=lambda x: x), D_LATENT)
     # a linear generator has the same pair of metrics at every code: perfectly homogeneous
-    h = local.homogeneity(*M.region_metric(linear, codes, D.mse(), box), k=6)
+    h = local.region_homogeneity(*M.region_metric(linear, codes, D.mse(), box), k=6)
     assert torch.allclose(h, torch.ones(4, 4, dtype=torch.float64), atol=1e-9)
-    h = local.homogeneity(*M.region_metric(half, codes, D.mse(), box), k=6)
-    assert h.shape == (4, 4) and torch.allclose(h.diagonal(), torch.ones(4, dtype=torch.float64))
-    assert (h.abs() <= 1).all() and h.min() < 0.99  # tanh: the pencils differ from code to code
+    region, rest = M.region_metric(half, codes, D.mse(), box)
+    h = local.region_homogeneity(region, rest, k=6)
+    assert h.shape == (4, 4) and (h.abs() <= 1).all() and h.min() < 0.99  # tanh: the pencils differ by code
+    # entry (0, 2) by hand: code 0's directions scored by code 2's pencil, against code 2's own eigenvalues
+    own = [local.generalized_directions(region.H[i], rest.H[i], 6) for i in (0, 2)]
+    q = local.quotients(region.H[2], rest.H[2], own[0].vectors)
+    expected = np.corrcoef(q.log10().numpy(), own[1].scores.log10().numpy())[0, 1]
+    assert h[0, 2].item() == pytest.approx(expected, abs=1e-12)
 
 
 def test_direction_inputs_are_checked():

@@ -2,22 +2,11 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from helpers import distances, metric as M
 from helpers.generators import Generator
 
-
-def linear_generator(d=8, side=4, seed=0, dtype=torch.float64):
-    """G(z) = A z reshaped to (3, side, side); float64 so even finite differences are exact to roundoff."""
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Linear(d, 3 * side * side, bias=False), nn.Unflatten(1, (3, side, side))).to(dtype)
-    A = net[0].weight.detach().clone()
-    return Generator(net, d, name="linear"), A
-
-
-def analytic_metric(A):
-    return 2 * A.T @ A / A.shape[0]  # MSE averages over N = 3·H·W pixels
+from cases import analytic_metric, linear_generator, quadratic_generator
 
 
 @pytest.mark.parametrize("method", M.METHODS)
@@ -377,31 +366,6 @@ def test_metric_load_refuses_truncated_and_inconsistent_files(tmp_path):
 
 
 # --- the top of the spectrum: Gauss–Newton products and the certified block solver ------------------------
-
-class Quadratic(nn.Module):
-    """G(z) = A z + B (z ⊙ z), reshaped to (3, side, side): J(z) = A + 2 B diag(z), so the MSE metric is
-    2 J(z)ᵀJ(z)/N, a different known matrix at every point; `spread` scales B (small: nearly homogeneous)."""
-
-    def __init__(self, d=24, side=4, spread=1.0, seed=0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        scales = torch.logspace(0, -3, d, dtype=torch.float64)  # a decaying spectrum, like a generator's
-        self.A = nn.Parameter(torch.randn(3 * side * side, d, generator=g, dtype=torch.float64) * scales)
-        self.B = nn.Parameter(spread * torch.randn(3 * side * side, d, generator=g, dtype=torch.float64) * scales / 4)
-        self.side = side
-
-    def forward(self, z):
-        return (z @ self.A.T + (z * z) @ self.B.T).view(-1, 3, self.side, self.side)
-
-    def metric(self, z):
-        J = (self.A + 2 * self.B * z).detach()
-        return 2 * J.T @ J / self.A.shape[0]
-
-
-def quadratic_generator(**kw):
-    net = Quadratic(**kw)
-    return Generator(net, net.A.shape[1], name="quadratic"), net
-
 
 def true_residuals(H, vals, vecs):
     """‖H v − λ v‖ per pair, recomputed against a dense H (d, d) for vals (k,), vecs (d, k)."""
