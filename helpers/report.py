@@ -4,6 +4,7 @@ and the phrasing of generated sentences (`format_number`, `phrase_list`, `plural
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -68,6 +69,17 @@ def plural(n, word: str, words: str | None = None) -> str:
     if hasattr(n, "item"):
         n = n.item()
     return f"{format_number(n)} {word if n == 1 else words or word + 's'}"
+
+
+CI_MATH = "$95\\%$ CI {} to {}"  # an interval in a glued sentence (math mode keeps the percent sign)
+
+
+def interval(low, high, spec: str = ".3g", form: str = "[{}, {}]", *, alone: str = "one target") -> str:
+    """An interval as text ("[0.61, 0.82]", or in `form`, e.g. CI_MATH), or "no interval: {alone}" when it is not
+    finite (one group only: nothing to resample)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"no interval: {alone}"
+    return form.format(format(low, spec), format(high, spec))
 
 
 def format_number(value, digits: int = 3) -> str:

@@ -162,6 +162,19 @@ def paired(a, b, *, groups=None, log: bool = False, n_boot: int = 4000, level: f
                   int((a == b).sum()), dz, ratio[0], ratio[1], p_w, p_t)
 
 
+def direction(result: Paired, *, ratio: bool | None = None, min_groups: int = 5) -> str:
+    """What a paired comparison of a against b decides: 'lower' (a's values are lower: the whole interval is
+    below no change), 'higher', 'undecided' (the interval holds no change) or 'too few' (fewer than min_groups
+    independent groups to resample). ratio : judge the ratio interval (log comparisons; default when there is
+    one) rather than the difference interval."""
+    ratio = result.ratio_ci is not None if ratio is None else ratio
+    low, high = result.ratio_ci if ratio else result.ci
+    null = 1.0 if ratio else 0.0
+    if result.n_groups < min_groups:
+        return "too few"
+    return "lower" if high < null else "higher" if low > null else "undecided"
+
+
 def _history(history) -> np.ndarray:
     h = np.asarray(history.detach().cpu() if hasattr(history, "detach") else history, dtype=np.float64)
     if h.ndim == 1:

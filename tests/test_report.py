@@ -83,3 +83,11 @@ def test_report_does_not_load_the_build_tool():
     code = "import sys, helpers.report; print('helpers.book' in sys.modules, 'papermill' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_interval_text_and_its_absence():
+    from helpers import report
+
+    assert report.interval(0.61234, 0.8) == "[0.612, 0.8]"
+    assert report.interval(-0.5, 0.25, "+.2f", report.CI_MATH) == "$95\\%$ CI -0.50 to +0.25"
+    assert report.interval(float("nan"), 1.0, alone="one unit") == "no interval: one unit"

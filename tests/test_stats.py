@@ -176,3 +176,13 @@ def test_evaluations_to_reach_and_log_auc():
     assert stats.log_auc([[0.5, 0.1, 0.4]])[0] == pytest.approx(np.mean(np.log10([0.5, 0.1, 0.1])))
     with pytest.raises(ValueError, match="positive"):
         stats.log_auc([[0.1, 0.0]])
+
+
+def test_direction_reads_the_interval_against_no_change():
+    lower = stats.paired([1, 2, 3, 4, 5, 6], [2, 3, 4, 5, 6, 7.5], groups=range(6), log=True)
+    assert stats.direction(lower) == "lower" and stats.direction(lower, ratio=False) == "lower"
+    higher = stats.paired([2, 3, 4, 5, 6, 7.5], [1, 2, 3, 4, 5, 6], groups=range(6))
+    assert higher.ratio_ci is None and stats.direction(higher) == "higher"
+    mixed = stats.paired([1, 3, 2, 5, 4, 6], [2, 2, 3, 4, 5, 6], groups=range(6))
+    assert stats.direction(mixed) == "undecided"
+    assert stats.direction(lower, min_groups=7) == "too few"
