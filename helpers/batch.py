@@ -37,15 +37,17 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
         rest. A store made for different inputs raises ValueError (chunk_size and max_memory may differ: they
         change speed, not results); an unreadable chunk is recomputed. The fingerprint holds sha256 digests
         of zs and of G's and the distance's weights (every parameter and buffer), module classes and plain
-        attributes: a generator with other weights under the same name is another request. A plain function
-        (G or distance not an nn.Module) is recognised by its qualified name, its code and the tensors,
-        arrays and numbers it closes over or reads from its module's globals; state it reaches otherwise
-        (attributes of other objects, files) is not seen, so wrap such state in an nn.Module. The manifest
-        is created exclusively: of two processes starting one store with different requests, one raises
-        the ValueError. Each chunk records the manifest's digest, and a chunk of another store is not used.
-        A store written before format 2 (fingerprinted by G's name only) cannot be verified: it is moved
-        into a `format-1` folder inside the store (load_store reads it there), with a warning, and computed
-        afresh.
+        attributes, and the code of their classes' methods: other weights, or an edited `forward` or
+        `features`, under the same name are another request (`store.model_digest`). A plain function (G or
+        distance not an nn.Module) is recognised by its qualified name, its code and what it closes over or
+        reads from its module's globals (tensors, arrays, numbers, functions, modules by name); state it
+        reaches otherwise (attributes of imported modules, files) is not seen, so wrap such state in an
+        nn.Module. The manifest is created exclusively: of two processes starting one store with different
+        requests, one raises the ValueError. Each chunk records the manifest's digest and its codes (the
+        manifest their sha256): a chunk of another store or of other codes is not used. A store written
+        before format 3 (format 1: G known by its name only; format 2: not by its code) cannot be verified: it
+        is moved into a `format-1` or `format-2` folder inside the store (load_store reads it there), with a
+        warning, and computed afresh. A store path that is a file is refused.
     batch_size : points per chunk (one file, one task).
     client : a `dask.distributed.Client`: chunks run on its workers (G and distance are sent once per worker).
         If workers die and the models are lost with them, they are sent again (CLUSTER_RETRIES times);
@@ -58,25 +60,24 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
     zs = checks.points(G, zs)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if method not in metric_module.METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(metric_module.METHODS)}")
     options = _effective_options(options)
-    n = len(zs)
+    n, d = zs.shape
+    checks.metric_options(method, d, **options, methods=metric_module.METHODS, hvp_kinds=metric_module.HVP_KINDS)
     checks.warm_start_request(options["basis"], zs, method)
+    # the probe runs here too, before a store is made for a model that cannot give metrics (a store made while a
+    # module was in training mode would not match the same model after .eval())
+    checks.model(G, checks.latents(G, zs[:batch_size].to(_device(G, zs)))[0], distance,
+                 allow_tf32=options["allow_tf32"])
     chunks = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
     results: dict[int, Metric] = {}
     digest = None
     if store is not None:
-        store = Path(store)
-        digest = store_module.open_parts(store, _fingerprint(G, zs, distance, method, options, batch_size), chunks,
-                                         comparable=_comparable)
-
-        def same_points(i, result):
-            expected = zs[chunks[i][0]:chunks[i][1]].cpu()
-            if result.method != method or not torch.equal(result.z, expected.to(result.z.dtype)):
-                raise ValueError(f"it holds other points or another method ({result.method!r})")
-
-        results = store_module.present_parts(store, len(chunks), digest, _read_chunk, same_points)
+        store = store_module.directory(Path(store))
+        manifest = store_module.open_parts(
+            store, _fingerprint(G, zs, distance, method, options, batch_size), chunks, comparable=_comparable,
+            codes=[store_module.codes_digest(zs[start:stop]) for start, stop in chunks])
+        digest = manifest["digest"]
+        results = store_module.present_parts(store, manifest, _read_chunk, _chunk_check(method))
     todo = [i for i in range(len(chunks)) if i not in results]
 
     bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc=f"metric_many ({method})", unit="chunk",
@@ -85,7 +86,9 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
     def finish(i: int, result: Metric) -> None:
         results[i] = result
         if store is not None:
-            result.save(store / store_module.part_file(i, len(chunks)), extra={store_module.PART_DIGEST: digest})
+            start, stop = chunks[i]
+            result.save(store / store_module.part_file(i, len(chunks)),
+                        extra=store_module.part_extras(digest, zs[start:stop]))
         bar.update()
 
     try:
@@ -108,11 +111,15 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
 def load_store(path: str | Path) -> Metric:
     """Read a complete store written by `metric_many` as one Metric.
 
-    ValueError lists missing chunks, names an unreadable one, or a chunk that was not written for this store's
-    manifest (another request's results). A format-1 store (before weights were fingerprinted) is read with
-    a warning that its chunks cannot be verified.
+    Verified as a resuming `metric_many` verifies it: ValueError lists missing chunks, or names an unreadable
+    chunk, one that was not written for this store's manifest (another request's results), one at other codes
+    than the manifest lists for its place (a chunk moved or copied), one whose metrics are not at its codes or
+    of another method. A store of an older format (1 or 2) is read with a warning of what cannot be verified.
     """
-    return _concatenate(store_module.load_parts(Path(path), _read_chunk))
+    path = Path(path)
+    manifest = store_module.read_manifest(path, old_ok=True)
+    _, parts = store_module.load_parts(path, _read_chunk, _chunk_check(manifest.get("fingerprint", {}).get("method")))
+    return _concatenate(parts)
 
 
 # --- computing -------------------------------------------------------------------------------------------
@@ -234,13 +241,24 @@ def _comparable(fingerprint: dict) -> dict:
     return fingerprint | {"options": options}
 
 
-def _read_chunk(file: Path) -> tuple[Metric, str | None]:
-    """The Metric in a chunk file and the store digest it records (None if it has none)."""
+def _read_chunk(file: Path) -> tuple[Metric, str | None, torch.Tensor | None]:
+    """The Metric in a chunk file, the store digest and the codes it records (None where it has none)."""
     # an open file rather than the path: np.load leaks its own handle when a zip file is truncated
     with open(file, "rb") as f:
         result = Metric.load(f)
         f.seek(0)
-        return result, store_module.recorded_digest(f)
+        return (result, *store_module.recorded(f))
+
+
+def _chunk_check(method: str | None) -> Callable:
+    """check(i, result, codes) for a stored chunk: its metrics are at its codes, computed by `method`."""
+    def check(i, result, codes):
+        if method is not None and result.method != method:
+            raise ValueError(f"it holds metrics of method {result.method!r}, the store's request is {method!r}")
+        if codes is not None and not torch.equal(result.z, codes.to(result.z.dtype)):
+            raise ValueError("its metrics are at other points than the codes it records")
+
+    return check
 
 
 # --- shared pieces -----------------------------------------------------------------------------------------

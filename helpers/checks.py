@@ -12,11 +12,11 @@ import torch
 def latents(G, z) -> tuple[torch.Tensor, bool]:
     """z as (b, d) in the dtype the metric computes in (`compute_dtype`), and whether one code (d,) was given.
 
-    Refuses a z that is not a tensor, of the wrong shape (d = G.latent_dim when G has one), empty, non-finite or
-    on another device than G.
+    Refuses a z that is not a dense real floating-point tensor (integer, bool and complex codes are refused
+    rather than cast), of the wrong shape (d = G.latent_dim when G has one), empty, non-finite (also after the
+    cast: values beyond float32's range for a float32 G), on the meta device or on another device than G.
     """
-    if not isinstance(z, torch.Tensor):
-        raise TypeError(f"z must be a torch.Tensor, got {type(z).__name__}")
+    z = _real_codes(z, "z")
     single = z.dim() == 1
     z = z.unsqueeze(0) if single else z
     latent_dim = getattr(G, "latent_dim", None)
@@ -28,9 +28,32 @@ def latents(G, z) -> tuple[torch.Tensor, bool]:
     if not torch.isfinite(z).all():
         raise ValueError("z contains non-finite values (nan or inf)")
     device = getattr(G, "device", None)
+    if isinstance(device, torch.device) and device.type == "meta":
+        raise ValueError("the generator's weights are on the meta device (no values): load them first, e.g. "
+                         "G.to_empty(device='cpu') then G.load_state_dict(state)")
     if isinstance(device, torch.device) and device != z.device:
         raise ValueError(f"z is on {z.device} but the generator is on {device}; move one of them")
-    return z.detach().to(compute_dtype(G, z)), single
+    dtype = compute_dtype(G, z)
+    cast = z.detach().to(dtype)
+    if not torch.isfinite(cast).all():
+        raise ValueError(f"z has values too large for {dtype} (largest |z| = {z.abs().max().item():.3g}), the dtype "
+                         f"the generator computes in: use codes of ordinary size (G.sample draws N(0, 1) codes)")
+    return cast, single
+
+
+def _real_codes(z, what: str) -> torch.Tensor:
+    """z unless it is not a dense, real floating-point tensor with values (TypeError or ValueError naming `what`)."""
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(z).__name__}" +
+                        (" (torch.from_numpy(...) converts an array)" if isinstance(z, np.ndarray) else ""))
+    if z.layout != torch.strided:
+        raise TypeError(f"{what} must be a dense tensor, got layout {z.layout} (use .to_dense())")
+    if z.is_complex() or not z.is_floating_point():
+        raise TypeError(f"{what} must be real floating point, got {z.dtype}: complex, integer and bool codes are not "
+                        f"cast silently (use .real, or .float() if integer values are meant)")
+    if z.device.type == "meta":
+        raise ValueError(f"{what} is on the meta device (a shape without values); create it on a real device")
+    return z
 
 
 def compute_dtype(G, z) -> torch.dtype:
@@ -43,24 +66,27 @@ def compute_dtype(G, z) -> torch.dtype:
 
 
 def points(G, zs) -> torch.Tensor:
-    """Many latent codes (n, d) for `batch.metric_many`, detached; refuses other shapes and integer codes."""
-    if not isinstance(zs, torch.Tensor):
-        raise TypeError(f"zs must be a torch.Tensor, got {type(zs).__name__}")
+    """Many latent codes (n, d) for `batch.metric_many`, detached; refuses other shapes and what `latents` refuses
+    in a single code (integer, complex, meta)."""
+    zs = _real_codes(zs, "zs")
     latent_dim = getattr(G, "latent_dim", None)
-    if zs.dim() != 2 or len(zs) == 0 or (latent_dim is not None and zs.shape[1] != latent_dim):
+    if zs.dim() != 2 or len(zs) == 0 or zs.shape[1] == 0 or (latent_dim is not None and zs.shape[1] != latent_dim):
         raise ValueError(f"zs must have shape (n, {latent_dim or 'd'}) with n >= 1, got {tuple(zs.shape)}")
-    if not zs.is_floating_point():
-        raise TypeError(f"zs must be floating point, got {zs.dtype}")
+    if not torch.isfinite(zs).all():
+        raise ValueError("zs contains non-finite values (nan or inf)")
     return zs.detach()
 
 
 def codes(z0, G) -> torch.Tensor:
-    """Starting codes (n, d) of an optimisation, detached; refuses other shapes and non-finite values."""
+    """Starting codes (n, d) of an optimisation, detached; refuses other shapes, non-finite values, what `latents`
+    refuses in a code, and a generator that cannot give results (`model`: training mode, randomness, ...)."""
     if not isinstance(z0, torch.Tensor) or z0.dim() != 2 or z0.shape[1] != G.latent_dim or len(z0) == 0:
         shape = tuple(z0.shape) if isinstance(z0, torch.Tensor) else type(z0).__name__
         raise ValueError(f"starting codes must be (n, {G.latent_dim}), got {shape}")
+    z0 = _real_codes(z0, "starting codes")
     if not torch.isfinite(z0).all():
         raise ValueError("starting codes contain non-finite values (nan or inf)")
+    model(G, latents(G, z0[:2])[0])
     return z0.detach()
 
 
@@ -74,18 +100,32 @@ def images(x: torch.Tensor, what: str = "images") -> None:
         raise ValueError(f"{what}: expected images of shape (n, 3, H, W), got {tuple(x.shape)}")
 
 
+RANGE_MARGIN = 0.1  # images may overshoot the distance's range by this fraction of its width (no final tanh)
+
+
+def image_count(x, codes: torch.Tensor) -> None:
+    """Raise unless x is images (n, 3, H, W), one per code of codes (n, d). Shapes only: works inside vmap."""
+    images(x, "generator output")
+    if x.shape[0] != codes.shape[0]:
+        raise ValueError(f"generator output: expected {codes.shape[0]} images for {codes.shape[0]} codes, got shape "
+                         f"{tuple(x.shape)}: the generator must return one image per code, for any number of codes")
+
+
 def generated(x: torch.Tensor, n: int, distance=None, what: str = "generator output") -> None:
     """Raise unless x is n RGB images (n, 3, H, W), floating point, finite and in the distance's range.
 
-    The range is `distance.input_range` (LPIPS: (-1, 1); None or absent: any). Values slightly outside it
-    are accepted (a generator without a final tanh overshoots a little); values beyond it by more than half
-    its width (outside [-2, 2] for LPIPS), i.e. another convention such as [0, 255], are refused. Images in
-    [0, 1] lie inside [-1, 1] and cannot be told apart from real [-1, 1] images: they are not caught.
+    The range is `distance.input_range` (LPIPS: (-1, 1); None or absent: any). Values outside it by more than
+    RANGE_MARGIN of its width (outside [-1.2, 1.2] for LPIPS) are refused: another convention, such as [0, 2]
+    (G(z) + 1), [-2, 2] (2·G(z)) or [0, 255], would change every distance by tens of per cent. A generator
+    without a final tanh overshoots a little and is accepted. Images in [0, 1] lie inside [-1, 1] and cannot be
+    told apart from real [-1, 1] images by their range; when no pixel of any image is below the middle of a range
+    that is symmetric about zero, a warning says so (LPIPS would see them as dim, low-contrast images).
     One pass over the pixels: the metric calls this on its first forward pass only.
     """
     images(x, what)
     if x.shape[0] != n:
-        raise ValueError(f"{what}: expected {n} images for {n} codes, got shape {tuple(x.shape)}")
+        raise ValueError(f"{what}: expected {n} images for {n} codes, got shape {tuple(x.shape)}: the generator "
+                         f"must return one image per code, for any number of codes")
     if not x.is_floating_point():
         raise TypeError(f"{what}: expected floating-point images, got {x.dtype}; convert them (e.g. x / 127.5 - 1 "
                         f"for uint8 images in [0, 255])")
@@ -96,13 +136,25 @@ def generated(x: torch.Tensor, n: int, distance=None, what: str = "generator out
     limits = getattr(distance, "input_range", None)
     if limits is not None:
         low, high = limits
-        margin = (high - low) / 2
+        margin = RANGE_MARGIN * (high - low)
         lo, hi = torch.aminmax(x.detach())
         lo, hi = lo.item(), hi.item()
         if lo < low - margin or hi > high + margin:
-            raise ValueError(f"{what} spans [{lo:.4g}, {hi:.4g}] but {type(distance).__name__} expects images in "
+            raise ValueError(f"{what} spans [{lo:.4g}, {hi:.4g}] but {_name(distance)} expects images in "
                              f"[{low:g}, {high:g}] (values beyond [{low - margin:g}, {high + margin:g}] are refused); "
-                             f"rescale them, e.g. x / 127.5 - 1 for images in [0, 255]")
+                             f"rescale them: e.g. x - 1 for images in [0, 2], x / 2 for [-2, 2], 2 * x - 1 for "
+                             f"[0, 1], x / 127.5 - 1 for [0, 255]")
+        if low < 0 < high and low == -high and lo >= 0:
+            import warnings
+
+            warnings.warn(f"{what}: no pixel is below {(low + high) / 2:g} (the images span [{lo:.3g}, {hi:.3g}]); "
+                          f"{_name(distance)} expects [{low:g}, {high:g}]. If the generator's images are in [0, 1], "
+                          f"pass 2 * x - 1: as they are, the distance sees dim, low-contrast images and the metric "
+                          f"is off", stacklevel=3)
+
+
+def _name(distance) -> str:
+    return getattr(distance, "__qualname__", type(distance).__name__)
 
 
 def generate(G, z, distance) -> torch.Tensor:
@@ -129,12 +181,17 @@ def targets(x, distance=None) -> torch.Tensor:
     if x.dim() != 4 or x.shape[1] != 3 or len(x) == 0:
         raise ValueError(f"targets must be images of shape (3, H, W) or (m, 3, H, W), got {tuple(x.shape)}")
     generated(x, len(x), distance, "target")  # finite, floating, in the distance's range
+    if distance is not None:
+        own = eval_mode(distance, "the distance")
+        distance_axioms(distance, x.detach(), own)
     return x.detach()
 
 
 def mask(value) -> torch.Tensor:
     """A region mask as a float32 (H, W) tensor; raises unless it is 2-D, finite, in [0, 1] and not all zero."""
     value = torch.as_tensor(value)
+    if value.is_complex():
+        raise TypeError(f"a mask must be real, got {value.dtype}")
     if value.dim() != 2 or min(value.shape) == 0:
         raise ValueError(f"a mask must have shape (H, W), got {tuple(value.shape)}")
     value = value.detach().float()
@@ -153,9 +210,67 @@ def _listed(indices: list[int], most: int = 10) -> str:
 
 def positive_int(value, name: str) -> int:
     """value, unless it is not a positive integer (a bool is not): then ValueError naming the option."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return int(value)
+
+
+def number(value, name: str, *, low: float = -np.inf, high: float = np.inf, low_open: bool = False,
+           high_open: bool = False) -> float:
+    """value as a float, unless it is not a finite real number in the interval (a bool is not a number):
+    then ValueError naming the option and the interval."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    value_ = float(value) if ok else np.nan
+    if ok and np.isfinite(value_):
+        ok = (value_ > low if low_open else value_ >= low) and (value_ < high if high_open else value_ <= high)
+    else:
+        ok = False
+    if not ok:
+        if high == np.inf:
+            interval = f"{'>' if low_open else '>='} {low:g}" if low > -np.inf else "(any)"
+        else:
+            interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a finite number {interval}, got {value!r}")
+    return value_
+
+
+def flag(value, name: str) -> bool:
+    """value, unless it is not True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def metric_options(method: str, d: int, *, k, eps, chunk_size, max_memory, tol, block, basis=None,
+                   relative=False, hvp_kind=None, progress=None, allow_tf32=False, methods=(), hvp_kinds=()) -> None:
+    """The options of `metric.metric` (and `metric_many`), the same checks for every method, whether it uses
+    them or not: k a positive integer (below d for the top-k methods), eps a finite number > 0, tol None or in
+    [0, 1), chunk_size None or a positive integer, max_memory a finite number > 0, block None or a positive
+    integer, relative, progress (or None) and allow_tf32 True or False; basis, block, relative and hvp_kind only
+    for the methods that use them."""
+    if method not in methods:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(methods)}")
+    positive_int(k, "k")
+    if method in ("lanczos", "finite-difference", "subspace") and not k < d:
+        raise ValueError(f"k must be an integer between 1 and d-1 = {d - 1} for {method!r}, got {k!r}")
+    number(eps, "eps", low=0, low_open=True)
+    if tol is not None:
+        number(tol, "tol", low=0, high=1, high_open=True)
+    if chunk_size is not None:
+        positive_int(chunk_size, "chunk_size")
+    number(max_memory, "max_memory", low=0, low_open=True)
+    if block is not None and not 1 <= positive_int(block, "block") <= d:
+        raise ValueError(f"block must be between 1 and d = {d} (new directions per point and iteration), got {block!r}")
+    flag(relative, "relative")
+    flag(allow_tf32, "allow_tf32")
+    if progress is not None:
+        flag(progress, "progress")
+    for option, value, owner in (("basis", basis, "subspace"), ("block", block, "subspace"),
+                                 ("relative", relative or None, "subspace"), ("hvp_kind", hvp_kind, "lanczos")):
+        if value is not None and method != owner:
+            raise ValueError(f"{option} is an option of method={owner!r}, not of {method!r}")
+    if hvp_kind is not None and hvp_kind not in hvp_kinds:
+        raise ValueError(f"unknown hvp_kind {hvp_kind!r}; choose one of {', '.join(hvp_kinds)}")
 
 
 # --- distances and matrices --------------------------------------------------------------------------------------
@@ -175,6 +290,8 @@ def square_matrix(H) -> torch.Tensor:
     """One (d, d) matrix (a (1, d, d) batch or a `Metric` of one point too), finite, as float64 on the CPU."""
     H = getattr(H, "H", H) if not isinstance(H, torch.Tensor) else H  # a Metric's matrices (a tensor's .H is its adjoint)
     H = torch.as_tensor(H)
+    if H.is_complex() or not (H.is_floating_point() or H.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"expected a real matrix, got {H.dtype}")
     if H.dim() == 3 and H.shape[0] == 1:
         H = H[0]
     if H.dim() != 2 or H.shape[0] != H.shape[1]:
@@ -183,6 +300,42 @@ def square_matrix(H) -> torch.Tensor:
     if not torch.isfinite(H).all():
         raise ValueError("the matrix has non-finite entries")
     return H.detach().double().cpu()
+
+
+SYMMETRY_RTOL = 1e-6  # a metric from float32 products is symmetric to ~1e-7 of its largest entry
+
+
+def symmetric_matrix(H, what: str = "the matrix") -> torch.Tensor:
+    """`square_matrix`, also refused unless symmetric to SYMMETRY_RTOL of its largest entry (a metric is); returned
+    exactly symmetric, float64 on the CPU."""
+    H = square_matrix(H)
+    _symmetric(H, what)
+    return (H + H.T) / 2
+
+
+def symmetric_matrices(H, what: str = "the matrices") -> torch.Tensor:
+    """One (d, d) or several (b, d, d) metrics (or a `Metric`'s), finite and symmetric (`symmetric_matrix`), as
+    float64 (b, d, d) on the CPU."""
+    H = getattr(H, "H", H) if not isinstance(H, torch.Tensor) else H
+    H = torch.as_tensor(H)
+    if H.is_complex() or not (H.is_floating_point() or H.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"{what} must be real, got {H.dtype}")
+    H = H[None] if H.dim() == 2 else H
+    if H.dim() != 3 or H.shape[1] != H.shape[2] or H.shape[0] == 0:
+        raise ValueError(f"{what} must be (d, d) or (b, d, d), got {tuple(H.shape)}")
+    if not torch.isfinite(H).all():
+        raise ValueError(f"{what} have non-finite entries")
+    H = H.detach().double().cpu()
+    _symmetric(H, what)
+    return H
+
+
+def _symmetric(H: torch.Tensor, what: str) -> None:
+    asymmetry = (H - H.transpose(-1, -2)).abs().amax().item()
+    scale = H.abs().amax().item()
+    if asymmetry > SYMMETRY_RTOL * scale:
+        raise ValueError(f"{what} is not symmetric (max |H - Hᵀ| = {asymmetry:.3g} of a largest entry {scale:.3g}): a "
+                         f"metric is; pass the metric itself (Metric.H), not a Jacobian or a product of two")
 
 
 # --- bases -------------------------------------------------------------------------------------------------------
@@ -237,16 +390,29 @@ def warm_start_request(basis, zs, method) -> None:
 
 # --- results that must be finite and non-zero --------------------------------------------------------------------
 
-def ignores_z_message(G, which) -> str:
+def ignores_z_message(G, which, z=None) -> str:
     return (f"the metric is exactly zero at point(s) {which}: the output of "
-            f"{getattr(G, 'name', type(G).__name__)} does not depend on z there (zero Jacobian)")
+            f"{getattr(G, 'name', type(G).__name__)} does not depend on z there (zero Jacobian)" + far_codes(z))
 
 
-def nonzero_metric(H, G) -> None:
+def far_codes(z) -> str:
+    """A note for an error at codes z (b, d) of huge norm (over 100·√d, where N(0, I) codes have about √d), else ''."""
+    if z is None:
+        return ""
+    norms = z.detach().double().norm(dim=-1)
+    typical = z.shape[-1] ** 0.5
+    if not (norms > 100 * typical).any():
+        return ""
+    return (f". The code(s) have norm up to {norms.max().item():.3g}, far beyond the codes G.sample draws (norm about "
+            f"√d = {typical:.3g}): the generator saturates or overflows there. Use codes of ordinary norm")
+
+
+def nonzero_metric(H, G, z=None) -> None:
     """Raise, naming the points, where a metric in H (b, d, d) is exactly zero (G ignores z there)."""
     zero = H.flatten(1).abs().amax(dim=1) == 0
     if zero.any():
-        raise ValueError(ignores_z_message(G, zero.nonzero().flatten().tolist()))
+        which = zero.nonzero().flatten().tolist()
+        raise ValueError(ignores_z_message(G, which, None if z is None else z[which]))
 
 
 def finite_metric(H, G, z, distance) -> None:
@@ -281,66 +447,30 @@ def nonfinite_source(G, z, distance, which, what: str = "the metric") -> str:
                     f"(its input images are finite)")
     return (f"{what} is non-finite at point(s) {which[:10]} although the generator output ({name}) and the "
             f"distance values there are finite: a derivative of the generator or the distance is nan or inf "
-            f"(e.g. a norm or square root at zero distance, a division by zero, an overflow)")
+            f"(e.g. a norm or square root at zero distance, a division by zero, an overflow)" + far_codes(z))
 
 
-# --- models: eval mode, determinism, one image per code, distance axioms -----------------------------------------
+# --- models: what they compute with, eval mode, determinism, one image per code, distance axioms ------------------
 
 # torch's layers whose output depends on training mode (batch statistics, random masks); a module of any other
 # class counts too when its own forward reads `self.training`
 _MODE_DEPENDENT = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd, torch.nn.RReLU)
+SAME_IMAGE_RTOL = 1e-5  # one code's image alone and in a batch: float32 kernels differ by ~1e-6 of the pixel scale
+SAME_IMAGE_RTOL_TF32 = 1e-2  # with TF32 convolutions allowed (a 10-bit mantissa)
+DISTANCE_RTOL = 1e-5  # d(x, x) and negative values, relative to the distance between two different images
 
 
-def reachable_modules(obj, label: str = "", *, depth: int = 6) -> list[tuple[str, torch.nn.Module]]:
-    """(name, module) of every nn.Module that obj computes with: its submodules, and modules reached through a
-    function's closure, defaults and globals, a bound method's object, a partial's arguments, or the attributes
-    and containers of a plain object (depth levels deep). Names read like `net.main.1` or `<lambda> closure: net`."""
+def reachable_modules(obj, label: str = "") -> list[tuple[str, torch.nn.Module]]:
+    """(name, module) of every nn.Module that obj computes with, found by `store.walk` (the walk behind the store's
+    fingerprints): submodules, and modules behind a function's closure, defaults and globals, a bound method's
+    object, a partial's arguments, hooks, the methods of a module's class, or the attributes and containers of a
+    plain object. Names read like `net.main.1` or `<lambda> closure: net`."""
+    from .store import walk
+
     found: dict[int, tuple[str, torch.nn.Module]] = {}
-    seen: set[int] = set()
-
-    def visit(value, name, level):
-        if level > depth or id(value) in seen or isinstance(value, (str, bytes, int, float, bool, type(None),
-                                                                     torch.Tensor, type)):
-            return
-        seen.add(id(value))
-        if isinstance(value, torch.nn.Module):
-            for sub, module in value.named_modules():
-                path = ".".join(p for p in (name, sub) if p) or type(module).__name__
-                found.setdefault(id(module), (path, module))
-                seen.add(id(module))
-                for key, item in vars(module).items():  # plain attributes: a wrapped function, say
-                    if not key.startswith("_") and not isinstance(item, torch.nn.Module):
-                        visit(item, f"{path}.{key}", level + 1)
-            return
-        if isinstance(value, (list, tuple, set, frozenset)):
-            for i, item in enumerate(value):
-                visit(item, f"{name}[{i}]", level + 1)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                visit(item, f"{name}[{key!r}]", level + 1)
-        elif callable(value) and hasattr(value, "__code__"):  # a function or lambda
-            where = f"{getattr(value, '__qualname__', 'function')}"
-            for var, cell in zip(value.__code__.co_freevars, value.__closure__ or ()):
-                try:
-                    visit(cell.cell_contents, f"{where} closure: {var}", level + 1)
-                except ValueError:  # an empty cell
-                    pass
-            for var in value.__code__.co_names:
-                if var in value.__globals__:
-                    item = value.__globals__[var]
-                    if not isinstance(item, type(torch)):  # modules (torch, numpy) hold no models of the user's
-                        visit(item, f"{where} global: {var}", level + 1)
-            visit(value.__defaults__, f"{where} defaults", level + 1)
-        elif hasattr(value, "__self__") and hasattr(value, "__func__"):  # a bound method
-            visit(value.__self__, name or type(value.__self__).__name__, level + 1)
-            visit(value.__func__, name, level + 1)
-        elif hasattr(value, "func") and hasattr(value, "args"):  # functools.partial
-            visit((value.func, value.args, value.keywords), f"{name} partial", level + 1)
-        elif hasattr(value, "__dict__") and not isinstance(value, type(torch)):
-            for key, item in vars(value).items():
-                visit(item, f"{name}.{key}" if name else key, level + 1)
-
-    visit(obj, label, 0)
+    for path, kind, value in walk(obj, label):
+        if kind == "module":
+            found.setdefault(id(value), (path, value))
     return list(found.values())
 
 
@@ -353,90 +483,167 @@ def _mode_dependent(module: torch.nn.Module) -> bool:
     return "training" in getattr(getattr(forward, "__code__", None), "co_names", ())
 
 
-def eval_mode(obj, what: str) -> None:
+def eval_mode(obj, what: str) -> list:
     """Refuse a generator or distance (`what`) that computes with a module in training mode whose output depends
-    on it (batch norm, dropout, any module whose forward reads `self.training`), found anywhere it reaches."""
-    training = [(name, module) for name, module in reachable_modules(obj) if module.training and _mode_dependent(module)]
+    on it (batch norm, dropout, any module whose forward reads `self.training`), or with tensors on the meta
+    device (no values), found anywhere it reaches (`reachable_modules`). Returns the random generators of its own
+    that it reaches (torch.Generator, numpy's), for `model` to watch. No forward pass: costs a walk."""
+    from .store import walk
+
+    training, meta, generators = {}, [], []
+    for path, kind, value in walk(obj):
+        if kind == "module" and value.training and _mode_dependent(value):
+            training.setdefault(id(value), (path, value))
+        elif kind == "tensor" and value.device.type == "meta":
+            meta.append(path)
+        elif kind == "rng":
+            generators.append(value)
+    if meta:
+        raise ValueError(f"{what} has tensors on the meta device, which hold no values ({_listed_names(meta)}): "
+                         f"load its weights first, e.g. module.to_empty(device='cpu') then "
+                         f"module.load_state_dict(state)")
     if training:
-        listed = ", ".join(f"{name} ({type(module).__name__})" for name, module in training[:5])
-        more = f" and {len(training) - 5} more" if len(training) > 5 else ""
-        raise ValueError(f"{what} computes with module(s) in training mode: {listed}{more}. In training mode batch "
+        listed = _listed_names([f"{path} ({type(module).__name__})" for path, module in training.values()])
+        raise ValueError(f"{what} computes with module(s) in training mode: {listed}. In training mode batch "
                          f"norm uses the statistics of the batch (and changes its running statistics) and dropout "
                          f"is random, so the metric would be wrong. Call .eval() on them (e.g. my_net.eval() before "
                          f"Generator(my_net, d), or G.net.eval() after a G.net.train())")
+    return generators
 
 
-def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-3) -> bool:
-    """Equal to within rtol of a's scale (float32 batch-size effects are ~1e-6; randomness and batch statistics
-    are of the order of the values)."""
+def _listed_names(names: list[str], most: int = 5) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+class _Randomness:
+    """Watches the global random generators (torch's on the CPU and on the device in use, numpy's, Python's) and
+    `own` ones (torch.Generator, numpy Generator or RandomState objects a model holds): `drew()` says whether any
+    advanced since the block began, i.e. something drew random numbers."""
+
+    def __init__(self, device: torch.device, own=()):
+        import random
+
+        self.random = random
+        self.cuda = device.type == "cuda" and torch.cuda.is_initialized()
+        self.device = device
+        self.own = list(own)
+
+    def __enter__(self):
+        self.before = self._state()
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def _state(self):
+        state = [torch.random.get_rng_state(), np.random.get_state()[1].copy(), np.random.get_state()[2],
+                 self.random.getstate()]
+        if self.cuda:
+            state.append(torch.cuda.get_rng_state(self.device))
+        for generator in self.own:
+            if isinstance(generator, torch.Generator):
+                state.append(generator.get_state())
+            elif isinstance(generator, np.random.RandomState):
+                state.append(generator.get_state()[1].copy())
+            else:
+                state.append(repr(generator.bit_generator.state))
+        return state
+
+    def drew(self) -> bool:
+        after = self._state()
+        return any(not (torch.equal(a, b) if isinstance(a, torch.Tensor) else np.array_equal(a, b) if
+                        isinstance(a, np.ndarray) else a == b) for a, b in zip(self.before, after))
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rtol: float) -> bool:
+    """Equal to within rtol of a's largest magnitude (random noise and batch statistics are of its order)."""
     scale = a.detach().abs().max().clamp_min(1e-12)
     return bool(((a - b).abs().max() <= rtol * scale).item())
 
 
-def model(G, z, distance, *, what: str = "generator output") -> torch.Tensor:
-    """The checked images x = G(z) (b, 3, H, W) of a first forward pass, after checking that G and the distance
-    can give a metric at all: no mode-dependent module in training mode (`eval_mode`); one image per code for the
-    whole batch, floating, finite and in the distance's range (`generated`); deterministic and independent of
-    the batch (a code gives the same image alone, twice, and in a batch); and the distance a distance:
-    one finite value per pair, d(x, x) = 0, d ≥ 0, symmetric and deterministic, within rounding.
-    z : (b, d) codes in the dtype G computes in. Costs three extra forward passes of one or two codes.
+def model(G, z, distance=None, *, allow_tf32: bool = False) -> None:
+    """Check, before a metric or any other result of G, that G (and the distance, if given) can give one at all.
+
+    No mode-dependent module in training mode and no tensor on the meta device anywhere they reach
+    (`eval_mode`); no random numbers drawn by either (torch's, numpy's or Python's global generators do not
+    advance while they run); one code's image the same alone and in a batch (so neither randomness nor the
+    other codes change it: within SAME_IMAGE_RTOL of the pixel scale); images of the right number and shape,
+    floating, finite and in the distance's range (`generated`); and the distance a distance (`distance_axioms`).
+    z : (b, d) codes in the dtype G computes in (`latents`). Costs a walk of both and two forward passes of G
+    (on two codes and on one) and one call of the distance on three pairs of images; the operators check the
+    whole batch's shape on their own passes.
     """
-    eval_mode(G, "the generator")
-    eval_mode(distance, "the distance")
+    name = getattr(G, "name", "the generator")
+    own = eval_mode(G, "the generator")
+    if distance is not None:
+        own += eval_mode(distance, "the distance")
+    rtol = SAME_IMAGE_RTOL_TF32 if allow_tf32 else SAME_IMAGE_RTOL
     with torch.no_grad():
-        x = generate(G, z, distance)
-        others = z if len(z) > 1 else torch.cat([z, -z])  # a second code for the batch comparison
-        alone, again = G(z[:1]), G(z[:1])
-        batch = x if len(z) > 1 else G(others)
-        if not _close(alone, again):
-            raise ValueError(f"{getattr(G, 'name', 'the generator')} is not deterministic: one code gave two "
-                             f"different images (max difference {(alone - again).abs().max().item():.3g}). Noise "
-                             f"injection or dropout makes the metric meaningless: fix the noise (e.g. a noise buffer "
-                             f"set once) or call .eval()")
-        if not _close(alone, batch[:1]):
-            raise ValueError(f"{getattr(G, 'name', 'the generator')} gives a code another image in a batch than "
-                             f"alone (max difference {(alone - batch[:1]).abs().max().item():.3g}): its output depends "
-                             f"on the other codes of the batch (batch norm in training mode?), so the metric would "
-                             f"be wrong. Call .eval() on its modules")
-        _distance_axioms(distance, batch)
-    return x
+        with _Randomness(z.device, own) as watch:
+            batch = generate(G, z[:2], distance)  # two codes: the first one in a batch
+            alone = G(z[:1])
+        if watch.drew():
+            raise ValueError(f"{name} draws random numbers when it runs (noise injection, dropout, a random "
+                             f"augmentation?): its image of a code changes from call to call, so the metric would be "
+                             f"noise. Fix the noise (e.g. a buffer drawn once) or switch it off (.eval())")
+        image_count(alone, z[:1])
+        if not _close(alone, batch[:1], rtol):
+            again = G(z[:1])
+            difference = (alone - batch[:1]).abs().max().item()
+            if not _close(alone, again, rtol):
+                raise ValueError(f"{name} is not deterministic: one code gave two different images (max difference "
+                                 f"{(alone - again).abs().max().item():.3g}), so the metric would be noise. Fix the "
+                                 f"noise (e.g. a buffer drawn once) or switch it off (.eval())")
+            raise ValueError(f"{name} gives a code another image in a batch than alone (max difference "
+                             f"{difference:.3g}): its output depends on the other codes of the batch (batch statistics?), "
+                             f"so the metric of a code would change with its batch. Call .eval() on its modules, or "
+                             f"remove what mixes the images of a batch")
+        if distance is not None:
+            distance_axioms(distance, batch, own)
 
 
-def _distance_axioms(distance, x) -> None:
-    """d(x, x) = 0, d ≥ 0, d(a, b) = d(b, a) and the same value twice, within rounding, on images x (n ≥ 2)."""
-    a, b = x, x.roll(1, dims=0)
-    same = distance(a, a)
-    distance_values(same, len(a))
-    forward, backward, again = distance(a, b), distance(b, a), distance(a, b)
-    distance_values(forward, len(a))
-    scale = forward.abs().max().clamp_min(1e-30)
-    name = type(distance).__name__
-    if (same.abs() > 1e-4 * scale).any():
-        raise ValueError(f"{name} is not a distance: d(x, x) = {same.abs().max().item():.3g} for an image and itself "
-                         f"(two different images are {forward.max().item():.3g} apart). The metric needs d(x0, x) to "
-                         f"be smallest, zero, at x = x0; a function that ignores x0 gives no metric")
-    if (forward < -1e-4 * scale).any():
-        raise ValueError(f"{name} is not a distance: it returned a negative value ({forward.min().item():.3g})")
-    if not _close(forward, again, 1e-4):
-        raise ValueError(f"{name} is not deterministic: the same pair of images gave two different values "
-                         f"({(forward - again).abs().max().item():.3g} apart); call .eval() or remove the randomness")
-    if not _close(forward, backward, 1e-3):
-        raise ValueError(f"{name} is not symmetric: d(a, b) and d(b, a) differ by "
-                         f"{(forward - backward).abs().max().item():.3g} (of {scale.item():.3g}); the metric is the "
-                         f"Hessian of a distance, which is symmetric")
+def distance_axioms(distance, x: torch.Tensor, own=()) -> None:
+    """Refuse a `distance` that is not one on images x (n ≥ 1, the first two used): it must return one finite
+    value per pair, d(x, x) = 0 and d ≥ 0 (to DISTANCE_RTOL of the distance between two different images), draw
+    no random numbers (the global generators and those in `own` do not advance), and give an image the same value
+    whatever else is in the batch (the two batches of the probe hold other images). Then x0 is a minimum of
+    d(x0, ·), so its Hessian, the metric, is positive semi-definite. Symmetry is not asked: a divergence (KL,
+    Bregman) has a metric too. One call on three pairs: (a, a), (a, c), (c, c)."""
+    a = x[:1]
+    c = x[1:2] if len(x) > 1 else -a  # a second image: the negative stays in a symmetric range
+    with _Randomness(x.device, own) as watch:
+        values = distance(torch.cat([a, a, c]), torch.cat([a, c, c]))
+    distance_values(values, 3)
+    name = _name(distance)
+    if watch.drew():
+        raise ValueError(f"{name} draws random numbers when it runs (dropout, noise?): its values change from call "
+                         f"to call, so the metric would be noise. Switch that off (.eval()) or fix the noise")
+    same = max(values[0].abs().item(), values[2].abs().item())
+    apart = values[1].abs().item()
+    if same > DISTANCE_RTOL * apart or (apart == 0 and same > 0):
+        raise ValueError(f"{name} is not a distance: d(x, x) = {same:.3g} for an image and itself (two different "
+                         f"images are {apart:.3g} apart). The metric needs d(x0, x) to be smallest, zero, at x = x0: a "
+                         f"function that ignores x0, or whose value for a pair depends on the other images of the "
+                         f"batch, gives no metric")
+    if values[1].item() < -DISTANCE_RTOL * apart:
+        raise ValueError(f"{name} is not a distance: it returned a negative value ({values[1].item():.3g}) for two "
+                         f"different images; the metric needs d ≥ 0 with its minimum at x = x0")
 
 
 def positive_semidefinite(eigvals: torch.Tensor, G, distance, *, rtol: float = 1e-3) -> None:
     """Refuse metrics whose spectrum (b, k) descending has an eigenvalue below −rtol·λ₁ (a top eigenvalue ≤ 0
-    included): the Hessian of a distance at its minimum is positive semi-definite, up to rounding."""
+    included, unless the whole metric is zero, which `nonzero_metric` explains): the Hessian of a distance at
+    its minimum is positive semi-definite, up to rounding."""
     top = eigvals[:, :1]
     bad = (eigvals < -rtol * top.abs()).any(dim=1) | (top[:, 0] < 0)
     if bad.any():
         which = bad.nonzero().flatten().tolist()
         worst = float((eigvals[bad].min(dim=1).values / top[bad, 0].abs().clamp_min(1e-300)).min())
-        raise ValueError(f"the metric at point(s) {which[:10]} is not positive semi-definite (smallest eigenvalue "
-                         f"{worst:.3g}·|λ₁|): {type(distance).__name__} has no minimum at x = x0 through "
-                         f"{getattr(G, 'name', type(G).__name__)}, so it is not a distance whose Hessian is a metric")
+        name = _name(distance)
+        raise ValueError(f"the metric at point(s) {_listed(which)} is not positive semi-definite (smallest "
+                         f"eigenvalue {worst:.3g}·|λ₁|): {name} has no minimum at x = x0 through "
+                         f"{getattr(G, 'name', type(G).__name__)}, so it is not a distance whose Hessian is a metric "
+                         f"(or the finite-difference step eps is too large or too small for these codes)")
 
 
 # --- optimisation ------------------------------------------------------------------------------------------------

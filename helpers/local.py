@@ -62,8 +62,7 @@ def generalized_directions(H_region, H_rest, k: int | None = None, *, tau: float
     k = d if k is None else int(k)
     if not 0 < k <= d:
         raise ValueError(f"k must be between 1 and d = {d}, got {k}")
-    if not tau >= 0:
-        raise ValueError(f"tau must be >= 0, got {tau}")
+    tau = checks.number(tau, "tau", low=0)
     delta = tau * torch.trace(B).item()
     B = B + delta * torch.eye(d, dtype=B.dtype)
     # B = C Cᵀ: the pencil is the symmetric problem C⁻¹ A C⁻ᵀ w = λ w, with v = C⁻ᵀ w (as LAPACK's sygv)
@@ -154,6 +153,7 @@ def quotients(H_region, H_rest, vectors: torch.Tensor, *, tau: float = TAU) -> t
     H_region, H_rest : (d, d) or (b, d, d) (or `Metric`s). Returns (k,) or (b, k): each pencil's quotients.
     """
     A, B = (_metrics(H) for H in (H_region, H_rest))
+    tau = checks.number(tau, "tau", low=0)
     V = vectors.detach().to(A)
     delta = tau * torch.diagonal(B, dim1=-2, dim2=-1).sum(-1)  # (b,)
     num = torch.einsum("dk,bde,ek->bk", V, A, V)
@@ -196,6 +196,7 @@ def pixel_jacobian(G: Callable, z: torch.Tensor, *, size: int | None = None, fus
     z, _ = checks.latents(G, z)
     if len(z) != 1:
         raise ValueError(f"pixel_jacobian works at one code; got {len(z)}")
+    checks.model(G, z)
     image = _pixel_map(G, size, fuse_channels)
     with torch.no_grad():
         n_rows = image(z[0]).numel()
@@ -326,8 +327,8 @@ def locality(G: Callable, z0: torch.Tensor, directions: torch.Tensor, region: Re
     round renders the walks still searching in one batch. Assumes the change grows with the step up to the
     match.
     """
-    if not target > 0:
-        raise ValueError(f"target must be > 0, got {target}")
+    target = checks.number(target, "target", low=0, low_open=True)
+    checks.model(G, checks.latents(G, z0)[0], region)
     z0 = z0.detach()
     if z0.dim() != 1 or directions.dim() != 2 or directions.shape[0] != z0.shape[0]:
         raise ValueError(f"z0 must be (d,) and directions (d, k); got {tuple(z0.shape)} and {tuple(directions.shape)}")
@@ -414,16 +415,14 @@ def _interval(logs, n_boot, seed, level):
 # --- shared pieces ------------------------------------------------------------------------------------------------
 
 def _pair(H_region, H_rest):
-    A, B = checks.square_matrix(H_region), checks.square_matrix(H_rest)
+    A, B = checks.symmetric_matrix(H_region, "H_region"), checks.symmetric_matrix(H_rest, "H_rest")
     if A.shape != B.shape:
         raise ValueError(f"H_region and H_rest differ in shape: {tuple(A.shape)} and {tuple(B.shape)}")
-    return (A + A.T) / 2, (B + B.T) / 2
+    return A, B
 
 
 def _metrics(H) -> torch.Tensor:
-    H = H.H if isinstance(H, Metric) else torch.as_tensor(H)
-    H = H.detach().double().cpu()
-    return H[None] if H.dim() == 2 else H
+    return checks.symmetric_matrices(H, "the metrics")
 
 
 def _metrics_single(H) -> bool:

@@ -64,6 +64,7 @@ class Metric:
 
     def top(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The k largest eigenvalues (b, k) and their eigenvectors (b, d, k)."""
+        checks.positive_int(k, "k")
         if k > self.eigvals.shape[1]:
             raise ValueError(f"only {self.eigvals.shape[1]} eigenpairs were computed (method {self.method!r})")
         return self.eigvals[:, :k], self.eigvecs[:, :, :k]
@@ -198,13 +199,14 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
     returns one finite value per image; that G depends on z (a zero metric is refused); that the metric is
     finite, naming the source of a nan or inf (generator output, distance, or their derivatives).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     z, single = checks.latents(G, z)
+    checks.metric_options(method, z.shape[1], k=k, eps=eps, chunk_size=chunk_size, max_memory=max_memory, tol=tol,
+                          block=block, basis=basis, relative=relative, hvp_kind=hvp_kind, progress=progress,
+                          allow_tf32=allow_tf32, methods=METHODS, hvp_kinds=HVP_KINDS)
     progress = len(z) > 1 if progress is None else progress
     chunk_size = default_chunk_size(z.device) if chunk_size is None else chunk_size
     with float32_convolutions(allow_tf32):
-        checks.model(G, z, distance)
+        checks.model(G, z, distance, allow_tf32=allow_tf32)
         return _metric(G, z, distance, method, k=k, eps=eps, chunk_size=chunk_size, max_memory=max_memory,
                        tol=tol, block=block, basis=basis, relative=relative, hvp_kind=hvp_kind, progress=progress,
                        allow_tf32=allow_tf32)
@@ -213,16 +215,6 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
 def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, block, basis, relative, hvp_kind,
             progress, allow_tf32) -> Metric:
     start = time.perf_counter()
-    if basis is not None and method != "subspace":
-        raise ValueError(f"basis (a warm start) is an option of method='subspace', not of {method!r}")
-    if not isinstance(relative, bool):
-        raise TypeError(f"relative must be True or False, got {relative!r}")
-    if relative and method != "subspace":
-        raise ValueError(f"relative (a certificate per eigenvalue) is an option of method='subspace', not of {method!r}")
-    if hvp_kind is not None and method != "lanczos":
-        raise ValueError(f"hvp_kind is an option of method='lanczos', not of {method!r}")
-    if hvp_kind is not None and hvp_kind not in HVP_KINDS:
-        raise ValueError(f"unknown hvp_kind {hvp_kind!r}; choose one of {', '.join(HVP_KINDS)}")
     residuals = passes = None
     if method in ("jacobian", "backprop"):
         if method == "jacobian":
@@ -237,8 +229,6 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
         checks.finite_metric(H, G, z, distance)
         eigvals, eigvecs = eigh_descending(H)
     else:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 < k < z.shape[1]:
-            raise ValueError(f"k must be an integer between 1 and d-1 = {z.shape[1] - 1} for {method!r}, got {k!r}")
         if method == "subspace":
             tol = SUBSPACE_TOL if tol is None else tol
             block = checks.positive_int(solvers.default_block(k, z.device) if block is None else block, "block")
@@ -261,7 +251,7 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
                     pairs.append(solvers.lanczos(operator, k, tol=tol))
                 except ArpackError as err:
                     if not operator.linear_operator().matvec(np.ones(z.shape[1])).any():  # G ignores z: H v = 0
-                        raise ValueError(checks.ignores_z_message(G, [i])) from err
+                        raise ValueError(checks.ignores_z_message(G, [i], z[i:i + 1])) from err
                     raise
             eigvals = torch.cat([p.eigvals for p in pairs])
             eigvecs = torch.cat([p.eigvecs for p in pairs])
@@ -270,7 +260,7 @@ def _metric(G, z, distance, method, *, k, eps, chunk_size, max_memory, tol, bloc
         H = eigvecs @ torch.diag_embed(eigvals) @ eigvecs.transpose(1, 2)
         checks.finite_metric(H, G, z, distance)  # the products were checked; this is a last guard
     options |= {"allow_tf32": True} if allow_tf32 else {}
-    checks.nonzero_metric(H, G)
+    checks.nonzero_metric(H, G, z)
     checks.positive_semidefinite(eigvals, G, distance)
     return Metric(H, eigvals, eigvecs, z.detach().clone(), method, time.perf_counter() - start, options,
                   residuals=None if residuals is None else residuals.to(z.device), passes=passes)
@@ -324,12 +314,16 @@ def region_metrics(G: Callable, z: torch.Tensor, distance, masks: dict, *, norma
         if not (1 - region.mask).any():
             raise ValueError(f"mask {name!r} covers the whole image: its complement is empty")
     z, _ = checks.latents(G, z)
+    _speed_options(chunk_size, allow_tf32, max_memory, progress)
+    checks.flag(normalize, "normalize")
+    checks.model(G, z, base, allow_tf32=allow_tf32)
     progress = len(z) > 1 if progress is None else progress
     chunk_size = default_chunk_size(z.device) if chunk_size is None else chunk_size
     checked = []
 
     def features(codes):
         images = G(codes)
+        checks.image_count(images, codes)
         if not checked:  # the first call is pullback's probe, on plain tensors: check G's images once
             checks.generated(images, len(codes), base)
             checked.append(True)
@@ -340,7 +334,7 @@ def region_metrics(G: Callable, z: torch.Tensor, distance, masks: dict, *, norma
 
     start = time.perf_counter()
     H = pullback(features, z, chunk_size=chunk_size, max_memory=max_memory, progress=progress, allow_tf32=allow_tf32)
-    checks.nonzero_metric(H[0] + H[1], G)
+    checks.nonzero_metric(H[0] + H[1], G, z)
     seconds = time.perf_counter() - start
     options = {"chunk_size": chunk_size, "normalize": bool(normalize)} | ({"allow_tf32": True} if allow_tf32 else {})
     out = {}
@@ -371,7 +365,9 @@ def hvp(G: Callable, z: torch.Tensor, distance: Callable, *, kind: str | None = 
         raise ValueError(f"hvp works at one point; got {len(z)} codes")
     if kind is not None and kind not in HVP_KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(HVP_KINDS)}")
+    _speed_options(chunk_size, allow_tf32)
     with float32_convolutions(allow_tf32):
+        checks.model(G, z, distance, allow_tf32=allow_tf32)
         if kind is None:
             kind = "gauss-newton" if operators.has_features(G, z, distance) else "double-backprop"
         if kind == "gauss-newton":
@@ -398,7 +394,22 @@ def finite_difference_hvp(G: Callable, z: torch.Tensor, distance: Callable, *, e
     z, _ = checks.latents(G, z)
     if len(z) != 1:
         raise ValueError(f"finite_difference_hvp works at one point; got {len(z)} codes")
+    checks.number(eps, "eps", low=0, low_open=True)
+    _speed_options(None, allow_tf32)
+    with float32_convolutions(allow_tf32):
+        checks.model(G, z, distance, allow_tf32=allow_tf32)
     return operators.FiniteDifference(G, z, distance, eps=eps, allow_tf32=allow_tf32).linear_operator()
+
+
+def _speed_options(chunk_size, allow_tf32, max_memory=1, progress=None) -> None:
+    """The options of `region_metric(s)`, `hvp` and `finite_difference_hvp` that `checks.metric_options` checks
+    for `metric`."""
+    if chunk_size is not None:
+        checks.positive_int(chunk_size, "chunk_size")
+    checks.number(max_memory, "max_memory", low=0, low_open=True)
+    checks.flag(allow_tf32, "allow_tf32")
+    if progress is not None:
+        checks.flag(progress, "progress")
 
 
 def describe_basis(basis: torch.Tensor) -> dict:

@@ -311,10 +311,10 @@ class DoubleBackprop(Operator):
             values = distance(x0, G(self.z_var))
             checks.distance_values(values, len(z))
             if not values.requires_grad:
-                raise ValueError(checks.ignores_z_message(G, list(range(len(z)))))
+                raise ValueError(checks.ignores_z_message(G, list(range(len(z))), z))
             (self.gradient,) = torch.autograd.grad(values.sum(), self.z_var, create_graph=True)
         if not self.gradient.requires_grad:  # the gradient is constant in z: the metric is zero
-            raise ValueError(checks.ignores_z_message(G, list(range(len(z)))))
+            raise ValueError(checks.ignores_z_message(G, list(range(len(z))), z))
 
     def dense(self, *, progress: bool = False) -> torch.Tensor:
         # The distance is a sum over images, so row i of every point's Hessian comes out of one backward pass of
@@ -385,7 +385,7 @@ class FiniteDifference(Operator):
             values = self.distance(self.x0[i:i + 1], self.G(points))
             checks.distance_values(values, 2, finite=False)  # shape only: no pass over the values per product
             if not values.requires_grad:
-                raise ValueError(checks.ignores_z_message(self.G, [i]))
+                raise ValueError(checks.ignores_z_message(self.G, [i], self.z[i:i + 1]))
             (g,) = torch.autograd.grad(values.sum(), points)
         return (g[0] - g[1]) / (2 * h)
 
@@ -433,4 +433,9 @@ def feature_map(G, z, distance, what: str) -> Callable:
             "has a `features` map that is not implemented"
         raise TypeError(f"{type(distance).__name__} {missing}, which {what} needs; use method='backprop', "
                         f"'lanczos' or 'finite-difference' (or hvp(kind='double-backprop')) for a general distance")
-    return lambda x: distance.features(G(x))
+    def f(codes):
+        images = G(codes)
+        checks.image_count(images, codes)  # every pass, vmapped ones included: shapes cost nothing to check
+        return distance.features(images)
+
+    return f

@@ -31,12 +31,26 @@ def tensor_digest(t: torch.Tensor) -> str:
 
 
 def model_digest(obj) -> str:
-    """sha256 of what a generator or distance computes with: for an nn.Module, every parameter and buffer
-    (key, dtype, shape, bytes), every submodule's qualified class and its plain attributes (numbers, strings,
-    functions); for a plain function, its qualified name, code and the values it closes over or reads from
-    its module's globals (tensors, arrays, numbers, modules). Stable across processes and devices."""
+    """sha256 of what a generator or distance computes with (everything `walk` reaches): for an nn.Module, every
+    parameter and buffer (key, dtype, shape, bytes), every submodule's qualified class, plain attributes and
+    hooks, and the code of its class's methods; for a plain function, its qualified name, code and the values it
+    closes over or reads from its module's globals (tensors, arrays, numbers, functions, modules). So an edit of
+    a generator's `forward` or a distance's `features` gives another digest, as other weights do. Stable across
+    processes and devices; the code is compared as Python bytecode, so another Python version gives another one."""
     digest = hashlib.sha256()
-    _feed(digest, obj, set(), 0)
+    for _path, kind, value in walk(obj):
+        if kind == "tensor":
+            digest.update(f"tensor\x1f{value.dtype}\x1f{tuple(value.shape)}\x1e".encode())
+            digest.update(_tensor_bytes(value))
+        elif kind == "array":
+            digest.update(f"array\x1f{value.dtype.str}\x1f{value.shape}\x1e".encode())
+            digest.update(np.ascontiguousarray(value).data if value.dtype != object else repr(value.tolist()).encode())
+        elif kind == "bytecode":
+            digest.update(value)
+        elif kind == "rng":  # by its class, not its state (which changes as it draws)
+            digest.update(f"rng\x1f{_qualname(type(value))}\x1e".encode())
+        elif kind != "module":  # a module's class comes as its own "class" entry
+            digest.update(f"{kind}\x1f{value}\x1e".encode())
     return digest.hexdigest()
 
 
@@ -68,96 +82,157 @@ def _tensor_bytes(t: torch.Tensor):
     return t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data
 
 
+# --- the walk: everything a generator or distance computes with ---------------------------------------------------
+
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, slice, torch.dtype, torch.device)
+_NUMPY_GENERATORS = (np.random.Generator, np.random.RandomState)
+_DEPTH = 12  # levels of nesting followed (a module's submodules count as one level)
 
 
-def _feed(digest, obj, seen: set, depth: int) -> None:
-    """Add obj to the digest (see `model_digest`); ids in `seen` are fed once, recursion stops at depth 12."""
-    update = lambda *parts: digest.update(("\x1f".join(map(str, parts)) + "\x1e").encode())  # noqa: E731
+def walk(obj, label: str = ""):
+    """Everything `obj` (a generator or distance: an nn.Module, function, bound method, partial or other callable)
+    computes with, in a fixed order, as (path, kind, value) entries: the one walk behind `model_digest` (which
+    feeds them all) and `checks.eval_mode` (which looks at the modules).
+
+    Followed: an nn.Module's submodules (kind "module", value the module, path like `net.main.1`), their plain
+    attributes and hooks, parameters and buffers ("tensor"), and the methods of their classes (other than
+    torch's own, known by name); a function's bytecode ("bytecode"), constants, defaults, closure and the
+    module-level globals it names; a bound method's object; a partial's arguments; the public attributes and
+    class methods of any other object; lists, tuples, dicts. Python modules and classes are entries by name
+    ("pymodule", "named"); a random generator of its own (torch's or numpy's) an entry "rng" with the generator; an
+    object met again is an entry "seen". `training` flags are left out (a module
+    whose output depends on them is refused in training mode by `checks.eval_mode`).
+    """
+    return _walk(obj, label, set(), 0)
+
+
+def _walk(obj, path, seen, depth):
     if isinstance(obj, _PLAIN):
-        update("plain", repr(obj))
+        yield path, "plain", repr(obj)
         return
     if isinstance(obj, torch.Tensor):
-        update("tensor", obj.dtype, tuple(obj.shape))
-        digest.update(_tensor_bytes(obj))
+        yield path, "tensor", obj
         return
     if isinstance(obj, np.ndarray):
-        update("array", obj.dtype.str, obj.shape)
-        digest.update(np.ascontiguousarray(obj).data if obj.dtype != object else repr(obj.tolist()).encode())
+        yield path, "array", obj
         return
     if isinstance(obj, types.ModuleType):
-        update("module", obj.__name__)
+        yield path, "pymodule", obj.__name__
         return
-    if id(obj) in seen or depth > 12:
-        update("seen" if id(obj) in seen else "deep", _qualname(type(obj)))
+    if isinstance(obj, (types.BuiltinFunctionType, type)):
+        yield path, "named", _qualname(obj)
+        return
+    if type(obj) is torch.Generator or isinstance(obj, _NUMPY_GENERATORS):  # (torch.Generator's isinstance is slow)
+        # a random generator of its own: its state changes as it is used
+        yield path, "rng", obj
+        return
+    if id(obj) in seen or depth > _DEPTH:
+        yield path, "seen" if id(obj) in seen else "deep", _qualname(type(obj))
         return
     seen.add(id(obj))
     if isinstance(obj, (list, tuple)):
-        update(type(obj).__name__, len(obj))
-        for item in obj:
-            _feed(digest, item, seen, depth + 1)
+        yield path, type(obj).__name__, len(obj)
+        for i, item in enumerate(obj):
+            yield from _walk(item, f"{path}[{i}]", seen, depth + 1)
     elif isinstance(obj, (set, frozenset)):
-        update("set", sorted(repr(item) for item in obj))
+        yield path, "set", sorted(repr(item) for item in obj)
     elif isinstance(obj, dict):
-        update("dict", len(obj))
+        yield path, "dict", len(obj)
         for key in sorted(obj, key=repr):
-            update("key", repr(key))
-            _feed(digest, obj[key], seen, depth + 1)
+            yield path, "key", repr(key)
+            yield from _walk(obj[key], f"{path}[{key!r}]", seen, depth + 1)
     elif isinstance(obj, torch.nn.Module):
-        for name, module in obj.named_modules(remove_duplicate=False):
-            update("module", name, _qualname(type(module)))
-            _feed_attributes(digest, module, seen, depth)
-        state = obj.state_dict(keep_vars=True)
-        for key, buffer in obj.named_buffers(remove_duplicate=False):  # non-persistent buffers too
-            state.setdefault(key, buffer)
-        for key, tensor in sorted(state.items()):
-            update("state", key)
-            _feed(digest, tensor, seen, depth + 1)
+        yield from _walk_module(obj, path, seen, depth)
     elif isinstance(obj, types.FunctionType):
-        update("function", obj.__module__, obj.__qualname__)
-        _feed_code(digest, obj.__code__, obj.__globals__, seen, depth)
-        _feed(digest, obj.__defaults__, seen, depth + 1)
-        _feed(digest, obj.__kwdefaults__, seen, depth + 1)
-        for cell in obj.__closure__ or ():
+        where = f"{path} ({obj.__qualname__})" if path else obj.__qualname__
+        yield where, "function", f"{obj.__module__}.{obj.__qualname__}"
+        yield from _walk_code(obj.__code__, obj.__globals__, where, seen, depth, doc=obj.__doc__)
+        yield from _walk(obj.__defaults__, f"{where} defaults", seen, depth + 1)
+        yield from _walk(obj.__kwdefaults__, f"{where} defaults", seen, depth + 1)
+        for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or ()):
             try:
-                _feed(digest, cell.cell_contents, seen, depth + 1)
+                value = cell.cell_contents
             except ValueError:  # an empty cell
-                update("empty cell")
+                yield where, "empty cell", name
+                continue
+            yield from _walk(value, f"{where} closure: {name}", seen, depth + 1)
     elif isinstance(obj, types.MethodType):
-        update("method")
-        _feed(digest, obj.__func__, seen, depth + 1)
-        _feed(digest, obj.__self__, seen, depth + 1)
+        yield path, "method", obj.__func__.__qualname__
+        yield from _walk(obj.__func__, path, seen, depth + 1)
+        yield from _walk(obj.__self__, path or type(obj.__self__).__name__, seen, depth + 1)
     elif isinstance(obj, functools.partial):
-        update("partial")
-        _feed(digest, (obj.func, obj.args, obj.keywords), seen, depth + 1)
-    elif isinstance(obj, (types.BuiltinFunctionType, type)):
-        update("named", _qualname(obj))
-    else:  # another callable or object: its class and plain attributes
-        update("object", _qualname(type(obj)))
-        _feed_attributes(digest, obj, seen, depth)
+        yield path, "partial", ""
+        yield from _walk((obj.func, obj.args, obj.keywords), f"{path} partial", seen, depth + 1)
+    else:  # another callable or object: its class (and its methods) and public attributes
+        yield path, "object", _qualname(type(obj))
+        yield from _walk_class(type(obj), path, seen, depth)
+        yield from _walk_attributes(obj, path, seen, depth)
 
 
-def _feed_attributes(digest, obj, seen, depth) -> None:
-    """The public instance attributes of obj (a module's parameters, buffers and submodules are fed apart)."""
+def _walk_module(module, path, seen, depth):
+    for name, sub in module.named_modules(remove_duplicate=False):
+        where = ".".join(p for p in (path, name) if p) or type(sub).__name__
+        seen.add(id(sub))
+        yield where, "module", sub
+        yield where, "class", f"{name}\x1f{_qualname(type(sub))}"
+        yield from _walk_class(type(sub), where, seen, depth)
+        yield from _walk_attributes(sub, where, seen, depth)
+        for hooks in ("_forward_pre_hooks", "_forward_hooks"):  # they change what the module computes
+            registered = getattr(sub, hooks, None)
+            if registered:
+                yield where, "hooks", hooks
+                yield from _walk(list(registered.values()), f"{where} {hooks[1:]}", seen, depth + 1)
+    state = module.state_dict(keep_vars=True)
+    for key, buffer in module.named_buffers(remove_duplicate=False):  # non-persistent buffers too
+        state.setdefault(key, buffer)
+    for key, tensor in sorted(state.items()):
+        yield path, "state", key
+        yield from _walk(tensor, ".".join(p for p in (path, key) if p), seen, depth + 1)
+
+
+def _walk_attributes(obj, path, seen, depth):
+    """The public instance attributes of obj (a module's parameters, buffers and submodules are walked apart)."""
     for key, value in sorted(getattr(obj, "__dict__", {}).items()):
-        if key.startswith("_") or isinstance(value, torch.nn.Module):
+        if key.startswith("_") or key == "training" or isinstance(value, torch.nn.Module):
             continue
-        digest.update(f"attr\x1f{key}\x1e".encode())
-        _feed(digest, value, seen, depth + 1)
+        yield path, "attr", key
+        yield from _walk(value, f"{path}.{key}" if path else key, seen, depth + 1)
 
 
-def _feed_code(digest, code, namespace, seen, depth) -> None:
-    """Bytecode, constants and the globals it names (nested code objects included)."""
-    digest.update(code.co_code)
-    for const in code.co_consts:
+def _walk_class(kind, path, seen, depth):
+    """The methods (their code) and plain class attributes of kind and its bases, except torch's and builtins'
+    own classes (known by their qualified name, which is in the walk already)."""
+    for cls in kind.__mro__:
+        module = getattr(cls, "__module__", "") or ""
+        if cls is object or module == "builtins" or module.split(".")[0] == "torch" or id(cls) in seen:
+            continue
+        seen.add(id(cls))
+        yield path, "methods of", _qualname(cls)
+        for name, value in sorted(vars(cls).items()):
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            elif isinstance(value, property):
+                value = (value.fget, value.fset)
+            elif not isinstance(value, types.FunctionType) and (name.startswith("__") or
+                                                                 not isinstance(value, (*_PLAIN, tuple, list, dict))):
+                continue  # dunder data (__doc__, __module__, line numbers) and descriptors say nothing computed
+            yield path, "class attr", name
+            yield from _walk(value, f"{path} {cls.__name__}.{name}" if path else f"{cls.__name__}.{name}", seen,
+                             depth + 1)
+
+
+def _walk_code(code, namespace, path, seen, depth, doc=None):
+    """Bytecode, constants (a docstring left out) and the globals it names, nested code objects included."""
+    yield path, "bytecode", code.co_code
+    for i, const in enumerate(code.co_consts):
         if isinstance(const, types.CodeType):
-            _feed_code(digest, const, namespace, seen, depth)
-        else:
-            _feed(digest, const, seen, depth + 1)
+            yield from _walk_code(const, namespace, path, seen, depth)
+        elif not (i == 0 and doc is not None and const == doc):
+            yield from _walk(const, path, seen, depth + 1)
     for name in code.co_names:
         if name in namespace:
-            digest.update(f"global\x1f{name}\x1e".encode())
-            _feed(digest, namespace[name], seen, depth + 1)
+            yield path, "global", name
+            yield from _walk(namespace[name], f"{path} global: {name}", seen, depth + 1)
 
 
 def _qualname(kind) -> str:
@@ -235,39 +310,58 @@ def reusable(file: Path, read: Callable[[Path], T], redo: str) -> T | None:
 # --- a request stored in parts: a manifest that fingerprints it, one file per part ----------------------------
 
 MANIFEST = "manifest.json"
-PARTS_FORMAT = 2  # 2: models fingerprinted by their weights; parts carry the manifest's digest
+PARTS_FORMAT = 3  # 3: models fingerprinted by their code too; every part carries its codes, the manifest their digests
 PART_DIGEST = "store_digest"  # the entry of a part file that holds the digest of the manifest it was written for
+PART_CODES = "codes"  # the entry of a part file that holds the codes it was computed at (as given, any dtype)
+CODES_DIGEST = "codes_sha256"  # a manifest entry's sha256 of its part's codes
 
 
 def part_file(i: int, n_parts: int) -> str:
     return f"chunk-{i:0{max(5, len(str(n_parts - 1)))}d}.npz"
 
 
-def open_parts(path: Path, fingerprint: dict, parts: list[tuple[int, int]], *,
-               comparable: Callable[[dict], dict] = lambda fingerprint: fingerprint) -> str:
-    """Check an existing store's manifest against this request, or start a new store of `parts` (start, stop);
-    returns the digest of the request's comparable part, which every part file records (`PART_DIGEST`).
+def directory(path: Path, what: str = "store") -> Path:
+    """path, unless it exists and is not a directory (ValueError saying what to pass instead)."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} is a file, not a directory: pass the path of a directory (it is created if "
+                         f"missing), e.g. {path.with_suffix('')}-store")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{what} {path} lies under {parent}, which is a file: pass a path under a directory")
+            break
+    return path
+
+
+def open_parts(path: Path, fingerprint: dict, parts: list[tuple[int, int]], *, codes: list[str],
+               comparable: Callable[[dict], dict] = lambda fingerprint: fingerprint) -> dict:
+    """Check an existing store's manifest against this request, or start a new store of `parts` (start, stop) at
+    the codes whose sha256 digests are `codes` (one per part); returns the manifest, whose "digest" (of the
+    request's comparable part) every part file records (`PART_DIGEST`) and whose "chunks" list each part's file,
+    span and codes digest.
 
     comparable : the part of a fingerprint that must match (e.g. without options that only change speed). The
-    manifest is created exclusively: if another process creates it first, this one checks against it. A
-    format-1 store is moved aside first (see `set_aside`).
+    manifest is created exclusively: if another process creates it first, this one checks against it. A store of
+    an older format is moved aside first (see `set_aside`), with a warning.
     """
-    if format_of(path) == 1:
-        aside = set_aside(path)
+    directory(path)
+    old = format_of(path)
+    if isinstance(old, int) and old < PARTS_FORMAT:
+        aside = set_aside(path, old)
         if aside is not None:
-            warnings.warn(f"{path} was a format-1 metric store, made before generators were recognised by their "
-                          f"weights, so it cannot be verified against this request; it was moved to {aside} "
-                          f"(load_store reads it there) and the metrics are computed afresh", stacklevel=3)
+            warnings.warn(f"{path} was a format-{old} metric store, made before {_FORMATS.get(old, '?')}, so it cannot "
+                          f"be verified against this request; it was moved to {aside} (load_store reads it there) "
+                          f"and the metrics are computed afresh", stacklevel=3)
     if not (path / MANIFEST).exists():
         if path.is_dir() and any(path.glob("chunk-*.npz")):
             raise ValueError(f"{path} holds chunk files but no {MANIFEST}: cannot tell what they are; use another "
                              f"store directory")
         manifest = {"format": PARTS_FORMAT, "fingerprint": fingerprint,
                     "digest": fingerprint_digest(comparable(fingerprint)), "n_points": parts[-1][1],
-                    "chunks": [{"file": part_file(i, len(parts)), "start": start, "stop": stop}
-                               for i, (start, stop) in enumerate(parts)]}
+                    "chunks": [{"file": part_file(i, len(parts)), "start": start, "stop": stop, CODES_DIGEST: digest}
+                               for i, ((start, stop), digest) in enumerate(zip(parts, codes))]}
         if create_exclusive(path / MANIFEST, json.dumps(manifest, indent=1)):
-            return manifest["digest"]
+            return manifest
     manifest = read_manifest(path, wait=True)
     stored = comparable(manifest["fingerprint"])
     fingerprint = comparable(fingerprint)
@@ -276,14 +370,21 @@ def open_parts(path: Path, fingerprint: dict, parts: list[tuple[int, int]], *,
     if differ:
         details = "; ".join(f"{key} differs (store: {_short(stored.get(key))}, "
                             f"now: {_short(fingerprint.get(key))})" for key in differ)
-        raise ValueError(f"store {path} was made for a different request: {details}. Use another store "
-                         f"directory (results are never mixed)")
-    return manifest["digest"]
+        changed = " (the sha256 of a model covers its weights, settings and code)" if any(
+            key.endswith("_sha256") and key != "zs_sha256" for key in differ) else ""
+        raise ValueError(f"store {path} was made for a different request: {details}{changed}. Use another store "
+                         f"directory, or delete this one to compute it again (results are never mixed)")
+    return manifest
+
+
+_FORMATS = {1: "generators were recognised by their weights", 2: "generators were recognised by their code"}
 
 
 def read_manifest(path: Path, *, old_ok: bool = False, wait: bool = False) -> dict:
-    """The store's manifest. An older format raises ValueError saying why, unless old_ok (reading only).
-    wait: retry for up to a second if the file is still being written (the exclusive-open fallback)."""
+    """The store's manifest, checked for the fields readers use. An older format raises ValueError saying why,
+    unless old_ok (reading only). wait: retry for up to a second if the file is still being written (the
+    exclusive-open fallback)."""
+    directory(path)
     file = path / MANIFEST
     if not file.exists():
         raise FileNotFoundError(f"{path} is not a metric store: it has no {MANIFEST}")
@@ -295,19 +396,38 @@ def read_manifest(path: Path, *, old_ok: bool = False, wait: bool = False) -> di
             if attempt == (19 if wait else 0):
                 raise ValueError(f"cannot read {file} ({err}); use another store directory") from err
             time.sleep(0.05)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
-        raise ValueError(f"{file} is not a metric store manifest")
-    if manifest["format"] == PARTS_FORMAT and isinstance(manifest.get("digest"), str):
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise ValueError(f"{file} is not a metric store manifest ({problem}); use another store directory")
+    if manifest["format"] == PARTS_FORMAT or (old_ok and manifest["format"] < PARTS_FORMAT):
         return manifest
-    if manifest["format"] == 1:
-        if old_ok:
-            return manifest
-        raise ValueError(f"store {path} was written by an older version of helpers (store format 1), which "
-                         f"recognised the generator by its name only, so its chunks cannot be checked against this "
-                         f"generator's and distance's weights. Use a new store directory (load_store still reads "
-                         f"this one)")
+    if manifest["format"] < PARTS_FORMAT:
+        raise ValueError(f"store {path} was written by an older version of helpers (store format "
+                         f"{manifest['format']}), before {_FORMATS.get(manifest['format'], '?')}, so its chunks cannot "
+                         f"be checked against this request. Use a new store directory (load_store still reads this one)")
     raise ValueError(f"{file} is a format-{manifest['format']} store manifest; this version of helpers reads "
-                     f"format {PARTS_FORMAT} (and 1 with load_store)")
+                     f"format {PARTS_FORMAT} (and older ones with load_store)")
+
+
+def _manifest_problem(manifest) -> str:
+    """What makes `manifest` unusable, or ''."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
+        return "no format number"
+    if manifest["format"] >= 2 and not isinstance(manifest.get("digest"), str):
+        return "no digest"
+    chunks = manifest.get("chunks")
+    if not isinstance(chunks, list) or not chunks or not all(
+            isinstance(c, dict) and isinstance(c.get("file"), str) and "/" not in c["file"] and "\\" not in c["file"]
+            and isinstance(c.get("start"), int) and isinstance(c.get("stop"), int) and c["start"] < c["stop"]
+            for c in chunks):
+        return "its chunk list is missing or malformed"
+    if [c["start"] for c in chunks] != [0] + [c["stop"] for c in chunks[:-1]]:
+        return "its chunks do not cover the points in order"
+    if manifest["format"] >= 3 and not all(isinstance(c.get(CODES_DIGEST), str) for c in chunks):
+        return f"a chunk has no {CODES_DIGEST}"
+    if not isinstance(manifest.get("fingerprint", {}), dict):
+        return "its fingerprint is not a mapping"
+    return ""
 
 
 def format_of(path: Path):
@@ -319,14 +439,14 @@ def format_of(path: Path):
     return manifest.get("format") if isinstance(manifest, dict) else None
 
 
-def set_aside(path: Path) -> Path | None:
-    """Move a format-1 store's chunks and manifest into a new folder path/format-1 (or format-1-2, ...), under a
-    lock so that concurrent callers move it once; returns that folder, or None if another process did it.
-    The manifest moves last: if this is interrupted, the next call moves the rest."""
+def set_aside(path: Path, old: int = 1) -> Path | None:
+    """Move a format-`old` store's chunks and manifest into a new folder path/format-<old> (or format-<old>-2,
+    ...), under a lock so that concurrent callers move it once; returns that folder, or None if another process
+    did it. The manifest moves last: if this is interrupted, the next call moves the rest."""
     with file_lock(path / ".store.lock"):
-        if format_of(path) != 1:
+        if format_of(path) != old:
             return None
-        aside = next(path / name for name in ["format-1"] + [f"format-1-{i}" for i in range(2, 1000)]
+        aside = next(path / name for name in [f"format-{old}"] + [f"format-{old}-{i}" for i in range(2, 1000)]
                      if not (path / name / MANIFEST).exists())
         try:
             aside.mkdir(exist_ok=True)
@@ -334,50 +454,84 @@ def set_aside(path: Path) -> Path | None:
                 os.replace(chunk, aside / chunk.name)
             os.replace(path / MANIFEST, aside / MANIFEST)
         except OSError as err:
-            raise ValueError(f"store {path} was written by an older version of helpers (store format 1), which "
-                             f"recognised the generator by its name only, and it could not be moved aside ({err}); "
-                             f"use a new store directory (load_store still reads this one)") from err
+            raise ValueError(f"store {path} was written by an older version of helpers (store format {old}), before "
+                             f"{_FORMATS.get(old, '?')}, and it could not be moved aside ({err}); use a new store "
+                             f"directory (load_store still reads this one)") from err
     return aside
 
 
-def recorded_digest(file) -> str | None:
-    """The manifest digest a part file (a path or an open file) records (`PART_DIGEST`), or None (format 1)."""
+def part_extras(digest: str, codes: torch.Tensor) -> dict:
+    """What a part file records beside its results: the manifest's digest and the codes (as given)."""
+    return {PART_DIGEST: digest, PART_CODES: _storable(codes).numpy()}
+
+
+def codes_digest(codes: torch.Tensor) -> str:
+    """sha256 of codes as a part file records them (`part_extras`), for the manifest's entry of that part."""
+    return tensor_digest(_storable(codes))
+
+
+def _storable(codes: torch.Tensor) -> torch.Tensor:
+    codes = codes.detach().cpu().contiguous()
+    return codes.float() if codes.dtype == torch.bfloat16 else codes  # numpy has no bfloat16; the cast is exact
+
+
+def recorded(file) -> tuple[str | None, torch.Tensor | None]:
+    """The manifest digest and the codes a part file (a path or an open file) records (None where it has none:
+    format 1 has neither, format 2 no codes)."""
     with np.load(file, allow_pickle=False) as data:
-        return str(data[PART_DIGEST]) if PART_DIGEST in data.files else None
+        digest = str(data[PART_DIGEST]) if PART_DIGEST in data.files else None
+        codes = torch.from_numpy(data[PART_CODES]) if PART_CODES in data.files else None
+    return digest, codes
 
 
-def present_parts(path: Path, n_parts: int, digest: str, read: Callable, check: Callable | None = None) -> dict:
-    """{i: part} for the parts already in the store; read(file) -> (part, the digest it records). A part that is
-    unreadable, was written for another manifest or fails check(i, part) (ValueError) is left out, to be
-    computed again, with a warning."""
-    def read_checked(file, i):
-        part, part_digest = read(file)
-        if part_digest != digest:
-            raise ValueError("it was not written for this store's manifest (another fingerprint digest)")
-        if check is not None:
-            check(i, part)
-        return part
+def _verified(file: Path, i: int, entry: dict, digest: str | None, read: Callable, check: Callable | None):
+    """read(file) -> (part, the digest it records, its codes), checked: written for the manifest with this digest,
+    at the codes the manifest lists for it (format 3), and passing check(i, part, codes) (ValueError)."""
+    part, part_digest, codes = read(file)
+    if digest is not None and part_digest != digest:
+        raise ValueError(f"it was not written for this store's manifest (its fingerprint digest is "
+                         f"{_short(part_digest, 20)}, the manifest's {digest[:16]}...): it holds another request's "
+                         f"results")
+    if CODES_DIGEST in entry:
+        if codes is None or codes_digest(codes) != entry[CODES_DIGEST] or len(codes) != entry["stop"] - entry["start"]:
+            raise ValueError(f"it holds results at other codes than the manifest lists for points {entry['start']} to "
+                             f"{entry['stop'] - 1} (a chunk file moved from another place or another store?)")
+    if len(part) != entry["stop"] - entry["start"]:
+        raise ValueError(f"it holds {len(part)} points, the manifest says {entry['stop'] - entry['start']}")
+    if check is not None:
+        check(i, part, codes)
+    return part
 
+
+def present_parts(path: Path, manifest: dict, read: Callable, check: Callable | None = None) -> dict:
+    """{i: part} for the parts already in the store; read(file) -> (part, the digest it records, its codes). A
+    part that is unreadable, was written for another manifest, holds other codes than the manifest lists for it
+    or fails check(i, part, codes) (ValueError) is left out, to be computed again, with a warning."""
     parts = {}
-    for i in range(n_parts):
-        part = reusable(path / part_file(i, n_parts), lambda file: read_checked(file, i), f"recomputing chunk {i}")
+    for i, entry in enumerate(manifest["chunks"]):
+        part = reusable(path / entry["file"],
+                        lambda file: _verified(file, i, entry, manifest["digest"], read, check),
+                        f"recomputing chunk {i}")
         if part is not None:
             parts[i] = part
     return parts
 
 
-def load_parts(path: Path, read: Callable) -> list:
-    """Every part of a complete store, in order; read(file) -> (part, the digest it records).
+def load_parts(path: Path, read: Callable, check: Callable | None = None) -> tuple[dict, list]:
+    """The manifest and every part of a complete store, in order; read(file) -> (part, the digest it records,
+    its codes); check(i, part, codes) raises ValueError for a part that does not belong where it is.
 
     ValueError lists missing parts, names an unreadable one, a part that was not written for this store's
-    manifest (another request's results) or one with another number of points than the manifest says. A format-1
-    store (before weights were fingerprinted) is read with a warning that its parts cannot be verified.
+    manifest (another request's results), one at other codes than the manifest lists for it, or one that fails
+    check: the same checks as a resuming `metric_many` makes. A store of an older format is read with a warning
+    of what cannot be verified.
     """
     manifest = read_manifest(path, old_ok=True)
     digest = manifest.get("digest")
-    if digest is None:
-        warnings.warn(f"{path} is a format-{manifest['format']} store: its chunks carry no fingerprint, so it cannot "
-                      f"be verified that they all belong to one request", stacklevel=3)
+    if manifest["format"] < PARTS_FORMAT:
+        unverified = "which request they belong to and at which codes" if digest is None else "at which codes"
+        warnings.warn(f"{path} is a format-{manifest['format']} store: it cannot be verified {unverified} its chunks "
+                      f"were computed", stacklevel=3)
     entries = manifest["chunks"]
     missing = [i for i, entry in enumerate(entries) if not (path / entry["file"]).exists()]
     if missing:
@@ -385,23 +539,16 @@ def load_parts(path: Path, read: Callable) -> list:
         raise ValueError(f"store {path} is incomplete: {len(missing)} of {len(entries)} chunks missing ({listed}); "
                          f"run metric_many with the same inputs and store to finish it")
     parts = []
-    for entry in entries:
+    for i, entry in enumerate(entries):
         file = path / entry["file"]
         try:
-            part, part_digest = read(file)
-        except Exception as err:  # zipfile, numpy and OS errors all mean the same: unreadable
-            raise ValueError(f"cannot read {file} ({type(err).__name__}: {err}); run metric_many "
-                             f"with the same inputs and store to recompute it") from err
-        if digest is not None and part_digest != digest:
-            raise ValueError(f"{file} was not written for this store's manifest (its fingerprint digest is "
-                             f"{_short(part_digest, 20)}, the manifest's {digest[:16]}...): it holds another "
-                             f"request's results. Delete it and run metric_many with the same inputs and store to "
-                             f"recompute it")
-        if len(part) != entry["stop"] - entry["start"]:
-            raise ValueError(f"{file} holds {len(part)} points, the manifest says {entry['stop'] - entry['start']}; "
-                             f"delete it and run metric_many with the same inputs and store to recompute it")
+            part = _verified(file, i, entry, digest, read, check)
+        except Exception as err:  # zipfile, numpy and OS errors mean the same as ours: this chunk is not usable
+            reason = str(err) if isinstance(err, ValueError) else f"cannot be read ({type(err).__name__}: {err})"
+            raise ValueError(f"{file}: {reason}. Delete it and run metric_many with the same inputs and store to "
+                             f"recompute it") from err
         parts.append(part)
-    return parts
+    return manifest, parts
 
 
 def _short(value, width: int = 80) -> str:

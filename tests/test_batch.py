@@ -7,6 +7,7 @@ import os
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -323,31 +324,41 @@ def test_store_recognises_a_plain_function_by_what_it_closes_over(codes, tmp_pat
         batch.metric_many(wrap(weights(1)), codes, distances.mse(), store=store, batch_size=4, progress=False)
 
 
-def as_format_1(store):
-    """Rewrite a store's manifest as helpers wrote it before weights were fingerprinted (format 1)."""
+def as_format(store, old):
+    """Rewrite a store as helpers wrote it before: format 1 (no fingerprints of weights, no digests) or format 2
+    (no code in the fingerprints, no codes in the chunks and their digests in the manifest)."""
     manifest = json.loads((store / MANIFEST).read_text())
-    manifest["format"] = 1
-    del manifest["digest"]
-    for key in ("generator_sha256", "distance_sha256"):
-        del manifest["fingerprint"][key]
+    manifest["format"] = old
+    for entry in manifest["chunks"]:
+        del entry[helpers.store.CODES_DIGEST]
+        with np.load(store / entry["file"]) as data:
+            arrays = {k: data[k] for k in data.files if k != helpers.store.PART_CODES and (old > 1 or k != "store_digest")}
+        np.savez(store / entry["file"], **arrays)
+    if old == 1:
+        del manifest["digest"]
+        for key in ("generator_sha256", "distance_sha256"):
+            del manifest["fingerprint"][key]
     (store / MANIFEST).write_text(json.dumps(manifest))
 
 
-def test_an_older_store_is_moved_aside_and_recomputed(tiny, codes, tmp_path, monkeypatch):
-    """A format-1 store cannot say which weights made it: metric_many moves it into store/format-1 (where
-    load_store still reads it) and computes afresh, so a notebook's fixed store path keeps working."""
+@pytest.mark.parametrize("old", [1, 2])
+def test_an_older_store_is_moved_aside_and_recomputed(tiny, codes, tmp_path, monkeypatch, old):
+    """A format-1 store cannot say which weights made it, a format-2 one which code: metric_many moves it into
+    store/format-<n> (where load_store still reads it) and computes afresh, so a notebook's fixed store path keeps
+    working."""
     store = tmp_path / "store"
     other = generators.Generator(Lin(weights(1)), 6, name="tiny")  # same name, other weights: what format 1 missed
-    old = batch.metric_many(other, codes, distances.mse(), store=store, batch_size=4, progress=False)
-    as_format_1(store)
+    old_metrics = batch.metric_many(other, codes, distances.mse(), store=store, batch_size=4, progress=False)
+    as_format(store, old)
     calls = counting(monkeypatch)
-    with pytest.warns(UserWarning, match=r"was a format-1 metric store.*moved to .*format-1 \(load_store reads it"):
+    with pytest.warns(UserWarning, match=rf"was a format-{old} metric store.*moved to .*format-{old} \(load_store "
+                                         rf"reads it"):
         new = batch.metric_many(tiny, codes, distances.mse(), store=store, batch_size=4, progress=False)
     assert len(calls) == 2  # nothing of the old store was used
     assert same(new, batch.metric_many(tiny, codes, distances.mse(), batch_size=4, progress=False))
-    assert sorted(os.listdir(store / "format-1")) == ["chunk-00000.npz", "chunk-00001.npz", "manifest.json"]
-    with pytest.warns(UserWarning, match="format-1 store: its chunks carry no fingerprint"):
-        assert same(batch.load_store(store / "format-1"), old)
+    assert sorted(os.listdir(store / f"format-{old}")) == ["chunk-00000.npz", "chunk-00001.npz", "manifest.json"]
+    with pytest.warns(UserWarning, match=f"format-{old} store: it cannot be verified"):
+        assert same(batch.load_store(store / f"format-{old}"), old_metrics)
     assert same(batch.load_store(store), new)
 
 
@@ -359,7 +370,7 @@ def test_a_chunk_from_another_store_is_not_used(tiny, codes, tmp_path, monkeypat
     other = generators.Generator(Lin(weights(1)), 6, name="tiny")
     batch.metric_many(other, codes, distances.mse(), store=theirs, batch_size=4, progress=False)
     (ours / "chunk-00001.npz").write_bytes((theirs / "chunk-00001.npz").read_bytes())
-    with pytest.raises(ValueError, match="chunk-00001.npz was not written for this store's manifest"):
+    with pytest.raises(ValueError, match="chunk-00001.npz: it was not written for this store's manifest"):
         batch.load_store(ours)
     calls = counting(monkeypatch)
     with pytest.warns(UserWarning, match="chunk-00001.npz could not be read .*not written for this store"):
@@ -544,3 +555,20 @@ def test_stores_made_before_the_subspace_options_still_resume(tiny, codes, tmp_p
     batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method="subspace", k=3,
                       tol=1e-4, progress=False)
     assert calls == []
+
+
+def test_load_store_verifies_codes_and_order_as_a_resuming_run_does(tiny, codes, tmp_path, monkeypatch):
+    """Failed before: two chunk files of one store swapped (both written for its manifest) were read back in the
+    wrong order by load_store, every metric at another point's place."""
+    store = tmp_path / "store"
+    first = batch.metric_many(tiny, codes[:4], distances.mse(), store=store, batch_size=2, progress=False)
+    a, b = (store / "chunk-00000.npz").read_bytes(), (store / "chunk-00001.npz").read_bytes()
+    (store / "chunk-00000.npz").write_bytes(b)
+    (store / "chunk-00001.npz").write_bytes(a)
+    with pytest.raises(ValueError, match=r"chunk-00000.npz: it holds results at other codes than the manifest lists "
+                                         r"for points 0 to 1"):
+        batch.load_store(store)
+    calls = counting(monkeypatch)
+    with pytest.warns(UserWarning, match="recomputing chunk"):
+        again = batch.metric_many(tiny, codes[:4], distances.mse(), store=store, batch_size=2, progress=False)
+    assert len(calls) == 2 and same(again, first) and same(batch.load_store(store), first)
