@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import math
 import os
 import re
 import sys
@@ -40,6 +41,104 @@ class UsageError(Exception):
     """A bad command line: reported with exit status 2, before anything runs."""
 
 
+# --- the book's JSON files, read with checks: each problem is one line that names the file and what to do ---------
+
+def read_book_json(path: Path, kind: str, fix: str) -> dict:
+    """The JSON object in `path` ({} if missing or empty), checked to be a `kind` ('summary', 'timings' or
+    'recorded'; see `json_problem`); otherwise UsageError naming the file, what is wrong and `fix`."""
+    try:
+        data = read_json(Path(path))
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read {path} ({getattr(err, 'strerror', None) or err}); {fix}") from None
+    except ValueError as err:  # json.JSONDecodeError
+        raise UsageError(f"{path} is not valid JSON ({err}); {fix}") from None
+    problem = json_problem(data, kind)
+    if problem:
+        raise UsageError(f"{path} is not a {kind} file: {problem}; {fix}")
+    return data
+
+
+def json_problem(data, kind: str) -> str:
+    """What makes `data` not a book file of this kind, or '': 'summary' (summary.json: {"notebooks": {stem: entry}}
+    and header fields), 'timings' (book/timings.json: {profile: {stem: {"seconds": ...}}}) or 'recorded'
+    (book/recorded.json: {profile: {stem: {"tables": {key: table}, ...}}})."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, found {type(data).__name__}"
+    if kind == "summary":
+        notebooks = data.get("notebooks", {})
+        if not isinstance(notebooks, dict):
+            return '"notebooks" is not an object'
+        for stem, entry in notebooks.items():
+            problem = _entry_problem(entry, {"status": str, "duration_s": (int, float), "parameters": dict,
+                                             "summary": dict, "profile": str, "overrides": dict, "finished": str,
+                                             "cpus": int, "load": (int, float)})
+            problem = problem or _tables_problem({k: v for k, v in entry.get("summary", {}).items()
+                                                  if k.startswith("results/")})
+            if problem:
+                return f"notebooks/{stem}: {problem}"
+        for key, kinds in (("profile", str), ("overrides", dict)):
+            if data.get(key) is not None and not isinstance(data[key], kinds):
+                return f'"{key}" is not a {kinds.__name__}'
+        return ""
+    for profile, chapters in data.items():
+        if not isinstance(chapters, dict):
+            return f"{profile} is not an object of chapters"
+        for stem, entry in chapters.items():
+            if kind == "timings":
+                problem = _entry_problem(entry, {"seconds": (int, float), "cpus": int, "date": str,
+                                                 "load": (int, float)}, required=("seconds",))
+            else:
+                problem = _entry_problem(entry, {"finished": str, "cpus": int, "duration_s": (int, float),
+                                                 "load": (int, float), "commit": str, "parameters": dict,
+                                                 "tables": dict})
+                problem = problem or _tables_problem(entry.get("tables", {}))
+            if problem:
+                return f"{profile}/{stem}: {problem}"
+    return ""
+
+
+def _entry_problem(entry, fields: dict, required=()) -> str:
+    if not isinstance(entry, dict):
+        return f"expected an object, found {type(entry).__name__}"
+    for key in required:
+        if key not in entry:
+            return f'"{key}" is missing'
+    for key, kinds in fields.items():
+        value = entry.get(key)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool) and bool not in
+                                  (kinds if isinstance(kinds, tuple) else (kinds,))):
+            return f'"{key}" is {value!r}'
+    return ""
+
+
+def _tables_problem(tables: dict) -> str:
+    """What is wrong with result tables {key: table} as `report.result_table` writes them, or ''."""
+    if not isinstance(tables, dict):
+        return "result tables are not an object"
+    for key, table in tables.items():
+        if not isinstance(table, dict) or not isinstance(table.get("title"), str) or \
+                not isinstance(table.get("rows"), list) or not isinstance(table.get("columns"), dict):
+            return f"{key} is not a result table (title, rows, columns)"
+        if not all(isinstance(row, str) for row in table["rows"]):
+            return f"{key} has row labels that are not text"
+        if any(table.get(field) is not None and not isinstance(table[field], kinds) or isinstance(table.get(field), bool)
+               for field, kinds in (("digits", int), ("note", str), ("row_header", str))):
+            return f"{key} has a digits, note or row_header of the wrong type"
+        n = len(table["rows"])
+        columns = {**table["columns"], **table.get("paper", {})} if isinstance(table.get("paper", {}), dict) else None
+        if columns is None or any(not isinstance(c, list) or len(c) != n for c in columns.values()):
+            return f"{key} has columns of another length than its {n} rows"
+        if any(not (cell is None or isinstance(cell, dict) and "value" in cell) for cell in
+               (c for column in table.get("paper", {}).values() for c in column)):
+            return f"{key} has paper cells without a value"
+    return ""
+
+
+SUMMARY_FIX = "run the chapters again (`python -m helpers.book run`) or delete the file"
+TIMINGS_FIX = "restore it (`git checkout book/timings.json`) or delete it"
+RECORDED_FIX = "restore it (`git checkout book/recorded.json`) or delete it"
+
+
 def write_timings(summary_path: Path, path: Path | None = None, load: float | None = None) -> dict:
     """Merge the durations of a run's summary.json into book/timings.json; returns what was written.
 
@@ -47,10 +146,10 @@ def write_timings(summary_path: Path, path: Path | None = None, load: float | No
     load average of the machine (the entry's, else `load`, as observed with `uptime` during the run).
     """
     path = path or TIMINGS
-    summary = read_json(summary_path)
+    summary = read_book_json(summary_path, "summary", SUMMARY_FIX)
     if not summary.get("notebooks"):
         raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
-    timings = read_json(path)
+    timings = read_book_json(path, "timings", TIMINGS_FIX)
     taken = {}
     for stem, entry, profile in _plain_runs(summary):
         timings.setdefault(profile, {})[stem] = taken[stem] = {
@@ -66,7 +165,8 @@ def _plain_runs(summary: dict):
     """(stem, entry, profile) of the notebooks that ran to the end with a profile's own settings (no -p overrides)."""
     for stem, entry in summary["notebooks"].items():
         profile = entry.get("profile", summary.get("profile"))
-        if entry.get("status") == "ok" and not entry.get("overrides", summary.get("overrides")) and profile in PROFILES:
+        if entry.get("status") == "ok" and not entry.get("overrides", summary.get("overrides")) and profile in PROFILES \
+                and entry.get("duration_s") is not None:
             yield stem, entry, profile
 
 
@@ -78,10 +178,10 @@ def write_record(summary_path: Path, path: Path | None = None, load: float | Non
     results page can show, e.g., a full-profile run made once on a big machine, labelled as such.
     """
     path = path or RECORDED
-    summary = read_json(summary_path)
+    summary = read_book_json(summary_path, "summary", SUMMARY_FIX)
     if not summary.get("notebooks"):
         raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
-    recorded, taken = read_json(path), {}
+    recorded, taken = read_book_json(path, "recorded", RECORDED_FIX), {}
     for stem, entry, profile in _plain_runs(summary):
         if profile == "default":
             continue
@@ -226,7 +326,10 @@ def models_page() -> str:
 def write_results(summary_path: Path, out: Path, recorded: Path | None = None) -> list[Path]:
     """Write out/results.md (from the run's summary and the recorded runs), and out/profiles.md and out/models.md (from the code,
     for the differences page); returns their paths."""
-    pages = {out / "results.md": results_page(read_json(summary_path), read_json(recorded or RECORDED)),
+    summary = read_book_json(summary_path, "summary", SUMMARY_FIX)
+    if not summary.get("notebooks"):
+        raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
+    pages = {out / "results.md": results_page(summary, read_book_json(recorded or RECORDED, "recorded", RECORDED_FIX)),
              out / "profiles.md": profiles_page(),
              out / "models.md": models_page()}
     for path, text in pages.items():
@@ -357,18 +460,24 @@ def _scalar_problem(value, default) -> str:
     if isinstance(default, int):
         return "" if isinstance(value, int) and not isinstance(value, bool) else "an int"
     if isinstance(default, float):
-        return "" if isinstance(value, (int, float)) and not isinstance(value, bool) else "a number"
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (isinstance(value, int) or
+                                                                                   math.isfinite(value))
+        return "" if ok else "a finite number"
     if isinstance(default, str):
         return "" if isinstance(value, str) else "text (a str)"
     return "" if isinstance(value, type(default)) else f"a {type(default).__name__}"
 
 
 def parse_value(text: str):
-    """A -p value: a Python literal if it is one (1, 0.5, True, [1, 2], 'x'), else the string itself."""
+    """A -p value: a Python literal if it is one (1, 0.5, True, [1, 2], 'x'), else the string itself; UsageError for
+    a literal too deeply nested or too large to read."""
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError):
         return text
+    except (RecursionError, MemoryError):
+        raise UsageError(f"-p value {text[:40]!r}{'...' if len(text) > 40 else ''} ({len(text)} characters) is nested "
+                         f"too deeply or too large to read as a Python literal") from None
 
 
 def plan(paths: list[Path], profile: str, overrides: dict) -> list[tuple[Path, object, dict]]:
@@ -453,7 +562,11 @@ def execute(nb, parameters: dict, name: str, out: Path) -> dict:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        entry["summary"] = read_json(channel)
+        try:
+            entry["summary"] = read_json(channel)
+        except (OSError, ValueError) as err:  # the numbers the notebook recorded are lost; its run is not
+            entry["summary"] = {}
+            entry["summary_error"] = f"the numbers it recorded could not be read back ({err})"
     entry["duration_s"] = round(time.perf_counter() - started, 2)
     return entry
 
@@ -486,6 +599,10 @@ def run(profile: str = "default", overrides: dict | None = None, only: list[str]
     from tqdm.auto import tqdm
 
     jobs = plan(find_notebooks(only), profile, overrides or {})
+    writable_folder(Path(out), "--out")
+    summary_file = Path(out) / "summary.json"
+    if summary_file.is_dir():
+        raise UsageError(f"{summary_file} is a directory; remove it or choose another --out")
     check_kernel()
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
@@ -502,18 +619,45 @@ def run(profile: str = "default", overrides: dict | None = None, only: list[str]
     return 0 if all(status == "ok" for status in statuses) else 1
 
 
+def writable_folder(folder: Path, what: str) -> None:
+    """Create `folder` if missing; UsageError naming `what` unless it is a directory this process can write in."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{what} {folder} is a file, not a directory; pass a directory (it is created if missing)")
+        folder.mkdir(parents=True, exist_ok=True)
+        temp_beside(folder / "probe").unlink()
+    except OSError as err:
+        raise UsageError(f"{what} {folder} cannot be written ({err.strerror or err}); pass a writable directory") from None
+
+
 def merge_summary(path: Path, header: dict, notebooks: dict) -> dict:
     """Merge top-level `header` fields and notebook entries {stem: entry} into summary.json; returns the result.
 
     Read, merge and write happen under an exclusive lock on a sibling lock file, and the write is atomic, so
-    concurrent runs into one directory keep every notebook's entry (the last writer's header wins).
+    concurrent runs into one directory keep every notebook's entry (the last writer's header wins). A summary
+    that cannot be read or is not a summary is moved aside (`set_aside`), with a message, and a new one is
+    started: what a run computed is never lost to a damaged file.
     """
     with file_lock(path.with_name(f".{path.name}.lock")):
-        summary = read_json(path)
+        try:
+            summary = read_book_json(path, "summary", "")
+        except UsageError as err:
+            aside = set_aside(path)
+            print(f"warning: {str(err).rstrip('; ')}; moved it to {aside} and started a new one", file=sys.stderr)
+            summary = {}
         summary.update(header)
         summary.setdefault("notebooks", {}).update(notebooks)
         write_json(path, summary)
     return summary
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged file to path.damaged-<UTC time> (with -2, -3, ... if taken) and return the new path."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = next(p for p in (path.with_name(f"{path.name}.damaged-{stamp}{f'-{i}' if i else ''}") for i in range(1000))
+                 if not p.exists())
+    os.replace(path, aside)
+    return aside
 
 
 def source_commit(where: Path = ROOT) -> str | None:
@@ -571,6 +715,7 @@ def main(argv=None) -> int:
         if args.command == "results":
             if not args.summary.exists():
                 raise UsageError(f"{args.summary} does not exist; run `python -m helpers.book run` first")
+            writable_folder(args.out or args.summary.parent, "--out")
             for path in write_results(args.summary, args.out or args.summary.parent):
                 print(f"wrote {path}")
             return 0
@@ -587,6 +732,9 @@ def main(argv=None) -> int:
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file that cannot be written (full disk, a file where a folder should be, ...)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
