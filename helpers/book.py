@@ -134,6 +134,16 @@ def _tables_problem(tables: dict) -> str:
     return ""
 
 
+def read_run_summary(path: Path) -> dict:
+    """A run's summary.json with at least one notebook (`read_book_json`); UsageError otherwise."""
+    if not Path(path).exists():
+        raise UsageError(f"{path} does not exist; run `python -m helpers.book run` first (or pass --summary)")
+    summary = read_book_json(path, "summary", SUMMARY_FIX)
+    if not summary.get("notebooks"):
+        raise UsageError(f"{path} has no notebooks; run `python -m helpers.book run` first")
+    return summary
+
+
 SUMMARY_FIX = "run the chapters again (`python -m helpers.book run`) or delete the file"
 TIMINGS_FIX = "restore it (`git checkout book/timings.json`) or delete it"
 RECORDED_FIX = "restore it (`git checkout book/recorded.json`) or delete it"
@@ -146,9 +156,7 @@ def write_timings(summary_path: Path, path: Path | None = None, load: float | No
     load average of the machine (the entry's, else `load`, as observed with `uptime` during the run).
     """
     path = path or TIMINGS
-    summary = read_book_json(summary_path, "summary", SUMMARY_FIX)
-    if not summary.get("notebooks"):
-        raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
+    summary = read_run_summary(summary_path)
     timings = read_book_json(path, "timings", TIMINGS_FIX)
     taken = {}
     for stem, entry, profile in _plain_runs(summary):
@@ -178,9 +186,7 @@ def write_record(summary_path: Path, path: Path | None = None, load: float | Non
     results page can show, e.g., a full-profile run made once on a big machine, labelled as such.
     """
     path = path or RECORDED
-    summary = read_book_json(summary_path, "summary", SUMMARY_FIX)
-    if not summary.get("notebooks"):
-        raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
+    summary = read_run_summary(summary_path)
     recorded, taken = read_book_json(path, "recorded", RECORDED_FIX), {}
     for stem, entry, profile in _plain_runs(summary):
         if profile == "default":
@@ -326,9 +332,7 @@ def models_page() -> str:
 def write_results(summary_path: Path, out: Path, recorded: Path | None = None) -> list[Path]:
     """Write out/results.md (from the run's summary and the recorded runs), and out/profiles.md and out/models.md (from the code,
     for the differences page); returns their paths."""
-    summary = read_book_json(summary_path, "summary", SUMMARY_FIX)
-    if not summary.get("notebooks"):
-        raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
+    summary = read_run_summary(summary_path)
     pages = {out / "results.md": results_page(summary, read_book_json(recorded or RECORDED, "recorded", RECORDED_FIX)),
              out / "profiles.md": profiles_page(),
              out / "models.md": models_page()}
@@ -496,7 +500,8 @@ def plan(paths: list[Path], profile: str, overrides: dict) -> list[tuple[Path, o
             problem = type_problem(value, defaults[name]) if name in defaults else ""
             if problem:
                 source = f"-p {name}" if name in overrides else f"profile {profile!r} sets {name}"
-                raise UsageError(f"{source} = {value!r} ({type(value).__name__}), but {path.stem} expects {problem}. "
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                raise UsageError(f"{source} = {shown} ({type(value).__name__}), but {path.stem} expects {problem}. "
                                  f"VALUE is read as a Python literal, else as text: e.g. 3, 0.5, True, "
                                  f"\"[1, 2]\", \"['a', 'b']\"")
     return [(path, nb, {k: v for k, v in requested.items() if k in names}) for path, nb, names in jobs]

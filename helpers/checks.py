@@ -265,8 +265,9 @@ def metric_options(method: str, d: int, *, k, eps, chunk_size, max_memory, tol, 
     flag(allow_tf32, "allow_tf32")
     if progress is not None:
         flag(progress, "progress")
-    for option, value, owner in (("basis", basis, "subspace"), ("block", block, "subspace"),
-                                 ("relative", relative or None, "subspace"), ("hvp_kind", hvp_kind, "lanczos")):
+    for option, value, owner in (("basis (a warm start)", basis, "subspace"), ("block", block, "subspace"),
+                                 ("relative (a certificate per eigenvalue)", relative or None, "subspace"),
+                                 ("hvp_kind", hvp_kind, "lanczos")):
         if value is not None and method != owner:
             raise ValueError(f"{option} is an option of method={owner!r}, not of {method!r}")
     if hvp_kind is not None and hvp_kind not in hvp_kinds:
@@ -280,6 +281,8 @@ def distance_values(values, n: int, *, finite: bool = True) -> None:
     if not isinstance(values, torch.Tensor) or values.shape != (n,):
         shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
         raise ValueError(f"the distance must return one value per image, shape ({n},); got {shape}")
+    if not values.is_floating_point():
+        raise TypeError(f"the distance must return floating-point values, got {values.dtype}")
     if finite and not torch.isfinite(values).all():
         which = (~torch.isfinite(values)).nonzero().flatten().tolist()
         raise ValueError(f"the distance returned non-finite values (nan or inf) for image(s) {which[:10]} "
@@ -340,6 +343,17 @@ def _symmetric(H: torch.Tensor, what: str) -> None:
 
 # --- bases -------------------------------------------------------------------------------------------------------
 
+def directions(vectors, d: int, what: str = "vectors") -> torch.Tensor:
+    """Latent directions (d, k), real and finite, k >= 1, as float64 on the CPU."""
+    if not isinstance(vectors, torch.Tensor) or vectors.is_complex() or vectors.dim() != 2 or \
+            vectors.shape[0] != d or vectors.shape[1] == 0:
+        shape = tuple(vectors.shape) if isinstance(vectors, torch.Tensor) else type(vectors).__name__
+        raise ValueError(f"{what} must be a real (d, k) tensor of directions with d = {d}, got {shape}")
+    if not torch.isfinite(vectors).all():
+        raise ValueError(f"{what} contain non-finite values")
+    return vectors.detach().double().cpu()
+
+
 def orthonormal_basis(basis, d: int) -> torch.Tensor:
     """A (d, k) matrix with orthonormal columns (to 1e-4), 1 <= k <= d, as given; refuses anything else."""
     basis = torch.as_tensor(basis)
@@ -392,7 +406,9 @@ def warm_start_request(basis, zs, method) -> None:
 
 def ignores_z_message(G, which, z=None) -> str:
     return (f"the metric is exactly zero at point(s) {which}: the output of "
-            f"{getattr(G, 'name', type(G).__name__)} does not depend on z there (zero Jacobian)" + far_codes(z))
+            f"{getattr(G, 'name', type(G).__name__)} does not depend on z there (zero Jacobian: an output that "
+            f"saturates, or a computation cut off from z by torch.no_grad(), .detach() or a trip through numpy)"
+            + far_codes(z))
 
 
 def far_codes(z) -> str:
@@ -494,14 +510,14 @@ def eval_mode(obj, what: str) -> list:
     for path, kind, value in walk(obj):
         if kind == "module" and value.training and _mode_dependent(value):
             training.setdefault(id(value), (path, value))
-        elif kind == "tensor" and value.device.type == "meta":
+        elif kind == "tensor" and (value.device.type == "meta" or torch.nn.parameter.is_lazy(value)):
             meta.append(path)
         elif kind == "rng":
             generators.append(value)
     if meta:
-        raise ValueError(f"{what} has tensors on the meta device, which hold no values ({_listed_names(meta)}): "
-                         f"load its weights first, e.g. module.to_empty(device='cpu') then "
-                         f"module.load_state_dict(state)")
+        raise ValueError(f"{what} has tensors without values, on the meta device or lazy modules not initialised yet "
+                         f"({_listed_names(meta)}): load its weights first, e.g. module.to_empty(device='cpu') then "
+                         f"module.load_state_dict(state), or one forward pass then load_state_dict for lazy modules")
     if training:
         listed = _listed_names([f"{path} ({type(module).__name__})" for path, module in training.values()])
         raise ValueError(f"{what} computes with module(s) in training mode: {listed}. In training mode batch "
@@ -615,6 +631,10 @@ def distance_axioms(distance, x: torch.Tensor, own=()) -> None:
         values = distance(torch.cat([a, a, c]), torch.cat([a, c, c]))
     distance_values(values, 3)
     name = _name(distance)
+    if torch.finfo(values.dtype).eps > torch.finfo(x.dtype).eps:
+        raise TypeError(f"{name} returns {values.dtype} values for {x.dtype} images: the metric would carry the "
+                        f"rounding of {values.dtype} ({torch.finfo(values.dtype).eps:.1g} relative); return the "
+                        f"images' dtype")
     if watch.drew():
         raise ValueError(f"{name} draws random numbers when it runs (dropout, noise?): its values change from call "
                          f"to call, so the metric would be noise. Switch that off (.eval()) or fix the noise")

@@ -59,7 +59,7 @@ def generalized_directions(H_region, H_rest, k: int | None = None, *, tau: float
     """
     A, B = _pair(H_region, H_rest)
     d = A.shape[0]
-    k = d if k is None else int(k)
+    k = d if k is None else checks.positive_int(k, "k")
     if not 0 < k <= d:
         raise ValueError(f"k must be between 1 and d = {d}, got {k}")
     tau = checks.number(tau, "tau", low=0)
@@ -154,7 +154,7 @@ def quotients(H_region, H_rest, vectors: torch.Tensor, *, tau: float = TAU) -> t
     """
     A, B = (_metrics(H) for H in (H_region, H_rest))
     tau = checks.number(tau, "tau", low=0)
-    V = vectors.detach().to(A)
+    V = checks.directions(vectors, A.shape[-1]).to(A)
     delta = tau * torch.diagonal(B, dim1=-2, dim2=-1).sum(-1)  # (b,)
     num = torch.einsum("dk,bde,ek->bk", V, A, V)
     den = torch.einsum("dk,bde,ek->bk", V, B, V) + delta[:, None] * (V * V).sum(0)

@@ -102,7 +102,10 @@ class Metric:
 
         name = getattr(path, "name", path)
         try:
-            with np.load(path, allow_pickle=False) as data:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError("it is a single array (.npy), not the .npz archive Metric.save writes")
+            with loaded as data:
                 missing = [k for k in _SAVED if k not in data.files]
                 if missing:
                     raise ValueError(f"it lacks {', '.join(missing)}")
@@ -110,7 +113,10 @@ class Metric:
                 method, seconds, options = str(data["method"]), float(data["seconds"]), str(data["options"])
                 optional = {k: torch.from_numpy(data[k]) for k in OPTIONAL_ARRAYS if k in data.files}
             options = ast.literal_eval(options)
-        except (FileNotFoundError, PermissionError, IsADirectoryError):
+        except IsADirectoryError:
+            raise ValueError(f"{name} is a directory, not a Metric file (a metric store? read it with "
+                             f"batch.load_store)") from None
+        except (FileNotFoundError, PermissionError):
             raise
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, SyntaxError, TypeError) as err:
             raise ValueError(f"{name} is not a readable Metric file ({type(err).__name__}: {err})") from err

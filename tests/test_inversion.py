@@ -153,7 +153,7 @@ def test_eigen_basis_by_name(faces, lpips_alex):
 def test_distance_must_return_one_value_per_image(faces):
     target = faces(faces.sample(1, seed=123))
     scalar_distance = lambda x0, x: ((x0 - x) ** 2).mean()  # noqa: E731  one number for the whole batch
-    with pytest.raises(ValueError, match=r"one value per image, shape \(2,\); got \(\)"):
+    with pytest.raises(ValueError, match=r"one value per image, shape \(\d+,\); got \(\)"):
         inversion.invert(faces, target, scalar_distance, seeds=(0, 1), steps=1, progress=False)
 
 

@@ -308,7 +308,7 @@ def test_direction_inputs_are_checked():
         local.generalized_directions(torch.eye(3), torch.eye(3), 4)
     with pytest.raises(ValueError, match="not positive definite"):
         local.generalized_directions(torch.eye(3), torch.zeros(3, 3), tau=0)
-    with pytest.raises(ValueError, match="target must be > 0"):
+    with pytest.raises(ValueError, match="target must be a finite number > 0"):
         local.locality(None, torch.zeros(3), torch.eye(3), None, 0)
 
 

@@ -238,7 +238,7 @@ def test_every_method_refuses_images_that_are_not_n_3_h_w(method):
 def test_jacobian_with_lpips_refuses_grey_images(lpips_alex):
     """Failed before: with LPIPS's feature map three (H, W) images were read as one RGB image, and three
     codes shared one wrong metric."""
-    with pytest.raises(ValueError, match=r"expected images of shape \(n, 3, H, W\), got \(1, 32, 32\)"):
+    with pytest.raises(ValueError, match=r"expected images of shape \(n, 3, H, W\), got \(\d, 32, 32\)"):
         M.metric(grey_generator(32), torch.randn(3, 8), lpips_alex)
 
 
@@ -257,9 +257,16 @@ def test_lpips_refuses_images_in_0_255_with_every_method(method, lpips_alex):
 
 
 def test_images_slightly_outside_the_range_are_accepted(lpips_alex):
-    """A generator without a final tanh overshoots [-1, 1] a little: not refused (only beyond [-2, 2])."""
-    G = Generator(lambda z: 1.3 * torch.tanh(z[:, :1, None, None]).expand(-1, 3, 32, 32) + 0.01 * z.sum(), 8)
-    assert M.metric(G, torch.full((8,), 3.0), lpips_alex, "backprop").H.abs().max() > 0
+    """A generator without a final tanh overshoots [-1, 1] a little: not refused (only beyond [-1.2, 1.2]); G(z) + 1,
+    2·G(z) and the like are (they change LPIPS by tens of per cent)."""
+    def scaled(scale, shift=0.0):
+        return Generator(lambda z: scale * torch.tanh(z[:, :1, None, None]).expand(-1, 3, 32, 32) + 0.001 * z.sum()
+                         + shift, 8)
+
+    assert M.metric(scaled(1.1), torch.full((8,), 3.0), lpips_alex, "backprop").H.abs().max() > 0
+    for G in (scaled(1.3), scaled(2.0), scaled(1.0, 1.0)):
+        with pytest.raises(ValueError, match=r"expects images in \[-1, 1\] \(values beyond \[-1.2, 1.2\] are refused"):
+            M.metric(G, torch.full((8,), 3.0), lpips_alex, "backprop")
 
 
 def test_integer_images_are_refused():
@@ -291,10 +298,12 @@ def test_nan_images_are_refused_naming_the_generator(method):
 
 
 def test_nan_at_a_later_point_is_found_after_the_probe():
-    """The jacobian method checks images on its one-image probe; a nan at another point is caught in H."""
-    z = torch.tensor([[-1.0] * 8, [1.0] * 8], dtype=torch.float64)  # point 0 is fine, point 1 is nan
-    with pytest.raises(ValueError, match=r"metric is non-finite at point\(s\) \[1\]: the generator output"):
+    """The probe checks the images of the first two codes; a nan at another point is caught in H."""
+    z = torch.tensor([[-1.0] * 8, [-2.0] * 8, [1.0] * 8], dtype=torch.float64)  # points 0, 1 fine, point 2 nan
+    with pytest.raises(ValueError, match=r"metric is non-finite at point\(s\) \[2\]: the generator output"):
         M.metric(nan_generator(), z, distances.mse())
+    with pytest.raises(ValueError, match=r"generator output contains non-finite values \(nan or inf\) in image\(s\) \[1\]"):
+        M.metric(nan_generator(), z[[0, 2]], distances.mse())  # within the probe
 
 
 class NanDistance(distances.Distance):
