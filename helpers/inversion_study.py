@@ -374,40 +374,51 @@ def code_verdict(errors: CodeErrors, first: str, latent_dim: int, top_k: int, th
 
 # --- where this agrees with the paper, and what the run can decide ----------------------------------------
 
-def _ratio(pair) -> str:
-    return f"{pair.final.ratio:.3g}, {interval(*pair.final.ratio_ci, form=CI_MATH)}"
+# the paper's claims a run is held against: per pair of methods, what to say for each decision of its interval
+CLAIMS = {
+    ("eigenbasis", "z"): {
+        "lower": "ends lower than in $z$, as the paper says",
+        "higher": "ends higher than in $z$, against the paper's claim",
+        "undecided": "cannot be told from Adam in $z$ at this sample size",
+        "too few": "is compared with Adam in $z$ on too few targets to judge"},
+    ("BasinCMA, eigenbasis", "BasinCMA, z"): {
+        "lower": "ends lower than without it, as in the paper's BigGAN example",
+        "higher": "ends higher than without it, unlike the paper's BigGAN example",
+        "undecided": "cannot be told from BasinCMA without it, where the paper's one BigGAN image showed a clear gap",
+        "too few": "is compared with BasinCMA without it on too few targets to judge"},
+    ("top-k", "z"): {
+        "lower": "ends lower than Adam in $z$", "higher": "ends higher than Adam in $z$",
+        "undecided": "cannot be told from Adam in $z$", "too few": "is compared with Adam in $z$ on too few targets"},
+}
+
+
+def _held(pairs: dict, key: tuple, subject: str, detail) -> list:
+    """[subject, what the interval of the pair's final-LPIPS ratio decides in CLAIMS' words, detail(its Paired)], or
+    [] when the pair did not run."""
+    if key not in pairs:
+        return []
+    final = pairs[key].final
+    return [subject + CLAIMS[key][stats.direction(final)] + detail(final)]
+
+
+def _with_interval(label: str):
+    return lambda r: f" ({label} {r.ratio:.3g}, {interval(*r.ratio_ci, form=CI_MATH)})."
 
 
 def agreement(plan: Plan, comparisons: dict, toy_matches: bool) -> str:
-    """Sentences on where the run agrees with the paper: the toy quadratic, the eigenbasis against z, BasinCMA with
-    and without the basis, and the top-k subspace."""
+    """Sentences on where the run agrees with the paper: the toy quadratic, the eigenbasis against z on every model,
+    BasinCMA with and without the basis and the top-k subspace on the first model."""
+    first = plan.models[0]
     parts = [("The toy quadratic agrees: with the authors' setting we get their numbers to the digits they print; "
               if toy_matches else "With the authors' toy setting we do not get their numbers; ")
              + "the sweep adds that the gain depends on the start, the learning rate and the number of steps."]
-    first = comparisons[plan.models[0]]
     for name in plan.models:
-        if ("eigenbasis", "z") in comparisons[name]:
-            pair = comparisons[name][("eigenbasis", "z")]
-            parts.append(f"On `{name}`, Adam in the full eigenbasis " + {
-                "lower": "ends lower than in $z$, as the paper says",
-                "higher": "ends higher than in $z$, against the paper's claim",
-                "undecided": "cannot be told from Adam in $z$ at this sample size",
-                "too few": "is compared with Adam in $z$ on too few targets to judge"}[stats.direction(pair.final)]
-                + f" (final LPIPS ratio {_ratio(pair)}).")
-    if ("BasinCMA, eigenbasis", "BasinCMA, z") in first:
-        pair = first[("BasinCMA, eigenbasis", "BasinCMA, z")]
-        parts.append(f"On `{plan.models[0]}`, BasinCMA with the basis " + {
-            "lower": "ends lower than without it, as in the paper's BigGAN example",
-            "higher": "ends higher than without it, unlike the paper's BigGAN example",
-            "undecided": "cannot be told from BasinCMA without it, where the paper's one BigGAN image showed a clear gap",
-            "too few": "is compared with BasinCMA without it on too few targets to judge"}[stats.direction(pair.final)]
-            + f" (ratio {_ratio(pair)}).")
-    if ("top-k", "z") in first:
-        pair = first[("top-k", "z")]
-        parts.append("Adam confined to the top-$k$ subspace " + {
-            "lower": "ends lower than Adam in $z$", "higher": "ends higher than Adam in $z$",
-            "undecided": "cannot be told from Adam in $z$", "too few": "is compared with Adam in $z$ on too few targets"
-        }[stats.direction(pair.final)] + f" (ratio {pair.final.ratio:.3g}); the paper's inversion used the full basis.")
+        parts += _held(comparisons[name], ("eigenbasis", "z"), f"On `{name}`, Adam in the full eigenbasis ",
+                       _with_interval("final LPIPS ratio"))
+    parts += _held(comparisons[first], ("BasinCMA, eigenbasis", "BasinCMA, z"), f"On `{first}`, BasinCMA with the basis ",
+                   _with_interval("ratio"))
+    parts += _held(comparisons[first], ("top-k", "z"), "Adam confined to the top-$k$ subspace ",
+                   lambda r: f" (ratio {r.ratio:.3g}); the paper's inversion used the full basis.")
     parts.append(f"The paper inverted with BigGAN, a much larger generator, with several hundred Adam steps a run; these "
                  f"runs test the claim on small generators with {plan.budget} and {plan.other_budget} images a run.")
     return " ".join(parts)

@@ -80,6 +80,14 @@ glue("run_times", run_times("05_inversion"))
 models = [generators.EMBEDDED[0], "cdcgan-eyes128"] if inversion_models is None else list(inversion_models)
 glue("first_model", models[0])
 glue("models_text", " and ".join(f"`{m}`" for m in models))
+glue("pixel_weight", pixel_weight)
+glue("basin_popsize", basin_popsize)
+glue("basin_inner_steps", basin_inner_steps)
+glue("basin_generations", basin_generations)
+glue("budget", budget)
+glue("other_budget", other_budget)
+glue("n_tune", n_tune)
+glue("other_methods_text", phrase_list(other_methods) if len(models) > 1 else "(none)")
 bench = optimisers.setup(models, distance, n_points, seed, device=device, cpu_threads=cpu_threads)
 plan = inversion_study.Plan.from_parameters(globals(), models=models)  # the parameters that decide the comparison
 
@@ -179,14 +187,6 @@ bench.clock.lap("models and targets")
 # learning rate and schedule each method was tuned to, and its tuning score.
 
 # %%
-glue("pixel_weight", pixel_weight)
-glue("basin_popsize", basin_popsize)
-glue("basin_inner_steps", basin_inner_steps)
-glue("basin_generations", basin_generations)
-glue("budget", budget)
-glue("other_budget", other_budget)
-glue("n_tune", n_tune)
-glue("other_methods_text", phrase_list(other_methods) if len(models) > 1 else "(none)")
 results = {}
 for name, model in bench.models.items():
     results[name] = inversion_study.run(plan, name, model, bench.distance, targets[name], progress=progress)
