@@ -52,7 +52,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads sleep instea
 
 from IPython.display import display
 
-from helpers import activation, generators, optimisers, viz
+from helpers import activation, activation_study, generators, optimisers, viz
 from helpers.report import glue, plural, result_table, run_times
 
 glue("run_times", run_times("08_activation"))
@@ -96,8 +96,8 @@ features = activation.alexnet_features(bench.distance if getattr(bench.distance,
 units = activation.Units(activation.pick_units(am_layers, am_units, seed=seed), features)
 searches = {}
 for name, model in bench.models.items():
-    searches[name] = activation.both_searches(model.G, model.average, units, am_repeats, seed=seed, top_k=top_k,
-                                              budget=am_budget, sigma0=am_sigma, progress=progress)
+    searches[name] = activation_study.both_searches(model.G, model.average, units, am_repeats, seed=seed,
+                                                    top_k=top_k, budget=am_budget, sigma0=am_sigma, progress=progress)
     bench.clock.lap(f"searches, {name}")
 
 # %% [markdown]
@@ -107,7 +107,8 @@ for name, model in bench.models.items():
 # normalised activation, over the pairs of the first and the last layer, as the searches spend their budget.
 
 # %%
-layers = {name: activation.compare_layers(iso, hess, units, am_layers) for name, (iso, hess) in searches.items()}
+layers = {name: activation_study.compare_layers(iso, hess, units, am_layers)
+          for name, (iso, hess) in searches.items()}
 for name, comparison in layers.items():
     display(viz.markdown_table({"": [f"**{name}** as the prior: final activations, normalised per unit"]}))
     display(viz.markdown_table(comparison.table, precision=3))
@@ -121,15 +122,15 @@ viz.line_panels({f"{name}, {layer}": curves for name, c in layers.items() for la
 
 # %%
 for name, (iso, hess) in searches.items():
-    display(viz.montage(activation.best_images(iso, hess, len(units.units)),
+    display(viz.montage(activation_study.best_images(iso, hess, len(units.units)),
                         [f"{layer}, channel {c}" for layer, c in units.units], ["isotropic", "Hessian-aware"],
                         title=f"{name}: the image of the best search per unit", label_width=130))
 
 # %%
-glue("am_verdict", activation.verdict(layers))
+glue("am_verdict", activation_study.verdict(layers))
 result_table(
     "optimization_activation", "Activation maximisation: Hessian-aware (top-k) against isotropic CMA-ES, AlexNet units",
-    rows=list(am_layers) + ["all layers"], columns=activation.result_columns(layers),
+    rows=list(am_layers) + ["all layers"], columns=activation_study.result_columns(layers),
     paper={"paper: BigGAN, AlexNet conv1–fc8": [None] * (len(am_layers) + 1)}, row_header="layer",
     note=f"{plural(am_units, 'unit')} per layer × {plural(am_repeats, 'start')}, {am_budget} images per search, "
          f"top {top_k} eigenvectors of the average metric at {n_points} codes; gain: Hessian-aware minus isotropic, "
@@ -137,8 +138,8 @@ result_table(
          f"pooled")
 
 # %%
-glue("agreement", activation.agreement(layers))
-glue("scope", activation.scope(am_models, len(units.units), am_units, am_repeats, am_budget,
+glue("agreement", activation_study.agreement(layers))
+glue("scope", activation_study.scope(am_models, len(units.units), am_units, am_repeats, am_budget,
                                bench.models[am_models[0]].G.latent_dim))
 print(bench.clock.total())
 viz.markdown_table(bench.clock.table(), precision=1)
