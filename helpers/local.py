@@ -196,13 +196,15 @@ def pixel_jacobian(G: Callable, z: torch.Tensor, *, size: int | None = None, fus
     z, _ = checks.latents(G, z)
     if len(z) != 1:
         raise ValueError(f"pixel_jacobian works at one code; got {len(z)}")
-    image = _pixel_map(G, size, fuse_channels)
+    image = pixel_map(G, size, fuse_channels)
     with torch.no_grad():
         n_rows = image(z[0]).numel()
-    return _pixel_rows(image, z[0], range(n_rows), vectorize=vectorize, chunk_size=chunk_size, progress=progress)
+    return pixel_rows(image, z[0], range(n_rows), vectorize=vectorize, chunk_size=chunk_size, progress=progress)
 
 
-def _pixel_map(G, size, fuse_channels):
+def pixel_map(G: Callable, size: int | None = None, fuse_channels: bool = True) -> Callable:
+    """The function code (d,) -> pixels (P,) whose Jacobian `pixel_jacobian` takes: G's image at one code, resized
+    to size × size by nearest neighbour (if it differs) and averaged over RGB if fuse_channels, flattened."""
     def image(code):  # (d,) -> (P,)
         x = G(code[None])
         if size is not None and x.shape[-1] != size:
@@ -212,8 +214,10 @@ def _pixel_map(G, size, fuse_channels):
     return image
 
 
-def _pixel_rows(image, z, rows, *, vectorize, chunk_size, progress=False):
-    """Rows `rows` (a range of pixel indices) of the pixel Jacobian, (len(rows), d), one reverse pass each."""
+def pixel_rows(image: Callable, z: torch.Tensor, rows, *, vectorize: bool = True, chunk_size: int = 256,
+               progress: bool = False) -> torch.Tensor:
+    """Rows `rows` (pixel indices) of the Jacobian of `image` (a `pixel_map`) at z (d,), (len(rows), d), one
+    reverse pass each: vmapped `chunk_size` at a time if vectorize, else one at a time (see `pixel_jacobian`)."""
     rows = list(rows)
     out = torch.empty(len(rows), z.shape[0], dtype=z.dtype, device=z.device)
     if vectorize:
