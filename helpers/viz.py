@@ -445,3 +445,25 @@ def scatter_fit(x, y, *, r: float | None = None, title: str = "", xlabel: str = 
 
 
 use_offline_html()  # at import, so every figure a notebook shows renders in the static book
+
+
+# --- local edits (chapter 07)
+
+
+def nested_table(rows: dict, labels=("model", "region"), *, precision: int = 4):
+    """A `markdown_table` of nested results {outer: {inner: {column: value}}} (as deep as `labels`): one row per
+    leaf, its keys in the first columns (headed `labels`), then the leaf's columns, in the first leaf's order."""
+    flat = [((), rows)]
+    for _ in labels:
+        flat = [(keys + (key,), value) for keys, inner in flat for key, value in inner.items()]
+    columns = {label: [keys[n] for keys, _ in flat] for n, label in enumerate(labels)}
+    for header in (flat[0][1] if flat else {}):
+        columns[header] = [leaf[header] for _, leaf in flat]
+    return markdown_table(columns, precision=precision)
+
+
+def outlined_rows(images, masks, row_labels=(), col_labels=(), *, title: str = "", label_width: int = 110
+                  ) -> go.Figure:
+    """A `montage` whose row r is images[r] (n, 3, H, W) with the edge of masks[r] drawn on each (`outline`)."""
+    rows = np.stack([outline(x, mask) for x, mask in zip(images, masks)])
+    return montage(rows, row_labels, col_labels, title=title, label_width=label_width)

@@ -305,3 +305,115 @@ def test_geometric_mean_and_fold_change_with_bootstrap_intervals():
     with pytest.raises(ValueError, match="one row per code"):
         local.fold_change(ratios, ratios[:2])
 
+
+# --- the methods compared at a set of codes (chapter 07) --------------------------------------------------------
+
+CORNER = distances.box(SIDE, (0.5, 1), (0.5, 1))
+
+
+@pytest.fixture(scope="module")
+def compared(half, codes):
+    masks = {"left": LEFT, "corner": CORNER}
+    pairs = metric.region_metrics(half, codes, distances.mse(), masks)
+    whole = metric.metric(half, codes, distances.mse()).H
+    found = local.directions_by_method(half, codes, pairs, masks, whole, 2, lowrank_codes=1, lowrank_regions=["left"])
+    return masks, pairs, whole, found
+
+
+def test_directions_by_method_gives_each_method_at_each_code(codes, compared):
+    masks, pairs, whole, found = compared
+    assert list(found.directions) == ["left", "corner"] and all(len(v) == len(codes) for v in found.directions.values())
+    for name, (region, rest) in pairs.items():
+        for i, at_code in enumerate(found.directions[name]):
+            lowrank = i == 0 and name == "left"
+            assert set(at_code) == set(local.METHODS) if lowrank else {"generalized", "global top", "global local axes"}
+            assert torch.equal(at_code["generalized"],
+                               local.generalized_directions(region.H[i], rest.H[i], 2).vectors)
+            held_out = local.generalized_directions(local.leave_one_out(region.H, i), local.leave_one_out(rest.H, i), 2)
+            assert torch.equal(at_code["global local axes"], held_out.vectors)
+            assert torch.equal(at_code["global top"], torch.linalg.eigh(whole[i])[1][:, -2:].flip(1))
+    assert list(found.lowrank_info) == ["left, code 0"] and set(found.lowrank_info["left, code 0"]) == {"ours",
+                                                                                                      "LowRankGAN"}
+    assert found.seconds_pixel > 0 and found.seconds_rpca > 0
+
+
+def test_leave_one_out_is_the_mean_of_the_others():
+    H = torch.arange(12.0).reshape(4, 3)
+    assert torch.equal(local.leave_one_out(H, 1), H[[0, 2, 3]].mean(0))
+
+
+def test_directions_by_method_without_low_rank_runs_or_with_one_code(half, codes, compared):
+    masks, pairs, whole, _ = compared
+    found = local.directions_by_method(half, codes, pairs, masks, whole, 2, lowrank_codes=0, lowrank_regions=["left"])
+    assert found.lowrank_info == {} and np.isnan(found.seconds_pixel) and np.isnan(found.seconds_rpca)
+    one = metric.region_metrics(half, codes[:1], distances.mse(), masks)
+    alone = local.directions_by_method(half, codes[:1], one, masks, whole[:1], 2, lowrank_codes=0)
+    assert set(alone.directions["left"][0]) == {"generalized", "global top"}  # no other codes to fit axes to
+
+
+def test_walk_ratios_matches_walks_and_scores_left_only_directions_highest(half, codes, compared):
+    _, pairs, _, _ = compared
+    eye = torch.eye(D_LATENT, dtype=torch.float64)
+    found = {"left only": eye[:, :2], "shared": eye[:, 5:6]}
+    out = local.walk_ratios(half, codes[0], found, pairs["left"][0].H[0], LEFT, distances.mse(), 0.02, rtol=1e-4)
+    assert list(out) == ["left only", "shared"] and [len(m["lpips"]) for m in out.values()] == [2, 1]
+    assert out["left only"]["reached"] == [True, True] and out["shared"]["reached"] == [True]
+    assert min(out["left only"]["lpips"]) > 1e10 and 0 < out["shared"]["lpips"][0] < 1e3
+    assert out["left only"]["pixels"] == pytest.approx(out["left only"]["lpips"], rel=1e-12)  # MSE both times
+    steps = torch.tensor(out["shared"]["steps"], dtype=torch.float64).T  # (2, 1): the ends of the walk
+    inside, outside = local.changes(half, codes[0], eye[:, 5:6], steps, distances.Region(distances.mse(), LEFT))
+    assert steps[0, 0] < 0 < steps[1, 0] and torch.allclose(inside, torch.full((2, 1), 0.02, dtype=torch.float64),
+                                                             rtol=1e-4)
+    assert out["shared"]["lpips"][0] == pytest.approx((inside.sum() / outside.sum()).item(), rel=1e-12)
+
+
+def measured(*codes_):
+    """walk_ratios-shaped results, one {method: ratios} per code."""
+    return [{method: {"lpips": ratios, "pixels": [2 * r for r in ratios]} for method, ratios in at.items()}
+            for at in codes_]
+
+
+def test_method_summary_skips_codes_where_a_method_did_not_run_and_cuts_to_the_fewest_directions():
+    runs = measured({"a": [2.0, 8.0, 100.0], "b": [1.0]}, {"a": [4.0, 4.0], "b": []}, {"a": [16.0, 1.0]})
+    estimate, low, high = local.method_summary(runs, "a", n_boot=200)
+    assert estimate == pytest.approx(4.0) and low == pytest.approx(4.0) and high == pytest.approx(4.0)
+    assert local.method_summary(runs, "b", "pixels", n_boot=200)[0] == pytest.approx(2.0)  # one code ran it
+    assert local.method_summary(runs, "c") is None
+
+
+def test_fold_over_regions_pairs_every_region_and_code():
+    runs = {"eyes": measured({"a": [6.0, 6.0], "b": [2.0, 2.0]}), "mouth": measured({"a": [8.0, 2.0], "b": [1.0, 1.0]})}
+    fold, low, high = local.fold_over_regions(runs, "a", "b", n_boot=200)
+    expected = local.fold_change([[6.0, 6.0], [8.0, 2.0]], [[2.0, 2.0], [1.0, 1.0]], n_boot=200)
+    assert (fold, low, high) == expected and fold == pytest.approx(np.sqrt(3 * 4))
+    assert local.fold_over_regions(runs, "a", "b", k=1, n_boot=200)[0] == pytest.approx(np.sqrt(3 * 8))
+
+
+def test_trace_shares_of_a_region_and_its_rest_add_up_to_one(half, codes):
+    region, rest = metric.region_metric(half, codes, distances.mse(), LEFT)
+    H = metric.metric(half, codes, distances.mse()).H
+    a = LEFT.double().mean().item()
+    shares = local.trace_share(region, H, a), local.trace_share(rest.H, H, 1 - a)
+    assert sum(shares) == pytest.approx(1.0, rel=1e-12) and shares[0] > a  # the left half holds the left-only codes
+
+
+def test_held_out_transfer_is_one_where_every_code_has_the_same_pencil(half, codes):
+    linear = Generator(HalfGenerator(D_LATENT, K_LEFT, SIDE, activation=lambda x: x), D_LATENT)
+    region, rest = metric.region_metric(linear, codes, distances.mse(), CORNER)
+    axes = [local.generalized_directions(local.leave_one_out(region.H, i), local.leave_one_out(rest.H, i), 1).vectors
+            for i in range(len(codes))]
+    assert local.held_out_transfer(region.H, rest.H, axes) == pytest.approx(1.0, rel=1e-9)
+    region, rest = metric.region_metric(half, codes, distances.mse(), CORNER)
+    axes = [local.generalized_directions(local.leave_one_out(region.H, i), local.leave_one_out(rest.H, i), 1).vectors
+            for i in range(len(codes))]
+    assert 0 < local.held_out_transfer(region.H, rest.H, axes) < 1  # tanh: each code's own top is better
+
+
+def test_walk_examples_renders_the_walks_at_the_matched_steps(half, codes):
+    v = torch.eye(D_LATENT, dtype=torch.float64)[:, :1]
+    found = {"left": {"generalized": v, "LowRankGAN": v[:, :0]}}  # LowRankGAN found nothing: left out
+    steps = {"left": {"generalized": {"steps": [[-0.5, 0.25]]}}}
+    (name, method, images), = local.walk_examples(half, codes[0], found, steps)
+    assert (name, method) == ("left", "generalized") and images.shape == (5, 3, SIDE, SIDE)
+    offsets = torch.tensor([-1.0, -0.5, 0.0, 0.25, 0.5], dtype=torch.float64)
+    assert torch.allclose(images, half(codes[0] + offsets[:, None] * v.T))

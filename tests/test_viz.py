@@ -49,3 +49,21 @@ def test_figures_render_as_html_for_the_book_and_as_plotly_json_for_jupyter():
     spec = bundle[viz.JSON_MIME]
     assert json.loads(json.dumps(spec))["layout"]["sliders"][0]["active"] == 1
     assert spec["config"]["responsive"] is True
+
+
+def test_nested_table_has_one_row_per_leaf_with_its_keys_first():
+    two = viz.nested_table({"faces": {"eyes": {"area": 0.1, "share": 0.25}, "mouth": {"area": 0.05, "share": 0.5}},
+                            "eyes": {"iris": {"area": 0.16, "share": 0.3}}}, precision=2).data.splitlines()
+    assert two[0] == "| model | region | area | share |"
+    assert two[2:] == ["| faces | eyes | 0.10 | 0.25 |", "| faces | mouth | 0.05 | 0.50 |", "| eyes | iris | 0.16 | 0.30 |"]
+    three = viz.nested_table({"m": {"eyes, code 0": {"ours": {"rank": "2 / 3"}, "theirs": {"rank": "1 / 3"}}}},
+                             ("model", "region, code", "method")).data.splitlines()
+    assert three[0] == "| model | region, code | method | rank |" and three[3] == "| m | eyes, code 0 | theirs | 1 / 3 |"
+
+
+def test_outlined_rows_draw_each_row_s_mask():
+    masks = [np.pad(np.ones((4, 4)), 2), np.ones((8, 8))]
+    fig = viz.outlined_rows(np.stack([images(3), images(3)]), masks, ["inner", "all"], ["a", "b", "c"], title="t")
+    assert [note.text for note in fig.layout.annotations] == ["inner", "all", "a", "b", "c"]
+    drawn = viz.outline(images(3), masks[0])
+    assert (drawn[:, 2, 2] == (255, 48, 48)).all() and not (drawn[:, 0, 0] == (255, 48, 48)).all()
