@@ -67,7 +67,7 @@ from IPython.display import display
 
 from helpers import analysis as A
 from helpers import distances, viz
-from helpers.batch import many_models
+from helpers.catalogue import many_models
 from helpers.report import glue, phrase_list, record, result_table, run_times
 
 glue("run_times", run_times("02_spectrum"))

@@ -76,7 +76,8 @@ from IPython.display import display
 
 from helpers import analysis as A
 from helpers import distances, generators, viz
-from helpers.batch import many_models, metric_many, model_metrics
+from helpers.batch import metric_many
+from helpers.catalogue import many_models, model_metrics
 from helpers.report import glue, phrase_list, record, result_table, run_times
 
 glue("run_times", run_times("03_homogeneity"))

@@ -86,7 +86,7 @@ import torch
 from IPython.display import display
 
 from helpers import analysis, axes, distances, generators, viz
-from helpers.batch import many_models
+from helpers.catalogue import many_models
 from helpers.report import glue, phrase_list, record, result_table, run_times
 
 glue("run_times", run_times("04_interpretability"))
