@@ -88,15 +88,17 @@ faces_name = faces_model or generators.EMBEDDED[0]
 models = {"faces": generators.load(faces_name, device=device),
           "eyes": generators.load("cdcgan-eyes128", eye_class=eye_class, device=device)}
 lpips = distances.lpips("alex", resize=lpips_size, device=device)
+print(", ".join(f"{key}: {G.name}" for key, G in models.items()), f"| LPIPS-alex at {lpips_size or 'native'} px")
+
+# %% tags=["hide-input"]
 glue("faces_name", faces_name)
 glue("eyes_name", models["eyes"].name)
 glue("lpips_size", lpips_size if lpips_size else "native")
 glue("n_codes", n_codes)
-k = glue("k", n_directions)
 glue("target", target)
 glue("match_rtol", match_rtol)
 glue("tau", tau)
-print(", ".join(f"{key}: {G.name}" for key, G in models.items()), f"| LPIPS-alex at {lpips_size or 'native'} px")
+k = glue("k", n_directions)
 
 # %% [markdown]
 # ## The regions
@@ -206,6 +208,8 @@ found = {key: local.directions_by_method(G, codes[key], pairs[key], masks[key], 
                                          lowrank_codes=n_lowrankgan, lowrank_regions=lowrank_regions,
                                          pixel_size=lowrankgan_size, max_iter=rpca_max_iter)
          for key, G in models.items()}
+
+# %% tags=["hide-input"]
 lowrank_info = record("local_lowrank_info", {key: found[key].lowrank_info for key in models})
 glue("lowrank_where", f"{n_lowrankgan} code(s) per model; regions: {', '.join(lowrank_regions) or 'none'}")
 iterations = [n for key in models for runs in lowrank_info[key].values() for info in runs.values()
