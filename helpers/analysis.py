@@ -1,11 +1,9 @@
 """What the metric says about the generator: spectrum, homogeneity across positions, the average metric,
-the shuffled-weights and layer-wise controls, comparison of two metrics, and coordinate-block restriction;
-and the models with their metrics that the analysis chapters load (`load_models`).
+the shuffled-weights and layer-wise controls, comparison of two metrics, and coordinate-block restriction.
 """
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -13,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import distances, generators
+from . import generators
 from .metric import Metric, eigh_descending, pullback
 from .stats import pearson, percentile_bootstrap, standardize
 
@@ -614,48 +612,3 @@ def comparison_means(c: Comparison) -> dict[str, float]:
             "cosine of the top eigenvectors (abs.)": c.cosine[:, 0].mean().item(),
             f"top-{c.cosine.shape[1]} subspace overlap": c.overlap.mean().item()}
 
-
-# --- the models of the analysis chapters --------------------------------------------------------------------------
-
-@dataclass
-class Models:
-    """The models an analysis chapter studies: the loaded `distance`; results {name: `batch.ModelMetrics`}, the
-    generator and its metrics at n_points codes from seed, in the order asked (online models last); notes, one
-    per online model left out; options {name: load options} (eye colour, published weights)."""
-
-    distance: nn.Module
-    results: dict
-    notes: list[str]
-    options: dict
-    n_points: int
-    seed: int
-    device: str
-
-    def metrics_with(self, name: str, distance: str) -> Metric:
-        """Model `name`'s metrics at the same codes under another distance (a name for `distances.load`)."""
-        from .batch import model_metrics
-
-        return model_metrics(name, distance, self.n_points, self.seed, device=self.device,
-                             **self.options.get(name, {})).metric
-
-
-def load_models(names, distance: str, n_points: int, seed: int, *, online=(), eye_class: str = "brown",
-                device="cpu") -> Models:
-    """The set-up of the analysis chapters: `distance` loaded, and the metrics of each of `names` (a name given
-    twice counts once) and of each `online` model (with its published weights) at G.sample(n_points, seed).
-
-    The metrics are computed once into runs/metrics by `batch.many_models` and read back by every chapter that
-    asks for the same; the eyes DCGAN draws eyes of `eye_class`. The notes on online models left out are
-    printed. lpips's warning about torchvision's deprecated `pretrained=` is silenced.
-    """
-    from .batch import many_models
-
-    warnings.filterwarnings("ignore", module="torchvision.models._utils")
-    loaded = distances.load(distance, device=device)
-    options = {"cdcgan-eyes128": {"eye_class": eye_class}, **{name: {"weights": "pretrained"} for name in online}}
-    names = [name for name in dict.fromkeys(names) if name not in online]
-    results, notes = many_models(names, distance, n_points, seed, online=list(online), loaded=loaded,
-                                 device=device, options=options)
-    for note in notes:
-        print(note)
-    return Models(loaded, results, notes, options, n_points, seed, device)

@@ -61,15 +61,15 @@ device = "cpu"
 # %%
 from IPython.display import display
 
-from helpers import analysis, viz
+from helpers import analysis, catalogue, viz
 from helpers.report import glue, on_each, phrase_list, record, result_table, run_times, which
 
 glue("run_times", run_times("02_spectrum"))
 glue("n_points", n_points)
 glue("seed", seed)
 glue("fractions", phrase_list(f"{100 * f:g}%" for f in analysis.FRACTIONS))
-run = analysis.load_models(models, distance, n_points, seed, online=online_models, eye_class=eye_class,
-                           device=device)
+run = catalogue.load_models(models, distance, n_points, seed, online=online_models, eye_class=eye_class,
+                            device=device)
 results = run.results
 for name, r in results.items():
     print(f"{r.G.name}: {r.G.latent_dim}-d, {n_points} codes, {r.metric.seconds_per_point:.1f} s per metric")

@@ -72,8 +72,7 @@ import math
 
 import numpy as np
 
-from helpers import analysis, axes, report, viz
-from helpers.batch import metric_many
+from helpers import analysis, axes, catalogue, report, viz
 from helpers.report import glue, on_each, record, result_table, run_times, which
 
 glue("run_times", run_times("03_homogeneity"))
@@ -83,8 +82,8 @@ glue("seed", seed)
 if n_points < 3:
     raise ValueError(f"this chapter compares pairs of codes and their distances: n_points must be ≥ 3, "
                      f"got {n_points}")
-run = analysis.load_models([*models, model], distance, n_points, seed, online=online_models, eye_class=eye_class,
-                           device=device)
+run = catalogue.load_models([*models, model], distance, n_points, seed, online=online_models,
+                            eye_class=eye_class, device=device)
 G, m = run.results[model].G, run.results[model].metric
 print(f"{G.name}: {G.latent_dim}-d latent; {distance} metric at {n_points} codes from seed {seed}")
 
@@ -208,8 +207,7 @@ shuffled = analysis.shuffled_generator(G, seed=shuffle_seed)
 viz.image_grid(axes.render(shuffled, m.z[:8]), nrow=8, title="shuffled weights, same codes")
 
 # %%
-m_shuffled = metric_many(shuffled, m.z, run.distance, progress=False,
-                         store=f"runs/metrics/{shuffled.name}-{distance}-{n_points}-{seed}")
+m_shuffled = run.metrics_of(shuffled, m.z)
 control = analysis.homogeneity_tests(m_shuffled)
 viz.heatmap({"trained": tests.log, "shuffled weights": control.log}, codes, codes, colorscale="Viridis",
             colorbar_title="corr", title="log-scale homogeneity: trained vs shuffled weights",

@@ -82,15 +82,15 @@ device = "cpu"
 import numpy as np
 import torch
 
-from helpers import analysis, axes, viz
+from helpers import analysis, axes, catalogue, viz
 from helpers.report import glue, on_each, phrase_list, record, result_table, run_times, which
 
 glue("run_times", run_times("04_interpretability"))
 glue("model", model)
 glue("n_points", n_points)
 glue("seed", seed)
-run = analysis.load_models([model, *models], "lpips-alex", n_points, seed, online=online_models, eye_class=eye_class,
-                           device=device)
+run = catalogue.load_models([model, *models], "lpips-alex", n_points, seed, online=online_models,
+                            eye_class=eye_class, device=device)
 results, lpips = run.results, run.distance
 steps = np.linspace(-max_step, max_step, n_steps)
 averages = {name: analysis.average_metric(r.metric) for name, r in results.items()}

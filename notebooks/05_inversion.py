@@ -77,10 +77,9 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from helpers import analysis as A
-from helpers import distances, generators, stats, viz
-from helpers import inversion as I
-from helpers.batch import model_metrics
+from helpers import analysis, distances, generators, inversion, stats, toy, viz
+from helpers.catalogue import model_metrics
+from helpers.photos import photo_targets
 from helpers.profiles import PROFILES
 from helpers.report import glue, phrase_list, plural, result_table, run_times
 
@@ -125,14 +124,14 @@ glue("models_text", " and ".join(f"`{m}`" for m in models))
 # two after all the steps; the line chart, how it changes with the number of steps.
 
 # %%
-paper_toy = I.toy_quadratic(angle=-math.pi / 3, start=(3.0, 9.0), steps=150, lr=0.1)
+paper_toy = toy.toy_quadratic(angle=-math.pi / 3, start=(3.0, 9.0), steps=150, lr=0.1)
 # the authors' f is xᵀHx, twice ours; their notebook prints it at the last step evaluated
 glue("toy_paper_setting", "eigenvectors 60° from the axes, start (3, 9), 150 Adam steps at learning rate 0.1")
 glued_toy = (glue("toy_paper_eigen", 2 * paper_toy.history_eigenbasis[149].item()),
               glue("toy_paper_original", 2 * paper_toy.history_original[149].item()))
 
 angles = torch.linspace(0, math.pi / 2, toy_angles)
-sweep = I.toy_sweep(angles, toy_lrs, steps=toy_steps)
+sweep = toy.toy_sweep(angles, toy_lrs, steps=toy_steps)
 ratio = sweep.level("original") - sweep.level("eigenbasis")  # (angles, lrs): log10 of f in x ÷ f in the eigenbasis
 degrees = [f"{a:.0f}°" for a in torch.rad2deg(angles).tolist()]
 top = float(ratio.abs().max().clamp_min(1.0))
@@ -193,7 +192,7 @@ glue("top_k", top_k)
 def load_model(name):
     """(G, average metric) for a model: its metrics at n_points codes, from the store the chapters share."""
     shared = model_metrics(name, distance, n_points, seed, loaded=d, device=device)
-    return shared.G, A.average_metric(shared.metric)
+    return shared.G, analysis.average_metric(shared.metric)
 
 
 loaded = {name: load_model(name) for name in models}
@@ -213,7 +212,7 @@ def targets_for(name):
         tune_images, test_images = G(z_tune), G(z_true)
     kind = "eye" if "eye" in name else "face"
     count = min(n_photos, 2 if kind == "eye" else 101)  # the photographs scikit-image ships
-    photos, labels = I.photo_targets(kind, count, test_images.shape[-1]) if count else (test_images[:0], [])
+    photos, labels = photo_targets(kind, count, test_images.shape[-1]) if count else (test_images[:0], [])
     return dict(tune=tune_images, generated=test_images, z_true=z_true, photos=photos.to(test_images), labels=labels)
 
 
@@ -261,14 +260,14 @@ glue("other_methods_text", phrase_list(other_methods) if len(models) > 1 else "(
 
 
 def method_specs(name):
-    """{label: I.Method} for a model, with its eigenbasis."""
+    """{label: inversion.Method} for a model, with its eigenbasis."""
     V = loaded[name][1].eigvecs
     basin = dict(generations=basin_generations, popsize=basin_popsize, inner_steps=basin_inner_steps,
                  sigma0=basin_sigma)
-    every = {"z": I.Method("z"), "eigenbasis": I.Method("eigenbasis", basis=V),
-             "top-k": I.Method("top-k", basis=V[:, :top_k]),
-             "BasinCMA, z": I.Method("BasinCMA, z", kind="basin", options=basin),
-             "BasinCMA, eigenbasis": I.Method("BasinCMA, eigenbasis", kind="basin", basis=V, options=basin)}
+    every = {"z": inversion.Method("z"), "eigenbasis": inversion.Method("eigenbasis", basis=V),
+             "top-k": inversion.Method("top-k", basis=V[:, :top_k]),
+             "BasinCMA, z": inversion.Method("BasinCMA, z", kind="basin", options=basin),
+             "BasinCMA, eigenbasis": inversion.Method("BasinCMA, eigenbasis", kind="basin", basis=V, options=basin)}
     wanted = methods if name == models[0] else other_methods
     unknown = sorted(set(wanted) - set(every))
     if unknown:
@@ -300,18 +299,20 @@ for name in models:
     test_images = torch.cat([t["generated"], t["photos"]])
     index = torch.arange(len(test_images)).repeat_interleave(n_starts)  # row i: target index[i], start i % n_starts
     test_seeds = seeds_from(1000, len(index))
-    test_z0 = I.start_codes(G, test_seeds)
+    test_z0 = inversion.start_codes(G, test_seeds)
     entry = results[name] = {"tuning": {}, "runs": {}, "index": index, "z0": test_z0, "budget": run_budget}
     stored = dict(store=inversion_store and os.path.join(inversion_store, name), unit_rows=unit_rows)
-    logged = len(I.unit_log)
+    entry["units"] = []  # what each stored unit of runs cost (empty without a store)
     for label, method in method_specs(name).items():
-        tuned = I.tune(G, t["tune"], d, method, I.start_codes(G, tune_seeds), lrs=lrs, schedules=schedules,
-                       budget=run_budget, seeds=tune_seeds, pixel_weight=pixel_weight, progress=progress, **stored)
+        tuned = inversion.tune(G, t["tune"], d, method, inversion.start_codes(G, tune_seeds), lrs=lrs,
+                               schedules=schedules, budget=run_budget, seeds=tune_seeds, pixel_weight=pixel_weight,
+                               progress=progress, **stored)
         entry["tuning"][label] = tuned
-        entry["runs"][label] = I.run_method(G, test_images, d, method, test_z0, target_index=index,
-                                            budget=run_budget, lr=tuned.lr, schedule=tuned.schedule, seeds=test_seeds,
-                                            pixel_weight=pixel_weight, progress=progress, **stored)
-    entry["units"] = I.unit_log[logged:]
+        entry["runs"][label] = inversion.run_method(G, test_images, d, method, test_z0, target_index=index,
+                                                    budget=run_budget, lr=tuned.lr, schedule=tuned.schedule,
+                                                    seeds=test_seeds, pixel_weight=pixel_weight, progress=progress,
+                                                    **stored)
+        entry["units"] += [*tuned.runs.units, *entry["runs"][label].units]
     entry["images"] = comparison_images(globals())[name]
     mark = tick(f"inversion, {name}", mark)
 
@@ -329,8 +330,8 @@ full_images = comparison_images(globals() | PROFILES["full"])
 cores = torch.get_num_threads()
 seconds_per_image = {}
 for name in models:
-    timed = [u for u in results[name]["units"] if math.isfinite(u["cpu_seconds"])]
-    seconds_per_image[name] = (sum(u["cpu_seconds"] for u in timed) / sum(u["images"] for u in timed) if timed
+    timed = [u for u in results[name]["units"] if math.isfinite(u.cpu_seconds)]
+    seconds_per_image[name] = (sum(u.cpu_seconds for u in timed) / sum(u.images for u in timed) if timed
                                else clock[f"inversion, {name}"][1] / results[name]["images"]) / cores
 full_hours = sum(full_images[name] * seconds_per_image[name] for name in models) / 3600
 number = lambda x: f"{x:.2g}" if x < 100 else f"{x:,.0f}"  # noqa: E731

@@ -59,10 +59,8 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from helpers import activation as AM
-from helpers import analysis as A
-from helpers import distances, generators, stats, viz
-from helpers.batch import model_metrics
+from helpers import activation, analysis, distances, generators, stats, viz
+from helpers.catalogue import model_metrics
 from helpers.profiles import PROFILES
 from helpers.report import glue, phrase_list, plural, result_table, run_times
 
@@ -103,7 +101,7 @@ glue("top_k", top_k)
 def load_model(name):
     """(G, average metric) for a model: its metrics at n_points codes, from the store the chapters share."""
     shared = model_metrics(name, distance, n_points, seed, loaded=d, device=device)
-    return shared.G, A.average_metric(shared.metric)
+    return shared.G, analysis.average_metric(shared.metric)
 
 
 loaded = {name: load_model(name) for name in dict.fromkeys(am_models)}
@@ -130,15 +128,15 @@ glue("am_budget", am_budget)
 glue("am_units", am_units)
 glue("am_repeats", am_repeats)
 mark = tick("models", mark)
-features = AM.alexnet_features(d if getattr(d, "net", None) == "alex" else None)
-units = AM.Units(AM.pick_units(am_layers, am_units, seed=seed), features)
+features = activation.alexnet_features(d if getattr(d, "net", None) == "alex" else None)
+units = activation.Units(activation.pick_units(am_layers, am_units, seed=seed), features)
 unit_of = torch.arange(len(units.units)).repeat_interleave(am_repeats)
 am_seeds = [seed + 3000 + i for i in range(len(unit_of))]
 am_results = {}
 for name in am_models:
     G, avg = loaded[name]
-    iso = AM.maximize(G, units, unit_of, am_seeds, budget=am_budget, sigma0=am_sigma, progress=progress)
-    hess = AM.maximize(G, units, unit_of, am_seeds, basis=avg.eigvecs[:, :top_k], eigvals=avg.eigvals[:top_k],
+    iso = activation.maximize(G, units, unit_of, am_seeds, budget=am_budget, sigma0=am_sigma, progress=progress)
+    hess = activation.maximize(G, units, unit_of, am_seeds, basis=avg.eigvecs[:, :top_k], eigvals=avg.eigvals[:top_k],
                        budget=am_budget, sigma0=am_sigma, progress=progress)
     am_results[name] = (iso, hess)
     mark = tick(f"searches, {name}", mark)
