@@ -567,6 +567,10 @@ class FrameEnergy:
     average: torch.Tensor
     own: torch.Tensor
 
+    def mean_at(self, n: int) -> tuple[float, float]:
+        """The mean over codes of both fractions for a subspace of dimension n: (average frame, own frame)."""
+        return self.average[:, n - 1].mean().item(), self.own[:, n - 1].mean().item()
+
 
 def frame_energy(m: Metric) -> FrameEnergy:
     """How much of each code's metric the average metric's frame captures, beside the code's own eigenvectors."""

@@ -188,12 +188,10 @@ viz.band_chart({"average-metric frame": viz.band(ranks, energy.average),
                ylabel="fraction of tr(H)")
 
 # %%
-energy_at = record("average_frame_energy", {str(n): {"average_frame": energy.average[:, n - 1].mean().item(),
-                                                     "own_frame": energy.own[:, n - 1].mean().item()}
-                                            for n in (1, 5, top_k, 20)})
-viz.rows_table({int(n): {"average-metric frame": e["average_frame"], "own eigenvectors": e["own_frame"],
-                         "random subspace": int(n) / G.latent_dim} for n, e in energy_at.items()},
-               header="n", precision=3)
+energy_at = {n: energy.mean_at(n) for n in (1, 5, top_k, 20)}
+record("average_frame_energy", {str(n): {"average_frame": a, "own_frame": o} for n, (a, o) in energy_at.items()})
+viz.rows_table({n: {"average-metric frame": a, "own eigenvectors": o, "random subspace": n / G.latent_dim}
+                for n, (a, o) in energy_at.items()}, header="n", precision=3)
 
 # %% [markdown]
 # ## Control: the same network with its weights shuffled
@@ -329,8 +327,8 @@ for name, r in run.results.items():
                    "r with the code distance": analysis.homogeneity_vs_distance(r.metric.z, t.log),
                    "r: 95% bootstrap interval over codes": report.interval(*interval[name], ".2f",
                                                                            alone="too few codes"),
-                   f"average frame, top-{top_k} energy":
-                       analysis.frame_energy(r.metric).average[:, min(top_k, r.G.latent_dim) - 1].mean().item(),
+                   f"average frame, top-{top_k} energy": analysis.frame_energy(r.metric).mean_at(
+                       min(top_k, r.G.latent_dim))[0],
                    "layers (block outputs)": len(lt.labels),
                    "layer matrix, log, mean": lt.summary["authors' matrix, log"].mean,
                    "layer matrix, linear, mean": lt.summary["authors' matrix, linear"].mean,
