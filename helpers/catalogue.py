@@ -1,5 +1,6 @@
 """The models the chapters load, each with its metrics at its sampled codes: computed once by `batch.metric_many`
-into one store per model, distance, number of codes and seed under runs/metrics, and read back by every chapter.
+into one store per model, distance, number of codes and seed under runs/metrics, and read back by every chapter;
+`load_models` is the analysis chapters' set-up in one call.
 """
 from __future__ import annotations
 
