@@ -325,8 +325,8 @@ for name, r in run.results.items():
     cross[name] = {"log scale, mean": log.mean, "log scale, median": log.median, "linear scale, mean": linear.mean,
                    "linear scale, median": linear.median, "vec(H) correlation, mean": vec.mean,
                    "r with the code distance": analysis.homogeneity_vs_distance(r.metric.z, t.log),
-                   "r: 95% bootstrap interval over codes": report.interval(*interval[name], ".2f",
-                                                                           alone="too few codes"),
+                   "r: 95% bootstrap interval over codes":  # a dash: too few codes to resample
+                       report.interval(*interval[name], ".2f") if math.isfinite(interval[name][0]) else "–",
                    f"average frame, top-{top_k} energy": analysis.frame_energy(r.metric).mean_at(
                        min(top_k, r.G.latent_dim))[0],
                    "layers (block outputs)": len(lt.labels),
