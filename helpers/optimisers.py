@@ -7,14 +7,13 @@ seen so far, lower is better, row i of every method starting from the same code.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from . import analysis, distances, stats
-from .catalogue import model_metrics
+from . import analysis, stats
+from .catalogue import load_models
 from .report import CI_MATH, interval, plural
 
 
@@ -63,20 +62,15 @@ class Bench:
 
 
 def setup(names, distance: str, n_points: int, seed: int, *, device="cpu", cpu_threads: int | None = None) -> Bench:
-    """The set-up of chapters 05 and 08: torch's CPU threads (None: torch's default, every core), the distance by
-    name, and each model in `names` with the average of its metrics at `n_points` codes (`seed`), read from the
-    store the chapters share (`catalogue.model_metrics`; computed there if absent). The clock starts once the
-    distance is loaded."""
-    warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
+    """The set-up of chapters 05 and 08: torch's CPU threads (None: torch's default, every core), then the analysis
+    chapters' set-up (`catalogue.load_models`: the distance by name, each model's metrics at `n_points` codes
+    (`seed`) from the store the chapters share), and the average of each model's metrics. The clock starts here."""
     if cpu_threads:
         torch.set_num_threads(cpu_threads)
-    d = distances.load(distance, device=device)
     clock = Clock()
-    models = {}
-    for name in dict.fromkeys(names):
-        shared = model_metrics(name, distance, n_points, seed, loaded=d, device=device)
-        models[name] = Model(shared.G, analysis.average_metric(shared.metric))
-    return Bench(d, models, clock)
+    run = load_models(names, distance, n_points, seed, device=device)
+    models = {name: Model(m.G, analysis.average_metric(m.metric)) for name, m in run.results.items()}
+    return Bench(run.distance, models, clock)
 
 
 def metric_table(models: dict, top_k: int) -> dict:
