@@ -1,8 +1,10 @@
 """The models the chapters load, each with its metrics at its sampled codes: computed once by `batch.metric_many`
-into one store per model, distance, number of codes and seed under runs/metrics, and read back by every chapter.
+into one store per model, distance, number of codes and seed under runs/metrics, and read back by every chapter;
+`load_models` is the analysis chapters' set-up in one call.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,3 +82,47 @@ def many_models(names, distance: str, n_points: int, seed: int, *, online=(), op
             notes.append(f"{name} left out: its published weights could not be downloaded ({reason}); it needs "
                          f"the internet")
     return results, notes
+
+
+@dataclass
+class Models:
+    """The models an analysis chapter studies, as `load_models` loaded them: `distance` (loaded) and its name;
+    results {name: `ModelMetrics`} in the order asked, online models last; notes, one per online model left
+    out; options {name: load options} (eye colour, published weights); the codes' n_points and seed."""
+
+    distance: object
+    distance_name: str
+    results: dict[str, ModelMetrics]
+    notes: list[str]
+    options: dict
+    n_points: int
+    seed: int
+    device: str = "cpu"
+
+    def metrics_with(self, name: str, distance: str) -> Metric:
+        """Model `name`'s metrics at the same codes under another distance (a name for `distances.load`)."""
+        return model_metrics(name, distance, self.n_points, self.seed, device=self.device,
+                             **self.options.get(name, {})).metric
+
+    def metrics_of(self, G, z) -> Metric:
+        """The metrics of another generator G (a control) at codes z under this distance, in G's own store."""
+        return batch.metric_many(G, z, self.distance, progress=False,
+                                 store=STORE_ROOT / f"{G.name}-{self.distance_name}-{self.n_points}-{self.seed}")
+
+
+def load_models(names, distance: str, n_points: int, seed: int, *, online=(), eye_class: str = "brown",
+                device="cpu") -> Models:
+    """The set-up of the analysis chapters: `distance` loaded, and the metrics of each of `names` (a name given
+    twice counts once) and of each `online` model (published weights) at G.sample(n_points, seed), read from
+    their stores (`many_models`). The eyes DCGAN draws eyes of `eye_class`. The notes on online models left
+    out are printed; lpips's warning about torchvision's deprecated `pretrained=` is silenced.
+    """
+    warnings.filterwarnings("ignore", module="torchvision.models._utils")
+    loaded = distances.load(distance, device=device)
+    options = {"cdcgan-eyes128": {"eye_class": eye_class}, **{name: {"weights": "pretrained"} for name in online}}
+    names = [name for name in dict.fromkeys(names) if name not in online]
+    results, notes = many_models(names, distance, n_points, seed, online=list(online), loaded=loaded,
+                                 device=device, options=options)
+    for note in notes:
+        print(note)
+    return Models(loaded, distance, results, notes, options, n_points, seed, device)

@@ -71,6 +71,21 @@ def plural(n, word: str, words: str | None = None) -> str:
     return f"{format_number(n)} {word if n == 1 else words or word + 's'}"
 
 
+def on_each(values: dict, spec: str = "", unit: str = "") -> str:
+    """One value per model as an English list, for generated sentences: on_each({"a": 0.931, "b": 0.94}, ".2f")
+    -> "0.93 on `a` and 0.94 on `b`"; `unit` follows each value (" decades"); a string is written as it is."""
+    return phrase_list(f"{format(value, spec)}{unit} on `{name}`" for name, value in values.items())
+
+
+def which(holds: dict) -> str:
+    """The models {name: whether a claim holds there} for which it holds, for generated sentences: "every model
+    of this run", "`a` and `b`", or "no model of this run"."""
+    selected = [name for name, ok in holds.items() if ok]
+    if selected and len(selected) == len(holds):
+        return "every model of this run"
+    return phrase_list(f"`{name}`" for name in selected) if selected else "no model of this run"
+
+
 CI_MATH = "$95\\%$ CI {} to {}"  # an interval in a glued sentence (math mode keeps the percent sign)
 
 

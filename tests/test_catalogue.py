@@ -77,3 +77,30 @@ def test_model_metrics_refuse_random_biggan(tmp_path):
     with pytest.raises(ValueError, match="random weights"):
         catalogue.model_metrics("biggan-deep-128", "mse", 1, 0, root=tmp_path, weights="random")
     assert not any(tmp_path.iterdir())  # nothing computed, nothing stored
+
+
+def test_load_models_reads_the_shared_store_and_loads_other_distances(tmp_path, monkeypatch, capsys):
+    from helpers import assets
+
+    monkeypatch.chdir(tmp_path)  # the stores go to runs/metrics under the working directory
+    real_load = generators.load
+
+    def load(name, **options):
+        if name.startswith("biggan"):
+            raise assets.AssetError("no network")
+        return real_load(name, **options)
+
+    monkeypatch.setattr(generators, "load", load)
+    run = catalogue.load_models(["fcgan-cats64", "fcgan-cats64"], "mse", 1, 0, online=["biggan-deep-128"])
+    assert list(run.results) == ["fcgan-cats64"] and len(run.notes) == 1 and "biggan-deep-128" in run.notes[0]
+    assert run.notes[0] in capsys.readouterr().out
+    assert (tmp_path / "runs" / "metrics" / "fcgan-cats64-mse-1-0").is_dir()
+    assert run.options == {"cdcgan-eyes128": {"eye_class": "brown"}, "biggan-deep-128": {"weights": "pretrained"}}
+    same = catalogue.model_metrics("fcgan-cats64", "mse", 1, 0).metric
+    assert torch.equal(run.results["fcgan-cats64"].metric.H, same.H)
+    other = run.metrics_with("fcgan-cats64", "lpips-alex")
+    assert other.H.shape == (1, 100, 100) and torch.equal(other.z, same.z)
+    assert (tmp_path / "runs" / "metrics" / "fcgan-cats64-lpips-alex-1-0").is_dir()
+    control = generators.Generator(run.results["fcgan-cats64"].G.net, 100, name="cats-control")
+    torch.testing.assert_close(run.metrics_of(control, same.z).H, same.H)  # the same network under another name
+    assert (tmp_path / "runs" / "metrics" / "cats-control-mse-1-0").is_dir()

@@ -91,3 +91,14 @@ def test_interval_text_and_its_absence():
     assert report.interval(0.61234, 0.8) == "[0.612, 0.8]"
     assert report.interval(-0.5, 0.25, "+.2f", report.CI_MATH) == "$95\\%$ CI -0.50 to +0.25"
     assert report.interval(float("nan"), 1.0, alone="one unit") == "no interval: one unit"
+
+
+def test_on_each_and_which_name_the_models():
+    assert report.on_each({"a": 0.9312, "b": 0.94}, ".3f") == "0.931 on `a` and 0.940 on `b`"
+    assert report.on_each({"a": 4.21}, ".1f", " decades") == "4.2 decades on `a`"
+    assert report.on_each({"a": 1490.2, "b": 362.0}, ",.0f") == "1,490 on `a` and 362 on `b`"
+    assert report.on_each({"a": "0.73 to 0.85"}) == "0.73 to 0.85 on `a`"  # a string as it is
+    assert report.on_each({}) == "none"
+    assert report.which({"a": True, "b": True}) == "every model of this run"
+    assert report.which({"a": True, "b": False, "c": 1}) == "`a` and `c`"
+    assert report.which({"a": False}) == report.which({}) == "no model of this run"
