@@ -179,6 +179,8 @@ def maximize(G, units: Units, unit: Sequence[int], seeds: Sequence[int], *, basi
         raise ValueError(f"unit indices must be in [0, {len(units.units)})")
     d = G.latent_dim
     z0 = torch.cat([G.sample(1, seed=s) for s in seeds]).detach()
+    checks.model(G, checks.latents(G, z0)[0])
+    checks.eval_mode(units, "the units' network")
     if basis is None:
         if eigvals is not None:
             raise ValueError("eigvals need a basis: pass the eigenvectors as `basis`")

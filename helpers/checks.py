@@ -250,9 +250,11 @@ def metric_options(method: str, d: int, *, k, eps, chunk_size, max_memory, tol, 
     for the methods that use them."""
     if method not in methods:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(methods)}")
-    positive_int(k, "k")
-    if method in ("lanczos", "finite-difference", "subspace") and not k < d:
-        raise ValueError(f"k must be an integer between 1 and d-1 = {d - 1} for {method!r}, got {k!r}")
+    if method in ("lanczos", "finite-difference", "subspace"):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 < k < d:
+            raise ValueError(f"k must be an integer between 1 and d-1 = {d - 1} for {method!r}, got {k!r}")
+    else:
+        positive_int(k, "k")
     number(eps, "eps", low=0, low_open=True)
     if tol is not None:
         number(tol, "tol", low=0, high=1, high_open=True)
@@ -580,14 +582,15 @@ def _close(a: torch.Tensor, b: torch.Tensor, rtol: float) -> bool:
 def model(G, z, distance=None, *, allow_tf32: bool = False) -> None:
     """Check, before a metric or any other result of G, that G (and the distance, if given) can give one at all.
 
-    No mode-dependent module in training mode and no tensor on the meta device anywhere they reach
-    (`eval_mode`); no random numbers drawn by either (torch's, numpy's or Python's global generators do not
-    advance while they run); one code's image the same alone and in a batch (so neither randomness nor the
-    other codes change it: within SAME_IMAGE_RTOL of the pixel scale); images of the right number and shape,
-    floating, finite and in the distance's range (`generated`); and the distance a distance (`distance_axioms`).
-    z : (b, d) codes in the dtype G computes in (`latents`). Costs a walk of both and two forward passes of G
-    (on two codes and on one) and one call of the distance on three pairs of images; the operators check the
-    whole batch's shape on their own passes.
+    No mode-dependent module in training mode and no tensor without values anywhere they reach (`eval_mode`); no
+    random numbers drawn by either (torch's, numpy's and Python's global generators, and those they hold, do not
+    advance while they run); the first code's image the same alone and in a batch of two (with the second code,
+    or with its negative when there is one code), to SAME_IMAGE_RTOL of the pixel scale, so that neither
+    randomness nor the other codes of a batch change it; images of the right number and shape, floating, finite
+    and in the distance's range (`generated`); and the distance a distance (`distance_axioms`).
+    z : (b, d) codes in the dtype G computes in (`latents`). Costs a walk of both, two forward passes of G (on
+    two codes and on one) and one call of the distance on three pairs of images; the operators check the whole
+    batch's shape on their own passes.
     """
     name = getattr(G, "name", "the generator")
     own = eval_mode(G, "the generator")
@@ -595,8 +598,9 @@ def model(G, z, distance=None, *, allow_tf32: bool = False) -> None:
         own += eval_mode(distance, "the distance")
     rtol = SAME_IMAGE_RTOL_TF32 if allow_tf32 else SAME_IMAGE_RTOL
     with torch.no_grad():
+        pair = z[:2] if len(z) > 1 else torch.cat([z, -z if z.abs().max() > 0 else torch.ones_like(z)])
         with _Randomness(z.device, own) as watch:
-            batch = generate(G, z[:2], distance)  # two codes: the first one in a batch
+            batch = generate(G, pair, distance)  # the first code in a batch of two (finite differences use two)
             alone = G(z[:1])
         if watch.drew():
             raise ValueError(f"{name} draws random numbers when it runs (noise injection, dropout, a random "

@@ -530,6 +530,7 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
     if len(target) != 1:
         raise ValueError(f"target must be one image of shape (3, H, W) or (1, 3, H, W), got {tuple(target.shape)}")
     z0 = G.sample(1, seed=int(seed)).detach()
+    checks.model(G, checks.latents(G, z0)[0], distance)
     target = target.to(z0)
     if basis is None:
         if eigvals is not None:
