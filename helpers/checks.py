@@ -534,14 +534,12 @@ def _listed_names(names: list[str], most: int = 5) -> str:
 
 
 class _Randomness:
-    """Watches the global random generators (torch's on the CPU and on the device in use, numpy's, Python's) and
-    `own` ones (torch.Generator, numpy Generator or RandomState objects a model holds): `drew()` says whether any
-    advanced since the block began, i.e. something drew random numbers."""
+    """Watches the global random generators (torch's on the CPU and on the device in use, numpy's) and `own` ones
+    (torch.Generator, numpy Generator or RandomState objects a model holds): `drew()` says whether any advanced
+    since the block began, i.e. something drew random numbers. (Python's `random` is left out: threads of a Dask
+    client or an event loop draw from it while a model runs.)"""
 
     def __init__(self, device: torch.device, own=()):
-        import random
-
-        self.random = random
         self.cuda = device.type == "cuda" and torch.cuda.is_initialized()
         self.device = device
         self.own = list(own)
@@ -554,8 +552,7 @@ class _Randomness:
         return False
 
     def _state(self):
-        state = [torch.random.get_rng_state(), np.random.get_state()[1].copy(), np.random.get_state()[2],
-                 self.random.getstate()]
+        state = [torch.random.get_rng_state(), np.random.get_state()[1].copy(), np.random.get_state()[2]]
         if self.cuda:
             state.append(torch.cuda.get_rng_state(self.device))
         for generator in self.own:
@@ -573,6 +570,18 @@ class _Randomness:
                         isinstance(a, np.ndarray) else a == b) for a, b in zip(self.before, after))
 
 
+def _drawing(call, device: torch.device, own=()):
+    """call()'s result and whether it draws random numbers: a generator advanced while it ran, and again on a
+    second run (which rules out another thread that happened to draw meanwhile)."""
+    with _Randomness(device, own) as watch:
+        out = call()
+    if not watch.drew():
+        return out, False
+    with _Randomness(device, own) as watch:
+        out = call()
+    return out, watch.drew()
+
+
 def _close(a: torch.Tensor, b: torch.Tensor, rtol: float) -> bool:
     """Equal to within rtol of a's largest magnitude (random noise and batch statistics are of its order)."""
     scale = a.detach().abs().max().clamp_min(1e-12)
@@ -583,8 +592,8 @@ def model(G, z, distance=None, *, allow_tf32: bool = False) -> None:
     """Check, before a metric or any other result of G, that G (and the distance, if given) can give one at all.
 
     No mode-dependent module in training mode and no tensor without values anywhere they reach (`eval_mode`); no
-    random numbers drawn by either (torch's, numpy's and Python's global generators, and those they hold, do not
-    advance while they run); the first code's image the same alone and in a batch of two (with the second code,
+    random numbers drawn by either (torch's and numpy's global generators, and those they hold, do not advance
+    while they run, twice); the first code's image the same alone and in a batch of two (with the second code,
     or with its negative when there is one code), to SAME_IMAGE_RTOL of the pixel scale, so that neither
     randomness nor the other codes of a batch change it; images of the right number and shape, floating, finite
     and in the distance's range (`generated`); and the distance a distance (`distance_axioms`).
@@ -599,10 +608,9 @@ def model(G, z, distance=None, *, allow_tf32: bool = False) -> None:
     rtol = SAME_IMAGE_RTOL_TF32 if allow_tf32 else SAME_IMAGE_RTOL
     with torch.no_grad():
         pair = z[:2] if len(z) > 1 else torch.cat([z, -z if z.abs().max() > 0 else torch.ones_like(z)])
-        with _Randomness(z.device, own) as watch:
-            batch = generate(G, pair, distance)  # the first code in a batch of two (finite differences use two)
-            alone = G(z[:1])
-        if watch.drew():
+        # the first code in a batch of two (finite differences and CMA-ES populations batch codes too), and alone
+        (batch, alone), drew = _drawing(lambda: (generate(G, pair, distance), G(z[:1])), z.device, own)
+        if drew:
             raise ValueError(f"{name} draws random numbers when it runs (noise injection, dropout, a random "
                              f"augmentation?): its image of a code changes from call to call, so the metric would be "
                              f"noise. Fix the noise (e.g. a buffer drawn once) or switch it off (.eval())")
@@ -631,15 +639,14 @@ def distance_axioms(distance, x: torch.Tensor, own=()) -> None:
     Bregman) has a metric too. One call on three pairs: (a, a), (a, c), (c, c)."""
     a = x[:1]
     c = x[1:2] if len(x) > 1 else -a  # a second image: the negative stays in a symmetric range
-    with _Randomness(x.device, own) as watch:
-        values = distance(torch.cat([a, a, c]), torch.cat([a, c, c]))
+    values, drew = _drawing(lambda: distance(torch.cat([a, a, c]), torch.cat([a, c, c])), x.device, own)
     distance_values(values, 3)
     name = _name(distance)
     if torch.finfo(values.dtype).eps > torch.finfo(x.dtype).eps:
         raise TypeError(f"{name} returns {values.dtype} values for {x.dtype} images: the metric would carry the "
                         f"rounding of {values.dtype} ({torch.finfo(values.dtype).eps:.1g} relative); return the "
                         f"images' dtype")
-    if watch.drew():
+    if drew:
         raise ValueError(f"{name} draws random numbers when it runs (dropout, noise?): its values change from call "
                          f"to call, so the metric would be noise. Switch that off (.eval()) or fix the noise")
     same = max(values[0].abs().item(), values[2].abs().item())
