@@ -278,4 +278,4 @@ def full_run_check(key: str, row: str, threshold: Threshold, current: dict, *, s
     if any(also.values()):
         text += f", unlike this run on {phrase_list(f'`{n}`' for n, ok in also.items() if ok)}"
     held = [f"`{name}`" for name in recorded if name not in failed]
-    return text + (f"; it agrees on {phrase_list(held)}." if held else ".")
+    return text + (f"; on {phrase_list(held)} it is {threshold}." if held else ".")

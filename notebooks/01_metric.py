@@ -232,7 +232,7 @@ else:
 glue("exact_methods", exact_methods)
 glue("speed", speed)
 fastest = min(seconds, key=seconds.get)
-took = phrase_list(f"{seconds[m]:.2g} s ({m})" for m in seconds)
+took = phrase_list(f"{seconds[m]:.3g} s ({m})" for m in seconds)
 as_paper = ", as in the paper" if fastest == "finite-difference" else ""
 glue("cost_sentence", f"On this run's CPU the methods took {took} per Hessian of a "
                       f"{G.latent_dim}-d code; {fastest} was the fastest{as_paper}.")
@@ -310,7 +310,8 @@ fd_full = glue("fd_full", "" if not any(full.values()) else (
     if not differ else "The recorded full-profile run, over more codes, falls on the "
     f"other side of 0.99 at some steps: {', '.join(differ)}")
     + " (see the results page).")
-glue("fd_default_eps", inspect.signature(metric.metric).parameters["eps"].default)
+default_eps = glue("fd_default_eps",
+                   inspect.signature(metric.metric).parameters["eps"].default)
 
 # %% [markdown]
 # ## Two pitfalls of the published code

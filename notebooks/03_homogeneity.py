@@ -482,7 +482,7 @@ glue("shuffled_span", span["shuffled weights"])
 glue("shuffle_meaning", "the homogeneity is learned, not a property of the "
      "architecture alone (a drop of more than 0.3)." if trained - shuffled > 0.3 else
      "the architecture alone gives much of it (a drop of 0.3 or less).")
-glue("against_distances", "Against the other distances: " + "; ".join(
+distances_text = glue("against_distances", "Against the other distances: " + "; ".join(
     f"`{other}` correlates with `{distance}` at {v['corr vec(H)']:.2f} entry by entry "
     f"and {v['corr log spectrum']:.3f} in log spectrum, the top eigenvectors have "
     f"|cos| {v['cosine of the top eigenvectors (abs.)']:.2f}, and the top-{top_k} "

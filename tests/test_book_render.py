@@ -172,7 +172,7 @@ def test_every_page_works_offline_typesets_math_and_draws_figures(built_book, br
         seen = check_page(page, name)
         page.screenshot(path=str(ARTIFACTS / f"{path.stem}.png"), full_page=True)
         totals["math"] += seen["typeset"]
-        totals["figures"] += seen["figures"]
+        totals["figures"] += len(seen["captions"])  # plotly figures and image grids
         for slider in seen["sliders"]:
             assert slider["shown"], f"{name}: the slider shows another frame than its active step (auto-play?)"
             assert slider["width"] >= 0.9 * slider["page"], f"{name}: the slider figure does not span the page"

@@ -138,7 +138,7 @@ def test_a_verdict_against_a_threshold_says_where_the_full_run_agrees_and_where_
     text = report.full_run_check("homogeneity", "log scale, mean", at_least, {"a": 0.93, "b": 0.907}, spec=".3f",
                                  path=path)
     assert text == ("The recorded full-profile run (30 codes per model, 870 ordered pairs) gives 0.888 on `b`, below "
-                    "the threshold, unlike this run on `b`; it agrees on `a`.")
+                    "the threshold, unlike this run on `b`; on `a` it is at least 0.9.")
     agree = report.full_run_check("homogeneity", "log scale, mean", report.Threshold(0.8), {"a": 0.9, "b": 0.9},
                                   spec=".2f", path=path)
     assert agree.endswith("agrees: it gives 0.93 on `a` and 0.89 on `b`, every one at least 0.8.")
