@@ -204,3 +204,10 @@ def log_auc(history) -> np.ndarray:
     if (best <= 0).any():
         raise ValueError("log_auc needs positive losses")
     return np.log10(best).mean(1)
+
+
+def quartile_band(history) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x, median, 25th percentile, 75th percentile) over the runs of curves (n, budget), x = 1 … budget: a curve
+    with its band, as `viz.band_chart` takes it."""
+    h = _history(history)
+    return np.arange(1, h.shape[1] + 1), np.median(h, 0), np.quantile(h, 0.25, 0), np.quantile(h, 0.75, 0)

@@ -1,5 +1,5 @@
 """The paper's toy quadratic: Adam on a rotated two-dimensional quadratic in its original coordinates and in its
-eigenbasis, one run or a sweep over start angles and learning rates.
+eigenbasis, one run or a sweep over start angles and learning rates, and what a sweep says.
 """
 from __future__ import annotations
 
@@ -92,6 +92,24 @@ class ToySweep:
             raise ValueError(f"steps must be in [1, {f.shape[-1] - 1}], got {steps}")
         return f[..., (3 * steps) // 4:steps + 1].clamp_min(1e-300).log10().mean(-1)
 
+    def gap(self, steps: int | None = None) -> torch.Tensor:
+        """(angles, lrs) log10 (f in x ÷ f in the eigenbasis) by the `level` each reached after `steps` (default all):
+        above zero where the eigenbasis got lower."""
+        return self.level("original", steps) - self.level("eigenbasis", steps)
+
+    @property
+    def off_axis(self) -> torch.Tensor:
+        """(angles,) the starts off both eigenvectors (more than 0.01 radians from each)."""
+        return (self.start_angles > 0.01) & (self.start_angles < math.pi / 2 - 0.01)
+
+    def gap_curves(self, checkpoints=(10, 25, 50, 100, 200, 300, 500, 1000)) -> tuple[list, dict]:
+        """(steps, {"lr <lr>": median `gap` over the starts off the eigenvectors after each of them}): the checkpoints
+        below the sweep's steps, then its steps."""
+        steps = self.f_original.shape[-1] - 1
+        at = [s for s in checkpoints if s < steps] + [steps]
+        gaps = [self.gap(s)[self.off_axis] for s in at]
+        return at, {f"lr {lr}": [float(g[:, j].median()) for g in gaps] for j, lr in enumerate(self.lrs.tolist())}
+
     def _f(self, which):
         if which not in ("original", "eigenbasis"):
             raise ValueError(f"which must be 'original' or 'eigenbasis', got {which!r}")
@@ -136,3 +154,39 @@ def toy_sweep(start_angles, lrs, *, steps: int = 200, eigenvalues=(1.0, 10.0), r
 def _rotation(angle: float) -> torch.Tensor:
     cos, sin = math.cos(angle), math.sin(angle)
     return torch.tensor([[cos, -sin], [sin, cos]], dtype=torch.float64)
+
+
+# The authors' notebook: eigenvectors 60° from the axes, start (3, 9), 150 Adam steps at learning rate 0.1.
+AUTHORS_SETTING = "eigenvectors 60° from the axes, start (3, 9), 150 Adam steps at learning rate 0.1"
+PAPER_VALUES = (0.007, 7.155)  # the paper's f in the eigenbasis and in the original coordinates, in that setting
+
+
+def authors_toy() -> tuple[float, float]:
+    """(f in the eigenbasis, f in the original coordinates) in the setting of the authors' notebook, as it prints
+    them: their f is xᵀHx, twice ours, printed at the last step evaluated."""
+    run = toy_quadratic(angle=-math.pi / 3, start=(3.0, 9.0), steps=150, lr=0.1)
+    return 2 * run.history_eigenbasis[149].item(), 2 * run.history_original[149].item()
+
+
+def matches_paper(eigenbasis: float, original: float) -> bool:
+    """Whether `authors_toy`'s values are the paper's to the digits it prints."""
+    return round(eigenbasis, 3) == PAPER_VALUES[0] and round(original, 3) == PAPER_VALUES[1]
+
+
+def verdict(sweep: ToySweep) -> str:
+    """Sentences on where the eigenbasis helped in a sweep: settings that start off the eigenvectors where it ended
+    at least ten times lower, settings where both runs converged, and where the original coordinates won."""
+    ratio, off_axis, lrs = sweep.gap(), sweep.off_axis, sweep.lrs.tolist()
+    steps = sweep.f_original.shape[-1] - 1
+    both_converged = (sweep.level("original") < -8) & (sweep.level("eigenbasis") < -8)
+    helped = ratio > 1
+    lrs_helped = [lr for j, lr in enumerate(lrs) if helped[off_axis, j].any()]
+    hurt = ratio < -math.log10(2)
+    return (f"After {steps} steps, Adam in the eigenbasis reached an $f$ at least ten times lower in "
+            f"{int(helped[off_axis].sum())} of {int(off_axis.sum()) * len(lrs)} settings that start off the "
+            f"eigenvectors" + (f", at learning rates {', '.join(map(str, lrs_helped))}" if lrs_helped else "")
+            + f". In {int(both_converged.sum())} of the {ratio.numel()} settings both runs had converged ($f$ below "
+            f"$10^{{-8}}$ in both), and in {int(hurt.sum())} the original coordinates ended more than twice as low"
+            + (f", {int(hurt[~off_axis].sum())} of them from a start on an eigenvector, where Adam in the original "
+               f"coordinates moves both coordinates at once and so covers more ground per step"
+               if hurt[~off_axis].any() else "") + ".")

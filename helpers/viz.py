@@ -530,6 +530,16 @@ def scatter_fit(x, y, *, r: float | None = None, title: str = "", xlabel: str = 
 
 
 
+def gap_heatmap(gap, lrs, angles, *, title: str = "") -> go.Figure:
+    """The toy sweep's log10 (f in x ÷ f in the eigenbasis), (angles, lrs), on a red-blue scale symmetric about
+    zero (at least ±1): a row per start angle (radians, labelled in degrees), a column per learning rate."""
+    top = max(1.0, float(np.abs(_array(gap)).max()))
+    degrees = [f"{a:.0f}°" for a in np.degrees(_array(angles)).tolist()]
+    return heatmap(gap, [str(lr) for lr in _array(lrs).tolist()], degrees, colorscale="RdBu", zmin=-top, zmax=top,
+                   xlabel="learning rate", ylabel="start, from the flat eigenvector", colorbar_title="log10 ratio",
+                   title=title)
+
+
 # --- tables and bands of the analysis chapters' results
 
 

@@ -186,3 +186,12 @@ def test_direction_reads_the_interval_against_no_change():
     mixed = stats.paired([1, 3, 2, 5, 4, 6], [2, 2, 3, 4, 5, 6], groups=range(6))
     assert stats.direction(mixed) == "undecided"
     assert stats.direction(lower, min_groups=7) == "too few"
+
+
+def test_quartile_band_of_curves():
+    history = np.arange(12, dtype=float).reshape(4, 3)
+    x, median, low, high = stats.quartile_band(history)
+    assert x.tolist() == [1, 2, 3]
+    np.testing.assert_allclose(median, np.median(history, 0))
+    np.testing.assert_allclose(low, np.quantile(history, 0.25, 0))
+    np.testing.assert_allclose(high, np.quantile(history, 0.75, 0))

@@ -42,3 +42,19 @@ def test_toy_sweep_matches_torch_adam_and_the_single_toy():
     assert sweep.level("eigenbasis").shape == (2, 2)
     with pytest.raises(ValueError, match="which must be"):
         sweep.level("z")
+
+
+def test_authors_setting_and_what_a_sweep_says():
+    eigen, original = toy.authors_toy()
+    assert toy.matches_paper(eigen, original) and not toy.matches_paper(eigen, original + 0.01)
+    sweep = toy.toy_sweep(torch.linspace(0, math.pi / 2, 3), [0.1, 0.3], steps=40)
+    torch.testing.assert_close(sweep.gap(), sweep.level("original") - sweep.level("eigenbasis"))
+    assert sweep.off_axis.tolist() == [False, True, False]
+    steps, curves = sweep.gap_curves()
+    assert steps == [10, 25, 40] and list(curves) == ["lr 0.1", "lr 0.3"]
+    assert curves["lr 0.3"][-1] == pytest.approx(float(sweep.gap()[1, 1]))  # one start off the eigenvectors
+    said = toy.verdict(sweep)
+    helped = int((sweep.gap()[1] > 1).sum())
+    assert said.startswith(f"After 40 steps, Adam in the eigenbasis reached an $f$ at least ten times lower in "
+                           f"{helped} of 2 settings that start off the eigenvectors")
+    assert "of the 6 settings both runs had converged" in said

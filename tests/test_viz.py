@@ -101,6 +101,16 @@ def test_figures_render_as_html_for_the_book_and_as_plotly_json_for_jupyter():
     assert spec["config"]["responsive"] is True
 
 
+def test_gap_heatmap_is_symmetric_about_zero_and_labels_degrees():
+    gap = np.array([[0.5, -3.0], [0.2, 0.1]])
+    fig = viz.gap_heatmap(gap, [0.1, 1.0], np.radians([0.0, 90.0]), title="t")
+    trace = fig.data[0]
+    assert (trace.zmin, trace.zmax) == (-3.0, 3.0) and list(trace.x) == ["0.1", "1.0"]
+    assert list(trace.y) == ["0°", "90°"]
+    np.testing.assert_array_equal(np.asarray(trace.z), gap)
+    assert viz.gap_heatmap(gap / 10, [0.1, 1.0], [0.0, 1.0]).data[0].zmax == 1.0  # at least ±1
+
+
 def test_nested_table_has_one_row_per_leaf_with_its_keys_first():
     two = viz.nested_table({"faces": {"eyes": {"area": 0.1, "share": 0.25}, "mouth": {"area": 0.05, "share": 0.5}},
                             "eyes": {"iris": {"area": 0.16, "share": 0.3}}}, precision=2).data.splitlines()
