@@ -180,12 +180,13 @@ def run_times(stem: str, path: Path | None = None) -> str:
         entry = timings.get(profile, {}).get(stem)
         if entry:
             parts.append(f"{profile} {duration(entry['seconds'])}"
-                         + (f" (at most: other jobs ran, load {entry['load']:.3g})" if busy(entry) else ""))
+                         + (f" or less, timed while other jobs ran at load {entry['load']:.3g}"
+                            if busy(entry) else ""))
             cores.add(entry.get("cpus"))
     if not parts:
         return "its running time is not measured yet"
     where = " and ".join(f"{n} CPU cores" for n in sorted(c for c in cores if c))
-    return ", ".join(parts) + (f" (measured on {where})" if where else "")
+    return "; ".join(parts) + (f"; measured on {where}" if where else "")
 
 
 def busy(entry: dict) -> bool:

@@ -43,6 +43,14 @@ class OfflineHtmlRenderer(NotebookRenderer):
         margin = dict(layout.get("margin") or {})
         if title and "t" in margin:
             margin["t"] = max(margin["t"] - 30, 30 if layout.get("annotations") else 10)
+        # A legend on the right squeezes the plot to a sliver on a phone: it goes above the plot instead,
+        # in rows that wrap, where the title was, and above panel titles if there are any (figures that
+        # place their legend keep it).
+        legend = dict(layout.get("legend") or {})
+        if "x" not in legend and "y" not in legend:
+            above = 1.16 if layout.get("annotations") else 1.02
+            legend.update(orientation="h", x=0, xanchor="left", y=above, yanchor="bottom")
+        layout = {**layout, "legend": legend}
         bare = {**fig_dict, "layout": {**layout, "title": {"text": ""}, "margin": margin}}
         plot = pio.to_html(bare, config=self.config, include_plotlyjs=False, include_mathjax=False,
                            full_html=False, default_width="100%", default_height=450, validate=False,
@@ -60,6 +68,14 @@ def caption(title: str | None = "") -> str:
     displayed: a notebook run from the top numbers its figures 1, 2, ... in the order of the page."""
     n = next(_numbers)
     return f"Figure {n}. {title}" if title else f"Figure {n}."
+
+
+def wrap(text, width: int = 18) -> str:
+    """A panel title broken into lines of about `width` characters (plotly's <br>), so that the titles of
+    panels side by side do not run into each other on a narrow screen."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(str(text), width)) or str(text)
 
 
 def _figure_html(body: str, text: str) -> str:
@@ -318,7 +334,8 @@ def heatmap(matrices, x_labels, y_labels, *, title: str = "", colorscale: str = 
     panels = matrices if isinstance(matrices, dict) else {"": matrices}
     stacked = len(panels) > 2
     rows, cols = (len(panels), 1) if stacked else (1, len(panels))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[str(t) for t in panels], horizontal_spacing=0.06,
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[str(t) if stacked else wrap(t) for t in panels],
+                        horizontal_spacing=0.06,
                         vertical_spacing=min(0.3 / rows, 0.12), shared_yaxes=not stacked, shared_xaxes=stacked)
     for i, matrix in enumerate(panels.values()):
         z = np.asarray(matrix.detach().cpu() if hasattr(matrix, "detach") else matrix, dtype=float)
@@ -346,7 +363,8 @@ def line_panels(panels: dict, *, title: str = "", xlabel: str = "", ylabel: str 
     from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[str(t) for t in panels], horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[wrap(t) for t in panels],
+                        horizontal_spacing=0.08)
     colours: dict = {}
     palette = qualitative.Plotly
     for i, (x, series) in enumerate(panels.values()):
@@ -479,17 +497,24 @@ def histogram_overlay(series: dict, *, nbins: int = 30, title: str = "", xlabel:
 def scatter_grid(x, y, *, r=None, labels=None, title: str = "", xlabel: str = "", ylabel: str = "") -> go.Figure:
     """An n×m grid of scatter plots: panel (i, j) plots y[i, j] against x[i, j] (each of length k).
 
-    r : optional (n, m) values shown in the panel titles (e.g. correlations); labels : (n,) row and (m,)
-    column names (default 0..). Hover shows the index k (rank) of each point. A dashed identity line helps
-    compare scales.
+    r : optional (n, m) values written inside each panel, top left (e.g. correlations); labels : (n,) row
+    and (m,) column names (default 0..), above the top row and left of the first column, so that the grid
+    stays legible at a phone's width. Hover shows the pair and the index k (rank) of each point. A dashed
+    identity line helps compare scales.
     """
     x, y = _array(x), _array(y)
     n, m, k = x.shape
     rows, cols = (labels or (list(range(n)), list(range(m))))
-    titles = [f"{rows[i]} → {cols[j]}" + (f"  r={float(_array(r)[i, j]):.2f}" if r is not None else "")
-              for i in range(n) for j in range(m)]
+    titles = [str(cols[j]) if i == 0 else "" for i in range(n) for j in range(m)]
     fig = _make_subplots(rows=n, cols=m, subplot_titles=titles, shared_xaxes=True, shared_yaxes=True,
                         horizontal_spacing=0.02, vertical_spacing=0.05)
+    if r is not None:
+        for i in range(n):
+            for j in range(m):
+                axis = "" if i * m + j == 0 else i * m + j + 1
+                fig.add_annotation(text=f"r={float(_array(r)[i, j]):.2f}", x=0.03, y=0.97, xanchor="left",
+                                   yanchor="top", xref=f"x{axis} domain", yref=f"y{axis} domain",
+                                   showarrow=False, font=dict(size=9, color="#555"))
     ranks = np.arange(1, k + 1)
     low, high = float(np.nanmin([x.min(), y.min()])), float(np.nanmax([x.max(), y.max()]))
     for i in range(n):
@@ -500,11 +525,11 @@ def scatter_grid(x, y, *, r=None, labels=None, title: str = "", xlabel: str = ""
                                                    f"x %{{x:.3g}}<br>y %{{y:.3g}}<extra></extra>"), row=i + 1, col=j + 1)
             fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", showlegend=False, hoverinfo="skip",
                                      line=dict(color="gray", width=1, dash="dash")), row=i + 1, col=j + 1)
-    fig.update_annotations(font_size=10)
     for j in range(m):
         fig.update_xaxes(title_text=xlabel if j == m // 2 else "", row=n, col=j + 1)
     for i in range(n):
-        fig.update_yaxes(title_text=ylabel if i == n // 2 else "", row=i + 1, col=1)
+        fig.update_yaxes(title_text=f"{rows[i]}: {ylabel}" if i == n // 2 and ylabel else str(rows[i]),
+                         row=i + 1, col=1)
     fig.update_layout(title=title or None, height=140 * n + 120, margin=dict(l=70, r=20, t=80, b=60))
     return fig
 

@@ -269,7 +269,8 @@ display(viz.line_chart(
 
 # %% [markdown]
 # The same comparison beside the paper's numbers (also on the results page), with the correlation of
-# the Lanczos rank-{glue:text}`top_k:d` matrix with the full one:
+# the Lanczos rank-{glue:text}`top_k:d` matrix with the full one. The last column is not the paper's: it
+# is printed by the authors' tutorial notebook, for BigGAN, and marked so.
 
 # %%
 pggan = {eps: f"forward_iter_corr_pggan_{eps:.0e}".replace("e-0", "e-")

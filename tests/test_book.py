@@ -137,15 +137,15 @@ def test_timings_come_from_a_plain_profile_run_and_feed_run_times(tmp_path):
     summary.write_text(json.dumps({"profile": "default", "overrides": {}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 130.0, "profile": "default", "overrides": {}, "cpus": 2}}}))
     book.write_timings(summary, timings)
-    assert report.run_times("01_metric", timings) == ("smoke about 41 s, default about 2.2 min "
-                                                    "(measured on 2 CPU cores)")  # full not timed: not named
+    assert report.run_times("01_metric", timings) == ("smoke about 41 s; default about 2.2 min; "
+                                                    "measured on 2 CPU cores")  # full not timed: not named
     assert json.loads(timings.read_text())["smoke"]["01_metric"] == {"seconds": 41.2, "cpus": 2, "load": None,
                                                                      "date": "2026-01-02T03:04:05Z"}
     summary.write_text(json.dumps({"profile": "full", "overrides": {}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 900.0, "profile": "full", "overrides": {}, "cpus": 2}}}))
     book.write_timings(summary, timings, load=6.2)  # a busy machine: the time is an upper bound, and says so
     assert report.run_times("01_metric", timings).endswith(
-        "full about 15.0 min (at most: other jobs ran, load 6.2) (measured on 2 CPU cores)")
+        "full about 15.0 min or less, timed while other jobs ran at load 6.2; measured on 2 CPU cores")
     summary.write_text(json.dumps({"profile": "smoke", "overrides": {"seed": 1}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 1.0, "profile": "smoke", "overrides": {"seed": 1}}}}))
     with pytest.raises(book.UsageError, match="no notebook ran to the end without -p overrides"):

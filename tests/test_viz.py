@@ -157,3 +157,26 @@ def test_tables_and_bands_show_the_results_they_are_given():
     fig = viz.spectrum_against_random(spectra, {"m": np.array([0.2, 0.3, 0.4])})
     assert [t.name for t in fig.data if t.showlegend is not False] == ["m: eigenvalues", "m: random vᵀHv"]
     assert list(fig.data[3].y) == [0.3, 0.3, 0.3] and fig.layout.yaxis.type == "log"  # the random median, flat
+
+
+def test_panel_titles_wrap_and_the_scatter_grid_names_rows_and_columns_at_its_edges():
+    assert viz.wrap("step × (λ_k/λ_1)^(−0.33)") == "step ×<br>(λ_k/λ_1)^(−0.33)" and viz.wrap("same step") == "same step"
+    panels = viz.line_panels({"same step": ([0, 1], {"a": [0, 1]}), "step × (λ_k/λ_1)^(−0.33)": ([0, 1], {"a": [0, 2]})})
+    assert [a.text for a in panels.layout.annotations] == ["same step", "step ×<br>(λ_k/λ_1)^(−0.33)"]
+    x = np.random.default_rng(0).normal(size=(2, 3, 5))
+    fig = viz.scatter_grid(x, x, r=np.full((2, 3), 0.5), labels=(["z0", "z1"], ["a", "b", "c"]), ylabel="y")
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts[:3] == ["a", "b", "c"] and texts.count("r=0.50") == 6, "columns on top, r inside each panel"
+    assert fig.layout.yaxis.title.text == "z0" and fig.layout.yaxis4.title.text == "z1: y"
+
+
+def test_legends_sit_above_the_plot_so_that_a_phone_keeps_the_plot_wide():
+    import plotly.io as pio
+
+    viz.use_offline_html()
+    line = pio.renderers["book"].to_mimebundle(viz.line_chart([1, 2], {"a": [1, 2], "b": [2, 1]}).to_dict())
+    legend = line[viz.JSON_MIME]["layout"]["legend"]
+    assert legend["orientation"] == "h" and legend["y"] > 1, "above the plot, not on its right"
+    panels = viz.line_panels({"p": ([0, 1], {"a": [0, 1]}), "q": ([0, 1], {"a": [1, 0]})}).to_dict()
+    assert pio.renderers["book"].to_mimebundle(panels)[viz.JSON_MIME]["layout"]["legend"]["y"] > legend["y"], (
+        "above the panel titles")
