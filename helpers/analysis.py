@@ -616,3 +616,20 @@ def comparison_means(c: Comparison) -> dict[str, float]:
             "cosine of the top eigenvectors (abs.)": c.cosine[:, 0].mean().item(),
             f"top-{c.cosine.shape[1]} subspace overlap": c.overlap.mean().item()}
 
+
+
+def homogeneity_row(m: Metric, tests: HomogeneityTests, layers: LayerTests, *, top_k: int = 10,
+                    seed: int = 0) -> dict:
+    """One model's numbers for chapter 03's table across models, under the labels it prints: the log- and
+    linear-scale homogeneity (mean, median), the vec(H) correlation (mean), r with the code distance and its 95%
+    bootstrap interval over codes (a (low, high) pair; nan with too few codes), the average frame's top-k energy,
+    the number of block outputs and the authors' layer matrix (log and linear means)."""
+    log, linear, vec = (tests.summary[name] for name in ("log scale", "linear scale", "vec(H) correlation"))
+    return {"log scale, mean": log.mean, "log scale, median": log.median, "linear scale, mean": linear.mean,
+            "linear scale, median": linear.median, "vec(H) correlation, mean": vec.mean,
+            "r with the code distance": homogeneity_vs_distance(m.z, tests.log),
+            "r: 95% bootstrap interval over codes": homogeneity_vs_distance_interval(m.z, tests.log, seed=seed),
+            f"average frame, top-{top_k} energy": frame_energy(m).mean_at(min(top_k, m.z.shape[1]))[0],
+            "layers (block outputs)": len(layers.labels),
+            "layer matrix, log, mean": layers.summary["authors' matrix, log"].mean,
+            "layer matrix, linear, mean": layers.summary["authors' matrix, linear"].mean}

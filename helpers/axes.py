@@ -155,6 +155,28 @@ def global_axis_change(G: Callable, distance: Callable, average, codes: torch.Te
     return torch.stack([change(rank) for rank in ranks])
 
 
+def random_axis_change(G: Callable, distance: Callable, average, codes: torch.Tensor, n_directions: int, steps, *,
+                       mode: str = "linear", power: float = 1 / 3, seed: int = 0) -> torch.Tensor:
+    """The control of `global_axis_change`: (n_directions, n) for random unit directions v instead of the average
+    metric's eigenvectors, each walked with the same rule for its steps, × (vᵀ H v / λ_1)^(−power) with H the
+    average metric (for an eigenvector this is its rank's multiplier). Directions come from a generator seeded
+    with `seed` (float64 normal draws, normalised)."""
+    g = torch.Generator().manual_seed(seed)
+    d = codes.shape[-1]
+    V = torch.randn(n_directions, d, generator=g, dtype=torch.float64)
+    V = V / V.norm(dim=1, keepdim=True)
+    H = average.H_mean.double().cpu()
+    top = float(average.eigvals[0])
+    scales = ((V @ H * V).sum(1) / top).clamp_min(1e-12) ** (-power)
+    t = torch.as_tensor(steps, dtype=torch.float64)
+
+    def change(v, scale):
+        ends = torch.stack([walk(z, v.to(z.device), (t * scale)[[0, -1]], mode) for z in codes])
+        return torch.stack([distance_curves(G, distance, z, w).mean() for z, w in zip(codes, ends)])
+
+    return torch.stack([change(v, scale) for v, scale in zip(V, scales)])
+
+
 # --- earlier methods: GANSpace and SeFa ------------------------------------------------------------------------
 
 def pca_directions(G: Callable, module: nn.Module | str, n_samples: int = 2000, k: int = 10, seed: int = 0, *,

@@ -14,6 +14,7 @@ from .profiles import PROFILES
 BOOK = Path(__file__).resolve().parent.parent / "book"
 TIMINGS = BOOK / "timings.json"  # measured time per chapter and profile (`python -m helpers.book timings`)
 PAPER = BOOK / "paper.yml"  # the paper's numbers that the book quotes, with their sources
+RECORDED = BOOK / "recorded.json"  # result tables of a run of another profile, kept (`python -m helpers.book record`)
 SUMMARY_ENV = "GAN_GEOMETRY_SUMMARY"  # set by `python -m helpers.book run`: where this notebook's numbers go
 
 
@@ -121,13 +122,23 @@ def paper_entries() -> dict[str, dict]:
     return yaml.safe_load(PAPER.read_text(encoding="utf-8")) or {}
 
 
+AUTHORS_CODE = "authors' code"  # the `origin` of a book/paper.yml entry printed by the authors' code, not the paper
+
+
+def paper_role(entry: dict) -> str:
+    """The role that marks an entry of book/paper.yml, in prose and on the results page: "paper" for a number
+    printed in the paper, "authors" for one printed by the authors' code (their tutorial notebooks; `origin:
+    authors' code`), so that a reader can tell the two apart."""
+    return "authors" if entry.get("origin") == AUTHORS_CODE else "paper"
+
+
 def result_table(key: str, title: str, rows: list[str], columns: dict[str, list], *,
                  paper: dict[str, list] | None = None, row_header: str = "", note: str = "", digits: int = 3):
     """A table of this run's results beside the paper's: shown in the chapter, recorded for the results page.
 
     rows: the row labels (quantities); columns: {our column label, e.g. the model: one value per row};
     paper: {paper column label, e.g. "paper: DCGAN-fashion (120-d)": one id of book/paper.yml or None per
-    row}; note: what the numbers are over (sample sizes), generated from the parameters. Recorded in the
+    row; a value printed by the authors' code rather than the paper is marked "(authors' code)"}; note: what the numbers are over (sample sizes), generated from the parameters. Recorded in the
     summary as "results/<key>"; returns the Markdown table for the cell to display.
     """
     from IPython.display import Markdown
@@ -150,7 +161,8 @@ def result_table(key: str, title: str, rows: list[str], columns: dict[str, list]
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r, label in enumerate(rows):
         cells = [format_number(values[c][r], digits) for c in values]
-        cells += ["–" if ids[r] is None else str(entries[ids[r]]["value"]) for ids in paper.values()]
+        cells += ["–" if ids[r] is None else str(entries[ids[r]]["value"])
+                  + (" (authors' code)" if paper_role(entries[ids[r]]) == "authors" else "") for ids in paper.values()]
         lines.append("| " + " | ".join([label] + cells) + " |")
     return Markdown("\n".join(lines))
 
@@ -159,7 +171,8 @@ def run_times(stem: str, path: Path | None = None) -> str:
     """How long chapter `stem` takes per profile, from book/timings.json, as prose for the chapter's header.
 
     A chapter cannot time itself: the times are written by `python -m helpers.book timings` from the
-    summary of a run on an idle machine. Profiles not measured yet are said to be so.
+    summary of a run on an idle machine. Only the profiles that were timed are named (the book's page on
+    running says once that a profile without a time has not been timed).
     """
     timings = read_json(path or TIMINGS)
     parts, cores = [], set()
@@ -167,14 +180,13 @@ def run_times(stem: str, path: Path | None = None) -> str:
         entry = timings.get(profile, {}).get(stem)
         if entry:
             parts.append(f"{profile} {duration(entry['seconds'])}"
-                         + (f" (at most: other jobs ran, load {entry['load']:.3g})" if busy(entry) else ""))
+                         + (f" or less, timed while other jobs ran at load {entry['load']:.3g}"
+                            if busy(entry) else ""))
             cores.add(entry.get("cpus"))
-        else:
-            parts.append(f"{profile} not measured yet")
-    if not cores:
+    if not parts:
         return "its running time is not measured yet"
     where = " and ".join(f"{n} CPU cores" for n in sorted(c for c in cores if c))
-    return ", ".join(parts) + f" (measured on {where})"
+    return "; ".join(parts) + (f"; measured on {where}" if where else "")
 
 
 def busy(entry: dict) -> bool:
@@ -206,3 +218,65 @@ def _jsonable(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+# --- the recorded run of another profile, and verdicts against a threshold
+
+
+def recorded_table(key: str, profile: str = "full", path: Path | None = None) -> dict | None:
+    """The result table `key` (as given to `result_table`) of the `profile` run kept in book/recorded.json, with
+    the chapter run's date added as "finished"; None if that run did not record it."""
+    for entry in read_json(path or RECORDED).get(profile, {}).values():
+        table = entry.get("tables", {}).get(f"results/{key}")
+        if table is not None:
+            return {**table, "finished": entry.get("finished")}
+    return None
+
+
+def recorded_row(key: str, row: str, profile: str = "full", path: Path | None = None) -> dict:
+    """{model: value} of row `row` of the recorded table `key` (columns "ours: <model>"), numbers only; {} when the
+    table or the row was not recorded."""
+    table = recorded_table(key, profile, path)
+    if table is None or row not in table["rows"]:
+        return {}
+    i = table["rows"].index(row)
+    return {label.removeprefix("ours: "): column[i] for label, column in table["columns"].items()
+            if isinstance(column[i], (int, float)) and not isinstance(column[i], bool)}
+
+
+class Threshold:
+    """The line a verdict draws: a value holds when it is at least `value` (above=True) or at most `value`."""
+
+    def __init__(self, value: float, *, above: bool = True, spec: str = ".3g"):
+        self.value, self.above, self.spec = value, above, spec
+
+    def holds(self, x) -> bool:
+        return x >= self.value if self.above else x <= self.value
+
+    def __str__(self) -> str:
+        return f"{'at least' if self.above else 'at most'} {format(self.value, self.spec)}"
+
+
+def full_run_check(key: str, row: str, threshold: Threshold, current: dict, *, spec: str = ".3g", unit: str = "",
+                   profile: str = "full", path: Path | None = None) -> str:
+    """A sentence on what the recorded `profile` run (book/recorded.json) gives in row `row` of table `key`,
+    against `threshold`, for the models of `current` {model: this run's value}: whether it agrees, and where it
+    falls on the other side of the threshold (and, there, whether this run did too). "" when nothing is recorded.
+    """
+    recorded = {name: value for name, value in recorded_row(key, row, profile, path).items() if name in current}
+    if not recorded:
+        return ""
+    table = recorded_table(key, profile, path)
+    over = (table.get("note") or "").replace(" (", ", ").replace(")", "")  # no parentheses inside parentheses
+    run = f"The recorded {profile}-profile run" + (f" ({over})" if over else "")
+    failed = {name: value for name, value in recorded.items() if not threshold.holds(value)}
+    if not failed:
+        each = "every one " if len(recorded) > 1 else ""
+        return f"{run} agrees: it gives {on_each(recorded, spec, unit)}, {each}{threshold}."
+    side = "below" if threshold.above else "above"
+    also = {name: threshold.holds(current[name]) for name in failed}
+    text = f"{run} gives {on_each(failed, spec, unit)}, {side} the threshold"
+    if any(also.values()):
+        text += f", unlike this run on {phrase_list(f'`{n}`' for n, ok in also.items() if ok)}"
+    held = [f"`{name}`" for name in recorded if name not in failed]
+    return text + (f"; on {phrase_list(held)} it is {threshold}." if held else ".")

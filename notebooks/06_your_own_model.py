@@ -46,15 +46,15 @@ seed = 0
 blur = 4  # side of the average-pooling window of the blurred-pixel distance
 device = "cpu"
 
-# %%
+# %% tags=["hide-input"]
 import torch
 from torch import nn
 
 from helpers import assets, distances, generators, metric, viz
-from helpers.report import glue, record, run_times
 from helpers.generators import Generator
+from helpers.report import glue, record, run_times
 
-glue("run_times", run_times("06_your_own_model"))
+times = glue("run_times", run_times("06_your_own_model"))
 
 # %% [markdown]
 # ## A generator of your own
@@ -66,22 +66,25 @@ glue("run_times", run_times("06_your_own_model"))
 
 # %%
 class FacesDCGAN(nn.Module):
-    """The PyTorch DCGAN tutorial's generator: a 100-d code to a 64×64 RGB image in [-1, 1]."""
+    """The PyTorch DCGAN tutorial's generator: a 100-d code to a 64×64 RGB image."""
 
     def __init__(self, latent_dim=100, width=64):
         super().__init__()
         channels = [latent_dim, 8 * width, 4 * width, 2 * width, width]
         layers = []
         for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 1 if i == 0 else 2, 0 if i == 0 else 1, bias=False),
+            stride, padding = (1, 0) if i == 0 else (2, 1)
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False),
                        nn.BatchNorm2d(c_out), nn.ReLU(True)]
-        self.main = nn.Sequential(*layers, nn.ConvTranspose2d(width, 3, 4, 2, 1, bias=False), nn.Tanh())
+        last = nn.ConvTranspose2d(width, 3, 4, 2, 1, bias=False)
+        self.main = nn.Sequential(*layers, last, nn.Tanh())
 
-    def forward(self, z):  # (n, 100) -> (n, 3, 64, 64)
+    def forward(self, z):  # (n, 100) -> (n, 3, 64, 64), values in [-1, 1]
         return self.main(z[:, :, None, None])
 
 
-checkpoint = torch.load(assets.fetch("dcgan-faces64"), map_location="cpu", weights_only=True)
+weights = assets.fetch("dcgan-faces64")
+checkpoint = torch.load(weights, map_location="cpu", weights_only=True)
 my_net = FacesDCGAN()
 my_net.load_state_dict(checkpoint["netG_state_dict"])
 G = Generator(my_net, latent_dim=100, name="my-faces").to(device)
@@ -93,10 +96,13 @@ viz.image_grid(G(z), nrow=4, title="samples from my-faces")
 
 # %%
 with torch.no_grad():
-    same = float((G(z) - generators.load("dcgan-faces64", device=device)(z)).abs().max())
-glue("same_as_loader", "exactly (the largest pixel difference is zero)" if same == 0 else
-     f"to {same:.1e} in pixel value")
-print(f"largest pixel difference from the built-in loader: {same:.1e}")
+    built_in = generators.load("dcgan-faces64", device=device)
+    same = float((G(z) - built_in(z)).abs().max())
+same_text = glue("same_as_loader", "exactly (the largest pixel difference is zero)"
+                 if same == 0 else f"to {same:.1e} in pixel value")
+
+# %% [markdown]
+# The two match {glue:text}`same_as_loader`.
 
 # %% [markdown]
 # ## A distance of your own
@@ -108,7 +114,7 @@ print(f"largest pixel difference from the built-in loader: {same:.1e}")
 
 # %%
 class BlurredPixels(distances.Distance):
-    """Mean squared difference of images blurred by `window`×`window` average pooling."""
+    """Mean squared difference of images blurred by window × window average pooling."""
 
     def __init__(self, window: int = 4):
         super().__init__()
@@ -121,7 +127,8 @@ class BlurredPixels(distances.Distance):
 
 blurred = BlurredPixels(blur)
 glue("blur", blur)
-print("distance from the first sample to each:", blurred(G(z[:1]), G(z)).tolist())
+viz.markdown_table({"sample": list(range(len(z))),
+                    "distance from sample 0": blurred(G(z[:1]), G(z)).tolist()})
 
 # %% [markdown]
 # ## Its metric, three ways
@@ -134,10 +141,12 @@ exact = metric.metric(G, z[0], blurred)
 as_function = lambda x0, x: blurred(x0, x)  # noqa: E731  a distance with no feature map
 by_backprop = metric.metric(G, z[0], as_function, "backprop")
 by_lanczos = metric.metric(G, z[0], as_function, "lanczos", k=5)
+top5 = exact.eigvals[:, :5]
 agreement = {
-    "backprop vs jacobian (relative Frobenius)": float((by_backprop.H - exact.H).norm() / exact.H.norm()),
-    "lanczos top-5 vs jacobian (max relative)": float(((by_lanczos.eigvals - exact.eigvals[:, :5]).abs()
-                                                       / exact.eigvals[:, :5]).max()),
+    "backprop vs jacobian (relative Frobenius)":
+        float((by_backprop.H - exact.H).norm() / exact.H.norm()),
+    "lanczos top-5 vs jacobian (max relative)":
+        float(((by_lanczos.eigvals - top5).abs() / top5).max()),
 }
 record("custom_model_agreement", agreement)
 glue("backprop_gap", agreement["backprop vs jacobian (relative Frobenius)"])
@@ -152,10 +161,11 @@ viz.markdown_table({"comparison": list(agreement), "error": list(agreement.value
 # at the same code:
 
 # %%
-with torch.random.fork_rng(devices=[]):  # PyTorch's default initialisation, reproducible from the seed
+with torch.random.fork_rng(devices=[]):  # PyTorch's default initialisation, seeded
     torch.manual_seed(seed)
     untrained_net = FacesDCGAN()
-untrained = metric.metric(Generator(untrained_net, latent_dim=100, name="untrained").to(device), z[0], blurred)
+G_untrained = Generator(untrained_net, latent_dim=100, name="untrained").to(device)
+untrained = metric.metric(G_untrained, z[0], blurred)
 
 
 def decades(result, rank):
@@ -168,16 +178,20 @@ spread = {"trained": decades(exact, rank), "untrained": decades(untrained, rank)
 record("custom_model_decades_to_rank50", spread)
 glue("decades_trained", spread["trained"])
 glue("decades_untrained", spread["untrained"])
-glue("anisotropy_verdict", "more" if spread["trained"] > spread["untrained"] else "less")
+more = spread["trained"] > spread["untrained"]
+verdict = glue("anisotropy_verdict", "more" if more else "less")
+nets = {"trained (my-faces)": exact, "untrained, same architecture": untrained}
 viz.line_chart(range(1, G.latent_dim + 1),
-               {name: (r.eigvals[0] / r.eigvals[0, 0]).cpu().numpy() for name, r in
-                {"trained (my-faces)": exact, "untrained, same architecture": untrained}.items()},
-               log_y=True, title="spectrum under BlurredPixels", xlabel="rank", ylabel="λ / λ₁")
+               {name: (r.eigvals[0] / r.eigvals[0, 0]).cpu().numpy()
+                for name, r in nets.items()},
+               log_y=True, title="spectrum under BlurredPixels", xlabel="rank",
+               ylabel="λ / λ₁")
 
 # %%
 steps = torch.linspace(-3, 3, 7)
 along_top = torch.stack([z[0] + t * exact.eigvecs[0, :, 0].float() for t in steps])
-viz.image_grid(G(along_top), nrow=7, title="my-faces along its top eigenvector under BlurredPixels")
+viz.image_grid(G(along_top), nrow=7,
+               title="my-faces along its top eigenvector under BlurredPixels")
 
 # %% [markdown]
 # The explorer of chapter 04 takes your generator and distance too: `explore({"mine": G}, distance=blurred)`.

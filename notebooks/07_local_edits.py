@@ -71,7 +71,7 @@ rpca_max_iter = 10000  # Robust PCA iterations at most (LowRankGAN's default)
 n_bootstrap = 2000
 device = "cpu"
 
-# %%
+# %% tags=["hide-input"]
 import time
 import warnings
 

@@ -267,6 +267,24 @@ def test_image_distances_step_panels_and_global_axis_change_on_a_toy_generator()
     torch.testing.assert_close(change[1, 1], axes.distance_curves(G, mse, codes[1], ends).mean())
 
 
+def test_random_axis_change_walks_random_directions_with_the_eigen_axes_step_rule():
+    from helpers import distances
+
+    G, mse, m = linear_generator(), distances.mse(), toy_metric()
+    V, lam = m.eigvecs[0], m.eigvals[0]
+    H = V @ torch.diag(lam) @ V.T
+    average = SimpleNamespace(H_mean=H, eigvecs=V, eigvals=lam)
+    steps = torch.tensor([-1.0, 0.0, 1.0])
+    change = axes.random_axis_change(G, mse, average, m.z, 3, steps, power=0.5, seed=4)
+    assert change.shape == (3, len(m.z)) and (change > 0).all()
+    torch.testing.assert_close(change, axes.random_axis_change(G, mse, average, m.z, 3, steps, power=0.5, seed=4))
+    v = torch.randn(3, H.shape[0], generator=torch.Generator().manual_seed(4), dtype=torch.float64)[1]
+    v = v / v.norm()
+    scale = float((v @ H @ v) / lam[0]) ** -0.5  # the step rule of the eigen-axes
+    ends = axes.walk(m.z[0], v, [-scale, scale])
+    torch.testing.assert_close(change[1, 0], axes.distance_curves(G, mse, m.z[0], ends).mean())
+
+
 def test_earlier_axes_are_ganspace_on_two_layers_and_sefa():
     G, P, _ = planted_generator()
     found = axes.earlier_axes(G, n_samples=500, k=2, seed=1)

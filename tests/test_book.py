@@ -137,15 +137,15 @@ def test_timings_come_from_a_plain_profile_run_and_feed_run_times(tmp_path):
     summary.write_text(json.dumps({"profile": "default", "overrides": {}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 130.0, "profile": "default", "overrides": {}, "cpus": 2}}}))
     book.write_timings(summary, timings)
-    assert report.run_times("01_metric", timings) == ("smoke about 41 s, default about 2.2 min, full not measured yet "
-                                                    "(measured on 2 CPU cores)")
+    assert report.run_times("01_metric", timings) == ("smoke about 41 s; default about 2.2 min; "
+                                                    "measured on 2 CPU cores")  # full not timed: not named
     assert json.loads(timings.read_text())["smoke"]["01_metric"] == {"seconds": 41.2, "cpus": 2, "load": None,
                                                                      "date": "2026-01-02T03:04:05Z"}
     summary.write_text(json.dumps({"profile": "full", "overrides": {}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 900.0, "profile": "full", "overrides": {}, "cpus": 2}}}))
     book.write_timings(summary, timings, load=6.2)  # a busy machine: the time is an upper bound, and says so
     assert report.run_times("01_metric", timings).endswith(
-        "full about 15.0 min (at most: other jobs ran, load 6.2) (measured on 2 CPU cores)")
+        "full about 15.0 min or less, timed while other jobs ran at load 6.2; measured on 2 CPU cores")
     summary.write_text(json.dumps({"profile": "smoke", "overrides": {"seed": 1}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 1.0, "profile": "smoke", "overrides": {"seed": 1}}}}))
     with pytest.raises(book.UsageError, match="no notebook ran to the end without -p overrides"):
@@ -183,8 +183,9 @@ def test_results_page_shows_the_run_its_sample_sizes_and_the_paper(tmp_path):
     assert "profile `default`, notebooks finished on 2026-12-01 (UTC)" in page
     assert "`make book PROFILE=full` regenerates this page" in page
     assert "`n_points=12`" in page and "`seed=0`" in page  # the override, and a default from the parameters cell
-    assert "| log, mean | 0.932 | {paper}`0.952` |" in page and "| linear, mean | 6.20e-07 | – |" in page
+    assert "| log, mean | 0.932 | {authors}`0.952` |" in page and "| linear, mean | 6.20e-07 | – |" in page
     assert "Over 10 codes." in page and "## 03. Homogeneity: is the metric the same everywhere?" in page
+    assert page.index("## 03. Homogeneity") < page.index("## Parameters of this run") < page.index(":::{dropdown}")
     summary["notebooks"]["03_homogeneity"]["profile"] = "full"
     assert "regenerates" not in book.results_page(summary) and "profile `full`" in book.results_page(summary)
     with pytest.raises(book.UsageError, match="no notebooks"):

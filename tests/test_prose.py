@@ -1,8 +1,9 @@
 """The chapters' prose cites the run (book/CONVENTIONS.md): no typed run numbers, every cited key glued.
 
 A numeral in a chapter's markdown is allowed only by the grammar of CONVENTIONS.md section 2 (code, math
-integers, {paper} values, names, references, model facts, years and versions); anything else is a number
-typed by hand. Every {glue:...} key the prose cites must be glued, by a literal key, in the same notebook.
+integers, {paper} and {authors} values, names, references, model facts, years and versions); anything else is
+a number typed by hand. Every {glue:...} key the prose cites must be glued, by a literal key, in the same
+notebook. The pages show no raw Python output, and the code a reader sees fits the column (section 6).
 """
 from __future__ import annotations
 
@@ -48,8 +49,8 @@ def prose_problems(text: str) -> list[str]:
 
     def role(match):
         name, content = match.groups()
-        if name == "paper" and not re.search(r"\d", content):
-            problems.append(f"{{paper}}`{content}` holds no number")
+        if name in ("paper", "authors") and not re.search(r"\d", content):
+            problems.append(f"{{{name}}}`{content}` holds no number")
         return " " * len(match.group(0))
 
     text = FENCE.sub(_blank, text)
@@ -294,9 +295,95 @@ def test_executed_check_catches_a_format_that_hides_the_value(tmp_path):
 
 @pytest.mark.parametrize("path", CHAPTERS + PAGES, ids=lambda p: p.name)
 def test_paper_numbers_are_listed_with_their_sources(path):
-    """Every {paper}`value` is one of book/paper.yml's values (the strict build checks it too)."""
+    """Every {paper}`value` is a value of book/paper.yml printed in the paper, every {authors}`value` one
+    printed by the authors' code (`origin`); the strict build checks it too."""
     texts = markdown_cells(path) if path.suffix == ".py" else [path.read_text(encoding="utf-8")]
-    known = {str(entry["value"]) for entry in report.paper_entries().values()}
-    unknown = sorted({content.strip() for text in texts for name, content in ROLE.findall(text)
-                      if name == "paper"} - known)
-    assert not unknown, f"{path.name}: paper values not in book/paper.yml: {unknown}"
+    known = {(report.paper_role(entry), str(entry["value"])) for entry in report.paper_entries().values()}
+    cited = {(name, content.strip()) for text in texts for name, content in ROLE.findall(text)
+             if name in ("paper", "authors")}
+    unknown = sorted(cited - known)
+    assert not unknown, f"{path.name}: (role, value) not in book/paper.yml with that origin: {unknown}"
+
+
+# --- what the pages show: no raw Python output, code that fits the column
+
+# A cell tagged so shows its plain-text output on purpose (book/CONVENTIONS.md section 6).
+RAW_OUTPUT_TAG = "raw-output"
+HIDDEN_OUTPUT = {"remove-output", "remove-cell", RAW_OUTPUT_TAG}
+# Chapters whose owners are removing their raw output; remove one when it shows none (the xfail is strict).
+RAW_OUTPUT_PENDING: set[str] = {"05", "07", "08"}
+CODE_WIDTH = 88  # columns of code a page shows without scrolling sideways
+# Chapters whose code is still wider than CODE_WIDTH (not owned by this change); strict, as WORDY.
+WIDE: set[str] = {"05", "07", "08"}
+
+
+def raw_outputs(nb) -> list[str]:
+    """The outputs of an executed notebook that a reader would see as raw Python output: printed text (stdout,
+    stderr) and results that are only text/plain (a repr: a stray number, a quoted string, a dict), outside
+    cells whose output is removed or tagged `raw-output`."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or HIDDEN_OUTPUT & set(cell.metadata.get("tags", [])):
+            continue
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                text = out.text
+            elif out.output_type in ("execute_result", "display_data") and set(out.data) <= {"text/plain"}:
+                text = out.data.get("text/plain", "")
+            else:
+                continue
+            found.append(f"cell {i} ({out.output_type}): {text.strip()[:120]!r}")
+    return found
+
+
+def test_raw_outputs_are_found_and_tagged_cells_are_left_alone():
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    cells = [new_code_cell("x", outputs=[new_output("execute_result", {"text/plain": "5.39"}, execution_count=1)]),
+             new_code_cell("print", outputs=[new_output("stream", name="stdout", text="hello\n")]),
+             new_code_cell("md", outputs=[new_output("display_data", {"text/plain": "<M>", "text/markdown": "*a*"})]),
+             new_code_cell("x", metadata={"tags": [RAW_OUTPUT_TAG]},
+                           outputs=[new_output("stream", name="stdout", text="meant\n")]),
+             new_code_cell("w", metadata={"tags": ["remove-output"]},
+                           outputs=[new_output("display_data", {"text/plain": "Widget"})])]
+    found = raw_outputs(new_notebook(cells=cells))
+    assert len(found) == 2 and "'5.39'" in found[0] and "'hello'" in found[1]
+
+
+def executed(path: Path):
+    """The executed notebook of a chapter source, or a skip when it is missing or from other sources."""
+    target = book.OUTPUT / f"{path.stem}.ipynb"
+    if not target.exists():
+        pytest.skip(f"{target} not executed yet (python -m helpers.book run --only {path.name[:2]})")
+    nb = nbformat.read(target, as_version=4)
+    if [c.source for c in nb.cells if c.cell_type == "markdown"] != markdown_cells(path):
+        pytest.skip(f"{target} was executed from another version of {path.name}")
+    return nb
+
+
+def _pending(names: set[str], reason: str):
+    return [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=reason)) if p.name[:2] in names else p
+            for p in CHAPTERS]
+
+
+@pytest.mark.parametrize("path", _pending(RAW_OUTPUT_PENDING, "raw output not removed yet"), ids=lambda p: p.stem)
+def test_executed_chapters_show_no_raw_python_output(path):
+    """What `make book` executed (book/notebooks/); test_book_render checks every chapter of a fresh smoke run."""
+    found = raw_outputs(executed(path))
+    assert not found, f"{path.name}: raw output (display it as a table, a figure or prose, or tag the cell " \
+                      f"{RAW_OUTPUT_TAG!r} if it is meant):\n" + "\n".join(found)
+
+
+def wide_code(path: Path) -> list[str]:
+    """Lines wider than CODE_WIDTH in the code cells a reader sees (cells whose input is removed are left out)."""
+    hidden = {"remove-input", "remove-cell"}
+    return [f"cell {i}: {len(line)} columns: {line.strip()[:70]}"
+            for i, cell in enumerate(book.load_notebook(path).cells)
+            if cell.cell_type == "code" and not hidden & set(cell.metadata.get("tags", []))
+            for line in cell.source.splitlines() if len(line) > CODE_WIDTH]
+
+
+@pytest.mark.parametrize("path", _pending(WIDE, "code not wrapped yet"), ids=lambda p: p.stem)
+def test_chapter_code_fits_the_column(path):
+    wide = wide_code(path)
+    assert not wide, f"{path.name}: code wider than {CODE_WIDTH} columns scrolls sideways:\n" + "\n".join(wide)

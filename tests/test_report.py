@@ -39,7 +39,8 @@ def test_result_table_records_our_values_beside_the_papers(monkeypatch, tmp_path
     assert recorded["columns"] == {"ours: faces": [0.93212, 0.794]} and recorded["note"] == "30 codes"
     assert recorded["paper"] == {"paper: DCGAN-fashion": [{"id": "homogeneity_log_mean", "value": "0.952"}, None]}
     assert shown.data.splitlines()[2:] == ["| measure | ours: faces | paper: DCGAN-fashion |", "|---|---|---|",
-                                           "| log, mean | 0.932 | 0.952 |", "| linear, mean | 0.794 | – |"]
+                                           "| log, mean | 0.932 | 0.952 (authors' code) |",
+                                           "| linear, mean | 0.794 | – |"]
     with pytest.raises(ValueError, match="not_an_entry not in paper.yml"):
         report.result_table("x", "X", ["a"], {"ours": [1.0]}, paper={"paper": ["not_an_entry"]})
     with pytest.raises(ValueError, match="column 'ours' has 2 values for 1 rows"):
@@ -102,3 +103,46 @@ def test_on_each_and_which_name_the_models():
     assert report.which({"a": True, "b": True}) == "every model of this run"
     assert report.which({"a": True, "b": False, "c": 1}) == "`a` and `c`"
     assert report.which({"a": False}) == report.which({}) == "no model of this run"
+
+
+def test_paper_entries_say_whether_the_paper_or_the_authors_code_printed_them():
+    entries = report.paper_entries()
+    assert report.paper_role(entries["homogeneity_log_mean"]) == "authors"  # Tutorial_GAN_Geometry.ipynb
+    assert report.paper_role(entries["forward_iter_corr_pggan_1e-3"]) == "paper"
+    tutorial = {k for k, e in entries.items() if "Tutorial_" in e["source"]}
+    assert tutorial == {k for k, e in entries.items() if report.paper_role(e) == "authors"}, (
+        "an entry whose source is the authors' tutorial notebook has origin: authors' code, and only those")
+
+
+RECORDED = {"full": {"03_homogeneity": {"finished": "2026-12-01T22:35:09Z", "tables": {"results/homogeneity": {
+    "title": "H", "rows": ["log scale, mean", "note"], "note": "30 codes per model (870 ordered pairs)",
+    "columns": {"ours: a": [0.93, "x"], "ours: b": [0.888, "y"], "ours: c": ["–", "z"]}}}}}}
+
+
+def test_recorded_rows_give_the_numbers_of_the_kept_full_run(tmp_path):
+    path = tmp_path / "recorded.json"
+    path.write_text(json.dumps(RECORDED))
+    assert report.recorded_row("homogeneity", "log scale, mean", path=path) == {"a": 0.93, "b": 0.888}
+    assert report.recorded_row("homogeneity", "missing", path=path) == {}
+    assert report.recorded_row("other", "log scale, mean", path=path) == {}
+    assert report.recorded_table("homogeneity", path=path)["finished"] == "2026-12-01T22:35:09Z"
+    assert report.recorded_row("homogeneity", "log scale, mean", "smoke", path=path) == {}
+
+
+def test_a_verdict_against_a_threshold_says_where_the_full_run_agrees_and_where_not(tmp_path):
+    path = tmp_path / "recorded.json"
+    path.write_text(json.dumps(RECORDED))
+    at_least = report.Threshold(0.9, spec=".1f")
+    assert str(at_least) == "at least 0.9" and str(report.Threshold(2, above=False)) == "at most 2"
+    assert at_least.holds(0.9) and not at_least.holds(0.89) and report.Threshold(2, above=False).holds(1.5)
+    text = report.full_run_check("homogeneity", "log scale, mean", at_least, {"a": 0.93, "b": 0.907}, spec=".3f",
+                                 path=path)
+    assert text == ("The recorded full-profile run (30 codes per model, 870 ordered pairs) gives 0.888 on `b`, below "
+                    "the threshold, unlike this run on `b`; on `a` it is at least 0.9.")
+    agree = report.full_run_check("homogeneity", "log scale, mean", report.Threshold(0.8), {"a": 0.9, "b": 0.9},
+                                  spec=".2f", path=path)
+    assert agree.endswith("agrees: it gives 0.93 on `a` and 0.89 on `b`, every one at least 0.8.")
+    fewer = report.full_run_check("homogeneity", "log scale, mean", report.Threshold(1, above=False), {"a": 0.9},
+                                  spec=".2f", path=path)
+    assert fewer.endswith("agrees: it gives 0.93 on `a`, at most 1.")  # only the models of this run
+    assert report.full_run_check("other", "log scale, mean", at_least, {"a": 1.0}, path=path) == ""

@@ -1,6 +1,8 @@
 """Figures that work everywhere: no fixed widths, a slider that starts at step 0 and never plays by itself,
-and a mime bundle that the book (HTML) and Jupyter (plotly JSON) can both draw."""
+numbered captions, images that scale with the page, and a mime bundle that the book (HTML) and Jupyter (plotly
+JSON) can both draw."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -13,8 +15,6 @@ def images(n, size=8, seed=0):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: viz.image_grid(images(6), nrow=3, title="grid"),
-    lambda: viz.montage(images(6).reshape(2, 3, 3, 8, 8), ["a", "b"], ["x", "y", "z"]),
     lambda: viz.image_slider(images(5), [-2, -1, 0, 1, 2]),
     lambda: viz.line_chart([1, 2], {"y": [1, 2]}),
 ])
@@ -22,6 +22,56 @@ def test_figures_follow_the_page_width(make):
     layout = make().layout
     assert layout.width is None, "a fixed width overflows a phone screen"
     assert layout.height is not None and layout.height > 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda: viz.image_grid(images(6), nrow=3, title="grid"),
+    lambda: viz.montage(images(6).reshape(2, 3, 3, 8, 8), ["a", "b"], ["x", "y", "z"], title="m"),
+])
+def test_images_are_an_html_grid_that_scales_with_the_page(make):
+    html = make()._repr_html_()
+    assert "display:grid" in html and html.count("<img ") == 6
+    assert not re.search(r"[^-]width:\s*\d+px", html), "a fixed width overflows a phone screen (max-width only)"
+    assert "width:100%" in html and "max-width:" in html
+
+
+def test_montage_labels_its_rows_and_columns_and_moves_row_labels_above_on_a_phone():
+    html = viz.montage(images(6).reshape(2, 3, 3, 8, 8), ["rank 1", "rank 2"], ["-1", "0", "+1"])._repr_html_()
+    assert re.findall(r'class="gg-row"[^>]*>([^<]*)<', html) == ["rank 1", "rank 2"]
+    assert re.findall(r'class="gg-col"[^>]*>([^<]*)<', html) == ["-1", "0", "+1"]
+    assert f"@media (max-width: {viz.GRID_NARROW}px)" in html and "grid-column: 1 / -1" in html
+    grid = viz.image_grid(images(8), nrow=4)._repr_html_()
+    assert "auto-fit" in grid and "gg-row" not in grid, "a grid of samples wraps onto more rows instead"
+
+
+def test_figures_are_numbered_in_the_order_they_are_shown_with_their_title_as_caption():
+    import plotly.io as pio
+
+    viz.use_offline_html()
+    first = viz.montage(images(2).reshape(1, 2, 3, 8, 8), title="walks")
+    n = int(re.search(r"Figure (\d+)\. walks", first._repr_html_()).group(1))
+    assert "Figure %d. walks" % n in first._repr_html_(), "shown again, a figure keeps its number"
+    bundle = pio.renderers["book"].to_mimebundle(viz.line_chart([1, 2], {"y": [1, 2]}, title="a <b> line").to_dict())
+    assert "<figcaption" in bundle["text/html"] and f"Figure {n + 1}. a &lt;b&gt; line" in bundle["text/html"]
+    assert bundle[viz.JSON_MIME]["layout"]["title"]["text"] == f"Figure {n + 1}. a <b> line"
+    assert viz.caption() == f"Figure {n + 2}."
+
+
+def test_slider_rows_are_labelled():
+    fig = viz.image_slider(np.stack([images(5), images(5, seed=1)]), list("abcde"), row_labels=["rank 1", "rank 4"])
+    assert [a.text for a in fig.layout.annotations] == ["rank 1", "rank 4"]
+    assert fig.layout.xaxis.range[0] < 0, "the labels sit left of the image, inside the axis range"
+
+
+def test_heatmaps_write_each_axis_title_once_and_stack_more_than_two_panels():
+    three = viz.heatmap({k: np.eye(3) for k in "abc"}, [1, 2, 3], [1, 2, 3], xlabel="eigenvector", ylabel="axis")
+    titled = [ax for name, ax in three.layout.to_plotly_json().items() if name.startswith("xaxis") and
+              ax.get("title", {}).get("text")]
+    assert len(titled) == 1 and three.layout.xaxis3.title.text == "eigenvector", "under the bottom panel only"
+    assert three.layout.yaxis.domain[0] > three.layout.yaxis3.domain[1], "stacked, top to bottom"
+    two = viz.heatmap({k: np.eye(3) for k in "ab"}, [1, 2, 3], [1, 2, 3], xlabel="metric of code j")
+    assert not two.layout.xaxis.title.text and not two.layout.xaxis2.title.text
+    assert [a.text for a in two.layout.annotations].count("metric of code j") == 1
 
 
 def test_slider_starts_at_step_zero_and_spans_the_page():
@@ -74,7 +124,8 @@ def test_nested_table_has_one_row_per_leaf_with_its_keys_first():
 def test_outlined_rows_draw_each_row_s_mask():
     masks = [np.pad(np.ones((4, 4)), 2), np.ones((8, 8))]
     fig = viz.outlined_rows(np.stack([images(3), images(3)]), masks, ["inner", "all"], ["a", "b", "c"], title="t")
-    assert [note.text for note in fig.layout.annotations] == ["inner", "all", "a", "b", "c"]
+    html = fig._repr_html_()
+    assert re.findall(r'class="gg-(?:row|col)"[^>]*>([^<]*)<', html) == ["a", "b", "c", "inner", "all"]
     drawn = viz.outline(images(3), masks[0])
     assert (drawn[:, 2, 2] == (255, 48, 48)).all() and not (drawn[:, 0, 0] == (255, 48, 48)).all()
 
@@ -106,3 +157,26 @@ def test_tables_and_bands_show_the_results_they_are_given():
     fig = viz.spectrum_against_random(spectra, {"m": np.array([0.2, 0.3, 0.4])})
     assert [t.name for t in fig.data if t.showlegend is not False] == ["m: eigenvalues", "m: random vᵀHv"]
     assert list(fig.data[3].y) == [0.3, 0.3, 0.3] and fig.layout.yaxis.type == "log"  # the random median, flat
+
+
+def test_panel_titles_wrap_and_the_scatter_grid_names_rows_and_columns_at_its_edges():
+    assert viz.wrap("step × (λ_k/λ_1)^(−0.33)") == "step ×<br>(λ_k/λ_1)^(−0.33)" and viz.wrap("same step") == "same step"
+    panels = viz.line_panels({"same step": ([0, 1], {"a": [0, 1]}), "step × (λ_k/λ_1)^(−0.33)": ([0, 1], {"a": [0, 2]})})
+    assert [a.text for a in panels.layout.annotations] == ["same step", "step ×<br>(λ_k/λ_1)^(−0.33)"]
+    x = np.random.default_rng(0).normal(size=(2, 3, 5))
+    fig = viz.scatter_grid(x, x, r=np.full((2, 3), 0.5), labels=(["z0", "z1"], ["a", "b", "c"]), ylabel="y")
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts[:3] == ["a", "b", "c"] and texts.count("r=0.50") == 6, "columns on top, r inside each panel"
+    assert fig.layout.yaxis.title.text == "z0" and fig.layout.yaxis4.title.text == "z1: y"
+
+
+def test_legends_sit_above_the_plot_so_that_a_phone_keeps_the_plot_wide():
+    import plotly.io as pio
+
+    viz.use_offline_html()
+    line = pio.renderers["book"].to_mimebundle(viz.line_chart([1, 2], {"a": [1, 2], "b": [2, 1]}).to_dict())
+    legend = line[viz.JSON_MIME]["layout"]["legend"]
+    assert legend["orientation"] == "h" and legend["y"] > 1, "above the plot, not on its right"
+    panels = viz.line_panels({"p": ([0, 1], {"a": [0, 1]}), "q": ([0, 1], {"a": [1, 0]})}).to_dict()
+    assert pio.renderers["book"].to_mimebundle(panels)[viz.JSON_MIME]["layout"]["legend"]["y"] > legend["y"], (
+        "above the panel titles")
