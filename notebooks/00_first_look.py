@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-user_expressions
 #     formats: py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -20,7 +21,7 @@
 # behave as described: samples from each model, and how far, in LPIPS and in pixels, the first face is
 # from the others. No geometry yet; this is the baseline the metric of chapter 01 refines.
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({eval}`run_times`):
 #
 # ```bash
 # python -m helpers.book run --only 00 -p seed 3 -p eye_class blue
@@ -57,7 +58,7 @@ from scipy.stats import spearmanr
 from helpers import distances, generators, viz
 from helpers.report import glue, record, run_times
 
-glue("run_times", run_times("00_first_look"))
+run_times = glue("run_times", run_times("00_first_look"))
 
 torch.set_grad_enabled(False)  # nothing on this page needs gradients
 # lpips calls torchvision with its deprecated `pretrained=` argument; harmless here,
@@ -76,7 +77,7 @@ for G in (faces, eyes):
     print(f"{G.name}: {G.latent_dim}-d latent, {n_weights:,} weights")
 
 # %% [markdown]
-# Samples from the faces model: the latent codes are standard normal draws from seed {glue:text}`seed`.
+# Samples from the faces model: the latent codes are standard normal draws from seed {eval}`seed`.
 
 # %%
 glue("seed", seed)
@@ -84,7 +85,7 @@ face_images = faces(faces.sample(n_images, seed=seed))
 viz.image_grid(face_images, nrow=8, title=f"dcgan-faces64, seed {seed}")
 
 # %% [markdown]
-# Samples from the eyes model ({glue:text}`eye_class` eyes), with the same seed.
+# Samples from the eyes model ({eval}`eye_class` eyes), with the same seed.
 
 # %%
 glue("eye_class", eye_class)
@@ -124,29 +125,29 @@ print(f"Spearman rank correlation, LPIPS vs MSE: {rank_agreement:+.2f}")
 
 # %%
 others = list(range(1, n_images))
-nearest_in_pixels = others[int(mse_to_first[1:].argmin())]
-lpips_rank = 1 + sorted(others, key=lambda k: float(lpips_to_first[k])).index(nearest_in_pixels)
+nearest = others[int(mse_to_first[1:].argmin())]  # the face closest to the first one in pixels
+lpips_rank = 1 + sorted(others, key=lambda k: float(lpips_to_first[k])).index(nearest)
 agreement = ("agree closely on" if rank_agreement > 0.7 else "roughly agree on" if rank_agreement > 0.3
              else "barely agree on" if rank_agreement > -0.3 else "disagree on")
-glue("rank_verdict", f"the two distances {agreement} which faces are near: the rank correlation is "
-                     f"{rank_agreement:+.2f}")
+rank_verdict = glue("rank_verdict", f"the two distances {agreement} which faces are near: the rank correlation "
+                                    f"is {rank_agreement:+.2f}")
 place = ("also the closest" if lpips_rank == 1 else "the farthest" if lpips_rank == len(others)
          else f"only number {lpips_rank} of {len(others)}")
-glue("nearest_in_pixels", f"the face closest to the first one in pixels (face {nearest_in_pixels}) is {place} "
-                          "in LPIPS")
+nearest_in_pixels = glue("nearest_in_pixels", f"the face closest to the first one in pixels (face {nearest}) is "
+                                              f"{place} in LPIPS")
 spread = {name: float(v[1:].max() / v[1:].min()) for name, v in {"LPIPS": lpips_to_first, "MSE": mse_to_first}.items()}
-glue("spread_lpips", spread["LPIPS"])
-glue("spread_mse", spread["MSE"])
+spread_lpips = glue("spread_lpips", spread["LPIPS"])
+spread_mse = glue("spread_mse", spread["MSE"])
 
 # %% [markdown]
 # ## What the numbers show
 #
 # Each distance is zero from the first face to itself, and positive to every other sample, since two
-# independent latent codes give two different faces. In this run {glue:md}`rank_verdict`, and
-# {glue:md}`nearest_in_pixels`. LPIPS weighs the edges and textures that an image network responds to,
+# independent latent codes give two different faces. In this run {eval}`rank_verdict`, and
+# {eval}`nearest_in_pixels`. LPIPS weighs the edges and textures that an image network responds to,
 # while MSE counts every pixel alike, so a change of lighting or background can cost much in MSE and little
-# in LPIPS. The largest distance to the first face is {glue:text}`spread_lpips:.3g` times the smallest in
-# LPIPS and {glue:text}`spread_mse:.3g` times in MSE.
+# in LPIPS. The largest distance to the first face is {eval}`f"{spread_lpips:.3g}"` times the smallest in
+# LPIPS and {eval}`f"{spread_mse:.3g}"` times in MSE.
 #
 # These are distances between far-apart samples. The rest of the book looks close to one code: how fast
 # LPIPS grows as the code moves a little in each direction, which is what the metric tensor of the

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-user_expressions
 #     formats: py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -21,7 +22,7 @@
 # lines, get the same metric from three methods, and the trained network's metric is far more anisotropic
 # than the same architecture with random weights.
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({eval}`run_times`):
 #
 # ```bash
 # python -m helpers.book run --only 06 -p seed 1 -p blur 8
@@ -54,7 +55,7 @@ from helpers import assets, distances, generators, metric, viz
 from helpers.report import glue, record, run_times
 from helpers.generators import Generator
 
-glue("run_times", run_times("06_your_own_model"))
+run_times = glue("run_times", run_times("06_your_own_model"))
 
 # %% [markdown]
 # ## A generator of your own
@@ -94,15 +95,15 @@ viz.image_grid(G(z), nrow=4, title="samples from my-faces")
 # %%
 with torch.no_grad():
     same = float((G(z) - generators.load("dcgan-faces64", device=device)(z)).abs().max())
-glue("same_as_loader", "exactly (the largest pixel difference is zero)" if same == 0 else
-     f"to {same:.1e} in pixel value")
+same_as_loader = glue("same_as_loader", "exactly (the largest pixel difference is zero)" if same == 0 else
+                      f"to {same:.1e} in pixel value")
 print(f"largest pixel difference from the built-in loader: {same:.1e}")
 
 # %% [markdown]
 # ## A distance of your own
 #
 # As an example, a distance that compares images after blurring them (averaging over windows of
-# {glue:text}`blur` by {glue:text}`blur` pixels): it ignores fine detail and sees only coarse structure. It
+# {eval}`blur` by {eval}`blur` pixels): it ignores fine detail and sees only coarse structure. It
 # is a squared distance between feature vectors (the blurred pixels, scaled so the value is a mean), so it
 # gets the exact `jacobian` method for free.
 
@@ -140,8 +141,8 @@ agreement = {
                                                        / exact.eigvals[:, :5]).max()),
 }
 record("custom_model_agreement", agreement)
-glue("backprop_gap", agreement["backprop vs jacobian (relative Frobenius)"])
-glue("lanczos_gap", agreement["lanczos top-5 vs jacobian (max relative)"])
+backprop_gap = glue("backprop_gap", agreement["backprop vs jacobian (relative Frobenius)"])
+lanczos_gap = glue("lanczos_gap", agreement["lanczos top-5 vs jacobian (max relative)"])
 viz.markdown_table({"comparison": list(agreement), "error": list(agreement.values())})
 
 # %% [markdown]
@@ -166,9 +167,9 @@ def decades(result, rank):
 rank = 50
 spread = {"trained": decades(exact, rank), "untrained": decades(untrained, rank)}
 record("custom_model_decades_to_rank50", spread)
-glue("decades_trained", spread["trained"])
-glue("decades_untrained", spread["untrained"])
-glue("anisotropy_verdict", "more" if spread["trained"] > spread["untrained"] else "less")
+decades_trained = glue("decades_trained", spread["trained"])
+decades_untrained = glue("decades_untrained", spread["untrained"])
+anisotropy_verdict = glue("anisotropy_verdict", "more" if spread["trained"] > spread["untrained"] else "less")
 viz.line_chart(range(1, G.latent_dim + 1),
                {name: (r.eigvals[0] / r.eigvals[0, 0]).cpu().numpy() for name, r in
                 {"trained (my-faces)": exact, "untrained, same architecture": untrained}.items()},
@@ -196,14 +197,14 @@ viz.image_grid(G(along_top), nrow=7, title="my-faces along its top eigenvector u
 # ## What the numbers show
 #
 # Wrapping the model took one line once the network was built, and the distance a few. The hand-built
-# network reproduces the built-in loader {glue:text}`same_as_loader`. The three
+# network reproduces the built-in loader {eval}`same_as_loader`. The three
 # methods agree on its metric: backprop differs from the forward-mode Jacobian by
-# {glue:text}`backprop_gap:.1e` (relative Frobenius), and Lanczos finds its top eigenvalues to
-# {glue:text}`lanczos_gap:.1e`. Nothing in `helpers` knew about this network or this distance beforehand.
+# {eval}`f"{backprop_gap:.1e}"` (relative Frobenius), and Lanczos finds its top eigenvalues to
+# {eval}`f"{lanczos_gap:.1e}"`. Nothing in `helpers` knew about this network or this distance beforehand.
 #
 # From the top eigenvalue to the one at rank 50, the spectrum of the trained network falls by
-# {glue:text}`decades_trained:.3g` decades and that of the untrained one by
-# {glue:text}`decades_untrained:.3g`: the trained weights make the metric {glue:text}`anisotropy_verdict`
+# {eval}`f"{decades_trained:.3g}"` decades and that of the untrained one by
+# {eval}`f"{decades_untrained:.3g}"`: the trained weights make the metric {eval}`anisotropy_verdict`
 # anisotropic, under a distance that knows nothing about faces. Chapter 03's shuffled-weights control makes
 # the same comparison for LPIPS.
 
