@@ -24,4 +24,5 @@ class TextNotebookContentsManager(build_async_jupytext_contents_manager_class(As
         return model
 
 
-c.ServerApp.contents_manager_class = TextNotebookContentsManager  # noqa: F821 (c: the config being loaded)
+config = globals()["c"]  # the configuration being loaded (traitlets puts it in a config file's namespace as c)
+config.ServerApp.contents_manager_class = TextNotebookContentsManager
