@@ -26,7 +26,7 @@ from . import viz
 
 # The app's own style, part of its widget state, so it is there again after a browser reload, in JupyterLab and in
 # Voilà. `.gg-dim` dims the strip and the curve while a metric is computed. The progress bar moves by itself while
-# busy (its stripes), between the kernel's estimates. The strip is shown at its own size (never scaled up, which
+# busy (its stripes), between the kernel's estimates. The walk's label and buttons stay on one line. The strip is shown at its own size (never scaled up, which
 # blurs it), smaller only on a narrow screen. The curve's text is sized for the width the curve gets (a container
 # query), so that it stays readable on a phone. When the kernel stops or restarts, JupyterLab and Voilà mark every
 # widget `jupyter-widgets-disconnected`: the app then says so instead of showing its last state (a busy message,
@@ -39,7 +39,9 @@ _STYLE = """<style>
   background-size: 16px 16px; animation: gg-stripes 1s linear infinite; }
 @keyframes gg-stripes { from { background-position: 16px 0; } to { background-position: 0 0; } }
 .gg-explorer .gg-status { min-height: 1.5em; }
-.gg-explorer .gg-cap { color: #8a5a00; }
+.gg-explorer .gg-cap { color: #8a5a00; margin: 0 12px 0 4px; }
+.gg-explorer .gg-mode { display: flex; flex-flow: row nowrap; align-items: center; }
+.gg-explorer .gg-mode > div { display: flex; flex-flow: row nowrap; }
 .gg-explorer img.gg-strip { align-self: flex-start; width: auto; height: auto; max-width: 100%;
                             object-fit: contain; }
 .gg-explorer .gg-curve { container-type: inline-size; max-width: 640px; }
@@ -67,6 +69,10 @@ REGIONS = {"whole image": None,
            "centre": ((0.25, 0.75), (0.25, 0.75))}
 
 MAX_SEED = 2 ** 63 - 1  # torch's generator seeds; negative seeds would alias large ones
+
+# Metrics are computed one at a time in this process: torch's forward-mode AD levels, which the metric's JVPs use,
+# are global, not per thread, and two threads computing at once corrupt each other's ("invalid forward AD level").
+_METRICS = threading.Lock()
 
 
 def effective_step(step: float, scale: float, z0_norm: float, max_fraction: float = 0.5) -> float:
@@ -275,7 +281,8 @@ class Explorer(widgets.VBox):
     def _compute_reference(self, G, seed: int) -> Reference:
         start = time.perf_counter()
         z0 = G.sample(1, seed=seed)
-        result = metric_module.metric(G, z0, self.distance, progress=False)
+        with _METRICS:
+            result = metric_module.metric(G, z0, self.distance, progress=False)
         with torch.no_grad():
             image = G(z0)
             features = self.distance.features(image) if _has_features(self.distance) else None
@@ -286,7 +293,8 @@ class Explorer(widgets.VBox):
     def _compute_local(self, G, ref: Reference, name: str) -> LocalAxes:
         start = time.perf_counter()
         mask = _mask(self.regions[name], ref.image.shape[-2:])
-        inside, rest = metric_module.region_metric(G, ref.z0[None], self.distance, mask, progress=False)
+        with _METRICS:
+            inside, rest = metric_module.region_metric(G, ref.z0[None], self.distance, mask, progress=False)
         found = local.generalized_directions(inside.H[0], rest.H[0], tau=self.tau)
         vectors = found.vectors.to(ref.z0)
         curvature = torch.einsum("dk,de,ek->k", found.vectors, inside.H[0], found.vectors)
@@ -446,14 +454,15 @@ class Explorer(widgets.VBox):
                              f"change inside is {ratio:.3g}× the change outside; {steps}")
 
     def _busy(self, message: str, fraction: float) -> None:
-        """Show that the app is working: progress bar, message, dimmed outputs, disabled controls."""
+        """Show that the app is working: disabled controls, dimmed outputs, progress bar, message (in this order:
+        the page applies the changes in turn, so the message shows with the controls disabled)."""
+        for control in self.controls:
+            control.disabled = True
+        for output in (self.strip, self.curve):
+            output.add_class("gg-dim")
         self.progress.value = fraction
         self.progress.layout.display = None
         self.status.value = f"<b>working:</b> {message}"
-        for output in (self.strip, self.curve):
-            output.add_class("gg-dim")
-        for control in self.controls:
-            control.disabled = True
 
     def _idle(self) -> None:
         self.progress.layout.display = "none"

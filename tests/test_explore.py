@@ -1,6 +1,7 @@
 """The explorer widget, driven as a user would: set values, check that the images respond as they should."""
 import html
 import re
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -243,6 +244,27 @@ def test_other_models_are_computed_in_the_background(faces, cats, lpips_alex, mo
     monkeypatch.setattr("helpers.explore.metric_module.metric", _fail)
     app.model.value = "faces"
     assert f"{faces.name}, seed 4" in app.status.value
+
+
+def test_the_apps_metrics_are_computed_one_at_a_time(faces, cats, lpips_alex):
+    """torch's forward-mode AD levels are global to the process: two metric computations at once, the background's
+    and the foreground's, corrupt each other ("no level exists") unless the app runs them in turn."""
+    app = explore({"faces": faces}, distance=lpips_alex, n_steps=3)
+    errors = []
+
+    def compute(G):
+        for seed in range(3):
+            try:
+                app._compute_reference(G, seed)
+            except Exception as error:  # noqa: BLE001 (collected for the assert)
+                errors.append(error)
+
+    threads = [threading.Thread(target=compute, args=(G,)) for G in (faces, cats)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:2]
 
 
 def test_no_background_work_unless_asked(faces, cats, lpips_alex):

@@ -49,7 +49,10 @@ def parse(expression: str) -> tuple[str, str | None]:
                 and part.format_spec is not None
                 and all(isinstance(p, ast.Constant) for p in part.format_spec.values)):
             spec = "".join(p.value for p in part.format_spec.values)
-            format(0.5 if spec[-1:] not in "bcdoxXn" else 1, spec)  # a valid spec (ValueError otherwise)
+            try:
+                format(1 if spec[-1:] in tuple("bcdoxX") else 0.5, spec)  # a spec Python can apply
+            except ValueError:
+                raise ValueError(f"{hint} ({spec!r} is not a format spec)") from None
             return part.value.id, spec
     raise ValueError(hint)
 
@@ -255,15 +258,19 @@ def convert(text: str) -> tuple[str, list[str]]:
         insertion = f"{key} = "
         first, last = statement.lineno - 1, statement.end_lineno - 1
         lines[first] = lines[first][:statement.col_offset] + insertion + lines[first][statement.col_offset:]
-        multiline_strings = any(isinstance(n, ast.Constant) and isinstance(n.value, str) and n.lineno != n.end_lineno
-                                for n in ast.walk(statement))
-        if not multiline_strings:  # continuation lines stay aligned with the call's opening parenthesis
+        if not _multiline_string(lines[first:last + 1]):  # continuation lines stay aligned with the call's "("
             for i in range(first + 1, last + 1):
                 lines[i] = " " * len(insertion) + lines[i] if lines[i].strip() else lines[i]
         advice += [f"line {i + 1} is now {len(lines[i])} characters long: wrap it" for i in range(first, last + 1)
                    if len(lines[i]) > 120]
     converted = "\n".join(lines)
     return (_with_filter(converted) if cited(converted) else converted), advice
+
+
+def _multiline_string(lines: list[str]) -> bool:
+    """Whether these lines of code may hold a string that spans lines (triple quotes), whose text must not be
+    indented."""
+    return any('"""' in line or "'''" in line or line.rstrip().endswith("\\") for line in lines)
 
 
 def _with_filter(text: str) -> str:
