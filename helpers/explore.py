@@ -425,33 +425,34 @@ class Explorer(widgets.VBox):
         self.renders += 1
         shown = (viz.to_uint8(self.images) if found is None
                  else viz.outline(self.images, found.region.mask.cpu()))
-        self.strip.value = _jpeg(viz.tile(shown, nrow=self.n_steps))
         rank = self.rank.value
         axis = "eigen-rank" if found is None else "local direction"
-        self.rank.description = axis
         t, scale = self.step_bound()
         eigval = float(self.axis_values()[0][rank - 1])
-        title = (f"distance to the reference along rank {rank} ({self.mode.value} walk)" if found is None else
-                 f"distance inside the region along local direction {rank} ({self.mode.value} walk)")
-        self.curve.value = _svg_curve(self.steps().numpy(), self.distances.detach().cpu().double().numpy(), eigval,
-                                      title=title, render=self.renders)
         scaled = self.step.value * scale
         capped = t < scaled * (1 - 1e-9)
-        self.cap.value = (f"capped at step {self.step_cap():.2f} for {axis} {rank}" if capped else "")
         steps = (f"steps up to ±{t:.2f}, capped at {self.max_fraction:g}·‖z<sub>0</sub>‖ (step × multiplier = "
                  f"{self.step.value:g} × {scale:.2f} = {scaled:.2f}; larger steps leave the image manifold)"
                  if capped else f"steps up to ±{t:.2f} = {self.step.value:g} × {scale:.2f}")
         if found is None:
-            self.status.value = (f"{html.escape(G.name)}, seed {self.seed.value}: rank {rank}, "
-                                 f"λ<sub>{rank}</sub> = {eigval:.3g} (λ<sub>1</sub> = {float(ref.eigvals[0]):.3g}); "
-                                 f"{steps}")
-            return
-        ends = [0, self.n_steps - 1]
-        ratio = float(self.distances[ends].sum() / self.outside[ends].sum().clamp_min(1e-30))
-        self.status.value = (f"{html.escape(G.name)}, seed {self.seed.value}, region {html.escape(self.region.value)}: "
-                             f"local direction {rank}, generalised eigenvalue {float(found.scores[rank - 1]):.3g} "
-                             f"(change inside per change outside, to second order); at the ends of this walk the "
-                             f"change inside is {ratio:.3g}× the change outside; {steps}")
+            status = (f"{html.escape(G.name)}, seed {self.seed.value}: rank {rank}, λ<sub>{rank}</sub> = "
+                      f"{eigval:.3g} (λ<sub>1</sub> = {float(ref.eigvals[0]):.3g}); {steps}")
+            title = f"distance to the reference along rank {rank} ({self.mode.value} walk)"
+        else:
+            ends = [0, self.n_steps - 1]
+            ratio = float(self.distances[ends].sum() / self.outside[ends].sum().clamp_min(1e-30))
+            status = (f"{html.escape(G.name)}, seed {self.seed.value}, region {html.escape(self.region.value)}: "
+                      f"local direction {rank}, generalised eigenvalue {float(found.scores[rank - 1]):.3g} (change "
+                      f"inside per change outside, to second order); at the ends of this walk the change inside is "
+                      f"{ratio:.3g}× the change outside; {steps}")
+            title = f"distance inside the region along local direction {rank} ({self.mode.value} walk)"
+        # The curve last: the page has everything else of this render once the curve's new data-render shows.
+        self.strip.value = _jpeg(viz.tile(shown, nrow=self.n_steps))
+        self.rank.description = axis
+        self.cap.value = f"capped at step {self.step_cap():.2f} for {axis} {rank}" if capped else ""
+        self.status.value = status
+        self.curve.value = _svg_curve(self.steps().numpy(), self.distances.detach().cpu().double().numpy(), eigval,
+                                      title=title, render=self.renders)
 
     def _busy(self, message: str, fraction: float) -> None:
         """Show that the app is working: disabled controls, dimmed outputs, progress bar, message (in this order:
