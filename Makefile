@@ -12,11 +12,21 @@ LAB_ARGS ?=
 LAB_ROOT ?= $(CURDIR)
 VOILA_ARGS ?=
 # jupyter/ is a Jupyter config and data directory for this project: labconfig/ has JupyterLab setting defaults
-# (jupytext sources open as notebooks, no news or update checks), voila/templates/offline/ a Voilà page with no
-# CDN links. Adding it to the search paths leaves the user's own settings, in their home, untouched and in charge.
+# (jupytext sources open as notebooks, no news or update checks); jupyter_server_config.py makes chapters open
+# unmodified; kernels/python3 is the usual Python kernel started in the repository root, where the book runs its
+# notebooks, so that a chapter run in JupyterLab or Voilà finds the same stores (runs/) and files; voila.json loads
+# only Voilà's own widget manager into its page (the JupyterLab extensions installed here are built for a newer
+# JupyterLab than Voilà's page) and shuts down kernels left idle without a page for five minutes;
+# voila/templates/offline/ is a Voilà page with no CDN links that frees its kernel when closed. Adding it to the
+# search paths leaves the user's own settings, in their home, untouched and in charge (except the python3 kernel,
+# which these commands replace with the one above).
 # JupyterLab refuses to run as root unless told to (containers often run as root).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
-JUPYTER_ENV := JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}"
+JUPYTER_ENV := JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	JUPYTER_PATH="$(CURDIR)/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}"
+# The explorer's page for Voilà: a notebook generated from its jupytext source, apps/explorer.py (which, like the
+# chapters, opens in JupyterLab as a notebook that saving never rewrites).
+EXPLORER := _build/apps/explorer.ipynb
 
 # Headless plotting, and no debugpy "frozen modules" warning from the notebook kernels.
 export MPLBACKEND := Agg
@@ -54,8 +64,8 @@ lab: weights
 
 # The explorer alone, as a web app without notebook cells, on http://127.0.0.1:8866.
 explore: weights
-	$(JUPYTER_ENV) JUPYTER_PATH="$(CURDIR)/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}" $(VENV)/bin/voila \
-		apps/explorer.ipynb --template=offline --Voila.ip=127.0.0.1 $(VOILA_ARGS)
+	mkdir -p $(dir $(EXPLORER)) && $(VENV)/bin/jupytext --quiet --to ipynb --output $(EXPLORER) apps/explorer.py && \
+		$(JUPYTER_ENV) $(VENV)/bin/voila $(EXPLORER) --template=offline --Voila.ip=127.0.0.1 $(VOILA_ARGS)
 
 clean:
 	rm -rf _build book/notebooks .pytest_cache

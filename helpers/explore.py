@@ -2,13 +2,18 @@
 
 Pick a model (and eye colour), a seed, a region, an eigen-rank and a step; the app shows the image strip along
 that axis (for a region: that local direction) and the distance curve. Metrics are cached per code (and region),
-so moving the sliders costs only a render.
+so moving the sliders costs only a render; those of the other models at the same seed are computed in the
+background while the app is idle, so that switching models costs only a render too.
 """
 from __future__ import annotations
 
 import html
 import io
+import math
+import queue
+import threading
 import time
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 import ipywidgets as widgets
@@ -19,9 +24,42 @@ from . import axes, checks, distances, generators, local
 from . import metric as metric_module
 from . import viz
 
-# Dims the strip and the curve while a metric is computed (the class is set on them only while busy). Part of
-# the app's own widget state, so it is there again after a browser reload, in JupyterLab and in Voilà.
-_STYLE = "<style>.gg-dim { opacity: 0.3; transition: opacity 0.2s; }</style>"
+# The app's own style, part of its widget state, so it is there again after a browser reload, in JupyterLab and in
+# Voilà. `.gg-dim` dims the strip and the curve while a metric is computed. The progress bar moves by itself while
+# busy (its stripes), between the kernel's estimates. The walk's label and buttons stay on one line. The strip is shown at its own size (never scaled up, which
+# blurs it), smaller only on a narrow screen. The curve's text is sized for the width the curve gets (a container
+# query), so that it stays readable on a phone. When the kernel stops or restarts, JupyterLab and Voilà mark every
+# widget `jupyter-widgets-disconnected`: the app then says so instead of showing its last state (a busy message,
+# disabled controls) as if it were still working.
+_STYLE = """<style>
+.gg-dim { opacity: 0.3; transition: opacity 0.2s; }
+.gg-explorer .gg-progress .progress-bar {
+  background-image: linear-gradient(45deg, rgba(255,255,255,.25) 25%, transparent 25%, transparent 50%,
+                    rgba(255,255,255,.25) 50%, rgba(255,255,255,.25) 75%, transparent 75%, transparent);
+  background-size: 16px 16px; animation: gg-stripes 1s linear infinite; }
+@keyframes gg-stripes { from { background-position: 16px 0; } to { background-position: 0 0; } }
+.gg-explorer .gg-status { min-height: 1.5em; }
+.gg-explorer .gg-cap { color: #8a5a00; margin: 0 12px 0 4px; }
+.gg-explorer .gg-mode { display: flex; flex-flow: row nowrap; align-items: center; }
+.gg-explorer .gg-mode > div { display: flex; flex-flow: row nowrap; }
+.gg-explorer img.gg-strip { align-self: flex-start; width: auto; height: auto; max-width: 100%;
+                            object-fit: contain; }
+.gg-explorer .gg-curve { container-type: inline-size; max-width: 640px; }
+.gg-explorer .gg-curve-svg { font-family: sans-serif; font-size: 12px; }
+.gg-explorer .gg-curve-title { font-weight: bold; margin: 4px 0 2px 0; }
+.gg-explorer .gg-legend { font-size: 12px; color: #444; }
+.gg-explorer .gg-legend span { display: inline-block; width: 24px; height: 0; margin: 0 4px 3px 10px;
+                               vertical-align: middle; }
+@container (max-width: 520px) { .gg-explorer .gg-curve-svg { font-size: 22px; } }
+.gg-explorer .gg-offline { display: none; }
+.gg-explorer.jupyter-widgets-disconnected .gg-offline { display: block; }
+.gg-explorer.jupyter-widgets-disconnected .gg-progress,
+.gg-explorer.jupyter-widgets-disconnected .gg-status { display: none !important; }
+.gg-explorer.jupyter-widgets-disconnected .gg-dim { opacity: 1; }
+</style>"""
+
+_OFFLINE = ('<p style="color:#b00020"><b>The kernel stopped or restarted</b>: this app no longer answers. Run its '
+            "cell again (in Voilà: reload the page) to start it afresh.</p>")
 
 # The region menu's default choices: the whole image (the paper's eigen-axes) and boxes that fit any generator,
 # as (rows, cols) fractions of the image (`distances.box`). `explore(regions=...)` takes others, or masks.
@@ -29,6 +67,12 @@ REGIONS = {"whole image": None,
            "top half": ((0.0, 0.5), (0.0, 1.0)), "bottom half": ((0.5, 1.0), (0.0, 1.0)),
            "left half": ((0.0, 1.0), (0.0, 0.5)), "right half": ((0.0, 1.0), (0.5, 1.0)),
            "centre": ((0.25, 0.75), (0.25, 0.75))}
+
+MAX_SEED = 2 ** 63 - 1  # torch's generator seeds; negative seeds would alias large ones
+
+# Metrics are computed one at a time in this process: torch's forward-mode AD levels, which the metric's JVPs use,
+# are global, not per thread, and two threads computing at once corrupt each other's ("invalid forward AD level").
+_METRICS = threading.Lock()
 
 
 def effective_step(step: float, scale: float, z0_norm: float, max_fraction: float = 0.5) -> float:
@@ -76,14 +120,14 @@ class LocalAxes:
 
 
 class Explorer(widgets.VBox):
-    """The explorer app; its widgets are attributes (`model`, `eye_class`, `seed`, `rank`, `step`, `mode`,
-    and the outputs `strip`, `curve`, `progress`, `status`).
+    """The explorer app; its widgets are attributes (`model`, `eye_class`, `seed`, `region`, `rank`, `step`,
+    `mode`, and the outputs `strip`, `curve`, `progress`, `status`, `cap`).
 
     Parameters
     ----------
     models : names of `generators.MODELS`, or {label: Generator} for your own generators.
     distance : a distance name for `distances.load`, or a distance object.
-    n_steps : images per strip (odd, so the middle one is the reference).
+    n_steps : images per strip (a positive integer; made odd, so the middle one is the reference).
     power : steps are scaled by (λ_k/λ_1)^(-power), so every rank shows comparable change.
     step : the step slider's first value; max_step : its largest value (latent units, along rank 1).
     max_fraction : no walk goes further than max_fraction·‖z0‖ from z0 (see `effective_step`).
@@ -92,15 +136,23 @@ class Explorer(widgets.VBox):
         (`local.generalized_directions` of the region's and the rest's metrics, from one Jacobian pass, with
         δ = tau·tr H_rest), the curve is the distance inside the region, and the status gives the change inside
         over the change outside at the ends of the walk. Needs a distance with `feature_maps` (MSE, LPIPS).
+    prefetch : compute the metrics of the other models at the selected seed in the background while the app is
+        idle (one at a time, never while it is busy), so that switching models costs only a render.
 
     Each control change re-renders the strip and the curve from the cached metric. A new model, eye colour
-    or seed (or a new region) needs the metric at a new code first: the app then shows a progress bar and
-    what it is doing, dims the old strip and curve, and disables the controls until it is done.
+    or seed (or a new region) needs the metric at a new code first, unless the background has computed it: the
+    app then shows a progress bar and what it is doing, dims the old strip and curve, and disables the controls
+    until it is done. A value a control cannot take (a seed out of range, a step that is not a number) is
+    refused with a message that names the control, and the control goes back to its last value.
     """
 
     def __init__(self, models=generators.EMBEDDED, *, distance="lpips-alex", device="cpu",
                  n_steps: int = 7, power: float = 1 / 3, step: float = 1.5, max_step: float = 4.0,
-                 max_fraction: float = 0.5, regions: dict = REGIONS, tau: float = local.TAU):
+                 max_fraction: float = 0.5, regions: dict = REGIONS, tau: float = local.TAU, prefetch: bool = True):
+        checks.positive_int(n_steps, "n_steps (images per strip)")
+        _finite("max_step (the step slider's largest value)", max_step, low=0, strict=True)
+        _finite("step (the step slider's first value)", step, low=0, high=max_step)
+        _finite("max_fraction", max_fraction, low=0, strict=True)
         self.device = device
         self.regions = _check_regions(regions)
         self.tau = tau
@@ -110,10 +162,12 @@ class Explorer(widgets.VBox):
         self.distance = distances.load(distance, device=device) if isinstance(distance, str) else distance
         self._given = dict(models) if isinstance(models, dict) else {}
         names = list(self._given) if self._given else list(models)
-        self._generators: dict = {}
-        self._references: dict = {}
-        self._local: dict = {}
+        self._cache: dict = {}  # key -> Future of a generator, a Reference or LocalAxes
+        self._lock = threading.Lock()
+        self._seconds: dict = {}  # model name -> seconds its last metric took (for the progress estimate)
         self._last_metric_seconds: float | None = None
+        self._background = _Background() if prefetch and len(names) > 1 else None
+        self._valid = {}  # control -> its last accepted value (a refused value goes back to it)
         self.renders = 0  # completed renders; the curve carries it as data-render, for browser tests
         self._updating = False
 
@@ -123,25 +177,33 @@ class Explorer(widgets.VBox):
         self.region = widgets.Dropdown(options=list(self.regions), value=next(iter(self.regions)),
                                        description="region")
         # continuous_update=False: a drag renders once, on release, instead of queueing a render per pixel.
-        self.rank = widgets.IntSlider(value=1, min=1, max=100, description="eigen-rank", continuous_update=False)
+        self.rank = widgets.IntSlider(value=1, min=1, max=100, description="eigen-rank", continuous_update=False,
+                                      style={"description_width": "initial"})
         self.step = widgets.FloatSlider(value=step, min=0.0, max=max_step, step=0.1, description="step",
-                                        continuous_update=False)
+                                        continuous_update=False, style={"description_width": "initial"})
+        self.cap = widgets.HTML()  # says where the cap stops the step slider, at the slider
         self.mode = widgets.ToggleButtons(options=list(axes.MODES), value="linear", description="walk",
-                                          style={"button_width": "80px"})
+                                          style={"button_width": "76px", "description_width": "initial"},
+                                          layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.strip = widgets.Image(format="jpeg")
-        self.curve = widgets.HTML()
+        self.curve = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info",
-                                              layout=widgets.Layout(display="none", width="160px"))
-        self.status = widgets.HTML()
+                                              layout=widgets.Layout(display="none", width="160px", flex="0 0 auto"))
+        self.status = widgets.HTML(layout=widgets.Layout(flex="1 1 300px"))
         self.controls = [self.model, self.eye_class, self.seed, self.region, self.rank, self.step, self.mode]
         for widget, name in [*zip(self.controls, ("model", "eye-class", "seed", "region", "rank", "step", "mode")),
                              (self.strip, "strip"), (self.curve, "curve"), (self.progress, "progress"),
-                             (self.status, "status")]:
+                             (self.status, "status"), (self.cap, "cap")]:
             widget.add_class(f"gg-{name}")
-        wrap = widgets.Layout(flex_flow="row wrap")  # controls wrap onto more lines on a narrow screen
+        wrap = widgets.Layout(flex_flow="row wrap", align_items="center")  # more lines on a narrow screen
+        offline = widgets.HTML(_OFFLINE)
+        offline.add_class("gg-offline")
+        # What is being computed, and the summary of what is shown, sit right under the controls: in view
+        # whatever the window's height.
         super().__init__([widgets.HTML(_STYLE), widgets.HBox(self.controls[:4], layout=wrap),
-                          widgets.HBox(self.controls[4:], layout=wrap), self.strip, self.curve,
-                          widgets.HBox([self.progress, self.status], layout=wrap)])
+                          widgets.HBox([self.rank, self.step, self.cap, self.mode], layout=wrap),
+                          widgets.HBox([self.progress, self.status], layout=wrap), offline,
+                          self.strip, self.curve])
         self.add_class("gg-explorer")
         for control in self.controls:
             control.observe(self._on_change, names="value")
@@ -151,36 +213,16 @@ class Explorer(widgets.VBox):
 
     def generator(self):
         """The selected generator, loaded once per (model, eye class)."""
-        name = self.model.value
-        if name in self._given:
-            return self._given[name]
-        key = (name, self.eye_class.value if name.startswith("cdcgan-eyes") else None)
-        if key not in self._generators:
-            self._busy(f"loading {name}…", 0.05)
-            options = {"eye_class": key[1]} if key[1] else {}
-            self._generators[key] = generators.load(name, device=self.device, **options)
-        return self._generators[key]
+        return self._generator(self.model.value, self.eye_class.value)
 
     def reference(self) -> Reference:
         """The selected code z0, its metric and reference image, computed once per (generator, seed)."""
-        G = self.generator()
-        key = (id(G), self.seed.value)
-        if key not in self._references:
-            last = (f" (the last one took {self._last_metric_seconds:.1f} s)" if self._last_metric_seconds
-                    else "")
-            self._busy(f"computing the metric of {html.escape(G.name)} at seed {self.seed.value}: "
-                       f"{G.latent_dim} Jacobian columns through the generator and the distance{last}…", 0.15)
-            start = time.perf_counter()
-            z0 = G.sample(1, seed=self.seed.value)
-            result = metric_module.metric(G, z0, self.distance, progress=False)
-            self._busy("rendering…", 0.9)
-            with torch.no_grad():
-                image = G(z0)
-                features = self.distance.features(image) if _has_features(self.distance) else None
-            seconds = time.perf_counter() - start
-            self._last_metric_seconds = seconds
-            self._references[key] = Reference(z0[0], result.eigvals[0], result.eigvecs[0], image, features, seconds)
-        return self._references[key]
+        G, seed = self.generator(), self.seed.value
+        last = (f" (the last one took {self._last_metric_seconds:.1f} s)" if self._last_metric_seconds else "")
+        message = (f"computing the metric of {html.escape(G.name)} at seed {seed}: {G.latent_dim} Jacobian columns "
+                   f"through the generator and the distance{last}…")
+        return self._get(("reference", id(G), seed), lambda: self._compute_reference(G, seed), message,
+                         expected=self._seconds.get(G.name, self._last_metric_seconds))
 
     def local_axes(self) -> LocalAxes | None:
         """The selected region's local directions at the selected code, computed once per (generator, seed,
@@ -188,24 +230,11 @@ class Explorer(widgets.VBox):
         name = self.region.value
         if self.regions[name] is None:
             return None
-        G, ref = self.generator(), self.reference()
-        key = (id(G), self.seed.value, name)
-        if key not in self._local:
-            self._busy(f"computing the metrics of the region {html.escape(name)} and of the rest of "
-                       f"{html.escape(G.name)} at seed {self.seed.value}: one pass of {G.latent_dim} Jacobian "
-                       f"columns…", 0.15)
-            start = time.perf_counter()
-            mask = _mask(self.regions[name], ref.image.shape[-2:])
-            inside, rest = metric_module.region_metric(G, ref.z0[None], self.distance, mask, progress=False)
-            found = local.generalized_directions(inside.H[0], rest.H[0], tau=self.tau)
-            vectors = found.vectors.to(ref.z0)
-            curvature = torch.einsum("dk,de,ek->k", found.vectors, inside.H[0], found.vectors)
-            region = distances.Region(self.distance, mask).to(ref.image.device)
-            with torch.no_grad():
-                ref_inside, ref_outside = region.split_features(ref.image)
-            self._local[key] = LocalAxes(vectors, found.scores, curvature, region, ref_inside, ref_outside,
-                                         time.perf_counter() - start)
-        return self._local[key]
+        G, ref, seed = self.generator(), self.reference(), self.seed.value
+        message = (f"computing the metrics of the region {html.escape(name)} and of the rest of "
+                   f"{html.escape(G.name)} at seed {seed}: one pass of {G.latent_dim} Jacobian columns…")
+        return self._get(("local", id(G), seed, name), lambda: self._compute_local(G, ref, name), message,
+                         expected=self._seconds.get(G.name))
 
     def axis_values(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(values (d,), vectors (d, d)) of the selected region's axes: the metric's eigenpairs for the whole
@@ -223,6 +252,11 @@ class Explorer(widgets.VBox):
         scale = float(axes.step_scales(self.axis_values()[0], self.power)[self.rank.value - 1])
         return effective_step(self.step.value, scale, float(ref.z0.norm()), self.max_fraction), scale
 
+    def step_cap(self) -> float:
+        """The step slider's value past which the selected rank's walk is capped (max_fraction·‖z0‖ / multiplier)."""
+        _, scale = self.step_bound()
+        return self.max_fraction * float(self.reference().z0.norm()) / scale
+
     def steps(self) -> torch.Tensor:
         """The steps (n_steps,) of the strip, float64: from −t to +t, t from `step_bound`."""
         t, _ = self.step_bound()
@@ -234,20 +268,141 @@ class Explorer(widgets.VBox):
         return axes.walk(ref.z0, self.axis_values()[1][:, self.rank.value - 1], self.steps().to(ref.z0.device),
                          mode=self.mode.value)
 
+    # --- computing: cached, in a thread, with progress ---------------------------------------------------------
+
+    def _generator(self, name: str, eye_class: str):
+        if name in self._given:
+            return self._given[name]
+        key = (name, eye_class if name.startswith("cdcgan-eyes") else None)
+        options = {"eye_class": key[1]} if key[1] else {}
+        return self._get(("generator", key), lambda: generators.load(name, device=self.device, **options),
+                         f"loading {html.escape(name)}…", expected=None)
+
+    def _compute_reference(self, G, seed: int) -> Reference:
+        start = time.perf_counter()
+        z0 = G.sample(1, seed=seed)
+        with _METRICS:
+            result = metric_module.metric(G, z0, self.distance, progress=False)
+        with torch.no_grad():
+            image = G(z0)
+            features = self.distance.features(image) if _has_features(self.distance) else None
+        seconds = time.perf_counter() - start
+        self._seconds[G.name] = self._last_metric_seconds = seconds
+        return Reference(z0[0], result.eigvals[0], result.eigvecs[0], image, features, seconds)
+
+    def _compute_local(self, G, ref: Reference, name: str) -> LocalAxes:
+        start = time.perf_counter()
+        mask = _mask(self.regions[name], ref.image.shape[-2:])
+        with _METRICS:
+            inside, rest = metric_module.region_metric(G, ref.z0[None], self.distance, mask, progress=False)
+        found = local.generalized_directions(inside.H[0], rest.H[0], tau=self.tau)
+        vectors = found.vectors.to(ref.z0)
+        curvature = torch.einsum("dk,de,ek->k", found.vectors, inside.H[0], found.vectors)
+        region = distances.Region(self.distance, mask).to(ref.image.device)
+        with torch.no_grad():
+            ref_inside, ref_outside = region.split_features(ref.image)
+        return LocalAxes(vectors, found.scores, curvature, region, ref_inside, ref_outside,
+                         time.perf_counter() - start)
+
+    def _get(self, key, compute, message: str, expected: float | None):
+        """The cached result for `key`, computed by `compute` in a thread the first time (or waited for, when the
+        background is computing it), with the app busy meanwhile: `message`, and a progress bar that follows the
+        time elapsed against `expected` seconds. A failure is not cached: choosing it again tries again."""
+        with self._lock:
+            future = self._cache.get(key)
+            new = future is None
+            if new:
+                future = self._cache[key] = Future()
+        if not future.done():
+            self._busy(message, 0.05)
+            if new:
+                threading.Thread(target=_fulfil, args=(future, compute), daemon=True).start()
+            start = time.perf_counter()
+            while not wait([future], timeout=0.25).done:
+                elapsed = time.perf_counter() - start
+                self.progress.value = 0.05 + 0.85 * (1 - math.exp(-elapsed / (expected or 3.0)))
+        if future.exception() is not None:
+            with self._lock:
+                if self._cache.get(key) is future:
+                    del self._cache[key]
+            raise future.exception()
+        return future.result()
+
+    def _prefetch(self) -> None:
+        """Queue the metrics of the other models at the selected seed (and eye colour) for the background."""
+        if self._background is None:
+            return
+        seed, eye_class = self.seed.value, self.eye_class.value
+        names = [n for n in self.model.options if n != self.model.value]
+
+        def job(name):
+            def run():
+                if (self.seed.value, self.eye_class.value) != (seed, eye_class):
+                    return  # the selection moved on: not wanted any more
+                G = self._cached_or_load(name, eye_class)
+                key = ("reference", id(G), seed)
+                with self._lock:
+                    if key in self._cache:
+                        return
+                    future = self._cache[key] = Future()
+                _fulfil(future, lambda: self._compute_reference(G, seed))
+            return run
+
+        self._background.replace([job(name) for name in names])
+
+    def _cached_or_load(self, name: str, eye_class: str):
+        """`_generator` for the background: the same cache, no busy display (the background never touches widgets)."""
+        if name in self._given:
+            return self._given[name]
+        key = (name, eye_class if name.startswith("cdcgan-eyes") else None)
+        with self._lock:
+            future = self._cache.get(("generator", key))
+            new = future is None
+            if new:
+                future = self._cache[("generator", key)] = Future()
+        if new:
+            options = {"eye_class": key[1]} if key[1] else {}
+            _fulfil(future, lambda: generators.load(name, device=self.device, **options))
+        return future.result()
+
     # --- rendering ---------------------------------------------------------------------------------------------
 
     def update(self) -> None:
         """Recompute the strip and the curve for the current widget values."""
         self._updating = True  # a value clamped by a new rank.max must not start a second update
+        if self._background is not None:
+            self._background.hold()
         try:
+            self._check_controls()
             G = self.generator()
             self.rank.max = G.latent_dim
             ref = self.reference()
             self.local_axes()
             self._render(G, ref)
+            self._valid = {control: control.value for control in self.controls}
         finally:
             self._updating = False
             self._idle()
+            if self._background is not None:
+                self._background.release()
+        self._prefetch()
+
+    def _check_controls(self) -> None:
+        """Refuse control values the app cannot show, naming the control; the control goes back to its last
+        accepted value."""
+        problem = None
+        seed = self.seed.value
+        if not 0 <= seed <= MAX_SEED:
+            problem = (self.seed, f"seed must be an integer from 0 to {MAX_SEED:,}, got {seed}")
+        elif not (math.isfinite(self.step.value) and self.step.min <= self.step.value <= self.step.max):
+            problem = (self.step, f"step must be a number from {self.step.min:g} to {self.step.max:g}, "
+                                  f"got {self.step.value}")
+        if problem is None:
+            return
+        control, message = problem
+        if control in self._valid:
+            control.value = self._valid[control]  # no update: self._updating is set
+        raise ValueError(message)
 
     def _render(self, G, ref: Reference) -> None:
         codes = self.codes()
@@ -270,39 +425,45 @@ class Explorer(widgets.VBox):
         self.renders += 1
         shown = (viz.to_uint8(self.images) if found is None
                  else viz.outline(self.images, found.region.mask.cpu()))
-        self.strip.value = _jpeg(viz.tile(shown, nrow=self.n_steps))
         rank = self.rank.value
+        axis = "eigen-rank" if found is None else "local direction"
         t, scale = self.step_bound()
         eigval = float(self.axis_values()[0][rank - 1])
-        title = (f"distance to the reference along rank {rank} ({self.mode.value} walk)" if found is None else
-                 f"distance inside the region along local direction {rank} ({self.mode.value} walk)")
-        self.curve.value = _svg_curve(self.steps().numpy(), self.distances.detach().cpu().double().numpy(), eigval,
-                                      title=title, render=self.renders)
         scaled = self.step.value * scale
+        capped = t < scaled * (1 - 1e-9)
         steps = (f"steps up to ±{t:.2f}, capped at {self.max_fraction:g}·‖z<sub>0</sub>‖ (step × multiplier = "
                  f"{self.step.value:g} × {scale:.2f} = {scaled:.2f}; larger steps leave the image manifold)"
-                 if t < scaled * (1 - 1e-9) else f"steps up to ±{t:.2f} = {self.step.value:g} × {scale:.2f}")
+                 if capped else f"steps up to ±{t:.2f} = {self.step.value:g} × {scale:.2f}")
         if found is None:
-            self.status.value = (f"{html.escape(G.name)}, seed {self.seed.value}: rank {rank}, "
-                                 f"λ<sub>{rank}</sub> = {eigval:.3g} (λ<sub>1</sub> = {float(ref.eigvals[0]):.3g}); "
-                                 f"{steps}")
-            return
-        ends = [0, self.n_steps - 1]
-        ratio = float(self.distances[ends].sum() / self.outside[ends].sum().clamp_min(1e-30))
-        self.status.value = (f"{html.escape(G.name)}, seed {self.seed.value}, region {html.escape(self.region.value)}: "
-                             f"local direction {rank}, generalised eigenvalue {float(found.scores[rank - 1]):.3g} "
-                             f"(change inside per change outside, to second order); at the ends of this walk the "
-                             f"change inside is {ratio:.3g}× the change outside; {steps}")
+            status = (f"{html.escape(G.name)}, seed {self.seed.value}: rank {rank}, λ<sub>{rank}</sub> = "
+                      f"{eigval:.3g} (λ<sub>1</sub> = {float(ref.eigvals[0]):.3g}); {steps}")
+            title = f"distance to the reference along rank {rank} ({self.mode.value} walk)"
+        else:
+            ends = [0, self.n_steps - 1]
+            ratio = float(self.distances[ends].sum() / self.outside[ends].sum().clamp_min(1e-30))
+            status = (f"{html.escape(G.name)}, seed {self.seed.value}, region {html.escape(self.region.value)}: "
+                      f"local direction {rank}, generalised eigenvalue {float(found.scores[rank - 1]):.3g} (change "
+                      f"inside per change outside, to second order); at the ends of this walk the change inside is "
+                      f"{ratio:.3g}× the change outside; {steps}")
+            title = f"distance inside the region along local direction {rank} ({self.mode.value} walk)"
+        # The curve last: the page has everything else of this render once the curve's new data-render shows.
+        self.strip.value = _jpeg(viz.tile(shown, nrow=self.n_steps))
+        self.rank.description = axis
+        self.cap.value = f"capped at step {self.step_cap():.2f} for {axis} {rank}" if capped else ""
+        self.status.value = status
+        self.curve.value = _svg_curve(self.steps().numpy(), self.distances.detach().cpu().double().numpy(), eigval,
+                                      title=title, render=self.renders)
 
     def _busy(self, message: str, fraction: float) -> None:
-        """Show that the app is working: progress bar, message, dimmed outputs, disabled controls."""
+        """Show that the app is working: disabled controls, dimmed outputs, progress bar, message (in this order:
+        the page applies the changes in turn, so the message shows with the controls disabled)."""
+        for control in self.controls:
+            control.disabled = True
+        for output in (self.strip, self.curve):
+            output.add_class("gg-dim")
         self.progress.value = fraction
         self.progress.layout.display = None
         self.status.value = f"<b>working:</b> {message}"
-        for output in (self.strip, self.curve):
-            output.add_class("gg-dim")
-        for control in self.controls:
-            control.disabled = True
 
     def _idle(self) -> None:
         self.progress.layout.display = "none"
@@ -327,6 +488,59 @@ class Explorer(widgets.VBox):
 def explore(models=generators.EMBEDDED, **options) -> Explorer:
     """The explorer app for `models` (see `Explorer`); display it as the last line of a notebook cell."""
     return Explorer(models, **options)
+
+
+class _Background:
+    """One daemon thread that runs the explorer's prefetch jobs in order, never while the app is busy (`hold`
+    until `release`); `replace` drops the jobs not started yet for new ones. Its jobs never touch widgets."""
+
+    def __init__(self):
+        self._jobs: queue.Queue = queue.Queue()
+        self._free = threading.Event()
+        self._free.set()
+        self._thread = threading.Thread(target=self._run, daemon=True)  # a kernel's exit never waits for it
+        self._thread.start()
+
+    def hold(self) -> None:
+        self._free.clear()
+
+    def release(self) -> None:
+        self._free.set()
+
+    def replace(self, jobs) -> None:
+        while True:
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
+        for job in jobs:
+            self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            self._free.wait()
+            try:
+                job()
+            except Exception:  # noqa: BLE001 (kept in the job's future; shown if the user selects it)
+                pass
+
+
+def _fulfil(future: Future, compute) -> None:
+    try:
+        future.set_result(compute())
+    except BaseException as error:  # noqa: BLE001 (handed to whoever waits for the result)
+        future.set_exception(error)
+
+
+def _finite(name: str, value, *, low: float | None = None, high: float | None = None, strict: bool = False) -> None:
+    """Raise unless `value` is a finite number within [low, high] (above low, with strict), naming the option."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (low is None or (value > low if strict else value >= low)) and (high is None or value <= high)
+    if not ok:
+        bounds = (f" {'above' if strict else 'at least'} {low:g}" if low is not None else "") + (
+            f" and at most {high:g}" if high is not None else "")
+        raise ValueError(f"{name} must be a finite number{bounds}, got {value!r}")
 
 
 def _check_regions(regions) -> dict:
@@ -365,11 +579,13 @@ def _jpeg(image: np.ndarray) -> bytes:
 
 
 def _svg_curve(steps: np.ndarray, values: np.ndarray, eigval: float, *, title: str, render: int,
-               width: int = 640, height: int = 240) -> str:
-    """The distance curve as inline SVG: measured distances (solid, with markers) and the metric's quadratic
-    prediction ½λt² (dashed; exact as t → 0, an overestimate at larger steps, where LPIPS curves away).
-    Plain markup in the widget's state, so it needs no JavaScript library and draws again after a reload."""
-    left, right, top, bottom = 62, 16, 30, 42
+               width: int = 560, height: int = 230) -> str:
+    """The distance curve: a title, an inline SVG plot of the measured distances (solid, with markers) and the
+    metric's quadratic prediction ½λt² (dashed; exact as t → 0, an overestimate at larger steps, where LPIPS curves
+    away), and a legend. Plain markup in the widget's state, so it needs no JavaScript library and draws again
+    after a reload. The title and legend are HTML, which wraps on a narrow screen; the plot's own text is sized by
+    the app's style (larger when the curve is narrow), and its margins leave room for either size."""
+    left, right, top, bottom = 78, 22, 12, 60
     t_max = float(np.abs(steps).max()) or 1.0
     y_max = float(values.max()) * 1.15 or 1.0
     if not np.isfinite(y_max):
@@ -388,28 +604,26 @@ def _svg_curve(steps: np.ndarray, values: np.ndarray, eigval: float, *, title: s
     ticks = []
     for t in np.linspace(-t_max, t_max, 5):
         ticks.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{height - bottom}" y2="{height - bottom + 5}"/>'
-                     f'<text x="{x(t):.1f}" y="{height - bottom + 18}" text-anchor="middle">{t:+.2f}</text>')
-    for v in np.linspace(0, y_max, 4):
+                     f'<text x="{x(t):.1f}" y="{height - bottom + 8}" dy="1em" text-anchor="middle">{t:+.2g}</text>')
+    for v in np.linspace(0, y_max, 3):
         ticks.append(f'<line x1="{left - 5}" x2="{left}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
-                     f'<text x="{left - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.3g}</text>')
+                     f'<text x="{left - 8}" y="{y(v):.1f}" dy="0.35em" text-anchor="end">{v:.2g}</text>')
     plot_w, plot_h = width - left - right, height - top - bottom
-    return (
+    svg = (
         f'<svg class="gg-curve-svg" data-render="{render}" viewBox="0 0 {width} {height}" '
-        f'style="width:100%;max-width:{width}px;height:auto;font:12px sans-serif" role="img" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>{html.escape(title)}</title>'
+        f'style="width:100%;height:auto" role="img" xmlns="http://www.w3.org/2000/svg">'
+        f'<title>{html.escape(title)}</title>'
         f'<defs><clipPath id="gg-plot-{render}"><rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>'
         f'</clipPath></defs>'
-        f'<text x="{left}" y="18" font-weight="bold">{html.escape(title)}</text>'
-        f'<g stroke="#444" fill="#444">{"".join(ticks)}</g>'
+        f'<g stroke="#444" fill="#444" stroke-width="1">{"".join(ticks)}</g>'
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>'
         f'<polyline class="gg-predicted" clip-path="url(#gg-plot-{render})" points="{predicted}" fill="none" '
         f'stroke="#d62728" stroke-width="1.5" stroke-dasharray="5 4"/>'
         f'<polyline class="gg-measured" points="{measured}" fill="none" stroke="#1f77b4" stroke-width="2"/>'
         f'<g fill="#1f77b4">{markers}</g>'
-        f'<text x="{left + plot_w / 2:.0f}" y="{height - 6}" text-anchor="middle">step t along the axis</text>'
-        f'<text transform="translate(14 {top + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">distance</text>'
-        f'<g font-size="11"><line x1="{width - right - 190}" x2="{width - right - 166}" y1="{top + 12}" '
-        f'y2="{top + 12}" stroke="#1f77b4" stroke-width="2"/><text x="{width - right - 160}" y="{top + 16}">'
-        f'measured</text><line x1="{width - right - 190}" x2="{width - right - 166}" y1="{top + 28}" '
-        f'y2="{top + 28}" stroke="#d62728" stroke-dasharray="5 4"/><text x="{width - right - 160}" '
-        f'y="{top + 32}">½λt² (the metric, t → 0)</text></g></svg>')
+        f'<text x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#444">step t along the axis'
+        f'</text><text transform="translate(4 {top + plot_h / 2:.0f}) rotate(-90)" dy="1em" text-anchor="middle" '
+        f'fill="#444">distance</text></svg>')
+    legend = ('<div class="gg-legend"><span style="border-top:2px solid #1f77b4"></span>measured'
+              '<span style="border-top:2px dashed #d62728"></span>½λt² (the metric, exact as t → 0)</div>')
+    return f'<div><div class="gg-curve-title">{html.escape(title)}</div>{svg}{legend}</div>'

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 from .assets import atomic_path
@@ -35,10 +36,14 @@ def record(key: str, value):
 def glue(key: str, value):
     """Make `value` citable in this notebook's prose, and `record` it; returns `value`.
 
-    The prose cites it with myst-nb's roles: {glue:text}`key` or, with a format spec, {glue:text}`key:.3g`
-    for numbers; {glue:text}`key` for plain text and {glue:md}`key` for markdown (a sentence generated from
-    the run's values). Each key is glued once per notebook (a duplicate fails the strict build).
-    Numpy and torch scalars are glued as Python numbers, so format specs apply.
+    The prose cites it as {eval}`key`, or with a format spec as {eval}`f"{key:.3g}"`, and the notebook binds the
+    name to the value, `key = glue("key", value)`: JupyterLab (jupyterlab-myst) evaluates the expression in the
+    kernel, the book resolves it from the glued value (book/_ext/glue_eval.py), so both show the same text. The
+    older myst-nb roles ({glue:text}`key:.3g`, {glue:md}`key`) still work in the book. Each key is glued once
+    per notebook (a duplicate fails the strict build). Numpy and torch scalars are glued, and returned, as Python
+    numbers, so format specs apply. A string that needs markdown to show as written (`shows_as_markdown`: a
+    sentence with emphasis, math or a role) is returned as a str that displays as markdown, as it is rendered in
+    the book; other strings are returned as they are, and show as plain text.
     """
     from myst_nb import glue as myst_glue
 
@@ -46,11 +51,21 @@ def glue(key: str, value):
         value = value.item()
     myst_glue(key, _Prose(value) if isinstance(value, str) else value, display=False)
     record(key, value)
-    return value
+    return _Prose(value) if isinstance(value, str) and shows_as_markdown(value) else value
+
+
+# Characters with a meaning in MyST markdown: emphasis, code, math, links, roles, HTML, escapes, headings.
+_MARKUP = re.compile(r"[*_`$\[\]{}<>\\#|~]")
+
+
+def shows_as_markdown(text: str) -> bool:
+    """Whether a glued string is shown as markdown, in the book's {eval} roles and in JupyterLab: when it holds
+    markup, or characters that Python's repr (JupyterLab's plain text) would escape; else as plain text."""
+    return bool(_MARKUP.search(text)) or repr(text)[1:-1] != text
 
 
 class _Prose(str):
-    """A string glued as text/plain (for {glue:text}) and as text/markdown (for {glue:md})."""
+    """A string glued as text/plain (for {glue:text}) and as text/markdown (for {glue:md} and {eval})."""
 
     def _repr_markdown_(self):
         return str(self)

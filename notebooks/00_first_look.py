@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-user_expressions
 #     formats: py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -21,7 +22,7 @@
 # the first face of one model is from the others. No geometry yet; this is the baseline the metric of
 # chapter 01 refines.
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({eval}`run_times`):
 #
 # ```bash
 # python -m helpers.book run --only 00 -p seed 3 -p eye_class blue
@@ -66,7 +67,7 @@ from scipy.stats import spearmanr
 from helpers import distances, generators, viz
 from helpers.report import glue, record, run_times
 
-glue("run_times", run_times("00_first_look"))
+run_times = glue("run_times", run_times("00_first_look"))
 glue("seed", seed)
 glue("eye_class", eye_class)
 torch.set_grad_enabled(False)  # nothing on this page needs gradients
@@ -90,8 +91,8 @@ viz.markdown_table({
                 for G in models.values()]})
 
 # %% [markdown]
-# Samples from each model: the latent codes are standard normal draws from seed {glue:text}`seed`, the same
-# seed for every model (the eyes are {glue:text}`eye_class`).
+# Samples from each model: the latent codes are standard normal draws from seed {eval}`seed`, the same
+# seed for every model (the eyes are {eval}`eye_class`).
 
 # %%
 for name, images in samples.items():
@@ -124,9 +125,9 @@ viz.bar_chart(lpips_to_first[1:], labels[1:], title="LPIPS (alex) from face 0",
 rho = spearmanr(lpips_to_first[1:], mse_to_first[1:]).statistic
 rank_agreement = record("spearman_lpips_mse", float(rho))
 others = list(range(1, n_images))
-nearest_in_pixels = others[int(mse_to_first[1:].argmin())]
+closest_face = others[int(mse_to_first[1:].argmin())]
 by_lpips = sorted(others, key=lambda k: float(lpips_to_first[k]))
-lpips_rank = 1 + by_lpips.index(nearest_in_pixels)
+lpips_rank = 1 + by_lpips.index(closest_face)
 bands = [(0.7, "agree closely on", "above 0.7"),
          (0.3, "roughly agree on", "between 0.3 and 0.7"),
          (-0.3, "barely agree on", "between -0.3 and 0.3"),
@@ -137,8 +138,8 @@ rank_verdict = glue("rank_verdict", f"the two distances {agreement} which faces 
 place = ("also the closest" if lpips_rank == 1
          else "the farthest" if lpips_rank == len(others)
          else f"only number {lpips_rank} of {len(others)}")
-nearest = glue("nearest_in_pixels", f"the face closest to the first one in pixels "
-               f"(face {nearest_in_pixels}) is {place} in LPIPS")
+nearest_in_pixels = glue("nearest_in_pixels", f"the face closest to the first one in pixels "
+                         f"(face {closest_face}) is {place} in LPIPS")
 spread = {name: float(v[1:].max() / v[1:].min())
           for name, v in {"LPIPS": lpips_to_first, "MSE": mse_to_first}.items()}
 spread_lpips = glue("spread_lpips", spread["LPIPS"])
@@ -148,11 +149,11 @@ spread_mse = glue("spread_mse", spread["MSE"])
 # ## What the numbers show
 #
 # Each distance is zero from the first face to itself, and positive to every other sample, since two
-# independent latent codes give two different faces. In this run {glue:md}`rank_verdict`, and
-# {glue:md}`nearest_in_pixels`. LPIPS weighs the edges and textures that an image network responds to,
+# independent latent codes give two different faces. In this run {eval}`rank_verdict`, and
+# {eval}`nearest_in_pixels`. LPIPS weighs the edges and textures that an image network responds to,
 # while MSE counts every pixel alike, so a change of lighting or background can cost much in MSE and little
-# in LPIPS. The largest distance to the first face is {glue:text}`spread_lpips:.3g` times the smallest in
-# LPIPS and {glue:text}`spread_mse:.3g` times in MSE.
+# in LPIPS. The largest distance to the first face is {eval}`f"{spread_lpips:.3g}"` times the smallest in
+# LPIPS and {eval}`f"{spread_mse:.3g}"` times in MSE.
 #
 # These are distances between far-apart samples. The rest of the book looks close to one code: how fast
 # LPIPS grows as the code moves a little in each direction, which is what the metric tensor of the

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-user_expressions
 #     formats: py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -24,7 +25,7 @@
 # Hessian-aware CMA-ES for activation maximisation, has its own chapter, [chapter 08](08_activation.ipynb).
 # Its tables, beside the paper's numbers, are also on the [results page](results.md).
 #
-# **Rerun it** ({glue:text}`run_times`; {glue:text}`full_estimate`):
+# **Rerun it** ({eval}`run_times`; {eval}`full_estimate`):
 #
 # ```bash
 # python -m helpers.book run --only 05 -p n_targets 20 -p n_starts 5 -p seed 1
@@ -76,7 +77,7 @@ from IPython.display import display
 from helpers import generators, inversion_study, optimisers, stats, toy, viz
 from helpers.report import glue, phrase_list, plural, result_table, run_times
 
-glue("run_times", run_times("05_inversion"))
+run_times = glue("run_times", run_times("05_inversion"))
 models = [generators.EMBEDDED[0], "cdcgan-eyes128"] if inversion_models is None else list(inversion_models)
 glue("first_model", models[0])
 glue("models_text", " and ".join(f"`{m}`" for m in models))
@@ -87,7 +88,7 @@ glue("basin_generations", basin_generations)
 glue("budget", budget)
 glue("other_budget", other_budget)
 glue("n_tune", n_tune)
-glue("other_methods_text", phrase_list(other_methods) if len(models) > 1 else "(none)")
+other_methods_text = glue("other_methods_text", phrase_list(other_methods) if len(models) > 1 else "(none)")
 bench = optimisers.setup(models, distance, n_points, seed, device=device, cpu_threads=cpu_threads)
 plan = inversion_study.Plan.from_parameters(globals(), models=models)  # the parameters that decide the comparison
 
@@ -101,8 +102,8 @@ plan = inversion_study.Plan.from_parameters(globals(), models=models)  # the par
 #
 # The paper shows this on $f(x) = x^\top H x$ in two dimensions, with eigenvalues $1$ and $10$ and the
 # eigenvectors rotated away from the axes. With the setting of the authors' notebook
-# ({glue:text}`toy_paper_setting`), Adam ends at $f$ = {glue:text}`toy_paper_eigen:.2e` in the eigenbasis
-# and {glue:text}`toy_paper_original:.4g` in the original coordinates: the paper's {paper}`0.007` and
+# ({eval}`toy_paper_setting`), Adam ends at $f$ = {eval}`f"{toy_paper_eigen:.2e}"` in the eigenbasis
+# and {eval}`f"{toy_paper_original:.4g}"` in the original coordinates: the paper's {paper}`0.007` and
 # {paper}`7.155`.
 #
 # One setting can mislead: near the minimum Adam's steps oscillate, so $f$ jumps up and down by orders of
@@ -114,21 +115,21 @@ plan = inversion_study.Plan.from_parameters(globals(), models=models)  # the par
 
 # %%
 toy_eigen, toy_original = toy.authors_toy()
-glue("toy_paper_setting", toy.AUTHORS_SETTING)
-glue("toy_paper_eigen", toy_eigen)
-glue("toy_paper_original", toy_original)
+toy_paper_setting = glue("toy_paper_setting", toy.AUTHORS_SETTING)
+toy_paper_eigen = glue("toy_paper_eigen", toy_eigen)
+toy_paper_original = glue("toy_paper_original", toy_original)
 sweep = toy.toy_sweep(torch.linspace(0, math.pi / 2, toy_angles), toy_lrs, steps=toy_steps)
 viz.gap_heatmap(sweep.gap(), sweep.lrs, sweep.start_angles,
                 title=f"log10 (f in x ÷ f in the eigenbasis) after {toy_steps} steps")
 
 # %%
-glue("toy_verdict", toy.verdict(sweep))
+toy_verdict = glue("toy_verdict", toy.verdict(sweep))
 steps, curves = sweep.gap_curves()
 viz.line_chart(steps, curves, title="median over starts off the eigenvectors", xlabel="Adam steps",
                ylabel="log10 (f in x ÷ f in the eigenbasis)")
 
 # %% [markdown]
-# {glue:md}`toy_verdict:myst`
+# {eval}`toy_verdict`
 #
 # The heat map and the line chart show where the argument holds in two dimensions: the gap is not one
 # number, but a function of the start, the learning rate and how long Adam runs. A
@@ -141,7 +142,7 @@ viz.line_chart(steps, curves, title="median over starts off the eigenvectors", x
 # For each model the average metric comes from the codes chapter 02 computed its metric at (read back from
 # the store the chapters share under `runs/metrics`, or computed if absent); for the eyes model it is the
 # noise block of the full metric. The eigenbasis is the frame of its eigenvectors, steepest first; the
-# top-$k$ subspace keeps the first $k$ of them, with $k$ = {glue:text}`top_k:d`.
+# top-$k$ subspace keeps the first $k$ of them, with $k$ = {eval}`f"{top_k:d}"`.
 #
 # The targets are of two kinds. Generated targets are images the model made from codes drawn with another
 # seed: their true codes $z_\text{true}$ are known, and the model can reproduce them exactly. Real
@@ -162,7 +163,7 @@ bench.clock.lap("models and targets")
 # %% [markdown]
 # ## Every method, tuned, with the same budget
 #
-# Five methods, all with the paper's loss, LPIPS plus {glue:text}`pixel_weight:.3g` times the mean absolute
+# Five methods, all with the paper's loss, LPIPS plus {eval}`f"{pixel_weight:.3g}"` times the mean absolute
 # pixel difference (the runs report LPIPS alone):
 #
 # - **z**: Adam on the code itself;
@@ -170,19 +171,19 @@ bench.clock.lap("models and targets")
 #   starts from the same code;
 # - **top-k**: Adam on $c$ in the top-$k$ subspace, $z = z_0 + V_k c$: only the steepest directions move;
 # - **BasinCMA, z** and **BasinCMA, eigenbasis**: the paper's inversion of BigGAN. CMA-ES proposes
-#   {glue:text}`basin_popsize:d` codes per generation around the start; each gets
-#   {glue:text}`basin_inner_steps:d` Adam steps; CMA-ES learns from the distances they reach; after
-#   {glue:text}`basin_generations:d` generations Adam refines the best code for the rest of the budget. The
+#   {eval}`f"{basin_popsize:d}"` codes per generation around the start; each gets
+#   {eval}`f"{basin_inner_steps:d}"` Adam steps; CMA-ES learns from the distances they reach; after
+#   {eval}`f"{basin_generations:d}"` generations Adam refines the best code for the rest of the budget. The
 #   basis is that of the Adam steps.
 #
 # The budget is the number of images a run puts through the generator: every Adam step is one, every code
-# BasinCMA tries costs its inner steps. Each method gets {glue:text}`budget:d` images per run on the first
-# model and {glue:text}`other_budget:d` on the others, whose images cost more. On the first model all five
-# methods run; on the others {glue:text}`other_methods_text`.
+# BasinCMA tries costs its inner steps. Each method gets {eval}`f"{budget:d}"` images per run on the first
+# model and {eval}`f"{other_budget:d}"` on the others, whose images cost more. On the first model all five
+# methods run; on the others {eval}`other_methods_text`.
 #
 # Each method's learning rate (and, with more than one listed in `schedules`, its schedule) is tuned
 # separately, as the paper tuned Adam per basis: every candidate runs the full budget on
-# {glue:text}`n_tune:d` held-out generated targets, and the one with the lowest mean log LPIPS is used on the
+# {eval}`f"{n_tune:d}"` held-out generated targets, and the one with the lowest mean log LPIPS is used on the
 # test targets. All candidates of a method run in one batch, as do all test runs. The table gives the
 # learning rate and schedule each method was tuned to, and its tuning score.
 
@@ -191,18 +192,18 @@ results = {}
 for name, model in bench.models.items():
     results[name] = inversion_study.run(plan, name, model, bench.distance, targets[name], progress=progress)
     bench.clock.lap(f"inversion, {name}")
-glue("tuning_note", inversion_study.tuning_note(results, lrs, schedules))
+tuning_note = glue("tuning_note", inversion_study.tuning_note(results, lrs, schedules))
 viz.markdown_table(inversion_study.tuning_table(results), precision=3)
 
 # %% [markdown]
-# {glue:md}`tuning_note:myst`
+# {eval}`tuning_note`
 #
 # What the runs cost: the CPU time per image through each generator (from the runs' own times, also when
 # they were read back from the store), and what the full profile's comparison would take at that rate.
 
 # %%
 cost = inversion_study.cost(plan, results, bench.clock.sections)
-glue("full_estimate", cost.estimate(inversion_store))
+full_estimate = glue("full_estimate", cost.estimate(inversion_store))
 viz.markdown_table(cost.table(), precision=3)
 
 # %% [markdown]
@@ -223,7 +224,7 @@ for name, entry in results.items():
 # ## Final LPIPS, images to a threshold, area under the curve
 #
 # Three measures per run: the final (lowest) LPIPS; the number of images it took to reach an LPIPS of
-# {glue:text}`threshold:.3g`; and the area under its curve, reported as the geometric mean of the lowest
+# {eval}`f"{threshold:.3g}"`; and the area under its curve, reported as the geometric mean of the lowest
 # LPIPS along the run (lower means lower sooner). The first table summarises each method on the generated
 # targets; the second compares methods pair by pair. A pair is one target and one start: both methods start
 # from the same code. The effect size is the ratio of final LPIPS (the geometric mean over pairs of
@@ -236,7 +237,7 @@ for name, entry in results.items():
 # %%
 glue("threshold", threshold)
 comparisons = inversion_study.comparisons(results, threshold)
-glue("inversion_verdicts", inversion_study.verdicts(comparisons, threshold))
+inversion_verdicts = glue("inversion_verdicts", inversion_study.verdicts(comparisons, threshold))
 for name, entry in results.items():
     display(viz.markdown_table({"": [f"**{name}**, {plural(n_targets, 'generated target')} × "
                                      f"{plural(n_starts, 'start')}"]}))
@@ -246,7 +247,7 @@ for name, entry in results.items():
 # %% [markdown]
 # The comparisons the paper makes, generated from the tables:
 #
-# {glue:md}`inversion_verdicts:myst`
+# {eval}`inversion_verdicts`
 #
 # On the photographs the same methods run from the same starts; there is no true code, and too few
 # photographs for a test, so the table only summarises them.
@@ -280,8 +281,8 @@ result_table(
 # ## The reconstructions
 #
 # For every target, the best image each method found over its starts. On the first model the best method,
-# {glue:text}`best_method`, reached a median (over generated targets) best LPIPS of
-# {glue:text}`best_median:.2g`. Look at the rows of generated targets: are they the same faces and eyes?
+# {eval}`best_method`, reached a median (over generated targets) best LPIPS of
+# {eval}`f"{best_median:.2g}"`. Look at the rows of generated targets: are they the same faces and eyes?
 
 # %%
 for name, entry in results.items():
@@ -301,12 +302,12 @@ for name, entry in results.items():
 
 # %%
 errors = inversion_study.code_errors(results, bench.models, top_k, threshold)
-glue("latent_verdict", inversion_study.code_verdict(errors, models[0], bench.models[models[0]].G.latent_dim, top_k,
-                                                    threshold))
+latent_verdict = glue("latent_verdict", inversion_study.code_verdict(
+    errors, models[0], bench.models[models[0]].G.latent_dim, top_k, threshold))
 viz.markdown_table(errors.table, precision=3)
 
 # %% [markdown]
-# {glue:md}`latent_verdict:myst`
+# {eval}`latent_verdict`
 #
 # The metric says why this can happen: along a flat direction (a small eigenvalue) the image barely
 # changes, so nothing pulls the code towards $z_\text{true}$ there, and many codes make nearly the same
@@ -316,19 +317,19 @@ viz.markdown_table(errors.table, precision=3)
 # had in the other directions.
 
 # %%
-glue("agreement", inversion_study.agreement(plan, comparisons, toy.matches_paper(toy_eigen, toy_original)))
-glue("scope", inversion_study.scope(plan, comparisons, cost))
+agreement = glue("agreement", inversion_study.agreement(plan, comparisons, toy.matches_paper(toy_eigen, toy_original)))
+scope = glue("scope", inversion_study.scope(plan, comparisons, cost))
 print(bench.clock.total())
 viz.markdown_table(bench.clock.table(), precision=1)
 
 # %% [markdown]
 # ## Where this agrees with the paper, and where not
 #
-# {glue:md}`agreement:myst`
+# {eval}`agreement`
 #
 # ## What the default run can and cannot decide
 #
-# {glue:md}`scope:myst`
+# {eval}`scope`
 
 # %% [markdown]
 # ## Try it

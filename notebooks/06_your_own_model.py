@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-user_expressions
 #     formats: py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -21,7 +22,7 @@
 # lines, get the same metric from three methods, and the trained network's metric is far more anisotropic
 # than the same architecture with random weights.
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({eval}`run_times`):
 #
 # ```bash
 # python -m helpers.book run --only 06 -p seed 1 -p blur 8
@@ -54,7 +55,7 @@ from helpers import assets, distances, generators, metric, viz
 from helpers.generators import Generator
 from helpers.report import glue, record, run_times
 
-times = glue("run_times", run_times("06_your_own_model"))
+run_times = times = glue("run_times", run_times("06_your_own_model"))
 
 # %% [markdown]
 # ## A generator of your own
@@ -98,17 +99,17 @@ viz.image_grid(G(z), nrow=4, title="samples from my-faces")
 with torch.no_grad():
     built_in = generators.load("dcgan-faces64", device=device)
     same = float((G(z) - built_in(z)).abs().max())
-same_text = glue("same_as_loader", "exactly (the largest pixel difference is zero)"
-                 if same == 0 else f"to {same:.1e} in pixel value")
+same_as_loader = same_text = glue("same_as_loader", "exactly (the largest pixel difference is zero)"
+                                  if same == 0 else f"to {same:.1e} in pixel value")
 
 # %% [markdown]
-# The two match {glue:text}`same_as_loader`.
+# The two match {eval}`same_as_loader`.
 
 # %% [markdown]
 # ## A distance of your own
 #
 # As an example, a distance that compares images after blurring them (averaging over windows of
-# {glue:text}`blur` by {glue:text}`blur` pixels): it ignores fine detail and sees only coarse structure. It
+# {eval}`blur` by {eval}`blur` pixels): it ignores fine detail and sees only coarse structure. It
 # is a squared distance between feature vectors (the blurred pixels, scaled so the value is a mean), so it
 # gets the exact `jacobian` method for free.
 
@@ -149,8 +150,8 @@ agreement = {
         float(((by_lanczos.eigvals - top5).abs() / top5).max()),
 }
 record("custom_model_agreement", agreement)
-glue("backprop_gap", agreement["backprop vs jacobian (relative Frobenius)"])
-glue("lanczos_gap", agreement["lanczos top-5 vs jacobian (max relative)"])
+backprop_gap = glue("backprop_gap", agreement["backprop vs jacobian (relative Frobenius)"])
+lanczos_gap = glue("lanczos_gap", agreement["lanczos top-5 vs jacobian (max relative)"])
 viz.markdown_table({"comparison": list(agreement), "error": list(agreement.values())})
 
 # %% [markdown]
@@ -176,10 +177,10 @@ def decades(result, rank):
 rank = 50
 spread = {"trained": decades(exact, rank), "untrained": decades(untrained, rank)}
 record("custom_model_decades_to_rank50", spread)
-glue("decades_trained", spread["trained"])
-glue("decades_untrained", spread["untrained"])
+decades_trained = glue("decades_trained", spread["trained"])
+decades_untrained = glue("decades_untrained", spread["untrained"])
 more = spread["trained"] > spread["untrained"]
-verdict = glue("anisotropy_verdict", "more" if more else "less")
+anisotropy_verdict = verdict = glue("anisotropy_verdict", "more" if more else "less")
 nets = {"trained (my-faces)": exact, "untrained, same architecture": untrained}
 viz.line_chart(range(1, G.latent_dim + 1),
                {name: (r.eigvals[0] / r.eigvals[0, 0]).cpu().numpy()
@@ -210,14 +211,14 @@ viz.image_grid(G(along_top), nrow=7,
 # ## What the numbers show
 #
 # Wrapping the model took one line once the network was built, and the distance a few. The hand-built
-# network reproduces the built-in loader {glue:text}`same_as_loader`. The three
+# network reproduces the built-in loader {eval}`same_as_loader`. The three
 # methods agree on its metric: backprop differs from the forward-mode Jacobian by
-# {glue:text}`backprop_gap:.1e` (relative Frobenius), and Lanczos finds its top eigenvalues to
-# {glue:text}`lanczos_gap:.1e`. Nothing in `helpers` knew about this network or this distance beforehand.
+# {eval}`f"{backprop_gap:.1e}"` (relative Frobenius), and Lanczos finds its top eigenvalues to
+# {eval}`f"{lanczos_gap:.1e}"`. Nothing in `helpers` knew about this network or this distance beforehand.
 #
 # From the top eigenvalue to the one at rank 50, the spectrum of the trained network falls by
-# {glue:text}`decades_trained:.3g` decades and that of the untrained one by
-# {glue:text}`decades_untrained:.3g`: the trained weights make the metric {glue:text}`anisotropy_verdict`
+# {eval}`f"{decades_trained:.3g}"` decades and that of the untrained one by
+# {eval}`f"{decades_untrained:.3g}"`: the trained weights make the metric {eval}`anisotropy_verdict`
 # anisotropic, under a distance that knows nothing about faces. Chapter 03's shuffled-weights control makes
 # the same comparison for LPIPS.
 

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-user_expressions
 #     formats: py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -22,7 +23,7 @@
 # LowRankGAN's pixel-Jacobian recipe, and what each costs. Its table of how much more local the local
 # directions are is also on the [results page](results.md).
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({eval}`run_times`):
 #
 # ```bash
 # python -m helpers.book run --only 07 -p n_codes 8 -p target 0.05
@@ -82,7 +83,7 @@ from helpers import analysis, distances, generators, local, metric, regions, viz
 from helpers.report import glue, interval, record, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips' deprecated `pretrained=`
-glue("run_times", run_times("07_local_edits"))
+run_times = glue("run_times", run_times("07_local_edits"))
 
 faces_name = faces_model or generators.EMBEDDED[0]
 models = {"faces": generators.load(faces_name, device=device),
@@ -142,7 +143,7 @@ regions_figure("eyes")
 # %% [markdown]
 # ## The metrics of each region, from one pass
 #
-# At each of {glue:text}`n_codes:d` codes per model, one forward-mode Jacobian pass gives the metrics of
+# At each of {eval}`f"{n_codes:d}"` codes per model, one forward-mode Jacobian pass gives the metrics of
 # every region and of its complement (`metric.region_metrics`): the pass runs the generator and LPIPS once
 # per latent direction, and each mask only reweights the same features. The whole-image metric follows
 # from any one pair. As a check, it is compared here with the metric computed on its own at the first
@@ -164,7 +165,7 @@ record("local_seconds_region_metrics_per_code", seconds_region)
 print(f"a·H_region + (1 − a)·H_rest vs the whole metric, first face code: relative difference {identity_gap:.1e}")
 
 # %% [markdown]
-# The relative difference is {glue:text}`identity_gap:.1e`, float32 roundoff: the region and its rest
+# The relative difference is {eval}`f"{identity_gap:.1e}"`, float32 roundoff: the region and its rest
 # split the metric exactly.
 #
 # How much of the metric lives in each region? The share of a region is
@@ -181,11 +182,11 @@ viz.nested_table({key: {name: {"area": areas[key][name], "share of the metric (m
 # %% [markdown]
 # ## Local directions at each code
 #
-# At every code and region, five kinds of directions, up to {glue:text}`k:d` of each:
+# At every code and region, five kinds of directions, up to {eval}`f"{k:d}"` of each:
 #
 # - **generalised**: the top solutions of
 #   $H_{\mathrm{region}} v = \lambda (H_{\mathrm{rest}} + \delta I) v$, with $\delta$ = `tau` times the
-#   trace of $H_{\mathrm{rest}}$ (`tau` = {glue:text}`tau`);
+#   trace of $H_{\mathrm{rest}}$ (`tau` = {eval}`tau`);
 # - **global local axes**: the same for the *average* pair of metrics over the other codes (leave one out),
 #   so they are tested at a code they were not fitted to;
 # - **global top**: the top eigenvectors of the whole-image metric $H$ (the paper's axes, chapter 04);
@@ -197,11 +198,11 @@ viz.nested_table({key: {name: {"area": areas[key][name], "share of the metric (m
 #
 # Robust PCA, as LowRankGAN runs it, iterates until its residual is negligible, up to `rpca_max_iter`
 # times per matrix, so the last two run only at the first `n_lowrankgan` codes and in the regions
-# `lowrank_regions` ({glue:text}`lowrank_where`). In this run it took {glue:text}`rpca_iterations`
+# `lowrank_regions` ({eval}`lowrank_where`). In this run it took {eval}`rpca_iterations`
 # iterations per matrix (the table below).
 #
 # Robust PCA decides how many directions LowRankGAN's recipe returns (the rank of the low-rank part); at
-# most {glue:text}`k:d` of them are used.
+# most {eval}`f"{k:d}"` of them are used.
 
 # %%
 found = {key: local.directions_by_method(G, codes[key], pairs[key], masks[key], whole[key], k, tau=tau,
@@ -211,11 +212,13 @@ found = {key: local.directions_by_method(G, codes[key], pairs[key], masks[key], 
 
 # %% tags=["hide-input"]
 lowrank_info = record("local_lowrank_info", {key: found[key].lowrank_info for key in models})
-glue("lowrank_where", f"{n_lowrankgan} code(s) per model; regions: {', '.join(lowrank_regions) or 'none'}")
+lowrank_where = glue("lowrank_where", f"{n_lowrankgan} code(s) per model; "
+                     f"regions: {', '.join(lowrank_regions) or 'none'}")
 iterations = [n for key in models for runs in lowrank_info[key].values() for info in runs.values()
               for n in info["iterations"]]
 low, high = (min(iterations), max(iterations)) if iterations else (None, None)
-glue("rpca_iterations", "none (not run)" if not iterations else str(high) if low == high else f"{low} to {high}")
+rpca_iterations = glue("rpca_iterations", "none (not run)" if not iterations
+                       else str(high) if low == high else f"{low} to {high}")
 if iterations:
     display(viz.nested_table({models[key].name: {where: {method: {
         "rank: region / rest": f"{info['rank_region']} / {info['rank_rest']}",
@@ -228,8 +231,8 @@ if iterations:
 #
 # A direction's locality is measured on walks, not on the quadratic approximation: from the code, walk
 # each way along the direction until the region has changed by the same amount, an LPIPS of
-# {glue:text}`target` averaged over the region (the step is bracketed, then refined by false position,
-# separately for each direction and sign, to within a relative {glue:text}`match_rtol`), and measure how
+# {eval}`target` averaged over the region (the step is bracketed, then refined by false position,
+# separately for each direction and sign, to within a relative {eval}`match_rtol`), and measure how
 # much the rest of the image changed on the same walk (LPIPS averaged over the rest). The **in/out ratio**
 # is the change inside over the change outside, summed over both ends; higher is more local. The same walks
 # are also scored in pixels (mean squared difference inside over outside), a measure that no method here
@@ -271,18 +274,18 @@ folds = record("local_fold_vs_global_top", {key: {m: local.fold_over_regions(
     quality[key], measure=m, k=k, n_boot=n_bootstrap, seed=seed) for m in ("lpips", "pixels")} for key in models})
 
 # %% tags=["hide-input"]
-glue("fold_faces_lpips", folds["faces"]["lpips"][0])
-glue("fold_faces_lpips_low", folds["faces"]["lpips"][1])
-glue("fold_faces_lpips_high", folds["faces"]["lpips"][2])
-glue("fold_faces_pixels", folds["faces"]["pixels"][0])
-glue("fold_faces_pixels_low", folds["faces"]["pixels"][1])
-glue("fold_faces_pixels_high", folds["faces"]["pixels"][2])
-glue("fold_eyes_lpips", folds["eyes"]["lpips"][0])
-glue("fold_eyes_lpips_low", folds["eyes"]["lpips"][1])
-glue("fold_eyes_lpips_high", folds["eyes"]["lpips"][2])
-glue("fold_eyes_pixels", folds["eyes"]["pixels"][0])
-glue("fold_eyes_pixels_low", folds["eyes"]["pixels"][1])
-glue("fold_eyes_pixels_high", folds["eyes"]["pixels"][2])
+fold_faces_lpips = glue("fold_faces_lpips", folds["faces"]["lpips"][0])
+fold_faces_lpips_low = glue("fold_faces_lpips_low", folds["faces"]["lpips"][1])
+fold_faces_lpips_high = glue("fold_faces_lpips_high", folds["faces"]["lpips"][2])
+fold_faces_pixels = glue("fold_faces_pixels", folds["faces"]["pixels"][0])
+fold_faces_pixels_low = glue("fold_faces_pixels_low", folds["faces"]["pixels"][1])
+fold_faces_pixels_high = glue("fold_faces_pixels_high", folds["faces"]["pixels"][2])
+fold_eyes_lpips = glue("fold_eyes_lpips", folds["eyes"]["lpips"][0])
+fold_eyes_lpips_low = glue("fold_eyes_lpips_low", folds["eyes"]["lpips"][1])
+fold_eyes_lpips_high = glue("fold_eyes_lpips_high", folds["eyes"]["lpips"][2])
+fold_eyes_pixels = glue("fold_eyes_pixels", folds["eyes"]["pixels"][0])
+fold_eyes_pixels_low = glue("fold_eyes_pixels_low", folds["eyes"]["pixels"][1])
+fold_eyes_pixels_high = glue("fold_eyes_pixels_high", folds["eyes"]["pixels"][2])
 
 
 def verdict(low):
@@ -292,8 +295,8 @@ def verdict(low):
             if low > 1 else f"not clearly more local than the global axes (the interval reaches {low:.3g})")
 
 
-glue("verdict_faces", verdict(folds["faces"]["lpips"][1]))
-glue("verdict_eyes", verdict(folds["eyes"]["lpips"][1]))
+verdict_faces = glue("verdict_faces", verdict(folds["faces"]["lpips"][1]))
+verdict_eyes = glue("verdict_eyes", verdict(folds["eyes"]["lpips"][1]))
 result_table("local_edits_fold", "Local edits: in/out ratio of the generalised directions over the global top eigenvectors",
              rows=["LPIPS in/out, fold", "pixel in/out, fold"],
              columns={f"ours: {models[key].name}": [estimate(folds[key]["lpips"]), estimate(folds[key]["pixels"])]
@@ -304,15 +307,15 @@ result_table("local_edits_fold", "Local edits: in/out ratio of the generalised d
                   + f"; walks matched to an in-region LPIPS of {target}; 95% bootstrap intervals over codes")
 
 # %% [markdown]
-# On the faces the generalised directions are {glue:md}`verdict_faces`: their in/out ratio in LPIPS is
-# {glue:text}`fold_faces_lpips:.3g` times that of the global top eigenvectors (bootstrap interval
-# {glue:text}`fold_faces_lpips_low:.3g` to {glue:text}`fold_faces_lpips_high:.3g`), and
-# {glue:text}`fold_faces_pixels:.3g` times in pixels ({glue:text}`fold_faces_pixels_low:.3g` to
-# {glue:text}`fold_faces_pixels_high:.3g`). On the eyes they are {glue:md}`verdict_eyes`, with folds of
-# {glue:text}`fold_eyes_lpips:.3g` in LPIPS ({glue:text}`fold_eyes_lpips_low:.3g` to
-# {glue:text}`fold_eyes_lpips_high:.3g`) and {glue:text}`fold_eyes_pixels:.3g` in pixels
-# ({glue:text}`fold_eyes_pixels_low:.3g` to {glue:text}`fold_eyes_pixels_high:.3g`). Walks that never
-# reached the target change inside the region before the step limit (the code's norm): {glue:text}`unreached:d`.
+# On the faces the generalised directions are {eval}`verdict_faces`: their in/out ratio in LPIPS is
+# {eval}`f"{fold_faces_lpips:.3g}"` times that of the global top eigenvectors (bootstrap interval
+# {eval}`f"{fold_faces_lpips_low:.3g}"` to {eval}`f"{fold_faces_lpips_high:.3g}"`), and
+# {eval}`f"{fold_faces_pixels:.3g}"` times in pixels ({eval}`f"{fold_faces_pixels_low:.3g}"` to
+# {eval}`f"{fold_faces_pixels_high:.3g}"`). On the eyes they are {eval}`verdict_eyes`, with folds of
+# {eval}`f"{fold_eyes_lpips:.3g}"` in LPIPS ({eval}`f"{fold_eyes_lpips_low:.3g}"` to
+# {eval}`f"{fold_eyes_lpips_high:.3g}"`) and {eval}`f"{fold_eyes_pixels:.3g}"` in pixels
+# ({eval}`f"{fold_eyes_pixels_low:.3g}"` to {eval}`f"{fold_eyes_pixels_high:.3g}"`). Walks that never
+# reached the target change inside the region before the step limit (the code's norm): {eval}`f"{unreached:d}"`.
 
 # %% [markdown]
 # ## What the directions do
@@ -376,18 +379,18 @@ record("local_homogeneity", homogeneity)
 record("local_transfer", transfer)
 region_h = [homogeneity[key][name] for key in models for name in masks[key]]
 whole_h = [homogeneity[key]["whole image"] for key in models for _ in masks[key]]
-glue("homogeneity_lower", sum(r < w for r, w in zip(region_h, whole_h)))
-glue("n_regions", len(region_h))
-glue("transfer_mean", float(np.nanmean([transfer[key][name] for key in models for name in masks[key]])))
+homogeneity_lower = glue("homogeneity_lower", sum(r < w for r, w in zip(region_h, whole_h)))
+n_regions = glue("n_regions", len(region_h))
+transfer_mean = glue("transfer_mean", float(np.nanmean([transfer[key][name] for key in models for name in masks[key]])))
 viz.nested_table({key: {name: {"homogeneity of the region (mean)": homogeneity[key][name],
                                "homogeneity of the whole image (mean)": homogeneity[key]["whole image"],
                                "global local axis 1 at a held-out code, fraction of its best": transfer[key][name]}
                         for name in masks[key]} for key in models}, precision=3)
 
 # %% [markdown]
-# In {glue:text}`homogeneity_lower:d` of {glue:text}`n_regions:d` regions the local directions are less
+# In {eval}`f"{homogeneity_lower:d}"` of {eval}`f"{n_regions:d}"` regions the local directions are less
 # homogeneous than the whole-image metric at the same codes. On average the first global local axis reaches
-# {glue:text}`transfer_mean:.1%` of the best generalised Rayleigh quotient at a code it was not fitted to.
+# {eval}`f"{transfer_mean:.1%}"` of the best generalised Rayleigh quotient at a code it was not fitted to.
 
 # %% [markdown]
 # ## What it costs
@@ -404,13 +407,14 @@ cost = record("local_cost_seconds", {key: {
     "Robust PCA + projection, per region": found[key].seconds_rpca} for key in models})
 speedup = glue("cost_ratio_faces", found["faces"].seconds_pixel / seconds_region["faces"] if n_lowrankgan
                else float("nan"))
-glue("cost_sentence", (f"the pixel Jacobian alone took {speedup:.3g} times as long as all of our region metrics"
-                       if speedup == speedup else "LowRankGAN's method did not run (`n_lowrankgan` = 0)"))
+cost_sentence = glue("cost_sentence", (
+    f"the pixel Jacobian alone took {speedup:.3g} times as long as all of our region metrics"
+    if speedup == speedup else "LowRankGAN's method did not run (`n_lowrankgan` = 0)"))
 viz.markdown_table({"step": list(cost["faces"]), **{f"{models[key].name}: s per code": list(cost[key].values())
                                                     for key in models}}, precision=2)
 
 # %% [markdown]
-# On the faces, in this run, {glue:md}`cost_sentence`.
+# On the faces, in this run, {eval}`cost_sentence`.
 
 # %% [markdown]
 # ## Try it

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-user_expressions
 #     formats: py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -24,7 +25,7 @@
 # pair by pair, layer by layer. Chapter 05 asks the same question of inversion. The table is also on the
 # [results page](results.md).
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({eval}`run_times`):
 #
 # ```bash
 # python -m helpers.book run --only 08 -p seed 1 -p am_budget 300
@@ -55,7 +56,7 @@ from IPython.display import display
 from helpers import activation, activation_study, generators, optimisers, viz
 from helpers.report import glue, plural, result_table, run_times
 
-glue("run_times", run_times("08_activation"))
+run_times = glue("run_times", run_times("08_activation"))
 am_models = [generators.EMBEDDED[0]] if am_models is None else list(am_models)
 bench = optimisers.setup(am_models, distance, n_points, seed, device=device, cpu_threads=cpu_threads)
 
@@ -70,7 +71,7 @@ bench = optimisers.setup(am_models, distance, n_points, seed, device=device, cpu
 # The generator is the image prior: the search moves its code, never the pixels. For each prior the average
 # metric comes from the codes chapter 02 computed its metric at (read back from the store the chapters
 # share under `runs/metrics`, or computed if absent); for the eyes model it is the noise block of the full
-# metric. The Hessian-aware search lives in its top-$k$ eigen-subspace, with $k$ = {glue:text}`top_k:d`.
+# metric. The Hessian-aware search lives in its top-$k$ eigen-subspace, with $k$ = {eval}`f"{top_k:d}"`.
 
 # %%
 glue("top_k", top_k)
@@ -79,11 +80,11 @@ viz.markdown_table(optimisers.metric_table(bench.models, top_k), precision=3)
 # %% [markdown]
 # ## Two searches from the same start
 #
-# Two searches start from the same code with the same budget of {glue:text}`am_budget:d` images: isotropic
+# Two searches start from the same code with the same budget of {eval}`f"{am_budget:d}"` images: isotropic
 # CMA-ES on all of $z$, and the paper's Hessian-aware CMA-ES on the top-$k$ eigen-subspace, with initial
 # steps along eigenvector $i$ proportional to $\lambda_i^{-2/5}$ (scaled so that a first step is as long
-# on average as an isotropic one). Each of {glue:text}`am_units:d` units per layer is searched from
-# {glue:text}`am_repeats:d` starts. Activations are divided by the mean size of the unit's final
+# on average as an isotropic one). Each of {eval}`f"{am_units:d}"` units per layer is searched from
+# {eval}`f"{am_repeats:d}"` starts. Activations are divided by the mean size of the unit's final
 # activations over all its searches, so units of different scales pool within a layer; a pair is one unit
 # and one start, and the gain is the Hessian-aware search's normalised activation minus the isotropic one's.
 
@@ -127,7 +128,7 @@ for name, (iso, hess) in searches.items():
                         title=f"{name}: the image of the best search per unit", label_width=130))
 
 # %%
-glue("am_verdict", activation_study.verdict(layers))
+am_verdict = glue("am_verdict", activation_study.verdict(layers))
 result_table(
     "optimization_activation", "Activation maximisation: Hessian-aware (top-k) against isotropic CMA-ES, AlexNet units",
     rows=list(am_layers) + ["all layers"], columns=activation_study.result_columns(layers),
@@ -138,22 +139,22 @@ result_table(
          f"pooled")
 
 # %%
-glue("agreement", activation_study.agreement(layers))
-glue("scope", activation_study.scope(am_models, len(units.units), am_units, am_repeats, am_budget,
-                               bench.models[am_models[0]].G.latent_dim))
+agreement = glue("agreement", activation_study.agreement(layers))
+scope = glue("scope", activation_study.scope(am_models, len(units.units), am_units, am_repeats, am_budget,
+                                       bench.models[am_models[0]].G.latent_dim))
 print(bench.clock.total())
 viz.markdown_table(bench.clock.table(), precision=1)
 
 # %% [markdown]
-# {glue:md}`am_verdict:myst`
+# {eval}`am_verdict`
 #
 # ## Where this agrees with the paper, and where not
 #
-# {glue:md}`agreement:myst`
+# {eval}`agreement`
 #
 # ## What this run can and cannot decide
 #
-# {glue:md}`scope:myst`
+# {eval}`scope`
 
 # %% [markdown]
 # ## Try it

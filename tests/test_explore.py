@@ -1,4 +1,8 @@
 """The explorer widget, driven as a user would: set values, check that the images respond as they should."""
+import html
+import re
+import threading
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -21,10 +25,13 @@ def unscaled(faces, lpips_alex):
     return explore({"faces": faces}, distance=lpips_alex, n_steps=5, power=0.0)
 
 
+SVG = "{http://www.w3.org/2000/svg}"
+
+
 def _curve(app):
-    svg = ET.fromstring(app.curve.value)
-    ns = {"s": "http://www.w3.org/2000/svg"}
-    points = svg.find("s:polyline[@class='gg-measured']", ns).get("points").split()
+    """The curve's SVG element and its measured points (x, y), from the widget's markup (title, SVG, legend)."""
+    svg = ET.fromstring(app.curve.value).find(f"{SVG}svg")
+    points = svg.find(f"{SVG}polyline[@class='gg-measured']").get("points").split()
     return svg, [tuple(map(float, p.split(","))) for p in points]
 
 
@@ -107,6 +114,47 @@ def test_step_is_bounded_for_every_rank(app):
     assert app.step_bound()[0] == pytest.approx(1.5) and "capped" not in app.status.value
 
 
+def test_the_cap_is_shown_at_the_step_slider(app):
+    """Past the cap the step slider changes nothing: the app says where that is, next to the slider."""
+    app.mode.value, app.step.value, app.rank.value = "linear", 1.5, 100
+    cap = 0.5 * float(app.reference().z0.norm()) / app.step_bound()[1]
+    assert cap < 1.5 and app.step_cap() == pytest.approx(cap)
+    assert app.cap.value == f"capped at step {cap:.2f} for eigen-rank 100"
+    app.step.value = round(cap, 1) - 0.1  # below the cap: the slider moves the walk again
+    assert app.cap.value == "" and "capped" not in app.status.value
+    app.rank.value = 1
+    assert app.cap.value == ""
+
+
+@pytest.mark.parametrize("control, value, message", [
+    ("seed", -1, "seed must be an integer from 0 to 9,223,372,036,854,775,807, got -1"),
+    ("seed", 2 ** 64, "seed must be an integer from 0 to"),
+    ("step", float("nan"), "step must be a number from 0 to 4, got nan"),
+])
+def test_a_control_value_the_app_cannot_show_is_refused_by_name(app, control, value, message):
+    app.seed.value, app.step.value, app.rank.value = 0, 1.0, 1
+    strip = app.strip.value
+    with pytest.raises(ValueError, match=re.escape(message)):
+        setattr(getattr(app, control), "value", value)
+    assert message in html.unescape(app.status.value)
+    assert (app.seed.value, app.step.value) == (0, 1.0), "the control did not go back to its last value"
+    assert app.strip.value == strip and not app.rank.disabled
+    app.rank.value = 2  # and the app goes on
+    assert "rank 2" in app.status.value
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"n_steps": 0}, "n_steps (images per strip) must be a positive integer, got 0"),
+    ({"n_steps": -3}, "n_steps (images per strip) must be a positive integer, got -3"),
+    ({"step": float("nan")}, "step (the step slider's first value) must be a finite number at least 0"),
+    ({"max_step": float("nan")}, "max_step (the step slider's largest value) must be a finite number above 0"),
+    ({"step": 5.0}, "step (the step slider's first value) must be a finite number at least 0 and at most 4"),
+])
+def test_bad_options_are_refused_by_name_before_anything_runs(faces, lpips_alex, options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        explore({"faces": faces}, distance=lpips_alex, **options)
+
+
 def test_effective_step_rule():
     assert effective_step(2.0, 3.0, 10.0) == 5.0  # 6 capped at 0.5 · 10
     assert effective_step(2.0, 1.5, 10.0) == 3.0
@@ -176,10 +224,67 @@ def test_errors_are_shown_and_the_app_recovers(app, monkeypatch):
 
 
 def test_switching_models_changes_image_size(eyes, faces, lpips_alex):
-    both = explore({"faces": faces, "eyes": eyes}, distance=lpips_alex, n_steps=3)
+    both = explore({"faces": faces, "eyes": eyes}, distance=lpips_alex, n_steps=3, prefetch=False)
     assert both.images.shape[-1] == 64
     both.model.value = "eyes"
     assert both.images.shape[-1] == 128 and both.rank.max == 100
+
+
+def test_other_models_are_computed_in_the_background(faces, cats, lpips_alex, monkeypatch):
+    """While the app is idle, the other models' metrics at the selected seed are computed in the background, so
+    that switching models only renders; a new seed queues the new seed's (and drops what is not started)."""
+    app = explore({"faces": faces, "cats": cats}, distance=lpips_alex, n_steps=3)
+    assert _background_done(app, cats, 0), "the background never computed the other model's metric"
+    monkeypatch.setattr("helpers.explore.metric_module.metric", _fail)
+    app.model.value = "cats"
+    assert f"{cats.name}, seed 0" in app.status.value and app.images.shape[0] == 3
+    monkeypatch.undo()
+    app.seed.value = 4  # computes cats at seed 4 here, then faces at seed 4 in the background
+    assert _background_done(app, faces, 4)
+    monkeypatch.setattr("helpers.explore.metric_module.metric", _fail)
+    app.model.value = "faces"
+    assert f"{faces.name}, seed 4" in app.status.value
+
+
+def test_the_apps_metrics_are_computed_one_at_a_time(faces, cats, lpips_alex):
+    """torch's forward-mode AD levels are global to the process: two metric computations at once, the background's
+    and the foreground's, corrupt each other ("no level exists") unless the app runs them in turn."""
+    app = explore({"faces": faces}, distance=lpips_alex, n_steps=3)
+    errors = []
+
+    def compute(G):
+        for seed in range(3):
+            try:
+                app._compute_reference(G, seed)
+            except Exception as error:  # noqa: BLE001 (collected for the assert)
+                errors.append(error)
+
+    threads = [threading.Thread(target=compute, args=(G,)) for G in (faces, cats)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:2]
+
+
+def test_no_background_work_unless_asked(faces, cats, lpips_alex):
+    app = explore({"faces": faces, "cats": cats}, distance=lpips_alex, n_steps=3, prefetch=False)
+    time.sleep(0.5)
+    assert ("reference", id(cats), 0) not in app._cache
+
+
+def _background_done(app, G, seed, timeout=120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        future = app._cache.get(("reference", id(G), seed))
+        if future is not None and future.done():
+            return future.exception() is None
+        time.sleep(0.1)
+    return False
+
+
+def _fail(*args, **kwargs):
+    raise AssertionError("metric computed in the foreground although the background had it")
 
 
 def test_default_models_are_the_embedded_ones():
@@ -239,7 +344,10 @@ def test_region_choice_walks_the_local_directions(regional, faces, lpips_alex):
     assert local_ratio > 3 * global_ratio
     assert "region left half" in app.status.value and "local direction 1" in app.status.value
     assert f"{float(local_ratio):.3g}× the change outside" in app.status.value
-    assert "local direction 1" in ET.fromstring(app.curve.value).find("{http://www.w3.org/2000/svg}title").text
+    assert "local direction 1" in _curve(app)[0].find(f"{SVG}title").text
+    assert app.rank.description == "local direction"
+    app.region.value = "whole image"
+    assert app.rank.description == "eigen-rank"
 
 
 def test_region_small_steps_follow_the_region_metric(regional):
