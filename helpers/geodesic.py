@@ -61,7 +61,8 @@ def _ends(z_a, z_b, n):
 def segment_lengths(G: Callable, distance: Callable, path: torch.Tensor) -> torch.Tensor:
     """√(2 d_i) (p, n) float64 of the n steps of a path (n+1, d) or (p, n+1, d), d_i = d(G(z_i), G(z_{i+1})):
     each step's length in the units of H (see the module). Differentiable in the path."""
-    z = checks.path(G, path)
+    checked = checks.path(G, path)  # detached; the path itself keeps its graph
+    z = path.reshape(checked.shape).to(checked)
     p, points, d = z.shape
     images = checks.generate(G, z.reshape(-1, d), distance)
     features = operators.has_features(G, z[0], distance)
@@ -136,8 +137,9 @@ class Geodesic:
     path : (p, n+1, d) codes in the metric's dtype, ends included. energy, length : (p,) float64, the path's
     discrete energy n·Σ 2 d_i and length Σ√(2 d_i). energies, lengths : (T+1, p) float64, their history per
     iteration from the start path (a pair that stopped keeps its last value). iterations : (p,) int64 L-BFGS
-    iterations per pair. converged : (p,) bool, the relative tolerance met. evaluations : batched evaluations of
-    the energy and its gradient (G and the distance on the interior points of the pairs still running).
+    iterations per pair. converged : (p,) bool, the relative tolerance met (or no lower energy left within
+    roundoff along the search direction). evaluations : batched evaluations of the energy and its gradient (G and
+    the distance on the interior points of the pairs still running).
     times : (T+1,) float64 wall-clock seconds from the call to each entry of the history (the preconditioner comes
     before the first). seconds : the whole call. coarse : the coarser solve this one started from, or None.
     """
@@ -185,7 +187,8 @@ def geodesic(G: Callable, distance: Callable, z_a: torch.Tensor, z_b: torch.Tens
         at the start path's middle, is the identity: z = start + C W M with C = L^(-1/2) (L the path's
         second-difference matrix) and M = (2n·H_mid)^(-1/2), H_mid's eigenvalues floored at `floor`·λ₁. H_mid is
         the exact metric (`operators.GaussNewton.dense`, or double backprop for a distance without features): one
-        per pair, computed once for every level, its cost that of d JVPs. Without it L-BFGS runs on the codes.
+        per pair and level, at the middle of the level's start path, each the cost of d JVPs. Without it L-BFGS
+        runs on the codes themselves.
     chunk_size : images per vmapped pass for H_mid.
     """
     start = time.perf_counter()
@@ -199,9 +202,9 @@ def geodesic(G: Callable, distance: Callable, z_a: torch.Tensor, z_b: torch.Tens
         raise ValueError(f"floor must be a number in (0, 1], got {floor!r}")
     levels = sorted(m for m in {checks.positive_int(m, "each coarse step count") for m in coarse} if 1 < m < n) + [n]
     path = straight(a, b, n).double() if init is None else _initial_path(G, init, a, b, n)
-    factor = _metric_factor(G, distance, _middle(path), floor, chunk_size) if precondition and n > 1 else None
     result = None
     for m in levels:
+        factor = _metric_factor(G, distance, _middle(path), floor, chunk_size) if precondition and m > 1 else None
         result = _minimise(G, distance, a, b, _resample(path, m), factor, rtol=rtol, max_iter=max_iter,
                            memory=memory, start=start, coarse=result)
         path = result.path.double()
@@ -252,26 +255,8 @@ def _minimise(G, distance, a, b, base, factor, *, rtol, max_iter, memory, start,
         if C is None:  # first iteration in raw codes: a step of unit size, as torch's L-BFGS takes
             first = torch.tensor([not history[j] for j in active])
             step[first] = (1 / direction[first].abs().sum((1, 2))).clamp(max=1).to(step)
-        pending = list(range(len(active)))
-        accepted = {}
-        while pending:
-            pairs = [active[i] for i in pending]
-            trial = W[pairs] + step[pending, None, None] * direction[pending]
-            new_values, new_gradient = energy(to_codes(trial, pairs), pairs)
-            new_E = n * 2 * new_values.sum(1)
-            still = []
-            for k, i in enumerate(pending):
-                j = active[i]
-                if torch.isfinite(new_E[k]) and new_E[k] <= E[j] + 1e-4 * step[i] * slope[i]:
-                    accepted[i] = (trial[k], new_values[k], new_E[k], new_gradient[k])
-                    continue
-                # backtrack: the minimum of the quadratic through E, the slope and the trial, within [0.1, 0.5]·step
-                curvature = (new_E[k] - E[j] - slope[i] * step[i]) if torch.isfinite(new_E[k]) else torch.inf
-                shrink = (-slope[i] * step[i] / (2 * curvature)).clamp(0.1, 0.5) if curvature > 0 else 0.1
-                step[i] = step[i] * shrink
-                if step[i] * direction[i].abs().max() > 1e-12 * (1 + W[j].abs().max()):
-                    still.append(i)
-            pending = still
+        accepted = _line_search(lambda trial, pairs: energy(to_codes(trial, pairs), pairs), W, E, active, direction,
+                                slope, step, n)
         stopped = []
         for i, j in enumerate(active):
             iterations[j] += 1
@@ -301,6 +286,31 @@ def _minimise(G, distance, a, b, base, factor, *, rtol, max_iter, memory, start,
     return Geodesic(everyone_codes.to(a.dtype), E.clone(), (2 * steps).sqrt().sum(1), torch.stack(energies),
                     torch.stack(lengths), iterations, converged, energy.evaluations,
                     torch.tensor(times, dtype=torch.float64), time.perf_counter() - start, coarse)
+
+
+def _line_search(evaluate, W, E, active, direction, slope, step, n):
+    """Backtracking from `step` until the energy of each active pair drops enough (Armijo, c = 1e-4), all pending
+    pairs evaluated together: {i: (w, d_i, energy, gradient)} for the i-th active pair, absent where no decrease was
+    found before the step reached roundoff. evaluate(W', pairs) -> (d_i, gradient in the codes)."""
+    pending, accepted = list(range(len(active))), {}
+    while pending:
+        pairs = [active[i] for i in pending]
+        trial = W[pairs] + step[pending, None, None] * direction[pending]
+        values, gradient = evaluate(trial, pairs)
+        energies = n * 2 * values.sum(1)
+        still = []
+        for k, i in enumerate(pending):
+            j, new = active[i], energies[k]
+            if torch.isfinite(new) and new <= E[j] + 1e-4 * step[i] * slope[i]:
+                accepted[i] = (trial[k], values[k], new, gradient[k])
+                continue
+            # the minimum of the quadratic through E, the slope and the trial, within [0.1, 0.5]·step
+            curvature = new - E[j] - slope[i] * step[i] if torch.isfinite(new) else torch.inf
+            step[i] *= (-slope[i] * step[i] / (2 * curvature)).clamp(0.1, 0.5) if curvature > 0 else 0.1
+            if step[i] * direction[i].abs().max() > 1e-12 * (1 + W[j].abs().max()):
+                still.append(i)
+        pending = still
+    return accepted
 
 
 def _initial_path(G, init, a, b, n):
