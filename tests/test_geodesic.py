@@ -15,6 +15,21 @@ from helpers import distances, geodesic
 from helpers.generators import Generator
 
 
+@pytest.fixture(autouse=True)
+def one_thread(request):
+    """The toys run on one thread: their tensors are tiny, and on a busy machine two threads wait on each other at
+    every operation (a test took 70× as long). The faces tests keep torch's threads."""
+    if "faces" in request.fixturenames:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def codes(*shape, seed=0):
     return torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
 
