@@ -263,7 +263,7 @@ def bench_case(case: str, device, methods, batch, repeats, directions, chunk_siz
                 warm = {}
                 prepare = lambda warm=warm: warm.update(basis=warm_basis(  # noqa: E731
                     G, distance, G.sample(warm_codes, seed=2), chunk_size, allow_tf32, tol=tol, block=block))
-                plan.append((f"subspace, warm", (prepare, warm, G, distance, z, chunk_size, allow_tf32, tol, block),
+                plan.append(("subspace, warm", (prepare, warm, G, distance, z, chunk_size, allow_tf32, tol, block),
                              False, {}, d, "warm"))
         elif method == "hvp":
             for columns in (1, K):

@@ -21,7 +21,6 @@ import torch
 from tqdm.auto import tqdm
 
 from helpers import distances, generators, local
-from helpers.local import _pixel_map, _pixel_rows
 from helpers.metric import float32_convolutions, region_metric
 
 
@@ -55,7 +54,7 @@ def bench_case(case: str, device, repeats: int, rows: int, loop_rows: int, chunk
     side = native if size is None else size
     mask = distances.box(side, *EYES_BOX)
     n_pixels = side * side
-    image = _pixel_map(G, size, True)
+    image = local.pixel_map(G, size, True)
     d = z.shape[1]
 
     def ours(distance):
@@ -66,7 +65,7 @@ def bench_case(case: str, device, repeats: int, rows: int, loop_rows: int, chunk
 
     def pixel(vectorize, n_rows):
         def run(n):
-            J = _pixel_rows(image, z[0], range(n), vectorize=vectorize, chunk_size=pixel_chunk, progress=n > 4096)
+            J = local.pixel_rows(image, z[0], range(n), vectorize=vectorize, chunk_size=pixel_chunk, progress=n > 4096)
             if n == n_pixels:
                 local.pixel_region_metrics(J, mask, (side, side))
             return NO_FIXED

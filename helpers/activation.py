@@ -1,8 +1,5 @@
-"""Activation maximisation: the response of one unit of ImageNet AlexNet (a channel at the centre of conv1–conv5)
-to a generated image, and CMA-ES searches of latent space that maximise it, isotropic or Hessian-aware.
-
-AlexNet here is the LPIPS-alex trunk of `helpers.distances` (torchvision's AlexNet `features` with verified
-ImageNet weights); nothing is downloaded. It has no fc layers, so the paper's fc6–fc8 units are out of reach.
+"""Activation maximisation: the response of one unit of AlexNet (the LPIPS-alex trunk, a channel at the centre of
+conv1–conv5) to a generated image, and CMA-ES searches of latent space that maximise it, isotropic or Hessian-aware.
 """
 from __future__ import annotations
 
@@ -12,11 +9,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from . import distances
-from . import checks
-from .inversion import cma_many, hessian_cma_stds
+from . import checks, cma, distances
 
 LAYERS = {"conv1": 0, "conv2": 3, "conv3": 6, "conv4": 8, "conv5": 10}  # index in torchvision's AlexNet.features
 CHANNELS = {"conv1": 64, "conv2": 192, "conv3": 384, "conv4": 256, "conv5": 256}
@@ -25,9 +19,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def alexnet_features(lpips_alex: distances.LPIPS | None = None) -> nn.Sequential:
-    """torchvision's AlexNet `features[:12]` (conv1 to relu5) with the LPIPS-alex trunk's verified weights.
+    """torchvision's AlexNet `features[:12]` (conv1 to relu5) with the LPIPS-alex trunk's verified ImageNet weights.
 
-    The modules are those of `lpips_alex` (default: a new `distances.lpips('alex')`), shared, not copied.
+    The modules are those of `lpips_alex` (default: a new `distances.lpips('alex')`), shared, not copied: nothing is
+    downloaded. It has no fc layers, so the paper's fc6–fc8 units are out of reach.
     """
     lpips_alex = lpips_alex if lpips_alex is not None else distances.lpips("alex")
     if getattr(lpips_alex, "net", None) != "alex":
@@ -195,7 +190,7 @@ def maximize(G, units: Units, unit: Sequence[int], seeds: Sequence[int], *, basi
         if eigvals is None:
             stds, label = torch.full((k,), (d / k) ** 0.5, dtype=torch.float64), f"isotropic, top {k}"
         else:
-            stds = hessian_cma_stds(eigvals, power=power)
+            stds = cma.hessian_cma_stds(eigvals, power=power)
             if stds.numel() != k:
                 raise ValueError(f"eigvals must have one value per basis vector ({k}), got {stds.numel()}")
             stds, label = stds * (d / stds.pow(2).sum()) ** 0.5, f"Hessian-aware, top {k}"
@@ -211,8 +206,8 @@ def maximize(G, units: Units, unit: Sequence[int], seeds: Sequence[int], *, basi
             values.append(units(G(z[rows]), unit.to(z0.device)[owner[rows]]))
         return -torch.cat(values)  # CMA-ES minimises
 
-    results = cma_many(objective, x0, sigma0=sigma0, stds=stds, budget=budget, seeds=seeds, popsize=popsize,
-                       progress=progress, desc=f"CMA-ES ({label})")
+    results = cma.cma_many(objective, x0, sigma0=sigma0, stds=stds, budget=budget, seeds=seeds, popsize=popsize,
+                           progress=progress, desc=f"CMA-ES ({label})")
     with torch.no_grad():
         best_x = torch.stack([r.best_x for r in results]).to(z0)
         z_best = best_x if V is None else z0 + best_x @ V.T

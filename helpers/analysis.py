@@ -7,12 +7,16 @@ import copy
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
+from . import generators
 from .metric import Metric, eigh_descending, pullback
+from .stats import pearson, percentile_bootstrap, standardize
 
 FLOOR = 1e-12  # logs clip values at FLOOR × the largest eigenvalue of the metric they come from
+FRACTIONS = (0.99, 0.999, 0.9999)  # fractions of the eigenvalue sum whose eigen-dimensions are counted
 
 
 # --- spectrum ------------------------------------------------------------------------------------------------
@@ -36,6 +40,11 @@ class Dimensions:
     mean: torch.Tensor
     fractions: tuple[float, ...]
 
+    @property
+    def labels(self) -> list[str]:
+        """The fractions as percentages: "99%", "99.9%", "99.99%"."""
+        return [f"{100 * f:g}%" for f in self.fractions]
+
 
 def spectrum_summary(eigvals, normalize: bool = True) -> SpectrumSummary:
     """Mean, median and 5th/95th percentiles of the eigenvalue at each rank over positions.
@@ -51,7 +60,7 @@ def spectrum_summary(eigvals, normalize: bool = True) -> SpectrumSummary:
     return SpectrumSummary(lam.mean(0), q[1], q[0], q[2], normalize)
 
 
-def dims_for_fraction(eigvals, fractions: Sequence[float] = (0.99, 0.999, 0.9999), *,
+def dims_for_fraction(eigvals, fractions: Sequence[float] = FRACTIONS, *,
                       rtol: float = 1e-12) -> Dimensions:
     """Smallest n such that the top-n eigenvalues sum to at least `fraction` of the eigenvalue sum.
 
@@ -120,7 +129,7 @@ def homogeneity(H, eigvals=None, eigvecs=None, *, scale: str = "log", against: s
     H, eigvals, eigvecs = _unpack(H, eigvals, eigvecs)
     b, d, k = eigvecs.shape
     top = eigvals[:, 0].clamp_min(torch.finfo(H.dtype).tiny)  # (b,)
-    lam_hat = _standardize(_rescale(eigvals, top[:, None], scale, floor))  # (b, k)
+    lam_hat = standardize(_rescale(eigvals, top[:, None], scale, floor))  # (b, k)
     # α = Σ_ab u_a u_b H_ab over the upper triangle (off-diagonal terms twice): one matmul per block of i.
     rows_, cols_ = torch.triu_indices(d, d, device=H.device)
     packed = H[:, rows_, cols_] * torch.where(rows_ == cols_, 1.0, 2.0).to(H)  # (b, p)
@@ -130,7 +139,7 @@ def homogeneity(H, eigvals=None, eigvecs=None, *, scale: str = "log", against: s
         U = eigvecs[s:s + block].transpose(1, 2)  # (m, k, d)
         outer = U.index_select(2, rows_) * U.index_select(2, cols_)  # (m, k, p): u_a u_b for a ≤ b
         alpha = (outer.flatten(0, 1) @ packed.T).view(len(U), k, b).transpose(1, 2)  # (m, b, k)
-        x_hat = _standardize(_rescale(alpha, top[None, :, None], scale, floor))
+        x_hat = standardize(_rescale(alpha, top[None, :, None], scale, floor))
         y_hat = lam_hat[None, :, :] if against == "target" else lam_hat[s:s + block, None, :]
         out[s:s + block] = (x_hat * y_hat).sum(-1)
     return out.fill_diagonal_(1.0)
@@ -138,13 +147,13 @@ def homogeneity(H, eigvals=None, eigvecs=None, *, scale: str = "log", against: s
 
 def vec_correlation(H) -> torch.Tensor:
     """Pearson correlation of vec(H_i) with vec(H_j) for all pairs. H : (b, d, d) or a `Metric`. Returns (b, b)."""
-    flat = _standardize(_metrics(H).flatten(1))
+    flat = standardize(_metrics(H).flatten(1))
     return flat @ flat.T
 
 
 def offdiag_summary(matrix: torch.Tensor) -> OffDiagonal:
     """Mean and median (linear interpolation) of the off-diagonal entries of a (b, b) matrix, nan ignored."""
-    values = _offdiag(matrix)
+    values = off_diagonal(matrix)
     return OffDiagonal(values.nanmean().item(), values.nanquantile(0.5).item())
 
 
@@ -156,40 +165,38 @@ def homogeneity_vs_distance(z, matrix: torch.Tensor) -> float:
     """
     z = (z if isinstance(z, torch.Tensor) else z.z).to(matrix)
     distance = torch.cdist(z, z)
-    return _pearson(_offdiag(distance), _offdiag(matrix)).item()
+    return pearson(off_diagonal(distance), off_diagonal(matrix)).item()
 
 
 def homogeneity_vs_distance_interval(z, matrix: torch.Tensor, *, n_boot: int = 1000, level: float = 0.95,
                                      seed: int = 0, min_codes: int = 5) -> tuple[float, float]:
     """Percentile bootstrap interval of `homogeneity_vs_distance`, resampling codes (not pairs).
 
-    Pairs share codes, so they are not independent: each replicate draws b codes with replacement and
-    correlates over the ordered pairs of distinct codes among them. Replicates with fewer than three distinct
-    codes, or a constant column, are skipped. Returns (low, high); (nan, nan) with fewer than `min_codes` codes
-    (too few to resample: with three, every usable replicate is the same set) or if no replicate is usable.
+    Pairs share codes, so they are not independent: each replicate draws b codes with replacement
+    (`stats.percentile_bootstrap`) and correlates over the ordered pairs of distinct codes among them.
+    Replicates with fewer than three distinct codes, or a constant column, are skipped. Returns (low, high);
+    (nan, nan) with fewer than `min_codes` codes (too few to resample: with three, every usable replicate is
+    the same set) or if no replicate is usable.
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     z = (z if isinstance(z, torch.Tensor) else z.z).to(matrix)
     distance = torch.cdist(z, z)
-    b = len(z)
-    if b < min_codes:
+    if len(z) < min_codes:
         return float("nan"), float("nan")
-    gen = torch.Generator().manual_seed(int(seed))
-    values = []
-    for _ in range(n_boot):
-        idx = torch.randint(b, (b,), generator=gen).to(matrix.device)
-        if len(idx.unique()) < 3:
-            continue
-        distinct = idx[:, None] != idx[None, :]
-        x, y = distance[idx][:, idx][distinct], matrix[idx][:, idx][distinct]
-        if x.std() > 0 and y.std() > 0:
-            values.append(_pearson(x, y))
-    if not values:
-        return float("nan"), float("nan")
-    low, high = torch.quantile(torch.stack(values).double(), torch.tensor([(1 - level) / 2, (1 + level) / 2],
-                                                                          dtype=torch.float64))
-    return low.item(), high.item()
+
+    def replicate(draws):
+        values = torch.full((len(draws),), float("nan"), dtype=torch.float64)
+        for r, idx in enumerate(torch.from_numpy(draws).to(matrix.device)):
+            if len(idx.unique()) < 3:
+                continue
+            distinct = idx[:, None] != idx[None, :]
+            x, y = distance[idx][:, idx][distinct], matrix[idx][:, idx][distinct]
+            if x.std() > 0 and y.std() > 0:
+                values[r] = pearson(x, y).item()
+        return values.numpy()
+
+    return percentile_bootstrap(replicate, len(z), n_boot=n_boot, level=level, seed=seed)
 
 
 # --- average metric and subspaces ------------------------------------------------------------------------------
@@ -317,7 +324,7 @@ def layer_alignment(layer_H: Sequence[torch.Tensor], *, floor: float = FLOOR) ->
     lam, U = eigh_descending(Hs[:, -1])  # (b, d), (b, d, d)
     alpha = torch.einsum("bak,blac,bck->blk", U, Hs, U)
     log_alpha = _rescale(alpha, alpha.amax(-1, keepdim=True).clamp_min(torch.finfo(alpha.dtype).tiny), "log", floor)
-    x_hat, y_hat = _standardize(log_alpha), _standardize(alpha)
+    x_hat, y_hat = standardize(log_alpha), standardize(alpha)
     corr_log = x_hat @ x_hat.transpose(1, 2)
     corr_linear = y_hat @ y_hat.transpose(1, 2)
     x = log_alpha[:, -1:, :]  # log10 λ(H_L), clipped the same way
@@ -356,14 +363,14 @@ def compare_metrics(H_a, H_b, k: int = 10, *, floor: float = FLOOR) -> Compariso
         raise ValueError(f"metrics must have the same shape, got {tuple(H_a.shape)} and {tuple(H_b.shape)}")
     if not 0 < k <= min(U_a.shape[2], U_b.shape[2]):
         raise ValueError(f"k must be between 1 and {min(U_a.shape[2], U_b.shape[2])}, got {k}")
-    vec_corr = _pearson(H_a.flatten(1), H_b.flatten(1))
+    vec_corr = pearson(H_a.flatten(1), H_b.flatten(1))
     ranks = min(lam_a.shape[1], lam_b.shape[1])
     logs = [_rescale(lam[:, :ranks], lam[:, :1].clamp_min(torch.finfo(lam.dtype).tiny), "log", floor)
             for lam in (lam_a, lam_b)]
     top_a, top_b = U_a[:, :, :k], U_b[:, :, :k]
     cosine = (top_a * top_b).sum(1).abs()
     overlap = (top_a.transpose(1, 2) @ top_b).pow(2).sum((1, 2)) / k
-    return Comparison(vec_corr, _pearson(*logs), cosine, overlap)
+    return Comparison(vec_corr, pearson(*logs), cosine, overlap)
 
 
 # --- shared pieces --------------------------------------------------------------------------------------------
@@ -399,17 +406,8 @@ def _rescale(values, top, scale, floor):
     return torch.log10(torch.maximum(values, floor * top)) if scale == "log" else values
 
 
-def _standardize(x):
-    """Centered along the last axis and scaled to unit norm there: dot products are Pearson correlations."""
-    x = x - x.mean(-1, keepdim=True)
-    return x / x.norm(dim=-1, keepdim=True)
-
-
-def _pearson(x, y):
-    return (_standardize(x) * _standardize(y)).sum(-1)
-
-
-def _offdiag(matrix):
+def off_diagonal(matrix: torch.Tensor) -> torch.Tensor:
+    """The off-diagonal entries of a (b, b) matrix, row by row: (b (b − 1),), pair (i, j) for i ≠ j in order."""
     mask = ~torch.eye(matrix.shape[0], dtype=torch.bool, device=matrix.device)
     return matrix[mask]
 
@@ -446,3 +444,175 @@ def layer_homogeneity(layer_H: Sequence[torch.Tensor], *, scale: str = "log", fl
     """
     Hs = torch.stack([h if h.dim() == 3 else h[None] for h in layer_H], dim=1)  # (b, L, d, d)
     return torch.stack([homogeneity(h, scale=scale, against="source", floor=floor) for h in Hs])
+
+
+# --- the spectrum against random directions, and class against noise (chapter 02) -------------------------------
+
+@dataclass
+class RandomDirections:
+    """A metric's spectrum beside vᵀHv for random unit directions v, at b positions, both divided by the top
+    eigenvalue at each position: eigenvalues (b, k), random (b, n). The spreads are 5th-to-95th percentile ranges
+    in decades over all values; ranks_above counts the ranks at which the mean normalized spectrum lies above
+    the median random value."""
+
+    eigenvalues: torch.Tensor
+    random: torch.Tensor
+    eigenvalue_spread: float
+    random_spread: float
+    ranks_above: int
+
+
+def spread_decades(values: torch.Tensor, *, floor: float = FLOOR) -> float:
+    """log10 of the 95th over the 5th percentile of all `values` (clipped at floor): their spread in decades."""
+    low, high = np.percentile(values.clamp_min(floor).flatten().cpu().numpy(), [5, 95])
+    return float(np.log10(high / low))
+
+
+def random_directions(m: Metric, n_directions: int = 1000, seed: int = 0) -> RandomDirections:
+    """The spectrum of `m` against `random_direction_null` (what a metric without preferred directions gives)."""
+    lam = m.eigvals
+    eigenvalues = lam / lam[:, :1]
+    random = random_direction_null(m, n_directions, seed=seed) / lam[:, :1]
+    above = int((spectrum_summary(lam).mean > random.median()).sum())
+    return RandomDirections(eigenvalues, random, spread_decades(eigenvalues), spread_decades(random), above)
+
+
+@dataclass
+class ClassNoise:
+    """A metric split into a model's coordinate blocks: spectra {"full (108-d)", "noise (100-d)", "class (8-d)":
+    (b, k)}, and the top eigenvalues of the average metric of each block over their common ranks, class_eigvals
+    and noise_eigvals (n,), with their ratio class / noise rank by rank."""
+
+    spectra: dict[str, torch.Tensor]
+    class_eigvals: torch.Tensor
+    noise_eigvals: torch.Tensor
+    ratio: torch.Tensor
+
+
+def class_noise(model) -> ClassNoise | None:
+    """The class and noise blocks of a loaded model (`batch.ModelMetrics`), from its metric on its full input when
+    it has one (the eyes DCGAN); None for a model without named blocks."""
+    G, m = (model.full, model.full_metric) if model.full is not None else (model.G, model.metric)
+    if not G.blocks:
+        return None
+    blocks = {block: restrict(m, G.blocks[block]) for block in ("noise", "class")}
+    spectra = {f"full ({G.latent_dim}-d)": m.eigvals,
+               **{f"{block} ({sub.H.shape[-1]}-d)": sub.eigvals for block, sub in blocks.items()}}
+    average = {block: average_metric(sub.H).eigvals for block, sub in blocks.items()}
+    n = min(len(average["class"]), len(average["noise"]))
+    cls, noise = average["class"][:n], average["noise"][:n]
+    return ClassNoise(spectra, cls, noise, cls / noise)
+
+
+# --- the homogeneity tests and their controls (chapter 03) -----------------------------------------------------
+
+@dataclass
+class HomogeneityTests:
+    """The homogeneity of metrics at b codes by three measures, {measure: (b, b) matrix}: "log scale" and "linear
+    scale" (`homogeneity`) and "vec(H) correlation" (`vec_correlation`); summary {measure: `OffDiagonal`}."""
+
+    matrices: dict[str, torch.Tensor]
+    summary: dict[str, OffDiagonal]
+
+    @property
+    def log(self) -> torch.Tensor:
+        return self.matrices["log scale"]
+
+
+def homogeneity_tests(H) -> HomogeneityTests:
+    """The paper's homogeneity matrices of H ((b, d, d) or a `Metric`) and the summary of each."""
+    matrices = {"log scale": homogeneity(H, scale="log"), "linear scale": homogeneity(H, scale="linear"),
+                "vec(H) correlation": vec_correlation(H)}
+    return HomogeneityTests(matrices, {name: offdiag_summary(matrix) for name, matrix in matrices.items()})
+
+
+@dataclass
+class PairScatter:
+    """For n codes, log10 λ_k(H_j) and log10 α^{ij}_k (`pair_amplification`), both (n, n, k) (row i: eigenvectors,
+    column j: metric), and the least-squares slope of log10 α on log10 λ over the n_pairs ordered pairs i ≠ j."""
+
+    log_lambda: torch.Tensor
+    log_alpha: torch.Tensor
+    slope: float
+    n_pairs: int
+
+
+def pair_scatter(m: Metric, codes: Sequence[int], *, floor: float = FLOOR) -> PairScatter:
+    """Rank by rank, how the eigenvectors of each of `codes` are stretched by the metric of each other one.
+
+    Values are clipped at floor × λ_1(H_j) before log10, as in `homogeneity`.
+    """
+    codes = list(codes)
+    alpha = pair_amplification(m, codes, codes)
+    lam = m.eigvals[codes][None].expand_as(alpha)  # λ_k(H_j) for column j
+    low = floor * m.eigvals[codes, :1][None]
+    log_lambda, log_alpha = torch.log10(lam.clamp_min(low)), torch.log10(alpha.clamp_min(low))
+    pairs = ~torch.eye(len(codes), dtype=torch.bool)
+    x, y = log_lambda[pairs].flatten(), log_alpha[pairs].flatten()
+    slope = float(torch.cov(torch.stack([x, y]))[0, 1] / x.var())
+    return PairScatter(log_lambda, log_alpha, slope, int(pairs.sum()))
+
+
+def pair_distances(z: torch.Tensor) -> torch.Tensor:
+    """‖z_i − z_j‖ for the ordered pairs i ≠ j of codes z (b, d), float64, in the order of `off_diagonal`."""
+    z = z.double()
+    return off_diagonal(torch.cdist(z, z))
+
+
+@dataclass
+class FrameEnergy:
+    """The fraction of each code's tr(H) in a top-n subspace, (b, d) for n = 1..d: of the average metric's
+    eigenvectors (one frame for every code) and of the code's own (the most any n-dimensional subspace holds)."""
+
+    average: torch.Tensor
+    own: torch.Tensor
+
+    def mean_at(self, n: int) -> tuple[float, float]:
+        """The mean over codes of both fractions for a subspace of dimension n: (average frame, own frame)."""
+        return self.average[:, n - 1].mean().item(), self.own[:, n - 1].mean().item()
+
+
+def frame_energy(m: Metric) -> FrameEnergy:
+    """How much of each code's metric the average metric's frame captures, beside the code's own eigenvectors."""
+    own = m.eigvals.clamp_min(0)
+    return FrameEnergy(subspace_energy(m, average_metric(m).eigvecs), own.cumsum(-1) / own.sum(-1, keepdim=True))
+
+
+def shuffled_generator(G, seed: int = 0):
+    """G with every weight tensor permuted at random (`shuffle_weights`), named "<name>-shuffled<seed>": a network
+    of the same architecture and weight distributions that has learned nothing."""
+    return generators.Generator(shuffle_weights(G.net, seed=seed), G.latent_dim, name=f"{G.name}-shuffled{seed}")
+
+
+@dataclass
+class LayerTests:
+    """The layer-by-layer tests at b codes over L block outputs: labels (L,) from `generators.layers`; the authors'
+    layer matrices log and linear (L, L), mean over codes (`layer_homogeneity`); the amplification of the image's
+    eigenvectors by every layer (`layer_alignment`); summary {measure: `OffDiagonal`} of the four matrices."""
+
+    labels: list[str]
+    log: torch.Tensor
+    linear: torch.Tensor
+    alignment: LayerAlignment
+    summary: dict[str, OffDiagonal]
+
+
+def layer_tests(G, z: torch.Tensor) -> LayerTests:
+    """The metric of every block output of G (`generators.layers`) at codes z (b, d), and how the layers align."""
+    names = generators.layers(G)
+    layer_H = layer_metrics(G, z, list(names.values()))
+    log, linear = (layer_homogeneity(layer_H, scale=scale).mean(0) for scale in ("log", "linear"))
+    aligned = layer_alignment(layer_H)
+    summary = {"authors' matrix, log": offdiag_summary(log), "authors' matrix, linear": offdiag_summary(linear),
+               "image-eigenvector amplification, log": offdiag_summary(aligned.corr_log.mean(0)),
+               "image-eigenvector amplification, linear": offdiag_summary(aligned.corr_linear.mean(0))}
+    return LayerTests(list(names), log, linear, aligned, summary)
+
+
+def comparison_means(c: Comparison) -> dict[str, float]:
+    """The means over points of a `Comparison`: vec(H) and log-spectrum correlations, the |cosine| of the top
+    eigenvectors and the overlap of the top-k subspaces, under the labels the chapters print."""
+    return {"corr vec(H)": c.vec_corr.mean().item(), "corr log spectrum": c.log_spectrum_corr.mean().item(),
+            "cosine of the top eigenvectors (abs.)": c.cosine[:, 0].mean().item(),
+            f"top-{c.cosine.shape[1]} subspace overlap": c.overlap.mean().item()}
+

@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from . import generators
 from .solvers import fix_signs, top_eigenpairs
 
 MODES = ("linear", "spherical")
@@ -59,8 +60,8 @@ def step_scales(eigvals: torch.Tensor, power: float = 1 / 3, *, floor: float = 1
     return (eigvals / eigvals[0]).clamp_min(floor) ** (-power)
 
 
-def explore(z0: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.Tensor, ranks: Sequence[int], steps, *,
-            mode: str = "linear", power: float = 1 / 3) -> torch.Tensor:
+def eigen_walks(z0: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.Tensor, ranks: Sequence[int], steps, *,
+                mode: str = "linear", power: float = 1 / 3) -> torch.Tensor:
     """Codes (len(ranks), n_steps, d): one walk from z0 (d,) per rank along the metric's eigenvectors.
 
     eigvecs (d, k) columns and eigvals (k,) descending, of one metric (e.g. `m.eigvecs[0]`, `m.eigvals[0]`,
@@ -80,10 +81,31 @@ def explore(z0: torch.Tensor, eigvecs: torch.Tensor, eigvals: torch.Tensor, rank
     return torch.stack([walk(z0, eigvecs[:, r - 1], steps * scales[r - 1], mode) for r in map(int, ranks)])
 
 
+def walks_at(m, ranks: Sequence[int], steps, *, code: int = 0, mode: str = "linear",
+             power: float = 1 / 3) -> torch.Tensor:
+    """`eigen_walks` from code `code` of a `Metric` m along its own eigenvectors: (len(ranks), n_steps, d)."""
+    return eigen_walks(m.z[code], m.eigvecs[code], m.eigvals[code], ranks, steps, mode=mode, power=power)
+
+
+def global_walks(average, codes: torch.Tensor, rank: int, steps, *, mode: str = "linear",
+                 power: float = 1 / 3) -> torch.Tensor:
+    """Walks from each of codes (n, d) along one eigenvector of an average metric (`analysis.average_metric`),
+    rank 1-based, steps scaled by its eigenvalues: (n, n_steps, d)."""
+    return torch.cat([eigen_walks(z, average.eigvecs, average.eigvals, [rank], steps, mode=mode, power=power)
+                      for z in codes])
+
+
+def walk_labels(eigvals: torch.Tensor, ranks: Sequence[int], steps, power: float = 1 / 3) -> tuple[list, list]:
+    """Row and column labels of a montage of `eigen_walks`: "rank 4 (×1.6)" (the rank's step multiplier) and the
+    steps along rank 1 ("+0.75")."""
+    scales = step_scales(eigvals, power)
+    return [f"rank {r} (×{scales[r - 1]:.1f})" for r in ranks], [f"{t:+.2f}" for t in steps]
+
+
 # --- images and distances along walks ---------------------------------------------------------------------------
 
 def render(G: Callable, codes: torch.Tensor, *, batch: int = 64) -> torch.Tensor:
-    """Images (..., 3, H, W) of codes (..., d), e.g. (rows, n_steps, d) from `explore`, in batches, no grad."""
+    """Images (..., 3, H, W) of codes (..., d), e.g. (rows, n_steps, d) from `eigen_walks`, in batches, no grad."""
     flat = _as_input(G, codes).reshape(-1, codes.shape[-1])
     with torch.no_grad():
         images = torch.cat([G(flat[s:s + batch]) for s in range(0, len(flat), batch)])
@@ -101,6 +123,36 @@ def distance_curves(G: Callable, distance: Callable, z0: torch.Tensor, codes: to
             images = G(flat[s:s + batch])
             values.append(distance(x0.expand_as(images), images))
     return torch.cat(values).reshape(codes.shape[:-1])
+
+
+def image_distances(G: Callable, distance: Callable, codes_a: torch.Tensor, codes_b: torch.Tensor) -> torch.Tensor:
+    """Distances d(G(a), G(b)) (...,) between the images of paired codes (..., d), in one call, no grad."""
+    a, b = render(G, codes_a), render(G, codes_b)
+    with torch.no_grad():
+        return distance(a.flatten(0, -4), b.flatten(0, -4)).reshape(codes_a.shape[:-1])
+
+
+def step_panels(G: Callable, distance: Callable, m, ranks: Sequence[int], steps, *, mode: str = "linear",
+                power: float = 1 / 3) -> dict:
+    """Distance from the image of code 0 of a `Metric` m along walks on its eigenvectors, in two panels for
+    `viz.line_panels`: {"same step": (steps, {"rank r": (n_steps,)}) for `ranks` and the bottom rank, unscaled;
+    "step × (λ_k/λ_1)^(−power)": the same for `ranks` with the scaled steps of the montages}."""
+    bottom = sorted(set(ranks) | {m.eigvecs.shape[-1]})
+    same = distance_curves(G, distance, m.z[0], walks_at(m, bottom, steps, mode=mode, power=0))
+    scaled = distance_curves(G, distance, m.z[0], walks_at(m, ranks, steps, mode=mode, power=power))
+    return {"same step": (steps, {f"rank {r}": c for r, c in zip(bottom, same)}),
+            f"step × (λ_k/λ_1)^(−{power:.2g})": (steps, {f"rank {r}": c for r, c in zip(ranks, scaled)})}
+
+
+def global_axis_change(G: Callable, distance: Callable, average, codes: torch.Tensor, ranks: Sequence[int], steps, *,
+                       mode: str = "linear", power: float = 1 / 3) -> torch.Tensor:
+    """(len(ranks), n): for each global axis (`global_walks`) and each of codes (n, d), the mean distance from the
+    code's image to the images at the two ends of its walk: how evenly one axis changes different images."""
+    def change(rank):
+        ends = global_walks(average, codes, rank, steps, mode=mode, power=power)[:, [0, -1]]
+        return torch.stack([distance_curves(G, distance, z, w).mean() for z, w in zip(codes, ends)])
+
+    return torch.stack([change(rank) for rank in ranks])
 
 
 # --- earlier methods: GANSpace and SeFa ------------------------------------------------------------------------
@@ -207,6 +259,15 @@ def first_layer_weight(G: Callable) -> torch.Tensor:
     return A @ J.to(A)
 
 
+def earlier_axes(G, n_samples: int = 2000, k: int = 10, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The top-k directions (d, k) of the earlier methods: GANSpace on the first layer's output and on the first
+    block's (after its nonlinearity, `generators.layers`), and SeFa on the first layer's weight."""
+    first_block = next(iter(generators.layers(G).values()))
+    return {"GANSpace, first layer": pca_directions(G, first_layer(G), n_samples, k, seed),
+            "GANSpace, first block": pca_directions(G, first_block, n_samples, k, seed),
+            "SeFa": sefa_directions(first_layer_weight(G), k)}
+
+
 # --- alignment -------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -223,6 +284,11 @@ class Alignment:
     random_baseline: float
     random_energy: torch.Tensor
     k: int
+
+    def random_summary(self) -> dict[str, float]:
+        """The random directions' energy in the top k: its expectation k/d, its mean and its 95th percentile."""
+        return {"k/d": self.random_baseline, "mean": float(self.random_energy.mean()),
+                "p95": float(self.random_energy.quantile(0.95))}
 
 
 def alignment(directions: torch.Tensor, eigvecs: torch.Tensor, k: int = 10, *, n_random: int = 1000,
@@ -285,8 +351,8 @@ def _capture(G, module: nn.Module, z: torch.Tensor, *, output: bool = True) -> t
 def _top_eigenpairs(M: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k largest eigenpairs of a symmetric M (n, n), float64 on M's device.
 
-    Lanczos (ARPACK) instead of a full eigh, which for a 2000 × 2000 Gram matrix is 6× slower even on a flat
-    spectrum.
+    Lanczos (ARPACK) instead of a full eigh: for k much smaller than n it is several times faster, even on a flat
+    spectrum (benchmarks/README.md).
     """
     values, vectors = top_eigenpairs(M.double().cpu().numpy(), k)
     return values.to(M.device), vectors.to(M.device)

@@ -1,34 +1,21 @@
-"""Metric tensors at many latent points: computed chunk by chunk, locally or on a Dask cluster.
-
-`metric_many` writes each finished chunk atomically to an optional store, so runs resume; `load_store` reads it.
+"""Metric tensors at many latent points (`metric_many`): chunk by chunk, locally or on a Dask cluster, each finished
+chunk written to an optional store (`helpers.store`) so that runs resume; `load_store` reads a finished store.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import inspect
-import json
-import os
-import re
-import time
-import types
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from . import checks
 from . import metric as metric_module
-from .assets import file_lock, temp_beside
+from . import store as store_module
 from .metric import Metric
 
-STORE_ROOT = Path("runs") / "metrics"  # relative to the working directory (the book runs from the repository root)
-MANIFEST = "manifest.json"
-STORE_FORMAT = 2  # 2: generator and distance fingerprinted by their weights; chunks carry the manifest's digest
 SPEED_OPTIONS = ("chunk_size", "max_memory")  # how fast, not what is computed: a store resumes with others
 ADDED_OPTIONS = ("block", "basis", "relative", "hvp_kind")  # added later; unset (None, False) they change nothing
 CLUSTER_RETRIES = 2  # times the models are sent again after Dask workers died and took them with them
@@ -81,8 +68,15 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
     digest = None
     if store is not None:
         store = Path(store)
-        digest = _open_store(store, _fingerprint(G, zs, distance, method, options, batch_size), chunks)
-        results = _load_present(store, zs, chunks, method, digest)
+        digest = store_module.open_parts(store, _fingerprint(G, zs, distance, method, options, batch_size), chunks,
+                                         comparable=_comparable)
+
+        def same_points(i, result):
+            expected = zs[chunks[i][0]:chunks[i][1]].cpu()
+            if result.method != method or not torch.equal(result.z, expected.to(result.z.dtype)):
+                raise ValueError(f"it holds other points or another method ({result.method!r})")
+
+        results = store_module.present_parts(store, len(chunks), digest, _read_chunk, same_points)
     todo = [i for i in range(len(chunks)) if i not in results]
 
     bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc=f"metric_many ({method})", unit="chunk",
@@ -91,7 +85,7 @@ def metric_many(G: Callable, zs: torch.Tensor, distance: Callable, *, store: str
     def finish(i: int, result: Metric) -> None:
         results[i] = result
         if store is not None:
-            result.save(store / _chunk_file(i, len(chunks)), extra={"store_digest": digest})
+            result.save(store / store_module.part_file(i, len(chunks)), extra={store_module.PART_DIGEST: digest})
         bar.update()
 
     try:
@@ -118,110 +112,7 @@ def load_store(path: str | Path) -> Metric:
     manifest (another request's results). A format-1 store (before weights were fingerprinted) is read with
     a warning that its chunks cannot be verified.
     """
-    path = Path(path)
-    manifest = _read_manifest(path, old_ok=True)
-    digest = manifest.get("digest")
-    if digest is None:
-        warnings.warn(f"{path} is a format-{manifest['format']} store: its chunks carry no fingerprint, so it cannot "
-                      f"be verified that they all belong to one request", stacklevel=2)
-    entries = manifest["chunks"]
-    missing = [i for i, entry in enumerate(entries) if not (path / entry["file"]).exists()]
-    if missing:
-        listed = ", ".join(str(i) for i in missing[:20]) + (", ..." if len(missing) > 20 else "")
-        raise ValueError(f"store {path} is incomplete: {len(missing)} of {len(entries)} chunks missing ({listed}); "
-                         f"run metric_many with the same inputs and store to finish it")
-    parts = []
-    for entry in entries:
-        file = path / entry["file"]
-        try:
-            part, chunk_digest = _read_chunk(file)
-        except Exception as err:  # zipfile, numpy and OS errors all mean the same: unreadable
-            raise ValueError(f"cannot read {file} ({type(err).__name__}: {err}); run metric_many "
-                             f"with the same inputs and store to recompute it") from err
-        if digest is not None and chunk_digest != digest:
-            raise ValueError(f"{file} was not written for this store's manifest (its fingerprint digest is "
-                             f"{_short(chunk_digest, 20)}, the manifest's {digest[:16]}...): it holds another "
-                             f"request's results. Delete it and run metric_many with the same inputs and store to "
-                             f"recompute it")
-        if len(part) != entry["stop"] - entry["start"]:
-            raise ValueError(f"{file} holds {len(part)} points, the manifest says {entry['stop'] - entry['start']}; "
-                             f"delete it and run metric_many with the same inputs and store to recompute it")
-        parts.append(part)
-    return _concatenate(parts)
-
-
-# --- the chapters' shared metrics ----------------------------------------------------------------------------
-
-@dataclass
-class ModelMetrics:
-    """A named generator G and its metrics at its sampled codes (`metric.z`, (n, d)).
-
-    For a model in `generators.FULL_SPACE` (the conditional eyes): `full` is the generator on its full input,
-    `full_metric` the metrics there, and `metric` their restriction to G's block ("noise").
-    """
-
-    G: object
-    metric: Metric
-    full: object = None
-    full_metric: Metric | None = None
-
-
-def model_metrics(name: str, distance: str, n_points: int, seed: int, *, loaded=None, device="cpu",
-                  root: str | Path = STORE_ROOT, progress: bool = False, **load_options) -> ModelMetrics:
-    """Metrics of the generator `name` at G.sample(n_points, seed), computed once and shared between chapters.
-
-    The store is root/<G.name>-<distance>-<n_points>-<seed>; every chapter that asks for the same model,
-    distance, number of codes and seed reads it instead of computing again. distance : a name for
-    `distances.load`; loaded : that distance already loaded (else it is loaded here). load_options go to
-    `generators.load` (e.g. eye_class, weights). A model in `generators.FULL_SPACE` is computed once on its
-    full input (codes from the full generator's `sample`) and restricted to its default block.
-    """
-    from . import analysis, distances, generators
-
-    d = loaded if loaded is not None else distances.load(distance, device=device)
-
-    def compute(G):
-        return metric_many(G, G.sample(n_points, seed=seed), d, progress=progress,
-                           store=Path(root) / f"{G.name}-{distance}-{n_points}-{seed}")
-
-    G = generators.load(name, device=device, **load_options)
-    if getattr(G, "pretrained", True) is False:
-        raise ValueError(f"{name} loaded with random weights ({G.note}); its metrics are not results. Load it "
-                         f"with weights='pretrained' (needs the internet), e.g. through many_models(online=...)")
-    if name not in generators.FULL_SPACE:
-        return ModelMetrics(G, compute(G))
-    full = generators.load(name, device=device, **generators.FULL_SPACE[name], **load_options)
-    full_metric = compute(full)
-    return ModelMetrics(G, analysis.restrict_metric(full_metric, full.blocks["noise"]), full, full_metric)
-
-
-def many_models(names, distance: str, n_points: int, seed: int, *, online=(), options: dict | None = None,
-                loaded=None, device="cpu", root: str | Path = STORE_ROOT,
-                progress: bool = False) -> tuple[dict[str, ModelMetrics], list[str]]:
-    """`model_metrics` for each of `names`, then for each of `online` with its published (downloaded) weights.
-
-    options : {name: load options}, e.g. {"cdcgan-eyes128": {"eye_class": "blue"}}. An online model (BigGAN-deep)
-    whose weights cannot be downloaded is left out, never replaced by random weights; the notes (one string
-    per model left out) say which and why. Returns ({name: ModelMetrics}, notes).
-    """
-    from . import assets, distances
-
-    d = loaded if loaded is not None else distances.load(distance, device=device)
-    options = options or {}
-    results, notes = {}, []
-    for name in tqdm([*names, *online], desc="models", unit="model", disable=not progress):
-        extra = {"weights": "pretrained"} if name in online else {}
-        try:
-            results[name] = model_metrics(name, distance, n_points, seed, loaded=d, device=device, root=root,
-                                          **{**options.get(name, {}), **extra})
-        except assets.AssetError as err:
-            if name not in online:
-                raise
-            cause = err.__cause__
-            reason = type(cause).__name__ if cause is not None else str(err).splitlines()[0]
-            notes.append(f"{name} left out: its published weights could not be downloaded ({reason}); it needs "
-                         f"the internet")
-    return results, notes
+    return _concatenate(store_module.load_parts(Path(path), _read_chunk))
 
 
 # --- computing -------------------------------------------------------------------------------------------
@@ -310,16 +201,12 @@ def _scatter(client, obj, what):
     return client.scatter(obj, broadcast=True, hash=False)
 
 
-# --- the store ---------------------------------------------------------------------------------------------
-
-def _chunk_file(i: int, n_chunks: int) -> str:
-    return f"chunk-{i:0{max(5, len(str(n_chunks - 1)))}d}.npz"
-
+# --- the store: a manifest fingerprinting the request, one file of Metrics per chunk -----------------------------
 
 def _fingerprint(G, zs, distance, method, options, batch_size) -> dict:
     data = zs.detach().cpu().contiguous()
     fingerprint = {
-        "zs_sha256": _tensor_digest(data),
+        "zs_sha256": store_module.tensor_digest(data),
         "zs_shape": list(data.shape),
         "zs_dtype": str(data.dtype),
         "method": method,
@@ -327,231 +214,12 @@ def _fingerprint(G, zs, distance, method, options, batch_size) -> dict:
                               if options.get("basis") is not None else {}),
         "batch_size": batch_size,
         "generator": getattr(G, "name", type(G).__name__),
-        "generator_sha256": model_digest(G),
+        "generator_sha256": store_module.model_digest(G),
         "latent_dim": getattr(G, "latent_dim", data.shape[1]),
-        "distance": _describe(distance),
-        "distance_sha256": model_digest(distance),
+        "distance": store_module.describe(distance),
+        "distance_sha256": store_module.model_digest(distance),
     }
-    return json.loads(json.dumps(fingerprint))  # as it reads back from the manifest (tuples become lists)
-
-
-def _tensor_digest(t: torch.Tensor) -> str:
-    return hashlib.sha256(_tensor_bytes(t)).hexdigest()
-
-
-def _tensor_bytes(t: torch.Tensor):
-    t = t.detach()
-    if t.device.type == "meta":
-        return b"meta"
-    return t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data
-
-
-def model_digest(obj) -> str:
-    """sha256 of what a generator or distance computes with: for an nn.Module, every parameter and buffer
-    (key, dtype, shape, bytes), every submodule's qualified class and its plain attributes (numbers, strings,
-    functions); for a plain function, its qualified name, code and the values it closes over or reads from
-    its module's globals (tensors, arrays, numbers, modules). Stable across processes and devices."""
-    digest = hashlib.sha256()
-    _feed(digest, obj, set(), 0)
-    return digest.hexdigest()
-
-
-_PLAIN = (type(None), bool, int, float, complex, str, bytes, slice, torch.dtype, torch.device)
-
-
-def _feed(digest, obj, seen: set, depth: int) -> None:
-    """Add obj to the digest (see `model_digest`); ids in `seen` are fed once, recursion stops at depth 12."""
-    update = lambda *parts: digest.update(("\x1f".join(map(str, parts)) + "\x1e").encode())  # noqa: E731
-    if isinstance(obj, _PLAIN):
-        update("plain", repr(obj))
-        return
-    if isinstance(obj, torch.Tensor):
-        update("tensor", obj.dtype, tuple(obj.shape))
-        digest.update(_tensor_bytes(obj))
-        return
-    if isinstance(obj, np.ndarray):
-        update("array", obj.dtype.str, obj.shape)
-        digest.update(np.ascontiguousarray(obj).data if obj.dtype != object else repr(obj.tolist()).encode())
-        return
-    if isinstance(obj, types.ModuleType):
-        update("module", obj.__name__)
-        return
-    if id(obj) in seen or depth > 12:
-        update("seen" if id(obj) in seen else "deep", _qualname(type(obj)))
-        return
-    seen.add(id(obj))
-    if isinstance(obj, (list, tuple)):
-        update(type(obj).__name__, len(obj))
-        for item in obj:
-            _feed(digest, item, seen, depth + 1)
-    elif isinstance(obj, (set, frozenset)):
-        update("set", sorted(repr(item) for item in obj))
-    elif isinstance(obj, dict):
-        update("dict", len(obj))
-        for key in sorted(obj, key=repr):
-            update("key", repr(key))
-            _feed(digest, obj[key], seen, depth + 1)
-    elif isinstance(obj, torch.nn.Module):
-        for name, module in obj.named_modules(remove_duplicate=False):
-            update("module", name, _qualname(type(module)))
-            _feed_attributes(digest, module, seen, depth)
-        state = obj.state_dict(keep_vars=True)
-        for key, buffer in obj.named_buffers(remove_duplicate=False):  # non-persistent buffers too
-            state.setdefault(key, buffer)
-        for key, tensor in sorted(state.items()):
-            update("state", key)
-            _feed(digest, tensor, seen, depth + 1)
-    elif isinstance(obj, types.FunctionType):
-        update("function", obj.__module__, obj.__qualname__)
-        _feed_code(digest, obj.__code__, obj.__globals__, seen, depth)
-        _feed(digest, obj.__defaults__, seen, depth + 1)
-        _feed(digest, obj.__kwdefaults__, seen, depth + 1)
-        for cell in obj.__closure__ or ():
-            try:
-                _feed(digest, cell.cell_contents, seen, depth + 1)
-            except ValueError:  # an empty cell
-                update("empty cell")
-    elif isinstance(obj, types.MethodType):
-        update("method")
-        _feed(digest, obj.__func__, seen, depth + 1)
-        _feed(digest, obj.__self__, seen, depth + 1)
-    elif isinstance(obj, functools.partial):
-        update("partial")
-        _feed(digest, (obj.func, obj.args, obj.keywords), seen, depth + 1)
-    elif isinstance(obj, (types.BuiltinFunctionType, type)):
-        update("named", _qualname(obj))
-    else:  # another callable or object: its class and plain attributes
-        update("object", _qualname(type(obj)))
-        _feed_attributes(digest, obj, seen, depth)
-
-
-def _feed_attributes(digest, obj, seen, depth) -> None:
-    """The public instance attributes of obj (a module's parameters, buffers and submodules are fed apart)."""
-    for key, value in sorted(getattr(obj, "__dict__", {}).items()):
-        if key.startswith("_") or isinstance(value, torch.nn.Module):
-            continue
-        digest.update(f"attr\x1f{key}\x1e".encode())
-        _feed(digest, value, seen, depth + 1)
-
-
-def _feed_code(digest, code, namespace, seen, depth) -> None:
-    """Bytecode, constants and the globals it names (nested code objects included)."""
-    digest.update(code.co_code)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            _feed_code(digest, const, namespace, seen, depth)
-        else:
-            _feed(digest, const, seen, depth + 1)
-    for name in code.co_names:
-        if name in namespace:
-            digest.update(f"global\x1f{name}\x1e".encode())
-            _feed(digest, namespace[name], seen, depth + 1)
-
-
-def _qualname(kind) -> str:
-    return f"{getattr(kind, '__module__', '?')}.{getattr(kind, '__qualname__', repr(kind))}"
-
-
-def _describe(obj) -> str:
-    """repr without memory addresses (a function's repr changes every run)."""
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
-
-
-def _digest(fingerprint: dict) -> str:
-    """The digest of a new store's fingerprint (its comparable part), recorded in the manifest and in every chunk.
-    Computed once, when the store is created: chunks are compared with the manifest's recorded value."""
-    return hashlib.sha256(json.dumps(_comparable(fingerprint), sort_keys=True).encode()).hexdigest()
-
-
-def _open_store(path: Path, fingerprint: dict, chunks) -> str:
-    """Check an existing store's manifest against this request, or start a new store; returns its digest.
-
-    The manifest is created exclusively: if another process creates it first, this one checks against it.
-    A format-1 store is moved aside first (see `_set_aside`).
-    """
-    if _format_of(path) == 1:
-        aside = _set_aside(path)
-        if aside is not None:
-            warnings.warn(f"{path} was a format-1 metric store, made before generators were recognised by their "
-                          f"weights, so it cannot be verified against this request; it was moved to {aside} "
-                          f"(load_store reads it there) and the metrics are computed afresh", stacklevel=3)
-    if not (path / MANIFEST).exists():
-        if path.is_dir() and any(path.glob("chunk-*.npz")):
-            raise ValueError(f"{path} holds chunk files but no {MANIFEST}: cannot tell what they are; use another "
-                             f"store directory")
-        manifest = {"format": STORE_FORMAT, "fingerprint": fingerprint, "digest": _digest(fingerprint),
-                    "n_points": chunks[-1][1],
-                    "chunks": [{"file": _chunk_file(i, len(chunks)), "start": start, "stop": stop}
-                               for i, (start, stop) in enumerate(chunks)]}
-        if _create_exclusive(path / MANIFEST, json.dumps(manifest, indent=1)):
-            return manifest["digest"]
-    manifest = _read_manifest(path, wait=True)
-    stored = _comparable(manifest["fingerprint"])
-    fingerprint = _comparable(fingerprint)
-    differ = [key for key in fingerprint if stored.get(key) != fingerprint[key]]
-    differ += [key for key in stored if key not in fingerprint]
-    if differ:
-        details = "; ".join(f"{key} differs (store: {_short(stored.get(key))}, "
-                            f"now: {_short(fingerprint.get(key))})" for key in differ)
-        raise ValueError(f"store {path} was made for a different request: {details}. Use another store "
-                         f"directory (results are never mixed)")
-    return manifest["digest"]
-
-
-def _format_of(path: Path):
-    """The format number of the store's manifest, or None (no manifest, or unreadable)."""
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return manifest.get("format") if isinstance(manifest, dict) else None
-
-
-def _set_aside(path: Path) -> Path | None:
-    """Move a format-1 store's chunks and manifest into a new folder path/format-1 (or format-1-2, ...), under a
-    lock so that concurrent callers move it once; returns that folder, or None if another process did it.
-    The manifest moves last: if this is interrupted, the next call moves the rest."""
-    with file_lock(path / ".store.lock"):
-        if _format_of(path) != 1:
-            return None
-        aside = next(path / name for name in ["format-1"] + [f"format-1-{i}" for i in range(2, 1000)]
-                     if not (path / name / MANIFEST).exists())
-        try:
-            aside.mkdir(exist_ok=True)
-            for chunk in path.glob("chunk-*.npz"):
-                os.replace(chunk, aside / chunk.name)
-            os.replace(path / MANIFEST, aside / MANIFEST)
-        except OSError as err:
-            raise ValueError(f"store {path} was written by an older version of helpers (store format 1), which "
-                             f"recognised the generator by its name only, and it could not be moved aside ({err}); "
-                             f"use a new store directory (load_store still reads this one)") from err
-    return aside
-
-
-def _create_exclusive(file: Path, text: str) -> bool:
-    """Write `text` to `file` unless it exists, atomically: True if this call created it, False if it existed.
-
-    The content is written to a temporary file and hard-linked into place (link fails if `file` exists); on a
-    file system without hard links it falls back to an exclusive open (readers then retry a moment).
-    """
-    partial = temp_beside(file)
-    try:
-        partial.write_text(text)
-        try:
-            os.link(partial, file)
-            return True
-        except FileExistsError:
-            return False
-        except OSError:
-            pass
-        try:
-            with open(file, "x") as f:
-                f.write(text)
-            return True
-        except FileExistsError:
-            return False
-    finally:
-        partial.unlink(missing_ok=True)
+    return store_module.as_json(fingerprint)  # as it reads back from the manifest
 
 
 def _comparable(fingerprint: dict) -> dict:
@@ -566,71 +234,13 @@ def _comparable(fingerprint: dict) -> dict:
     return fingerprint | {"options": options}
 
 
-def _short(value, width: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[:width - 3] + "..."
-
-
-def _read_manifest(path: Path, *, old_ok: bool = False, wait: bool = False) -> dict:
-    """The store's manifest. An older format raises ValueError saying why, unless old_ok (reading only).
-    wait: retry for up to a second if the file is still being written (the exclusive-open fallback)."""
-    file = path / MANIFEST
-    if not file.exists():
-        raise FileNotFoundError(f"{path} is not a metric store: it has no {MANIFEST}")
-    for attempt in range(20 if wait else 1):
-        try:
-            manifest = json.loads(file.read_text())
-            break
-        except (OSError, ValueError) as err:
-            if attempt == (19 if wait else 0):
-                raise ValueError(f"cannot read {file} ({err}); use another store directory") from err
-            time.sleep(0.05)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
-        raise ValueError(f"{file} is not a metric store manifest")
-    if manifest["format"] == STORE_FORMAT and isinstance(manifest.get("digest"), str):
-        return manifest
-    if manifest["format"] == 1:
-        if old_ok:
-            return manifest
-        raise ValueError(f"store {path} was written by an older version of helpers (store format 1), which "
-                         f"recognised the generator by its name only, so its chunks cannot be checked against this "
-                         f"generator's and distance's weights. Use a new store directory (load_store still reads "
-                         f"this one)")
-    raise ValueError(f"{file} is a format-{manifest['format']} store manifest; this version of helpers reads "
-                     f"format {STORE_FORMAT} (and 1 with load_store)")
-
-
 def _read_chunk(file: Path) -> tuple[Metric, str | None]:
     """The Metric in a chunk file and the store digest it records (None if it has none)."""
     # an open file rather than the path: np.load leaks its own handle when a zip file is truncated
     with open(file, "rb") as f:
         result = Metric.load(f)
         f.seek(0)
-        with np.load(f, allow_pickle=False) as data:
-            digest = str(data["store_digest"]) if "store_digest" in data.files else None
-    return result, digest
-
-
-def _load_present(path: Path, zs, chunks, method, digest: str) -> dict[int, Metric]:
-    """The chunks already in the store; an unreadable or foreign chunk file is left out (recomputed) with a warning."""
-    results = {}
-    for i, (start, stop) in enumerate(chunks):
-        file = path / _chunk_file(i, len(chunks))
-        if not file.exists():
-            continue
-        try:
-            result, chunk_digest = _read_chunk(file)
-            if chunk_digest != digest:
-                raise ValueError("it was not written for this store's manifest (another fingerprint digest)")
-            expected = zs[start:stop].cpu()
-            if result.method != method or not torch.equal(result.z, expected.to(result.z.dtype)):
-                raise ValueError(f"it holds other points or another method ({result.method!r})")
-        except Exception as err:  # zipfile, numpy and OS errors all mean the same: unusable
-            warnings.warn(f"{file} could not be read ({type(err).__name__}: {err}); recomputing chunk {i}",
-                          stacklevel=3)
-            continue
-        results[i] = result
-    return results
+        return result, store_module.recorded_digest(f)
 
 
 # --- shared pieces -----------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Runs the book's notebooks: notebooks/NN_*.py (jupytext) -> book/notebooks/NN_*.ipynb via papermill.
-Owns run profiles, parameter validation, the kernel check, summary.json, the generated pages (results,
-models, profiles) and timings, and the notebooks' side of the book's conventions (book/CONVENTIONS.md):
-`record`, `glue`, `result_table`, `run_times`, `format_number`, `phrase_list`, `plural`.
+"""The book's build tool: runs the chapters (notebooks/NN_*.py, jupytext) into book/notebooks/ with papermill.
+`python -m helpers.book run|results|timings|record`; also generates the results, models and profiles pages.
+
+Owns parameter validation, the kernel check and summary.json; what a chapter calls while it runs (`glue`,
+`record`, `result_table`, ...) is `helpers.report`, and the run profiles are `helpers.profiles`.
 
 summary.json is merged, not overwritten: each finished notebook's entry is written under a file lock
 (read, merge, atomic write), so runs that share an output directory, even at the same time, keep each
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
-import json
 import os
 import re
 import sys
@@ -25,193 +25,19 @@ import time
 from pathlib import Path
 
 from .assets import atomic_path, file_lock, temp_beside
+from .profiles import PROFILES
+from .report import SUMMARY_ENV, TIMINGS, busy, duration, format_number, read_json, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "notebooks"
 OUTPUT = ROOT / "book" / "notebooks"
-TIMINGS = ROOT / "book" / "timings.json"  # measured time per chapter and profile (`timings` command)
-PAPER = ROOT / "book" / "paper.yml"  # the paper's numbers that the book quotes, with their sources
 RECORDED = ROOT / "book" / "recorded.json"  # result tables of recorded runs of other profiles (`record` command)
-SUMMARY_ENV = "GAN_GEOMETRY_SUMMARY"
 KERNEL = "python3"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-# Chapter 05 (inversion): its smoke run tries every method on one target; its full run inverts at the paper's
-# sample size (50 targets × 5 starts, tuned over 5 learning rates × 3 schedules, every method on every model).
-_SMOKE_05 = {"n_targets": 1, "n_starts": 1, "n_tune": 1, "n_photos": 1, "budget": 10, "other_budget": 10,
-             "lrs": [0.2], "basin_generations": 1, "basin_popsize": 2, "basin_inner_steps": 2, "toy_angles": 3,
-             "toy_steps": 30}
-_FULL_05 = {"n_targets": 50, "n_starts": 5, "n_tune": 5, "n_photos": 10, "budget": 300, "other_budget": 300,
-            "other_methods": ["z", "eigenbasis", "top-k", "BasinCMA, z", "BasinCMA, eigenbasis"],
-            "lrs": [0.05, 0.1, 0.2, 0.4, 0.8], "schedules": ["constant", "cosine", "step"], "basin_generations": 4,
-            "basin_popsize": 8, "basin_inner_steps": 5, "threshold": 0.05}
-# Chapter 08 (activation maximisation): its smoke run searches one unit of conv1 and conv5 once; its full run uses
-# both priors, 3 units per layer × 5 starts, 300 images per search.
-_SMOKE_08 = {"am_layers": ["conv1", "conv5"], "am_units": 1, "am_repeats": 1, "am_budget": 8}
-_FULL_08 = {"am_models": ["dcgan-celeba64", "cdcgan-eyes128"], "am_units": 3, "am_repeats": 5, "am_budget": 300}
-
-# Parameter overrides per profile; a profile's names that a notebook lacks are skipped for that notebook.
-PROFILES: dict[str, dict] = {
-    # smoke: every chapter in about a minute or less on 2 CPU cores (the rendered-book test uses it)
-    "smoke": {"n_images": 4, "eps_grid": [1e-4, 1e-2], "n_points": 3, "n_reference": 2,
-              "n_pca_samples": 500, "global_ranks": [1, 2], "ranks": [1, 4, 16], "n_steps": 5,
-              "models": ["dcgan-celeba64", "fcgan-cats64"], "compare_distances": ["mse"], **_SMOKE_05, **_SMOKE_08,
-              "n_codes": 2, "lpips_size": 64, "face_regions": ["eyes"], "eye_regions": ["iris"], "n_mean": 16,
-              "n_directions": 2, "lowrank_regions": ["eyes"], "lowrankgan_size": 16, "rpca_max_iter": 200},
-    "default": {},
-    # full: paper-scale settings (30 points, as the paper's DCGAN figures); meant for a GPU
-    "full": {"n_images": 16, "n_compare": 10, "n_points": 30, "n_reference": 8,
-             "online_models": ["biggan-deep-128"],  # with its published weights when online; left out offline
-             **_FULL_05, **_FULL_08},
-}
 
 
 class UsageError(Exception):
     """A bad command line: reported with exit status 2, before anything runs."""
-
-
-def record(key: str, value):
-    """Store `value` under `key` in this run's summary (book/notebooks/summary.json); returns `value`.
-
-    Outside `python -m helpers.book run` (no $GAN_GEOMETRY_SUMMARY) this does nothing but return `value`.
-    Values must be JSON-serialisable; numpy and torch scalars and arrays are converted.
-    """
-    path = os.environ.get(SUMMARY_ENV)
-    if path:
-        data = _read_json(Path(path))
-        data[key] = value
-        _write_json_atomic(Path(path), data)
-    return value
-
-
-def glue(key: str, value):
-    """Make `value` citable in this notebook's prose, and `record` it; returns `value`.
-
-    The prose cites it with myst-nb's roles: {glue:text}`key` or, with a format spec, {glue:text}`key:.3g`
-    for numbers; {glue:text}`key` for plain text and {glue:md}`key` for markdown (a sentence generated from
-    the run's values). Each key is glued once per notebook (a duplicate fails the strict build).
-    Numpy and torch scalars are glued as Python numbers, so format specs apply.
-    """
-    from myst_nb import glue as myst_glue
-
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy or torch scalar
-        value = value.item()
-    myst_glue(key, _Prose(value) if isinstance(value, str) else value, display=False)
-    record(key, value)
-    return value
-
-
-def phrase_list(items) -> str:
-    """Items as an English list: "a", "a and b", "a, b and c"; "none" when empty (for generated sentences)."""
-    items = [str(item) for item in items]
-    if not items:
-        return "none"
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def plural(n, word: str, words: str | None = None) -> str:
-    """A count with its noun, for generated sentences: "1 target", "3 targets", "0 targets"; words: an irregular
-    plural ("1 unit-start", plural(2, "analysis", "analyses") -> "2 analyses"). Counts print as `format_number`."""
-    if hasattr(n, "item"):
-        n = n.item()
-    return f"{format_number(n)} {word if n == 1 else words or word + 's'}"
-
-
-class _Prose(str):
-    """A string glued as text/plain (for {glue:text}) and as text/markdown (for {glue:md})."""
-
-    def _repr_markdown_(self):
-        return str(self)
-
-
-def format_number(value, digits: int = 3) -> str:
-    """A number as the book prints it: integers whole, |x| < 1e-3 in scientific notation ("6.2e-07"),
-    |x| >= 1000 whole with thousands separators, else `digits` significant digits ("0.952", "17.3")."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "item"):
-        return str(value)
-    value = value.item() if hasattr(value, "item") else value
-    if isinstance(value, int):
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
-    if value != value or value in (float("inf"), float("-inf")):
-        return str(value)
-    if value != 0 and abs(value) < 1e-3:
-        return f"{value:.{max(digits - 1, 1)}e}"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}g}"
-
-
-def paper_entries() -> dict[str, dict]:
-    """The paper's numbers from book/paper.yml: {id: {"value", "what", "model", "source"}}."""
-    import yaml
-
-    return yaml.safe_load(PAPER.read_text(encoding="utf-8")) or {}
-
-
-def result_table(key: str, title: str, rows: list[str], columns: dict[str, list], *,
-                 paper: dict[str, list] | None = None, row_header: str = "", note: str = "", digits: int = 3):
-    """A table of this run's results beside the paper's: shown in the chapter, recorded for the results page.
-
-    rows: the row labels (quantities); columns: {our column label, e.g. the model: one value per row};
-    paper: {paper column label, e.g. "paper: DCGAN-fashion (120-d)": one id of book/paper.yml or None per
-    row}; note: what the numbers are over (sample sizes), generated from the parameters. Recorded in the
-    summary as "results/<key>"; returns the Markdown table for the cell to display.
-    """
-    from IPython.display import Markdown
-
-    entries = paper_entries()
-    paper = paper or {}
-    for label, values in {**columns, **paper}.items():
-        if len(values) != len(rows):
-            raise ValueError(f"result_table {key!r}: column {label!r} has {len(values)} values for {len(rows)} rows")
-    unknown = sorted({i for ids in paper.values() for i in ids if i is not None and i not in entries})
-    if unknown:
-        raise ValueError(f"result_table {key!r}: {', '.join(unknown)} not in {PAPER.name}; add them with a source")
-    values = {label: [v.item() if hasattr(v, "item") else v for v in column] for label, column in columns.items()}
-    record(f"results/{key}", {
-        "title": title, "row_header": row_header, "rows": list(rows), "columns": values, "note": note,
-        "digits": digits, "paper": {label: [None if i is None else {"id": i, "value": entries[i]["value"]}
-                                            for i in ids] for label, ids in paper.items()}})
-    headers = [row_header or " "] + list(values) + list(paper)
-    lines = [f"**{title}**" + (f" ({note})" if note else ""), "",
-             "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for r, label in enumerate(rows):
-        cells = [format_number(values[c][r], digits) for c in values]
-        cells += ["–" if ids[r] is None else str(entries[ids[r]]["value"]) for ids in paper.values()]
-        lines.append("| " + " | ".join([label] + cells) + " |")
-    return Markdown("\n".join(lines))
-
-
-def run_times(stem: str, path: Path | None = None) -> str:
-    """How long chapter `stem` takes per profile, from book/timings.json, as prose for the chapter's header.
-
-    A chapter cannot time itself: the times are written by `python -m helpers.book timings` from the
-    summary of a run on an idle machine. Profiles not measured yet are said to be so.
-    """
-    timings = _read_json(path or TIMINGS)
-    parts, cores = [], set()
-    for profile in PROFILES:
-        entry = timings.get(profile, {}).get(stem)
-        if entry:
-            parts.append(f"{profile} {_duration(entry['seconds'])}"
-                         + (f" (at most: other jobs ran, load {entry['load']:.3g})" if _busy(entry) else ""))
-            cores.add(entry.get("cpus"))
-        else:
-            parts.append(f"{profile} not measured yet")
-    if not cores:
-        return "its running time is not measured yet"
-    where = " and ".join(f"{n} CPU cores" for n in sorted(c for c in cores if c))
-    return ", ".join(parts) + f" (measured on {where})"
-
-
-def _busy(entry: dict) -> bool:
-    """Whether a timing was taken while other jobs ran: the run's own threads add up to one per core to the
-    load average, so a load above the core count plus a half means other work shared the machine."""
-    return entry.get("load") is not None and entry["load"] >= (entry.get("cpus") or 2) + 0.5
-
-
-def _duration(seconds: float) -> str:
-    return f"about {max(round(seconds), 1)} s" if seconds < 90 else f"about {seconds / 60:.1f} min"
 
 
 def write_timings(summary_path: Path, path: Path | None = None, load: float | None = None) -> dict:
@@ -221,10 +47,10 @@ def write_timings(summary_path: Path, path: Path | None = None, load: float | No
     load average of the machine (the entry's, else `load`, as observed with `uptime` during the run).
     """
     path = path or TIMINGS
-    summary = _read_json(summary_path)
+    summary = read_json(summary_path)
     if not summary.get("notebooks"):
         raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
-    timings = _read_json(path)
+    timings = read_json(path)
     taken = {}
     for stem, entry, profile in _plain_runs(summary):
         timings.setdefault(profile, {})[stem] = taken[stem] = {
@@ -232,7 +58,7 @@ def write_timings(summary_path: Path, path: Path | None = None, load: float | No
             "load": entry.get("load", load)}
     if not taken:
         raise UsageError(f"{summary_path}: no notebook ran to the end without -p overrides; nothing to time")
-    _write_json_atomic(path, timings)
+    write_json(path, timings)
     return taken
 
 
@@ -252,10 +78,10 @@ def write_record(summary_path: Path, path: Path | None = None, load: float | Non
     results page can show, e.g., a full-profile run made once on a big machine, labelled as such.
     """
     path = path or RECORDED
-    summary = _read_json(summary_path)
+    summary = read_json(summary_path)
     if not summary.get("notebooks"):
         raise UsageError(f"{summary_path} has no notebooks; run `python -m helpers.book run` first")
-    recorded, taken = _read_json(path), {}
+    recorded, taken = read_json(path), {}
     for stem, entry, profile in _plain_runs(summary):
         if profile == "default":
             continue
@@ -268,7 +94,7 @@ def write_record(summary_path: Path, path: Path | None = None, load: float | Non
     if not taken:
         raise UsageError(f"{summary_path}: no notebook ran to the end with the smoke or full profile's own "
                          "settings (no -p overrides); nothing to record")
-    _write_json_atomic(path, recorded)
+    write_json(path, recorded)
     return taken
 
 
@@ -276,7 +102,7 @@ RESULTS_INTRO = """\
 # Results beside the paper
 
 This page is generated by `python -m helpers.book results` from the run's `summary.json`: every table
-that a chapter recorded with `helpers.book.result_table`, our numbers beside the paper's. Numbers marked
+that a chapter recorded with `helpers.report.result_table`, our numbers beside the paper's. Numbers marked
 *paper* are Wang & Ponce's, from `book/paper.yml` (hover over one for its source); a dash means the paper
 gives no number for that row. Our models and sample sizes differ from the paper's: see
 [Differences from the paper](../differences.md).
@@ -332,8 +158,8 @@ def results_page(summary: dict, recorded: dict | None = None) -> str:
                   f"date, machine and source commit of each chapter's run. `make book PROFILE={profile}` "
                   "recomputes them."]
         for stem, entry in chapters.items():
-            took = f"took {_duration(entry['duration_s'])[6:]}" if entry.get("duration_s") else "duration unrecorded"
-            if _busy(entry):
+            took = f"took {duration(entry['duration_s'])[6:]}" if entry.get("duration_s") else "duration unrecorded"
+            if busy(entry):
                 took += f" while other jobs ran, load {entry['load']:.3g}"
             lines += ["", f"### {stem[:2]}. {_title(SOURCES / f'{stem}.py', stem)}", "",
                       f"Finished {(entry.get('finished') or 'at an unrecorded date')[:10]} on "
@@ -400,7 +226,7 @@ def models_page() -> str:
 def write_results(summary_path: Path, out: Path, recorded: Path | None = None) -> list[Path]:
     """Write out/results.md (from the run's summary and the recorded runs), and out/profiles.md and out/models.md (from the code,
     for the differences page); returns their paths."""
-    pages = {out / "results.md": results_page(_read_json(summary_path), _read_json(recorded or RECORDED)),
+    pages = {out / "results.md": results_page(read_json(summary_path), read_json(recorded or RECORDED)),
              out / "profiles.md": profiles_page(),
              out / "models.md": models_page()}
     for path, text in pages.items():
@@ -408,24 +234,6 @@ def write_results(summary_path: Path, out: Path, recorded: Path | None = None) -
         with atomic_path(path, ".tmp") as partial:
             partial.write_text(text, encoding="utf-8")
     return list(pages)
-
-
-def _jsonable(obj):
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() and path.stat().st_size else {}
-
-
-def _write_json_atomic(path: Path, data) -> None:
-    text = json.dumps(data, indent=2, default=_jsonable) + "\n"  # fails before any file is touched
-    with atomic_path(path, ".tmp") as partial:
-        partial.write_text(text)
 
 
 def find_notebooks(only: list[str] | None = None) -> list[Path]:
@@ -443,6 +251,28 @@ def load_notebook(path: Path):
     import jupytext
 
     return jupytext.read(path, fmt="py:percent")
+
+
+CODE_PER_PROSE = 1.5  # a chapter reads as prose with figures: at most this many code lines per line of prose
+
+
+def code_prose_lines(path: Path) -> tuple[int, int]:
+    """(code, prose): the non-blank lines of a chapter source's code cells and of its markdown cells.
+
+    Lines are counted as they stand in the py:percent file, so a markdown cell's `#` paragraph breaks count
+    as prose; cell markers (`# %%`) and the jupytext header are left out. Compare code / prose with
+    `CODE_PER_PROSE`.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if lines and lines[0].startswith("# ---"):
+        lines = lines[lines.index("# ---", 1) + 1:]
+    counts, kind = {"code": 0, "markdown": 0}, None
+    for line in lines:
+        if line.startswith("# %%"):
+            kind = "markdown" if "[markdown]" in line else "code"
+        elif kind and line.strip():
+            counts[kind] += 1
+    return counts["code"], counts["markdown"]
 
 
 def parameter_names(nb) -> list[str]:
@@ -623,7 +453,7 @@ def execute(nb, parameters: dict, name: str, out: Path) -> dict:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        entry["summary"] = _read_json(channel)
+        entry["summary"] = read_json(channel)
     entry["duration_s"] = round(time.perf_counter() - started, 2)
     return entry
 
@@ -679,10 +509,10 @@ def merge_summary(path: Path, header: dict, notebooks: dict) -> dict:
     concurrent runs into one directory keep every notebook's entry (the last writer's header wins).
     """
     with file_lock(path.with_name(f".{path.name}.lock")):
-        summary = _read_json(path)
+        summary = read_json(path)
         summary.update(header)
         summary.setdefault("notebooks", {}).update(notebooks)
-        _write_json_atomic(path, summary)
+        write_json(path, summary)
     return summary
 
 

@@ -284,6 +284,60 @@ def nonfinite_source(G, z, distance, which, what: str = "the metric") -> str:
             f"(e.g. a norm or square root at zero distance, a division by zero, an overflow)")
 
 
+# --- optimisation ------------------------------------------------------------------------------------------------
+
+def objective_values(f, n: int) -> np.ndarray:
+    """An objective's values for n candidates as a float64 numpy (n,); refuses another shape and nan or inf."""
+    f = torch.as_tensor(f).detach().double().cpu().numpy().ravel()
+    if f.shape != (n,):
+        raise ValueError(f"the objective must return one value per row, shape ({n},); got {f.shape}")
+    if not np.isfinite(f).all():
+        raise ValueError(f"the objective returned nan or inf for {int((~np.isfinite(f)).sum())} of {n} candidates "
+                         f"(the generator output or the distance is not finite there)")
+    return f
+
+
+def row_targets(target_index, n: int, m: int) -> torch.Tensor:
+    """Which of m targets each of n rows inverts, (n,) int64: `target_index`, or by default row i -> target i
+    (m == n) or every row -> target 0 (m == 1)."""
+    if target_index is None:
+        if m not in (1, n):
+            raise ValueError(f"{m} targets for {n} rows: pass target_index (which target each row inverts)")
+        return torch.arange(n) if m == n else torch.zeros(n, dtype=torch.long)
+    index = torch.as_tensor(target_index).long().cpu().flatten()
+    if index.shape != (n,) or (index < 0).any() or (index >= m).any():
+        raise ValueError(f"target_index must be {n} indices in [0, {m}), got {index.tolist()[:10]}")
+    return index
+
+
+def per_row(value, n: int, what: str) -> torch.Tensor:
+    """One number, or one per row, as float64 (n,) on the CPU."""
+    value = torch.as_tensor(value, dtype=torch.float64).cpu().flatten()
+    if value.numel() == 1:
+        value = value.expand(n)
+    if value.shape != (n,):
+        raise ValueError(f"{what} must be one value or one per row ({n}), got {value.numel()}")
+    return value.clone()
+
+
+def per_row_names(names, n: int, known, what: str) -> tuple:
+    """One name, or one per row, each one of `known`, as a tuple of n names."""
+    names = (names,) * n if isinstance(names, str) else tuple(names)
+    if len(names) != n:
+        raise ValueError(f"{what} must be one name or one per row ({n}), got {len(names)}")
+    bad = sorted({s for s in names if s not in known})
+    if bad:
+        raise ValueError(f"{what} must be one of {', '.join(known)}, got {bad[0]!r}")
+    return names
+
+
+def same_image_size(target, x) -> None:
+    """Targets (m, 3, H, W) the size of the generator's images x (n, 3, H, W)."""
+    if target.shape[1:] != x.shape[1:]:
+        raise ValueError(f"target is {tuple(target.shape[1:])} but the generator makes {tuple(x.shape[1:])} "
+                         f"images; resize the target (e.g. sample_target_images(size={x.shape[-1]}))")
+
+
 # --- paths (helpers.geodesic) ------------------------------------------------------------------------------------
 
 def path_ends(G, z_a, z_b) -> tuple[torch.Tensor, torch.Tensor]:

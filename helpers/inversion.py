@@ -1,28 +1,20 @@
-"""Optimisation in latent space: inversion by Adam (in z, a full eigenbasis or a top-k subspace) and BasinCMA,
-batched over targets, starts and learning rates; learning-rate tuning; CMA-ES, many searches at once.
-
-Also the paper's toy quadratic (one run and a sweep over start angles and learning rates), Hessian-aware CMA
-step sizes, and real target photographs from scikit-image's bundled sample data.
+"""Inversion in latent space: Adam (in z, a full eigenbasis or a top-k subspace), BasinCMA and CMA-ES, batched over
+targets, starts and learning rates; learning-rate tuning; comparisons stored in units, so a long one resumes.
 """
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
 import math
 import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import checks, cma, store
 from .analysis import average_metric
-from . import checks
 from .distances import Distance
 from .metric import metric
 
@@ -40,6 +32,7 @@ class Inversion:
         or one code CMA-ES proposed), so history[:, 0] is the start and history[:, -1] == loss_best.
     images : (n, 3, H, W) G(z_best). basis_name : 'z', or the basis label. seeds : (n,) start seeds (or ()).
     target_index : (n,) the target of each row. lr : (n,) learning rates. schedule : (n,) schedule names.
+    units : the `Unit`s the rows were run or read back in (`run_method` with a store; else ()): what they cost.
     """
 
     z_best: torch.Tensor
@@ -51,13 +44,7 @@ class Inversion:
     target_index: tuple = ()
     lr: tuple = ()
     schedule: tuple = ()
-
-    def rows(self, index) -> "Inversion":
-        """The runs at `index` (a slice, a boolean mask or a sequence of row numbers) as an Inversion."""
-        idx = _row_index(index, len(self.z_best))
-        pick = lambda values: tuple(values[i] for i in idx.tolist()) if values else ()  # noqa: E731
-        return Inversion(self.z_best[idx], self.loss_best[idx], self.history[idx], self.images[idx], self.basis_name,
-                         pick(self.seeds), pick(self.target_index), pick(self.lr), pick(self.schedule))
+    units: tuple = ()
 
 
 def eigen_basis(G, distance: Callable, *, n_points: int = 8, seed: int = 0, k: int | None = None) -> torch.Tensor:
@@ -98,15 +85,15 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
     """
     targets, z0 = checks.targets(targets, distance), checks.codes(z0, G)
     n = len(z0)
-    index = _target_index(target_index, n, len(targets))
+    index = checks.row_targets(target_index, n, len(targets))
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    rates = _per_row(lr, n, "lr")
+    rates = checks.per_row(lr, n, "lr")
     if not (torch.isfinite(rates).all() and (rates > 0).all()):
         raise ValueError(f"lr must be positive and finite, got {rates.tolist()}")
-    schedules = _schedule_names(schedule, n)
+    schedules = checks.per_row_names(schedule, n, SCHEDULES, "schedule")
     factors = schedule_factors(schedules, steps)  # (n, steps), float64 like rates
     if pixel not in PIXEL_TERMS:
         raise ValueError(f"pixel must be one of {', '.join(PIXEL_TERMS)}, got {pixel!r}")
@@ -117,7 +104,7 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
     with torch.no_grad():
         first = G(z0[:1])
         checks.generated(first, 1, distance)
-        _check_same_size(targets, first)
+        checks.same_image_size(targets, first)
 
     measure = _against_targets(distance, targets)
     c0 = z0 if B is None else torch.einsum("nij,ni->nj", B, z0)
@@ -152,7 +139,7 @@ def adam(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *, basi
                 history[rows, step] = loss_best[rows]
             loss.sum().backward()  # rows are independent: the sum gives each its own gradient
         with torch.no_grad():
-            _adam_update(c, c.grad, m, v, step + 1, (rates * factors[:, step]).to(z0))
+            adam_update(c, c.grad, m, v, step + 1, (rates * factors[:, step]).to(z0))
     if not torch.isfinite(loss_best).all():
         raise ValueError("the distance was not finite for some rows; check the generator and the targets")
     return Inversion(z_best.detach(), loss_best, history, images, name or basis_name, tuple(int(s) for s in seeds),
@@ -180,7 +167,7 @@ def _assign(store, rows, better, values):
     store[rows][better] = values.detach()[better]
 
 
-def _adam_update(p, grad, m, v, t: int, lr):
+def adam_update(p, grad, m, v, t: int, lr):
     """One step of torch.optim.Adam's update (betas 0.9, 0.999, eps 1e-8) with a learning rate per row (n,)."""
     beta1, beta2 = BETAS
     m.mul_(beta1).add_(grad, alpha=1 - beta1)
@@ -212,10 +199,9 @@ def invert(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tensor |
     """Invert one target from several starts, all in one batch: Adam on z (basis None) or in a basis.
 
     The defaults: the paper's loss, distance + mean |x − target| (pixel_weight 1, 'l1'); 200 steps at lr 0.2
-    decayed on a cosine; 3 starts. On images the faces model made itself they reach an LPIPS of about a
-    hundredth (tests/test_inversion.py). Seed s starts at `G.sample(1, seed=s)` whatever the others. basis :
-    None, 'eigen' (the eigenbasis of the average metric, from `eigen_basis` with its defaults) or a (d, k)
-    matrix with orthonormal columns. Other parameters as for `adam`.
+    decayed on a cosine; 3 starts. Seed s starts at `G.sample(1, seed=s)` whatever the others. basis : None,
+    'eigen' (the eigenbasis of the average metric, from `eigen_basis` with its defaults) or a (d, k) matrix with
+    orthonormal columns. Other parameters as for `adam`.
     """
     target = checks.targets(target, distance)
     if len(target) != 1:
@@ -264,7 +250,7 @@ def basin_cma(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *,
     """
     targets, z0 = checks.targets(targets, distance), checks.codes(z0, G)
     n, d = z0.shape
-    index = _target_index(target_index, n, len(targets))
+    index = checks.row_targets(target_index, n, len(targets))
     for label, value in (("generations", generations), ("popsize", popsize), ("inner_steps", inner_steps)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{label} must be a positive integer, got {value!r}")
@@ -279,15 +265,16 @@ def basin_cma(G, targets: torch.Tensor, distance: Callable, z0: torch.Tensor, *,
     seeds = tuple(range(n)) if not seeds else tuple(int(s) for s in seeds)
     if len(seeds) != n:
         raise ValueError(f"need one seed per start: {n} starts, {len(seeds)} seeds")
-    rates = _per_row(lr, n, "lr")
-    inner = rates if inner_lr is None else _per_row(inner_lr, n, "inner_lr")
-    schedules = _schedule_names(schedule, n)
+    rates = checks.per_row(lr, n, "lr")
+    inner = rates if inner_lr is None else checks.per_row(inner_lr, n, "inner_lr")
+    schedules = checks.per_row_names(schedule, n, SCHEDULES, "schedule")
     per_row_basis = basis if isinstance(basis, (list, tuple)) else [basis] * n
     if len(per_row_basis) != n:
         raise ValueError(f"basis: need one entry per start ({n}), got {len(per_row_basis)}")
     _, basis_name = _row_bases(basis, n, d, z0)
 
-    searches = [_CMA(z0[i].double().cpu().numpy(), sigma0, seed=s, popsize=popsize) for i, s in enumerate(seeds)]
+    searches = [cma.SeededCMA(z0[i].double().cpu().numpy(), sigma0, seed=s, popsize=popsize)
+                for i, s in enumerate(seeds)]
     best = torch.full((n,), math.inf, device=z0.device)
     z_best = z0.clone()
     history = torch.empty(n, budget, device=z0.device)
@@ -369,9 +356,23 @@ def run_method(G, targets, distance, method: Method, z0, *, target_index=None, b
 
 # --- stores: finished units of a comparison on disk, so that a long run resumes ----------------------------
 
-STORE_ROOT = Path("runs") / "inversion"  # relative to the working directory (the book runs from the repository root)
 STORE_FORMAT = 1
 _ARRAYS = ("z_best", "loss_best", "history", "images")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of rows that `run_method` ran, or read back, with a store: the generator and method, its rows, the
+    images they put through G, the wall and CPU seconds (all threads) its run took, wherever and whenever it ran
+    (nan if unknown), and whether it was read back."""
+
+    generator: str
+    method: str
+    rows: int
+    images: int
+    seconds: float
+    cpu_seconds: float
+    read: bool
 
 
 def unit_fingerprint(G, targets, distance, method: Method, z0, *, target_index, budget: int, lr, schedule, seeds,
@@ -379,93 +380,73 @@ def unit_fingerprint(G, targets, distance, method: Method, z0, *, target_index, 
     """Everything that decides a unit's numbers, as JSON: the generator's and distance's weights, the method
     (kind, basis, options), the code of the optimisers, the starts, the targets of its rows, budget, learning
     rates, schedules, seeds, loss and batch size. digests : the model/code digests if already computed."""
-    from .batch import _describe, _tensor_digest, model_digest
-
     n = len(z0)
-    index = _target_index(target_index, n, len(targets))
+    index = checks.row_targets(target_index, n, len(targets))
     digests = digests or _static_digests(G, distance)
     fingerprint = {
         "format": STORE_FORMAT, **digests,
         "method": {"name": method.name, "kind": method.kind, "options": {k: method.options[k]
                                                                           for k in sorted(method.options)},
-                   "basis_sha256": None if method.basis is None else _tensor_digest(method.basis.float()),
+                   "basis_sha256": None if method.basis is None else store.tensor_digest(method.basis.float()),
                    "basis_shape": None if method.basis is None else list(method.basis.shape)},
-        "z0_sha256": _tensor_digest(z0.float()), "z0_shape": list(z0.shape),
-        "targets_sha256": _tensor_digest(targets[index].float()), "target_index": index.tolist(),
-        "budget": int(budget), "lr": _per_row(lr, n, "lr").tolist(), "schedule": list(_schedule_names(schedule, n)),
+        "z0_sha256": store.tensor_digest(z0.float()), "z0_shape": list(z0.shape),
+        "targets_sha256": store.tensor_digest(targets[index].float()), "target_index": index.tolist(),
+        "budget": int(budget), "lr": checks.per_row(lr, n, "lr").tolist(),
+        "schedule": list(checks.per_row_names(schedule, n, SCHEDULES, "schedule")),
         "seeds": [int(s) for s in seeds], "pixel_weight": float(pixel_weight), "pixel": pixel,
-        "chunk_size": int(chunk_size), "distance": _describe(distance),
+        "chunk_size": int(chunk_size), "distance": store.describe(distance),
     }
-    return json.loads(json.dumps(fingerprint))
+    return store.as_json(fingerprint)
 
 
 def _static_digests(G, distance) -> dict:
-    from .batch import model_digest
-
-    code = hashlib.sha256("\n".join(inspect.getsource(f) for f in _OPTIMISER_CODE).encode()).hexdigest()
-    return {"generator": getattr(G, "name", type(G).__name__), "generator_sha256": model_digest(G),
-            "distance_sha256": model_digest(distance), "code_sha256": code}
+    return {"generator": getattr(G, "name", type(G).__name__), "generator_sha256": store.model_digest(G),
+            "distance_sha256": store.model_digest(distance), "code_sha256": store.code_digest(_OPTIMISER_CODE)}
 
 
-def _run_stored(G, targets, distance, method, z0, store: Path, unit_rows: int, *, target_index, budget, lr, schedule,
-                seeds, pixel_weight, pixel, chunk_size, progress) -> Inversion:
-    """`run_method` unit by unit, each unit read from `store` when there, else run and written there."""
+def _run_stored(G, targets, distance, method, z0, folder: Path, unit_rows: int, *, target_index, budget, lr,
+                schedule, seeds, pixel_weight, pixel, chunk_size, progress) -> Inversion:
+    """`run_method` unit by unit, each unit read from `folder` when there, else run and written there."""
     if isinstance(unit_rows, bool) or not isinstance(unit_rows, int) or unit_rows < 1:
         raise ValueError(f"unit_rows must be a positive integer, got {unit_rows!r}")
     targets, z0 = checks.targets(targets, distance), checks.codes(z0, G)
     n = len(z0)
-    index = _target_index(target_index, n, len(targets))
-    rates, names = _per_row(lr, n, "lr"), _schedule_names(schedule, n)
+    index = checks.row_targets(target_index, n, len(targets))
+    rates, names = checks.per_row(lr, n, "lr"), checks.per_row_names(schedule, n, SCHEDULES, "schedule")
     seeds = tuple(int(s) for s in seeds)
     if seeds and len(seeds) != n:
         raise ValueError(f"need one seed per row: {n} rows, {len(seeds)} seeds")
     digests = _static_digests(G, distance)
-    parts = []
-    units = [slice(s, min(s + unit_rows, n)) for s in range(0, n, unit_rows)]
-    for rows in tqdm(units, desc=f"{method.name}: units", disable=not progress or len(units) == 1, leave=False):
+    parts, units = [], []
+    slices = [slice(s, min(s + unit_rows, n)) for s in range(0, n, unit_rows)]
+    for rows in tqdm(slices, desc=f"{method.name}: units", disable=not progress or len(slices) == 1, leave=False):
         options = dict(target_index=index[rows], budget=budget, lr=rates[rows], schedule=names[rows],
                        seeds=seeds[rows], pixel_weight=pixel_weight, pixel=pixel, chunk_size=chunk_size)
         fingerprint = unit_fingerprint(G, targets, distance, method, z0[rows], digests=digests, **options)
-        file = store / f"{_fingerprint_digest(fingerprint)[:32]}.npz"
-        part, (seconds, cpu_seconds) = _read_unit(file, fingerprint, z0.device)
-        read = part is not None
-        if not read:
+        file = store.keyed_file(folder, fingerprint)
+        stored = store.reusable(file, lambda f: _load_unit(f, fingerprint, z0.device), "running that unit again")
+        if stored is not None:
+            part, (seconds, cpu_seconds) = stored
+        else:
             started, cpu_started = time.perf_counter(), time.process_time()
             part = run_method(G, targets, distance, method, z0[rows], progress=progress, **options)
             seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
             save_unit(part, file, fingerprint, seconds=seconds, cpu_seconds=cpu_seconds)
-        unit_log.append({"generator": digests["generator"], "method": method.name, "rows": len(part.z_best),
-                         "images": len(part.z_best) * int(budget), "seconds": seconds, "cpu_seconds": cpu_seconds,
-                         "read": read})
+        units.append(Unit(digests["generator"], method.name, len(part.z_best), len(part.z_best) * int(budget), seconds,
+                          cpu_seconds, stored is not None))
         parts.append(part)
-    return _concatenate_runs(parts)
-
-
-# every unit `run_method` ran or read back with a store, in this process: generator, method, rows, images (through
-# G), seconds and cpu_seconds (wall and CPU time of its run, all threads, wherever and whenever it ran; nan if
-# unknown), read (from the store or not)
-unit_log: list[dict] = []
-
-
-def _fingerprint_digest(fingerprint: dict) -> str:
-    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
+    return replace(_concatenate_runs(parts), units=tuple(units))
 
 
 def save_unit(run: Inversion, file: str | Path, fingerprint: dict, *, seconds: float = math.nan,
               cpu_seconds: float = math.nan) -> Path:
     """Write an Inversion, the fingerprint it was computed for and the wall and CPU seconds it took to an .npz file,
     atomically."""
-    from .assets import atomic_path
-
-    file = Path(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(file) as partial, open(partial, "wb") as f:
-        np.savez(f, **{name: getattr(run, name).detach().cpu().numpy() for name in _ARRAYS},
-                 basis_name=run.basis_name, seeds=np.asarray(run.seeds, dtype=np.int64),
-                 target_index=np.asarray(run.target_index, dtype=np.int64), lr=np.asarray(run.lr, dtype=np.float64),
-                 schedule=np.asarray(run.schedule, dtype=str), fingerprint=json.dumps(fingerprint, sort_keys=True),
-                 seconds=float(seconds), cpu_seconds=float(cpu_seconds))
-    return file
+    return store.save_npz(file, fingerprint, **{name: getattr(run, name).detach().cpu().numpy() for name in _ARRAYS},
+                          basis_name=run.basis_name, seeds=np.asarray(run.seeds, dtype=np.int64),
+                          target_index=np.asarray(run.target_index, dtype=np.int64),
+                          lr=np.asarray(run.lr, dtype=np.float64), schedule=np.asarray(run.schedule, dtype=str),
+                          seconds=float(seconds), cpu_seconds=float(cpu_seconds))
 
 
 def load_unit(file: str | Path, fingerprint: dict | None = None, device="cpu") -> Inversion:
@@ -474,26 +455,13 @@ def load_unit(file: str | Path, fingerprint: dict | None = None, device="cpu") -
 
 
 def _load_unit(file, fingerprint, device) -> tuple[Inversion, tuple[float, float]]:
-    with open(file, "rb") as f, np.load(f, allow_pickle=False) as data:
-        if fingerprint is not None and json.loads(str(data["fingerprint"])) != fingerprint:
-            raise ValueError(f"{file} holds the runs of other parameters (its fingerprint differs)")
-        arrays = {name: torch.from_numpy(data[name]).to(device) for name in _ARRAYS}
-        run = Inversion(**arrays, basis_name=str(data["basis_name"]), seeds=tuple(data["seeds"].tolist()),
-                        target_index=tuple(data["target_index"].tolist()), lr=tuple(data["lr"].tolist()),
-                        schedule=tuple(str(s) for s in data["schedule"].tolist()))
-        return run, (float(data["seconds"]), float(data["cpu_seconds"]))
-
-
-def _read_unit(file: Path, fingerprint: dict, device) -> tuple[Inversion | None, tuple[float, float]]:
-    """(the unit in `file`, its (wall, CPU) seconds) if it is there and was written for `fingerprint`; else (None,
-    (nan, nan))."""
-    if not file.exists():
-        return None, (math.nan, math.nan)
-    try:
-        return _load_unit(file, fingerprint, device)
-    except Exception as err:  # truncated, foreign or unreadable: run the unit again (and overwrite the file)
-        warnings.warn(f"ignoring {file} ({type(err).__name__}: {err}); running that unit again", stacklevel=3)
-        return None, (math.nan, math.nan)
+    """The Inversion in a unit file and the (wall, CPU) seconds its run took."""
+    data = store.load_npz(file, fingerprint)
+    arrays = {name: torch.from_numpy(data[name]).to(device) for name in _ARRAYS}
+    run = Inversion(**arrays, basis_name=str(data["basis_name"]), seeds=tuple(data["seeds"].tolist()),
+                    target_index=tuple(data["target_index"].tolist()), lr=tuple(data["lr"].tolist()),
+                    schedule=tuple(str(s) for s in data["schedule"].tolist()))
+    return run, (float(data["seconds"]), float(data["cpu_seconds"]))
 
 
 def _concatenate_runs(parts: list) -> Inversion:
@@ -529,7 +497,7 @@ def tune(G, targets, distance, method: Method, z0, *, target_index=None, lrs: Se
     """
     z0 = checks.codes(z0, G)
     n = len(z0)
-    index = _target_index(target_index, n, len(checks.targets(targets)))
+    index = checks.row_targets(target_index, n, len(checks.targets(targets)))
     candidates = [(float(lr), str(s)) for s in schedules for lr in lrs]
     if not candidates:
         raise ValueError("need at least one learning rate and one schedule to tune over")
@@ -545,282 +513,6 @@ def tune(G, targets, distance, method: Method, z0, *, target_index=None, lrs: Se
     return Tuning(candidates[best][0], candidates[best][1], candidates, scores, runs)
 
 
-# --- the toy quadratic ------------------------------------------------------------------------------------
-
-@dataclass
-class ToyQuadratic:
-    """Adam on f(x) = ½ xᵀ H x, H = R Λ Rᵀ, in the original coordinates and in the eigenbasis (x = R c).
-
-    f_original, f_eigenbasis : final f. history_original, history_eigenbasis : (steps + 1,) f from the start.
-    x_original, x_eigenbasis : (2,) final points. H : (2, 2).
-    """
-
-    f_original: float
-    f_eigenbasis: float
-    history_original: torch.Tensor
-    history_eigenbasis: torch.Tensor
-    x_original: torch.Tensor
-    x_eigenbasis: torch.Tensor
-    H: torch.Tensor
-
-
-def toy_quadratic(*, rotate: bool = True, steps: int = 100, lr: float = 0.1, eigenvalues=(1.0, 10.0),
-                  angle: float = math.pi / 4, start=(0.0, 5.0)) -> ToyQuadratic:
-    """The paper's toy: Adam (torch.optim.Adam, same lr and steps) on a rotated quadratic, original basis vs
-    eigenbasis.
-
-    Defaults: eigenvalues 1 and 10 rotated by 45°, start (0, 5) (f = 68.75, 45° from both eigenvectors), lr 0.1,
-    100 steps. The paper does not give its start, lr or steps (the authors' notebook: 60°, start (3, 9), 150
-    steps at lr 0.1). rotate=False sets R = I, where both runs coincide. `toy_sweep` varies start and lr.
-    """
-    angle = angle if rotate else 0.0
-    R = _rotation(angle)
-    H = R @ torch.diag(torch.tensor(eigenvalues, dtype=torch.float64)) @ R.T
-    x0 = torch.tensor(start, dtype=torch.float64)
-    f = lambda x: 0.5 * x @ H @ x  # noqa: E731
-
-    def run(to_x, p0):
-        p = p0.clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([p], lr=lr)
-        values = []
-        for _ in range(steps):
-            value = f(to_x(p))
-            values.append(value.detach())
-            optimizer.zero_grad()
-            value.backward()
-            optimizer.step()
-        x = to_x(p).detach()
-        values.append(f(x))
-        return torch.stack(values), x
-
-    history_original, x_original = run(lambda x: x, x0)
-    history_eigen, x_eigen = run(lambda c: R @ c, R.T @ x0)
-    return ToyQuadratic(history_original[-1].item(), history_eigen[-1].item(), history_original, history_eigen,
-                        x_original, x_eigen, H)
-
-
-@dataclass
-class ToySweep:
-    """Adam on the rotated quadratic for every start angle × learning rate, in both coordinate systems.
-
-    f_original, f_eigenbasis : (angles, lrs, steps + 1) f after each step (index 0: the start).
-    start_angles : (angles,) radians from the flat eigenvector (eigenvalue eigenvalues[0]). lrs : (lrs,).
-    """
-
-    f_original: torch.Tensor
-    f_eigenbasis: torch.Tensor
-    start_angles: torch.Tensor
-    lrs: torch.Tensor
-    eigenvalues: tuple
-    rotation: float
-    radius: float
-
-    def best_so_far(self, which: str = "original") -> torch.Tensor:
-        """(angles, lrs, steps + 1) lowest f reached up to each step, which = 'original' or 'eigenbasis'."""
-        return torch.cummin(self._f(which), dim=-1).values
-
-    def level(self, which: str = "original", steps: int | None = None) -> torch.Tensor:
-        """(angles, lrs) mean of log10 f over the last quarter of the first `steps` steps (default all): the level
-        Adam has reached by then, whether it stopped on a peak or in a trough of its oscillation."""
-        f = self._f(which)
-        steps = f.shape[-1] - 1 if steps is None else int(steps)
-        if not 1 <= steps < f.shape[-1]:
-            raise ValueError(f"steps must be in [1, {f.shape[-1] - 1}], got {steps}")
-        return f[..., (3 * steps) // 4:steps + 1].clamp_min(1e-300).log10().mean(-1)
-
-    def _f(self, which):
-        if which not in ("original", "eigenbasis"):
-            raise ValueError(f"which must be 'original' or 'eigenbasis', got {which!r}")
-        return self.f_original if which == "original" else self.f_eigenbasis
-
-
-def toy_sweep(start_angles, lrs, *, steps: int = 200, eigenvalues=(1.0, 10.0), rotation: float = math.pi / 4,
-              radius: float = 5.0) -> ToySweep:
-    """Adam (`adam`'s update, all runs at once) on f(x) = ½ xᵀ R Λ Rᵀ x from starts at `radius`, at angle θ from
-    the flat eigenvector, in x and in the eigen-coordinates c = Rᵀ x; float64.
-
-    start_angles : radians. lrs : learning rates. rotation : angle of the eigenvectors against the axes.
-    """
-    angles = torch.as_tensor(start_angles, dtype=torch.float64).flatten()
-    rates = torch.as_tensor(lrs, dtype=torch.float64).flatten()
-    if not len(angles) or not len(rates) or not (rates > 0).all():
-        raise ValueError("need at least one start angle and one positive learning rate")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    R = _rotation(rotation)
-    lam = torch.tensor(eigenvalues, dtype=torch.float64)
-    H = R @ torch.diag(lam) @ R.T
-    grid_angle, grid_lr = torch.meshgrid(angles, rates, indexing="ij")
-    c_start = radius * torch.stack([torch.cos(grid_angle), torch.sin(grid_angle)], -1).reshape(-1, 2)
-    lr = grid_lr.reshape(-1)
-    x_start = c_start @ R.T
-
-    def run(p, gradient, value):
-        m, v = torch.zeros_like(p), torch.zeros_like(p)
-        values = [value(p)]
-        for t in range(1, steps + 1):
-            _adam_update(p, gradient(p), m, v, t, lr)
-            values.append(value(p))
-        return torch.stack(values, -1).view(len(angles), len(rates), steps + 1)
-
-    f_original = run(x_start.clone(), lambda x: x @ H, lambda x: 0.5 * ((x @ H) * x).sum(-1))
-    f_eigen = run(c_start.clone(), lambda c: c * lam, lambda c: 0.5 * (c * c * lam).sum(-1))
-    return ToySweep(f_original, f_eigen, angles, rates, tuple(float(e) for e in eigenvalues), float(rotation),
-                    float(radius))
-
-
-def _rotation(angle: float) -> torch.Tensor:
-    cos, sin = math.cos(angle), math.sin(angle)
-    return torch.tensor([[cos, -sin], [sin, cos]], dtype=torch.float64)
-
-
-# --- CMA-ES -----------------------------------------------------------------------------------------------
-
-@dataclass
-class CMAResult:
-    """best_x : (k,) float64. best_f : its value. history : (evaluations,) best-so-far after each evaluation."""
-
-    best_x: torch.Tensor
-    best_f: float
-    history: torch.Tensor
-    evaluations: int
-
-
-class _CMA:
-    """One `cma.CMAEvolutionStrategy` drawing from its own random generator, so that a search gives the same
-    samples whatever other searches run beside it (cma's default draws from numpy's global state)."""
-
-    def __init__(self, x0, sigma0, *, seed: int, stds=None, popsize=None, maxfevals=None):
-        with warnings.catch_warnings():  # cma warns at import when matplotlib is missing; we never plot
-            warnings.simplefilter("ignore")
-            import cma
-        rng = np.random.default_rng(int(seed))
-        options = {"randn": lambda *shape: rng.standard_normal(shape), "verbose": -9, "seed": np.nan}
-        if stds is not None:
-            options["CMA_stds"] = stds
-        if popsize is not None:
-            options["popsize"] = int(popsize)
-        if maxfevals is not None:
-            options["maxfevals"] = int(maxfevals)
-        state = np.random.get_state()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.es = cma.CMAEvolutionStrategy(np.asarray(x0, dtype=np.float64), float(sigma0), options)
-        finally:
-            np.random.set_state(state)
-        self.population = None
-
-    @property
-    def popsize(self) -> int:
-        return int(self.es.popsize)
-
-    def ask(self) -> np.ndarray:
-        state = np.random.get_state()
-        try:
-            self.population = np.stack(self.es.ask())
-        finally:
-            np.random.set_state(state)
-        return self.population
-
-    def tell(self, values) -> None:
-        state = np.random.get_state()
-        try:
-            self.es.tell(list(self.population), np.asarray(values, dtype=np.float64).tolist())
-        finally:
-            np.random.set_state(state)
-
-    def stop(self) -> bool:
-        return bool(self.es.stop())
-
-
-def cma_many(objective: Callable, x0, *, sigma0: float = 0.5, stds=None, budget: int = 1000, seeds=None,
-             popsize: int | None = None, progress: bool = False, desc: str = "CMA-ES") -> list[CMAResult]:
-    """Minimise R objectives with R CMA-ES searches at once: every generation, all populations go to the
-    objective in one call.
-
-    Parameters
-    ----------
-    objective : (X (N, k) float64, owner (N,) int64) -> (N,) values: row j belongs to search owner[j].
-    x0 : (R, k) starts. sigma0 : initial step size. stds : None, (k,) or (R, k) per-coordinate multipliers of
-        sigma0 (cma's `CMA_stds`).
-    budget : exact number of evaluations per search; the last population is cut to fit (and not told to CMA).
-    seeds : (R,) sampling seeds (default 0..R−1); each search draws from its own generator, so a search gives
-        the same result alone or beside others. numpy's global random state is left as it was.
-    popsize : CMA population size (default cma's 4 + 3 ln k).
-    """
-    x0 = np.asarray(torch.as_tensor(x0, dtype=torch.float64).cpu(), dtype=np.float64)
-    if x0.ndim != 2 or x0.shape[1] < 1:
-        raise ValueError(f"x0 must be (R, k) starts, got shape {x0.shape}")
-    R, k = x0.shape
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget must be at least 1 evaluation, got {budget!r}")
-    seeds = list(range(R)) if seeds is None else [int(s) for s in seeds]
-    if len(seeds) != R:
-        raise ValueError(f"need one seed per search: {R} starts, {len(seeds)} seeds")
-    if stds is not None:
-        stds = np.asarray(torch.as_tensor(stds, dtype=torch.float64).cpu(), dtype=np.float64)
-        stds = np.broadcast_to(stds, (R, k)) if stds.shape in ((k,), (1, k), (R, k)) else None
-        if stds is None or not (stds > 0).all():
-            raise ValueError(f"stds must be {k} (or {R}×{k}) positive values")
-    searches = [_CMA(x0[r], sigma0, seed=seeds[r], stds=None if stds is None else stds[r], popsize=popsize)
-                for r in range(R)]
-    values = [[] for _ in range(R)]
-    best_x, best_f = [x0[r].copy() for r in range(R)], [math.inf] * R
-    bar = tqdm(total=budget * R, desc=desc, disable=not progress, leave=False)
-    try:
-        while True:
-            active = [r for r in range(R) if len(values[r]) < budget and not searches[r].stop()]
-            if not active:
-                break
-            populations = {r: searches[r].ask() for r in active}
-            takes = {r: min(len(populations[r]), budget - len(values[r])) for r in active}
-            X = np.concatenate([populations[r][:takes[r]] for r in active])
-            owner = np.concatenate([np.full(takes[r], r) for r in active])
-            f = _as_values(objective(torch.from_numpy(X), torch.from_numpy(owner)), len(X))
-            start = 0
-            for r in active:
-                fr = f[start:start + takes[r]]
-                start += takes[r]
-                values[r].extend(fr.tolist())
-                if fr.min() < best_f[r]:
-                    best_f[r], best_x[r] = float(fr.min()), populations[r][int(fr.argmin())].copy()
-                if takes[r] == len(populations[r]):
-                    searches[r].tell(fr)
-            bar.update(len(X))
-    finally:
-        bar.close()
-    return [CMAResult(torch.from_numpy(best_x[r]), best_f[r],
-                      torch.cummin(torch.tensor(values[r], dtype=torch.float64), dim=0).values, len(values[r]))
-            for r in range(R)]
-
-
-def cma_search(objective: Callable, x0, *, sigma0: float = 0.5, stds=None, budget: int = 1000, seed: int = 0,
-               popsize: int | None = None) -> CMAResult:
-    """Minimise a batched objective X (n, k) float64 -> (n,) with CMA-ES (`cma.CMAEvolutionStrategy`, ask/tell).
-
-    x0 : (k,) start. sigma0 : initial step size. stds : (k,) per-coordinate multipliers of sigma0 (`CMA_stds`).
-    budget : exact number of objective evaluations; the last population is cut to fit (and not told to CMA).
-    seed : seeds CMA's own random generator; numpy's global random state is left alone.
-    popsize : CMA population size (default cma's 4 + 3 ln k). One search of `cma_many`.
-    """
-    x0 = torch.as_tensor(x0, dtype=torch.float64).cpu().flatten()
-    return cma_many(lambda X, owner: objective(X), x0[None], sigma0=sigma0, stds=stds, budget=budget, seeds=[seed],
-                    popsize=popsize)[0]
-
-
-def hessian_cma_stds(eigvals, power: float = 1 / 2.5, *, floor: float = 1e-6) -> torch.Tensor:
-    """CMA step sizes (k,) ∝ λ^(−power) per eigen-direction, normalised to mean 1 (the paper: power 1/2.5).
-
-    eigvals (k,) are clamped below at floor · max(eigvals), so near-zero or slightly negative ones stay finite.
-    """
-    eigvals = torch.as_tensor(eigvals, dtype=torch.float64).flatten()
-    if eigvals.numel() == 0 or not torch.isfinite(eigvals).all() or eigvals.max() <= 0:
-        raise ValueError("eigvals must be finite with a positive maximum")
-    stds = eigvals.clamp_min(floor * eigvals.max()).pow(-power)
-    return stds / stds.mean()
-
-
 def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tensor | None = None, eigvals=None,
                budget: int = 1000, seed: int = 0, sigma0: float = 0.5, power: float = 1 / 2.5,
                popsize: int | None = None, name: str | None = None, progress: bool = True) -> Inversion:
@@ -829,7 +521,7 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
     Parameters
     ----------
     basis : (d, k) orthonormal columns, e.g. the top-k eigenvectors of the average metric.
-    eigvals : (k,) their eigenvalues: CMA's initial stds ∝ λ^(−power) (`hessian_cma_stds`); None: isotropic.
+    eigvals : (k,) their eigenvalues: CMA's initial stds ∝ λ^(−power) (`cma.hessian_cma_stds`); None: isotropic.
     budget : number of images evaluated (the same for every variant); populations go through G in one batch.
     sigma0 : CMA's initial step size in z units (per-coordinate stds have mean 1).
     Returns an `Inversion` for one seed whose history is the best-so-far loss per evaluation (1, budget).
@@ -848,14 +540,14 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
         V = checks.orthonormal_basis(basis, G.latent_dim).to(z0)
         to_z = lambda c: z0 + c @ V.T  # noqa: E731
         x0 = torch.zeros(V.shape[1], dtype=torch.float64)
-        stds = None if eigvals is None else hessian_cma_stds(eigvals, power=power)
+        stds = None if eigvals is None else cma.hessian_cma_stds(eigvals, power=power)
         if stds is not None and stds.numel() != V.shape[1]:
             raise ValueError(f"eigvals must have one value per basis vector ({V.shape[1]}), got {stds.numel()}")
         basis_name = name or f"basis-k{V.shape[1]}" + ("-hessian" if stds is not None else "")
     with torch.no_grad():
         start_image = G(z0)
         checks.generated(start_image, 1, distance)
-        _check_same_size(target, start_image)
+        checks.same_image_size(target, start_image)
     bar = tqdm(total=budget, desc=f"CMA ({basis_name})", disable=not progress, leave=False)
 
     @torch.no_grad()
@@ -864,7 +556,7 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
         return distance(target, G(to_z(c.to(z0))))
 
     try:
-        result = cma_search(objective, x0, sigma0=sigma0, stds=stds, budget=budget, seed=seed, popsize=popsize)
+        result = cma.cma_search(objective, x0, sigma0=sigma0, stds=stds, budget=budget, seed=seed, popsize=popsize)
     finally:
         bar.close()
     with torch.no_grad():
@@ -874,95 +566,7 @@ def invert_cma(G, target: torch.Tensor, distance: Callable, *, basis: torch.Tens
     return Inversion(z_best, history[:, -1], history, images, basis_name, (int(seed),))
 
 
-# --- real photographs -------------------------------------------------------------------------------------
-
-# Crops of skimage.data.astronaut() (512x512, Eileen Collins): (rows, cols). Located by eye on the image: eye
-# centres near (100, 200) and (100, 246); each eye crop is 28 px, an eye with its brow, framed as the eyes
-# model frames its eyes.
-_CROPS = {"face": (slice(40, 200), slice(140, 300)), "eye": (slice(86, 114), slice(186, 214)),
-          "eye-right": (slice(86, 114), slice(232, 260))}
-
-
-def sample_target_images(kind: str = "face", size: int = 64) -> torch.Tensor:
-    """A real photograph as a target: (1, 3, size, size) in [-1, 1], from scikit-image's bundled astronaut.
-
-    kind : 'face' (160x160 crop of the face), 'eye' (28x28 crop of her right eye, on the left of the image,
-    with its brow) or 'eye-right' (the other eye). Resized with bilinear, antialiased interpolation. No
-    download: the image ships in the wheel.
-    """
-    if kind not in _CROPS:
-        raise ValueError(f"kind must be one of {', '.join(_CROPS)}, got {kind!r}")
-    from skimage import data
-
-    rows, cols = _CROPS[kind]
-    return _to_target(data.astronaut()[rows, cols], size)
-
-
-def photo_targets(kind: str, n: int, size: int) -> tuple[torch.Tensor, list[str]]:
-    """n real photographs as targets, (n, 3, size, size) in [-1, 1], and their labels; all ship in scikit-image.
-
-    kind 'face': the astronaut's face, then the faces of scikit-image's LFW subset (Labeled Faces in the Wild:
-    100 grayscale faces of 25x25 px, repeated on the three channels), in order: up to 101.
-    kind 'eye': the astronaut's two eyes: up to 2.
-    """
-    from skimage import data
-
-    if kind == "face":
-        if not 1 <= n <= 101:
-            raise ValueError(f"there are 101 face photographs (the astronaut and 100 LFW faces), asked for {n}")
-        lfw = data.lfw_subset()[:n - 1]  # the first 100 of its 200 images are faces
-        lfw = [np.asarray(f) if np.asarray(f).dtype == np.uint8 else (np.asarray(f) * 255).round().astype(np.uint8)
-               for f in lfw]  # scikit-image documents uint8 and returns floats in [0, 1]
-        grey = [np.repeat(face[:, :, None], 3, axis=2) for face in lfw]
-        images = [sample_target_images("face", size)] + [_to_target(g, size) for g in grey]
-        return torch.cat(images), ["astronaut"] + [f"LFW face {i}" for i in range(n - 1)]
-    if kind == "eye":
-        if not 1 <= n <= 2:
-            raise ValueError(f"there are 2 eye photographs (the astronaut's eyes), asked for {n}")
-        kinds = ["eye", "eye-right"][:n]
-        return torch.cat([sample_target_images(k, size) for k in kinds]), [f"astronaut, {k}" for k in kinds]
-    raise ValueError(f"kind must be 'face' or 'eye', got {kind!r}")
-
-
-def _to_target(rgb: np.ndarray, size: int) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, size, size) in [-1, 1], bilinear with antialiasing."""
-    crop = torch.from_numpy(np.ascontiguousarray(rgb))
-    x = crop.permute(2, 0, 1)[None].float() / 127.5 - 1
-    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x.clamp(-1, 1)
-
-
-# --- checks -----------------------------------------------------------------------------------------------
-
-def _target_index(target_index, n, m):
-    if target_index is None:
-        if m not in (1, n):
-            raise ValueError(f"{m} targets for {n} rows: pass target_index (which target each row inverts)")
-        return torch.arange(n) if m == n else torch.zeros(n, dtype=torch.long)
-    index = torch.as_tensor(target_index).long().cpu().flatten()
-    if index.shape != (n,) or (index < 0).any() or (index >= m).any():
-        raise ValueError(f"target_index must be {n} indices in [0, {m}), got {index.tolist()[:10]}")
-    return index
-
-
-def _per_row(value, n, what):
-    value = torch.as_tensor(value, dtype=torch.float64).cpu().flatten()
-    if value.numel() == 1:
-        value = value.expand(n)
-    if value.shape != (n,):
-        raise ValueError(f"{what} must be one value or one per row ({n}), got {value.numel()}")
-    return value.clone()
-
-
-def _schedule_names(schedule, n):
-    names = (schedule,) * n if isinstance(schedule, str) else tuple(schedule)
-    if len(names) != n:
-        raise ValueError(f"schedule must be one name or one per row ({n}), got {len(names)}")
-    bad = sorted({s for s in names if s not in SCHEDULES})
-    if bad:
-        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {bad[0]!r}")
-    return names
-
+# --- rows in different bases ----------------------------------------------------------------------------
 
 def _row_bases(basis, n, d, like):
     """Per-row matrices B (n, d, d) (a top-k basis padded with zero columns), or None when every row is in z."""
@@ -984,31 +588,6 @@ def _row_bases(basis, n, d, like):
     return B, (f"basis-k{ks.pop()}" if len(ks) == 1 and len(checked) == 1 else "mixed bases")
 
 
-def _row_index(index, n):
-    if isinstance(index, slice):
-        return torch.arange(n)[index]
-    index = torch.as_tensor(index)
-    if index.dtype == torch.bool:
-        return torch.nonzero(index.cpu()).flatten()
-    return index.long().cpu().flatten()
-
-
-def _check_same_size(target, x):
-    if target.shape[1:] != x.shape[1:]:
-        raise ValueError(f"target is {tuple(target.shape[1:])} but the generator makes {tuple(x.shape[1:])} "
-                         f"images; resize the target (e.g. sample_target_images(size={x.shape[-1]}))")
-
-
-def _as_values(f, n):
-    f = torch.as_tensor(f).detach().double().cpu().numpy().ravel()
-    if f.shape != (n,):
-        raise ValueError(f"the objective must return one value per row, shape ({n},); got {f.shape}")
-    if not np.isfinite(f).all():
-        raise ValueError(f"the objective returned nan or inf for {int((~np.isfinite(f)).sum())} of {n} candidates "
-                         f"(the generator output or the distance is not finite there)")
-    return f
-
-
 # the code whose changes change a unit's numbers (its source is part of every stored unit's fingerprint)
-_OPTIMISER_CODE = (adam, _against_targets, _assign, _adam_update, schedule_factors, basin_cma, _CMA, _row_bases,
-                   run_method)
+_OPTIMISER_CODE = (adam, _against_targets, _assign, adam_update, schedule_factors, basin_cma, cma.SeededCMA,
+                   _row_bases, run_method)

@@ -5,14 +5,18 @@ Two ways to turn the pair (H_region, H_rest) into directions: the generalised ei
 H_region v = λ (H_rest + δI) v (`generalized_directions`: most change inside per unit change outside, the
 closed form ReSeFa uses on pixel Jacobians) and LowRankGAN's recipe (`lowrank_directions`: the principal
 subspace of H_region projected onto the null space of H_rest). `lowrankgan_directions` is LowRankGAN's whole
-method on the pixel Jacobian, reimplemented from its code; `locality` measures any direction.
+method on the pixel Jacobian, reimplemented from its code; `locality` measures any direction. The methods
+compared at a set of codes, as chapter 07 does: `directions_by_method`, `walk_ratios` and their summaries.
 """
 from __future__ import annotations
 
+import math
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import vjp, vmap
@@ -22,6 +26,7 @@ from .distances import Region, resize_mask
 from . import checks
 from .metric import Metric
 from .solvers import fix_signs
+from .stats import pearson, percentile_bootstrap
 
 TAU = 1e-3  # δ = TAU · tr(H_rest): ReSeFa's default regulariser (`--tao 1e-3`, "coefficient to the identity")
 LAMB = 1 / 60  # LowRankGAN's Robust PCA sparsity weight (`--lamb 60`, used as 1/lamb)
@@ -106,7 +111,7 @@ def robust_pca(M, lamb: float = LAMB, max_iter: int = 10000) -> tuple[torch.Tens
 def one_thread():
     """Run torch's CPU kernels on one thread inside the block (restored after). Iterations of small dense
     linear algebra (a 100 × 100 eigh) gain nothing from threads, and on a machine whose cores are busy with
-    other work their threads wait on each other: a 2-thread eigh then took 200 times as long as one thread."""
+    other work their threads wait on each other, many times slower than one thread (benchmarks/README.md)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -160,7 +165,7 @@ def quotients(H_region, H_rest, vectors: torch.Tensor, *, tau: float = TAU) -> t
     return out[0] if _metrics_single(H_region) else out
 
 
-def homogeneity(H_region, H_rest, k: int = 20, *, tau: float = TAU) -> torch.Tensor:
+def region_homogeneity(H_region, H_rest, k: int = 20, *, tau: float = TAU) -> torch.Tensor:
     """The paper's homogeneity asked of a region: (b, b) correlations, across ranks 1..k, of
     log10 q_k^{ij} (code i's k-th generalised eigenvector, scored by the pencil of code j) with log10 λ_k(j)
     (code j's own generalised eigenvalues). 1 when every code's local directions order as code j's own.
@@ -174,7 +179,7 @@ def homogeneity(H_region, H_rest, k: int = 20, *, tau: float = TAU) -> torch.Ten
     out = torch.empty(b, b, dtype=torch.float64)
     for i in range(b):
         q = quotients(A, B, own[i].vectors, tau=tau).clamp_min(1e-300).log10()  # (b, k): code i's vectors at j
-        out[i] = _pearson(q, lam)
+        out[i] = pearson(q, lam)
     out.fill_diagonal_(1.0)
     return out
 
@@ -194,13 +199,15 @@ def pixel_jacobian(G: Callable, z: torch.Tensor, *, size: int | None = None, fus
     z, _ = checks.latents(G, z)
     if len(z) != 1:
         raise ValueError(f"pixel_jacobian works at one code; got {len(z)}")
-    image = _pixel_map(G, size, fuse_channels)
+    image = pixel_map(G, size, fuse_channels)
     with torch.no_grad():
         n_rows = image(z[0]).numel()
-    return _pixel_rows(image, z[0], range(n_rows), vectorize=vectorize, chunk_size=chunk_size, progress=progress)
+    return pixel_rows(image, z[0], range(n_rows), vectorize=vectorize, chunk_size=chunk_size, progress=progress)
 
 
-def _pixel_map(G, size, fuse_channels):
+def pixel_map(G: Callable, size: int | None = None, fuse_channels: bool = True) -> Callable:
+    """The function code (d,) -> pixels (P,) whose Jacobian `pixel_jacobian` takes: G's image at one code, resized
+    to size × size by nearest neighbour (if it differs) and averaged over RGB if fuse_channels, flattened."""
     def image(code):  # (d,) -> (P,)
         x = G(code[None])
         if size is not None and x.shape[-1] != size:
@@ -210,8 +217,10 @@ def _pixel_map(G, size, fuse_channels):
     return image
 
 
-def _pixel_rows(image, z, rows, *, vectorize, chunk_size, progress=False):
-    """Rows `rows` (a range of pixel indices) of the pixel Jacobian, (len(rows), d), one reverse pass each."""
+def pixel_rows(image: Callable, z: torch.Tensor, rows, *, vectorize: bool = True, chunk_size: int = 256,
+               progress: bool = False) -> torch.Tensor:
+    """Rows `rows` (pixel indices) of the Jacobian of `image` (a `pixel_map`) at z (d,), (len(rows), d), one
+    reverse pass each: vmapped `chunk_size` at a time if vectorize, else one at a time (see `pixel_jacobian`)."""
     rows = list(rows)
     out = torch.empty(len(rows), z.shape[0], dtype=z.dtype, device=z.device)
     if vectorize:
@@ -386,9 +395,7 @@ def geometric_mean(ratios, *, n_boot: int = 2000, seed: int = 0, level: float = 
         raise ValueError(f"ratios must be a non-empty (codes, n) array of positive values, got shape "
                          f"{tuple(logs.shape)}")
     logs = logs.log()
-    gen = torch.Generator().manual_seed(int(seed))
-    boot = logs[torch.randint(len(logs), (n_boot, len(logs)), generator=gen)].mean(dim=(1, 2))
-    return (logs.mean().exp().item(), *_interval(boot, level))
+    return (logs.mean().exp().item(), *_interval(logs, n_boot, seed, level))
 
 
 def fold_change(ratios_a, ratios_b, *, n_boot: int = 2000, seed: int = 0,
@@ -400,15 +407,171 @@ def fold_change(ratios_a, ratios_b, *, n_boot: int = 2000, seed: int = 0,
     if len(a) != len(b) or not ((a > 0).all() and (b > 0).all()):
         raise ValueError(f"ratios_a and ratios_b must be positive with one row per code each; got {tuple(a.shape)} "
                          f"and {tuple(b.shape)}")
-    diff = a.log().mean(1) - b.log().mean(1)  # per code
-    gen = torch.Generator().manual_seed(int(seed))
-    boot = diff[torch.randint(len(diff), (n_boot, len(diff)), generator=gen)].mean(1)
-    return (diff.mean().exp().item(), *_interval(boot, level))
+    diff = (a.log().mean(1) - b.log().mean(1))[:, None]  # per code
+    return (diff.mean().exp().item(), *_interval(diff, n_boot, seed, level))
 
 
-def _interval(boot_logs, level):
-    alpha = (1 - level) / 2
-    return torch.quantile(boot_logs, torch.tensor([alpha, 1 - alpha], dtype=torch.float64)).exp().tolist()
+def _interval(logs, n_boot, seed, level):
+    """exp of the bootstrap interval of the mean of logs (codes, n), resampling codes (rows)."""
+    low, high = percentile_bootstrap(lambda draws: logs[torch.from_numpy(draws)].mean(dim=(1, 2)).numpy(), len(logs),
+                                     n_boot=n_boot, level=level, seed=seed)
+    return math.exp(low), math.exp(high)
+
+
+# --- methods compared at a set of codes (chapter 07) --------------------------------------------------------------
+
+METHODS = ("generalized", "global local axes", "low-rank (ours)", "LowRankGAN", "global top")  # in table order
+
+
+@dataclass
+class Found:
+    """The directions of every method at every code of one generator (`directions_by_method`).
+
+    directions : {region: one {method: unit directions (d, ≤ k)} per code}. lowrank_info : {"region, code i":
+    {"ours": info, "LowRankGAN": info}} of the Robust PCA runs (`Directions.info`). seconds_pixel,
+    seconds_rpca : mean seconds of one pixel Jacobian and of one Robust PCA recipe (nan where none ran).
+    """
+
+    directions: dict[str, list[dict[str, torch.Tensor]]]
+    lowrank_info: dict[str, dict]
+    seconds_pixel: float
+    seconds_rpca: float
+
+
+def leave_one_out(H: torch.Tensor, i: int) -> torch.Tensor:
+    """The mean of H (b, ...) over every index but i: what a code's global local axes are fitted to."""
+    others = [j for j in range(len(H)) if j != i]
+    return H[others].mean(0)
+
+
+def directions_by_method(G: Callable, codes: torch.Tensor, pairs: dict, masks: dict, whole: torch.Tensor, k: int, *,
+                         tau: float = TAU, lowrank_codes: int = 1, lowrank_regions=(), pixel_size: int | None = None,
+                         max_iter: int = 10000) -> Found:
+    """Up to k directions of each method of `METHODS` at every code (b, d), for every region.
+
+    pairs : {region: (H_region, H_rest) `Metric`s at the codes} (`metric.region_metrics`); masks : {region: mask};
+    whole : (b, d, d) the whole-image metrics. generalized: `generalized_directions` of the code's pair; global
+    local axes: of the average pair over the other codes (`leave_one_out`; only with two codes or more); global
+    top: the whole metric's top eigenvectors. The two low-rank methods (`lowrank_directions` on our pair,
+    `lowrankgan_directions` on a pixel Jacobian at pixel_size, one per code) run at the first `lowrank_codes`
+    codes in `lowrank_regions` only: Robust PCA is slow. Their run times are measured here.
+    """
+    directions, info = {name: [] for name in masks}, {}
+    pixel_times, rpca_times = [], []
+    for i, z in enumerate(codes):
+        jacobian = None
+        if i < lowrank_codes and set(lowrank_regions) & set(masks):
+            start = time.perf_counter()
+            jacobian = pixel_jacobian(G, z, size=pixel_size)
+            pixel_times.append(time.perf_counter() - start)
+        eigvecs = torch.linalg.eigh(whole[i])[1].flip(1)
+        for name, (region, rest) in pairs.items():
+            found = {"generalized": generalized_directions(region.H[i], rest.H[i], k, tau=tau).vectors,
+                     "global top": eigvecs[:, :k]}
+            if len(codes) > 1:
+                found["global local axes"] = generalized_directions(
+                    leave_one_out(region.H, i), leave_one_out(rest.H, i), k, tau=tau).vectors
+            if i < lowrank_codes and name in lowrank_regions:
+                start = time.perf_counter()
+                ours = lowrank_directions(region.H[i], rest.H[i], max_iter=max_iter)
+                theirs = lowrankgan_directions(G, z, masks[name], size=pixel_size, max_iter=max_iter, jacobian=jacobian)
+                rpca_times.append((time.perf_counter() - start) / 2)
+                found["low-rank (ours)"], found["LowRankGAN"] = ours.vectors[:, :k], theirs.vectors[:, :k]
+                info[f"{name}, code {i}"] = {"ours": ours.info, "LowRankGAN": theirs.info}
+            directions[name].append(found)
+    return Found(directions, info, float(np.mean(pixel_times)) if pixel_times else float("nan"),
+                 float(np.mean(rpca_times)) if rpca_times else float("nan"))
+
+
+def walk_ratios(G: Callable, z0: torch.Tensor, found: dict[str, torch.Tensor], H_region: torch.Tensor, mask,
+                distance, target: float, *, rtol: float = 1e-2, pixels=None) -> dict[str, dict[str, list]]:
+    """How local every direction of `found` ({method: (d, k)}) is at z0 (d,), from one batch of walks (`locality`).
+
+    Each walk is matched to the change `target` of `distance` inside the mask (a `Region`, averaged over it),
+    within rtol, from the step where the region's quadratic approximation reaches it (H_region (d, d) at z0).
+    The same walks are then scored in pixels (`pixels`, default `distances.mse()`). Returns, per method, the
+    in/out ratios in the distance ("lpips") and in pixels ("pixels"), the steps [−, +] and whether both ends
+    reached the target ("reached"), one entry per direction.
+    """
+    from .distances import mse
+
+    pixels = mse() if pixels is None else pixels
+    labels = [(method, j) for method, V in found.items() for j in range(V.shape[1])]
+    V = torch.cat(list(found.values()), dim=1)
+    V = V / V.norm(dim=0)
+    curvature = torch.einsum("dk,de,ek->k", V, H_region, V)  # vᵀ H_region v
+    first = (2 * target / curvature.clamp_min(1e-12)).sqrt()  # the step where ½ t² vᵀH v = target
+    walk = locality(G, z0, V, Region(distance, mask), target, first_step=first, rtol=rtol)
+    inside, outside = changes(G, z0, V, walk.steps, Region(pixels, mask))
+    pixel_ratio = inside.sum(0) / outside.sum(0)
+    out = {}
+    for n, (method, j) in enumerate(labels):
+        entry = out.setdefault(method, {"lpips": [], "pixels": [], "steps": [], "reached": []})
+        entry["lpips"].append(float(walk.ratio[n]))
+        entry["pixels"].append(float(pixel_ratio[n]))
+        entry["steps"].append(walk.steps[:, n].tolist())
+        entry["reached"].append(bool(walk.reached[:, n].all()))
+    return out
+
+
+def method_summary(measured: list[dict], method: str, measure: str = "lpips", *, n_boot: int = 2000,
+                   seed: int = 0) -> tuple[float, float, float] | None:
+    """`geometric_mean` (with its interval over codes) of a method's ratios `measure` ("lpips" or "pixels") in
+    `measured`, one `walk_ratios` per code; codes where the method did not run or found nothing are left out,
+    and every code is cut to the fewest directions any has. None if it ran nowhere."""
+    rows = [q[method][measure] for q in measured if method in q and q[method][measure]]
+    if not rows:
+        return None
+    width = min(len(r) for r in rows)
+    return geometric_mean([r[:width] for r in rows], n_boot=n_boot, seed=seed)
+
+
+def fold_over_regions(measured: dict[str, list[dict]], a: str = "generalized", b: str = "global top", *,
+                      measure: str = "lpips", k: int | None = None, n_boot: int = 2000,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """`fold_change` of method a's ratios over method b's, every (region, code) of `measured` ({region: one
+    `walk_ratios` per code}) a row of its first k directions."""
+    rows_a = [q[a][measure][:k] for per_code in measured.values() for q in per_code]
+    rows_b = [q[b][measure][:k] for per_code in measured.values() for q in per_code]
+    return fold_change(rows_a, rows_b, n_boot=n_boot, seed=seed)
+
+
+def trace_share(H_region, H, area: float) -> float:
+    """The region's share of the metric, a·tr H_region / tr H, averaged over codes (H_region a `Metric` or
+    (b, d, d); H (b, d, d) the whole image's)."""
+    H_region = H_region.H if isinstance(H_region, Metric) else H_region
+    return float((area * torch.diagonal(H_region, dim1=1, dim2=2).sum(1) / torch.diagonal(H, dim1=1, dim2=2).sum(1))
+                 .mean())
+
+
+def held_out_transfer(H_region: torch.Tensor, H_rest: torch.Tensor, axes, *, tau: float = TAU) -> float:
+    """How well global local axes do at a code they were not fitted to: the mean over codes i of the generalised
+    Rayleigh quotient of axes[i][:, 0] under code i's pair (H_region[i], H_rest[i]), as a fraction of code i's
+    own top generalised eigenvalue. axes : one (d, ≥1) per code, fitted without it (`leave_one_out`)."""
+    fractions = []
+    for i, V in enumerate(axes):
+        own = generalized_directions(H_region[i], H_rest[i], 1, tau=tau).scores[0]
+        fractions.append(float(quotients(H_region[i], H_rest[i], V[:, :1], tau=tau)[0] / own))
+    return float(np.mean(fractions))
+
+
+def walk_examples(G: Callable, z0: torch.Tensor, found: dict[str, dict], measured: dict[str, dict],
+                  methods=("generalized", "LowRankGAN", "global top")) -> list[tuple[str, str, torch.Tensor]]:
+    """Images along the first direction of each of `methods` in each region, at the code z0 (d,): (region, method,
+    images (5, 3, H, W)) at −2, −1, 0, +1 and +2 times the matched steps of `walk_ratios`. found, measured :
+    {region: {method: ...}} at z0; methods that did not run or found nothing there are left out."""
+    walks = []
+    for name, at_code in found.items():
+        for method in methods:
+            if method not in at_code or at_code[method].shape[1] == 0:
+                continue
+            v = at_code[method][:, 0]
+            minus, plus = measured[name][method]["steps"][0]
+            steps = torch.tensor([2 * minus, minus, 0.0, plus, 2 * plus], dtype=torch.float64)
+            codes = z0.double() + steps[:, None] * (v / v.norm())[None]
+            with torch.no_grad():
+                walks.append((name, method, G(codes.to(z0))))
+    return walks
 
 
 # --- shared pieces ------------------------------------------------------------------------------------------------
@@ -432,7 +595,7 @@ def _metrics_single(H) -> bool:
 
 def _singular_value_threshold(A, tau, symmetric):
     """U shrink(Σ, tau) Vᵀ for A = U Σ Vᵀ. For symmetric A = Q Λ Qᵀ the singular values are |λ| and the result
-    is Q sign(Λ) shrink(|Λ|, tau) Qᵀ: the same matrix from an eigh, about twice as fast as the SVD."""
+    is Q sign(Λ) shrink(|Λ|, tau) Qᵀ: the same matrix from an eigh, which costs less than the SVD."""
     if symmetric:
         A = (A + A.T) / 2  # symmetric to roundoff already; make it exact for eigh
         values, Q = torch.linalg.eigh(A)
@@ -443,11 +606,3 @@ def _singular_value_threshold(A, tau, symmetric):
 
 def _shrink(x, tau):
     return torch.sign(x) * (x.abs() - tau).clamp_min(0)
-
-
-def _pearson(x, y):
-    """Row-wise Pearson correlation of x (b, k) with y (b, k)."""
-    x = x - x.mean(1, keepdim=True)
-    y = y - y.mean(1, keepdim=True)
-    return (x * y).sum(1) / (x.norm(dim=1) * y.norm(dim=1))
-

@@ -1,5 +1,5 @@
-"""Statistics for comparing optimisers: paired effect sizes with bootstrap intervals (resampling whole groups when
-runs share a target), p-values as a second opinion, and the summaries of a convergence curve.
+"""Statistics: Pearson correlation along an axis, the one bootstrap resampler (percentile intervals over independent
+units: codes, targets), paired effect sizes for comparing optimisers, and the summaries of a convergence curve.
 
 Curves are (n, budget) histories of the lowest loss seen after each evaluation (`inversion.Inversion.history`).
 """
@@ -8,9 +8,50 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+import torch
 from scipy import stats as _scipy
+
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    """x centred along the last axis and scaled to unit norm there, so that dot products are Pearson correlations."""
+    x = x - x.mean(-1, keepdim=True)
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def pearson(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of x with y along the last axis: (...,) for x, y (..., n); nan where one is constant."""
+    return (standardize(x) * standardize(y)).sum(-1)
+
+
+def percentile_bootstrap(replicate: Callable[[np.ndarray], np.ndarray], n_units: int, *, n_boot: int = 4000,
+                         level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval (low, high) of a statistic of n_units independent units (codes, targets).
+
+    Each of n_boot resamples draws n_units units with replacement; replicate maps the draws, (n_boot, n_units)
+    unit indices, to the statistic of each resample, (n_boot,). Resample the units that are independent (a
+    code, with all of its values), not the values that share one. A replicate of nan marks a resample without
+    a value (e.g. too few distinct units) and is left out; (nan, nan) if none has one. The draws are numpy's
+    `default_rng(seed)`, so a seed gives the same interval on any machine.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if n_units < 1:
+        raise ValueError(f"there must be at least one unit to resample, got {n_units}")
+    draws = np.random.default_rng(seed).integers(0, n_units, size=(n_boot, n_units))
+    boot = np.asarray(replicate(draws), dtype=np.float64)
+    if boot.shape != (n_boot,):
+        raise ValueError(f"replicate must return one value per resample ({n_boot},), got shape {boot.shape}")
+    boot = boot[~np.isnan(boot)]
+    if len(boot) == 0:
+        return math.nan, math.nan
+    alpha = (1 - level) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    return float(low), float(high)
 
 
 def _array(values, what: str = "values") -> np.ndarray:
@@ -37,25 +78,23 @@ def bootstrap_ci(values, statistic=np.mean, *, groups=None, n_boot: int = 4000, 
 
     groups : (n,) labels; whole groups are resampled (a cluster bootstrap), for values that are not
     independent, e.g. several starts on one target. Default: every value its own group.
+    The groups are the units of `percentile_bootstrap` (its draws, so a seed gives the same interval).
     """
     a = _array(values)
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
         raise ValueError(f"n_boot must be an integer >= 100, got {n_boot!r}")
     g = _groups(groups, len(a))
     members = [np.flatnonzero(g == k) for k in range(g.max() + 1)]
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(members), size=(n_boot, len(members)))
     if statistic is np.mean:  # the same numbers, vectorised: pooled mean of the drawn groups
         sums = np.array([a[m].sum() for m in members])
         counts = np.array([len(m) for m in members], dtype=np.float64)
-        boot = sums[draws].sum(1) / counts[draws].sum(1)
+
+        def replicate(draws):
+            return sums[draws].sum(1) / counts[draws].sum(1)
     else:
-        boot = np.array([statistic(a[np.concatenate([members[k] for k in draw])]) for draw in draws])
-    alpha = (1 - level) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
-    return float(low), float(high)
+        def replicate(draws):
+            return np.array([statistic(a[np.concatenate([members[k] for k in draw])]) for draw in draws])
+    return percentile_bootstrap(replicate, len(members), n_boot=n_boot, level=level, seed=seed)
 
 
 @dataclass
@@ -123,6 +162,19 @@ def paired(a, b, *, groups=None, log: bool = False, n_boot: int = 4000, level: f
                   int((a == b).sum()), dz, ratio[0], ratio[1], p_w, p_t)
 
 
+def direction(result: Paired, *, ratio: bool | None = None, min_groups: int = 5) -> str:
+    """What a paired comparison of a against b decides: 'lower' (a's values are lower: the whole interval is
+    below no change), 'higher', 'undecided' (the interval holds no change) or 'too few' (fewer than min_groups
+    independent groups to resample). ratio : judge the ratio interval (log comparisons; default when there is
+    one) rather than the difference interval."""
+    ratio = result.ratio_ci is not None if ratio is None else ratio
+    low, high = result.ratio_ci if ratio else result.ci
+    null = 1.0 if ratio else 0.0
+    if result.n_groups < min_groups:
+        return "too few"
+    return "lower" if high < null else "higher" if low > null else "undecided"
+
+
 def _history(history) -> np.ndarray:
     h = np.asarray(history.detach().cpu() if hasattr(history, "detach") else history, dtype=np.float64)
     if h.ndim == 1:
@@ -152,3 +204,10 @@ def log_auc(history) -> np.ndarray:
     if (best <= 0).any():
         raise ValueError("log_auc needs positive losses")
     return np.log10(best).mean(1)
+
+
+def quartile_band(history) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x, median, 25th percentile, 75th percentile) over the runs of curves (n, budget), x = 1 … budget: a curve
+    with its band, as `viz.band_chart` takes it."""
+    h = _history(history)
+    return np.arange(1, h.shape[1] + 1), np.median(h, 0), np.quantile(h, 0.25, 0), np.quantile(h, 0.75, 0)

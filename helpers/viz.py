@@ -444,4 +444,101 @@ def scatter_fit(x, y, *, r: float | None = None, title: str = "", xlabel: str = 
     return fig
 
 
+
+def gap_heatmap(gap, lrs, angles, *, title: str = "") -> go.Figure:
+    """The toy sweep's log10 (f in x ÷ f in the eigenbasis), (angles, lrs), on a red-blue scale symmetric about
+    zero (at least ±1): a row per start angle (radians, labelled in degrees), a column per learning rate."""
+    top = max(1.0, float(np.abs(_array(gap)).max()))
+    degrees = [f"{a:.0f}°" for a in np.degrees(_array(angles)).tolist()]
+    return heatmap(gap, [str(lr) for lr in _array(lrs).tolist()], degrees, colorscale="RdBu", zmin=-top, zmax=top,
+                   xlabel="learning rate", ylabel="start, from the flat eigenvector", colorbar_title="log10 ratio",
+                   title=title)
+
+
+# --- tables and bands of the analysis chapters' results
+
+
+def rows_table(rows: dict, *, header: str = "model", precision: int = 4):
+    """A `markdown_table` of one row per entry {row label: {column: value}}; the columns of the first row."""
+    columns = list(next(iter(rows.values()), {}))
+    return markdown_table({header: list(rows), **{c: [row[c] for row in rows.values()] for c in columns}},
+                          precision=precision)
+
+
+def band(x, samples) -> tuple:
+    """(x, mean, 5th, 95th percentile) over the rows of samples (n, len(x)): one entry of `band_chart`."""
+    samples = _array(samples)
+    return (x, samples.mean(0), *np.percentile(samples, [5, 95], axis=0))
+
+
+def dims_table(dims: dict, decades: dict, at_rank_20: dict | None = None, *, header: str = "model"):
+    """Eigen-dimensions per entry {name: analysis.Dimensions}: for each fraction of the eigenvalue sum, the mean
+    over codes and [min–max]; the mean span in decades {name: float}; the mean normalized eigenvalue at rank 20
+    {name: float or None} if given."""
+    columns = {header: list(dims)}
+    for f, label in enumerate(next(iter(dims.values())).labels if dims else []):
+        columns[label] = [f"{dm.mean[f]:.1f} [{dm.counts[:, f].min()}–{dm.counts[:, f].max()}]"
+                          for dm in dims.values()]
+    columns["decades, λ1 / λmin"] = [f"{v:.1f}" for v in decades.values()]
+    if at_rank_20 is not None:
+        columns["λ20 / λ1"] = ["–" if v is None else f"{v:.4f}" for v in at_rank_20.values()]
+    return markdown_table(columns)
+
+
+def spectrum_against_random(summaries: dict, random: dict, *, title: str = "") -> go.Figure:
+    """Each spectrum {name: analysis.SpectrumSummary} against rank, beside the flat band (median, 5th to 95th
+    percentile) of the random-direction values {name: values} of the same name, on a log scale."""
+    series = {}
+    for name, s in summaries.items():
+        x, values = np.arange(1, len(s.mean) + 1), _array(random[name])
+        series[f"{name}: eigenvalues"] = (x, s.mean, s.p5, s.p95)
+        series[f"{name}: random vᵀHv"] = (x, *(np.full(len(x), np.quantile(values, q)) for q in (0.5, 0.05, 0.95)))
+    return band_chart(series, log_y=True, title=title, xlabel="rank", ylabel="value / top eigenvalue")
+
+
+def mean_median_table(summary: dict, *, paper: dict | None = None, precision: int = 3):
+    """Mean and median of each measure {measure: analysis.OffDiagonal}, with the paper's values {column: [one
+    string per measure]} beside them."""
+    return markdown_table({"measure": list(summary), "mean": [s.mean for s in summary.values()],
+                           "median": [s.median for s in summary.values()], **(paper or {})}, precision=precision)
+
+
+def alignment_table(alignments: dict, *, precision: int = 3):
+    """The alignment of each method's directions with the metric, {model: {method: axes.Alignment}}: their mean
+    energy in the top-k eigenspace, the first and lowest axis's, the |cos| of axis 1 with eigenvector 1, and the
+    mean and 95th percentile of random directions' energy."""
+    rows = [(name, method, a) for name, by_method in alignments.items() for method, a in by_method.items()]
+    k = rows[0][2].k if rows else 0
+    return markdown_table({"model": [r[0] for r in rows], "method": [r[1] for r in rows],
+                           f"mean energy in top-{k}": [float(a.energy.mean()) for *_, a in rows],
+                           "energy of axis 1": [float(a.energy[0]) for *_, a in rows],
+                           "lowest axis energy": [float(a.energy.min()) for *_, a in rows],
+                           "cosine, axis 1 · eigvec 1 (abs.)": [float(a.cosine[0, 0]) for *_, a in rows],
+                           "random: mean": [float(a.random_energy.mean()) for *_, a in rows],
+                           "random: 95th pct": [float(a.random_energy.quantile(0.95)) for *_, a in rows]},
+                          precision=precision)
+
+
 use_offline_html()  # at import, so every figure a notebook shows renders in the static book
+
+
+# --- local edits (chapter 07)
+
+
+def nested_table(rows: dict, labels=("model", "region"), *, precision: int = 4):
+    """A `markdown_table` of nested results {outer: {inner: {column: value}}} (as deep as `labels`): one row per
+    leaf, its keys in the first columns (headed `labels`), then the leaf's columns, in the first leaf's order."""
+    flat = [((), rows)]
+    for _ in labels:
+        flat = [(keys + (key,), value) for keys, inner in flat for key, value in inner.items()]
+    columns = {label: [keys[n] for keys, _ in flat] for n, label in enumerate(labels)}
+    for header in (flat[0][1] if flat else {}):
+        columns[header] = [leaf[header] for _, leaf in flat]
+    return markdown_table(columns, precision=precision)
+
+
+def outlined_rows(images, masks, row_labels=(), col_labels=(), *, title: str = "", label_width: int = 110
+                  ) -> go.Figure:
+    """A `montage` whose row r is images[r] (n, 3, H, W) with the edge of masks[r] drawn on each (`outline`)."""
+    rows = np.stack([outline(x, mask) for x, mask in zip(images, masks)])
+    return montage(rows, row_labels, col_labels, title=title, label_width=label_width)

@@ -55,7 +55,7 @@ import torch
 from scipy.stats import spearmanr
 
 from helpers import distances, generators, viz
-from helpers.book import glue, record, run_times
+from helpers.report import glue, record, run_times
 
 glue("run_times", run_times("00_first_look"))
 

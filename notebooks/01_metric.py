@@ -87,7 +87,7 @@ from IPython.display import display
 
 from helpers import distances, generators, viz
 from helpers import metric as M
-from helpers.book import glue, phrase_list, record, result_table, run_times
+from helpers.report import glue, phrase_list, record, result_table, run_times
 
 glue("run_times", run_times("01_metric"))
 G = generators.load(model, device=device)

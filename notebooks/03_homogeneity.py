@@ -68,30 +68,23 @@ eye_class = "brown"
 device = "cpu"
 
 # %%
-import warnings
+import math
 
 import numpy as np
-import torch
-from IPython.display import display
 
-from helpers import analysis as A
-from helpers import distances, generators, viz
-from helpers.batch import many_models, metric_many, model_metrics
-from helpers.book import glue, phrase_list, record, result_table, run_times
+from helpers import analysis, axes, catalogue, report, viz
+from helpers.report import glue, on_each, record, result_table, run_times, which
 
 glue("run_times", run_times("03_homogeneity"))
 glue("model", model)
 glue("n_points", n_points)
 glue("seed", seed)
-warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
 if n_points < 3:
     raise ValueError(f"this chapter compares pairs of codes and their distances: n_points must be ≥ 3, "
                      f"got {n_points}")
-d = distances.load(distance, device=device)
-options = {"cdcgan-eyes128": {"eye_class": eye_class}, **{name: {"weights": "pretrained"} for name in online_models}}
-detail = model_metrics(model, distance, n_points, seed, loaded=d, device=device, **options.get(model, {}))
-G, m = detail.G, detail.metric
-z = m.z
+run = catalogue.load_models([*models, model], distance, n_points, seed, online=online_models,
+                            eye_class=eye_class, device=device)
+G, m = run.results[model].G, run.results[model].metric
 print(f"{G.name}: {G.latent_dim}-d latent; {distance} metric at {n_points} codes from seed {seed}")
 
 # %% [markdown]
@@ -102,11 +95,9 @@ print(f"{G.name}: {G.latent_dim}-d latent; {distance} metric at {n_points} codes
 # by construction.
 
 # %%
-homog_log = A.homogeneity(m, scale="log")
-homog_linear = A.homogeneity(m, scale="linear")
-vec_corr = A.vec_correlation(m)
+tests = analysis.homogeneity_tests(m)
 codes = [f"z{i}" for i in range(n_points)]
-viz.heatmap(homog_log, codes, codes, colorscale="Viridis", colorbar_title="corr",
+viz.heatmap(tests.log, codes, codes, colorscale="Viridis", colorbar_title="corr",
             title=f"log-scale homogeneity, {G.name}, {n_points} codes",
             xlabel="metric of code j", ylabel="eigenvectors of code i")
 
@@ -116,19 +107,16 @@ viz.heatmap(homog_log, codes, codes, colorscale="Viridis", colorbar_title="corr"
 # matrices entry by entry, $\operatorname{vec}(H_i)$ with $\operatorname{vec}(H_j)$.
 
 # %%
-offdiag = ~torch.eye(n_points, dtype=torch.bool, device=homog_log.device)
-viz.histogram_overlay({"log scale": homog_log[offdiag], "linear scale": homog_linear[offdiag],
-                       "vec(H) correlation": vec_corr[offdiag]}, title="homogeneity over pairs of codes",
-                      xlabel="correlation")
+viz.histogram_overlay({name: analysis.off_diagonal(matrix) for name, matrix in tests.matrices.items()},
+                      title="homogeneity over pairs of codes", xlabel="correlation")
+
+# %% [markdown]
+# The mean and median of each measure over the ordered pairs, beside the paper's values for its DCGAN:
 
 # %%
-measures = {"log scale": homog_log, "linear scale": homog_linear, "vec(H) correlation": vec_corr}
-summary = {name: A.offdiag_summary(matrix) for name, matrix in measures.items()}
-record("homogeneity", {name: {"mean": s.mean, "median": s.median} for name, s in summary.items()})
-viz.markdown_table({"measure": list(summary), "mean": [s.mean for s in summary.values()],
-                    "median": [s.median for s in summary.values()],
-                    "paper, DCGAN-FashionGen (mean / median)": ["0.952 / 0.954", "0.739 / 0.777", "–"]},
-                   precision=3)
+record("homogeneity", {name: vars(s) for name, s in tests.summary.items()})
+viz.mean_median_table(tests.summary, paper={"paper, DCGAN-FashionGen (mean / median)": ["0.952 / 0.954",
+                                                                                       "0.739 / 0.777", "–"]})
 
 # %% [markdown]
 # ## Pair by pair
@@ -141,12 +129,8 @@ viz.markdown_table({"measure": list(summary), "mean": [s.mean for s in summary.v
 
 # %%
 grid = list(range(min(n_grid, n_points)))
-alpha = A.pair_amplification(m, grid, grid)  # (n, n, d)
-lam_target = m.eigvals[grid][None].expand_as(alpha)  # λ_k(H_j) for column j
-floor = A.FLOOR * m.eigvals[grid, :1][None]  # the clipping used by `homogeneity`
-log_lam, log_alpha = torch.log10(lam_target.clamp_min(floor)), torch.log10(alpha.clamp_min(floor))
-viz.scatter_grid(log_lam, log_alpha, r=homog_log[grid][:, grid], labels=([f"z{i}" for i in grid],
-                                                                         [f"z{j}" for j in grid]),
+pairs = analysis.pair_scatter(m, grid)
+viz.scatter_grid(pairs.log_lambda, pairs.log_alpha, r=tests.log[grid][:, grid], labels=(codes[:len(grid)],) * 2,
                  title="log10 α_k (eigenvectors of row code, metric of column code) vs log10 λ_k",
                  xlabel="log10 λ_k(H_j)", ylabel="log10 α_k")
 
@@ -157,10 +141,8 @@ viz.scatter_grid(log_lam, log_alpha, r=homog_log[grid][:, grid], labels=([f"z{i}
 # ranks are stretched more than their own eigenvalue at the other code, the top ones less).
 
 # %%
-pair_mask = ~torch.eye(len(grid), dtype=torch.bool)
-x_fit, y_fit = log_lam[pair_mask].flatten(), log_alpha[pair_mask].flatten()
-slope = record("pair_slope", float(torch.cov(torch.stack([x_fit, y_fit]))[0, 1] / x_fit.var()))
-print(f"slope of log10 α on log10 λ over {int(pair_mask.sum())} ordered pairs: {slope:.3f}")
+slope = record("pair_slope", pairs.slope)
+print(f"slope of log10 α on log10 λ over {pairs.n_pairs} ordered pairs: {slope:.3f}")
 
 # %% [markdown]
 # ## Does homogeneity fall off with distance?
@@ -170,10 +152,9 @@ print(f"slope of log10 α on log10 λ over {int(pair_mask.sum())} ordered pairs:
 # homogeneity.
 
 # %%
-r_distance = record("homogeneity_vs_distance_r", A.homogeneity_vs_distance(z, homog_log))
-pairs = offdiag.nonzero().tolist()
-distances_ij = torch.cdist(z.double(), z.double())[offdiag]
-viz.scatter_fit(distances_ij, homog_log[offdiag], r=r_distance, hover=[f"z{i} → z{j}" for i, j in pairs],
+r_distance = record("homogeneity_vs_distance_r", analysis.homogeneity_vs_distance(m.z, tests.log))
+viz.scatter_fit(analysis.pair_distances(m.z), analysis.off_diagonal(tests.log), r=r_distance,
+                hover=[f"{a} → {b}" for a in codes for b in codes if a != b],
                 xlabel="code distance ‖z_i − z_j‖", ylabel="log-scale homogeneity",
                 title="homogeneity against code distance")
 
@@ -186,9 +167,9 @@ viz.scatter_fit(distances_ij, homog_log[offdiag], r=r_distance, hover=[f"z{i} �
 # top eigenvalue):
 
 # %%
-average = A.average_metric(m)
-viz.spectrum_chart({"individual metrics (mean, 5–95 %)": A.spectrum_summary(m),
-                    "average metric": A.spectrum_summary(average.eigvals[None])},
+average = analysis.average_metric(m)
+viz.spectrum_chart({"individual metrics (mean, 5–95 %)": analysis.spectrum_summary(m),
+                    "average metric": analysis.spectrum_summary(average.eigvals[None])},
                    title="spectrum of the average metric", log_y=True)
 
 # %% [markdown]
@@ -199,20 +180,18 @@ viz.spectrum_chart({"individual metrics (mean, 5–95 %)": A.spectrum_summary(m)
 
 # %%
 ranks = np.arange(1, G.latent_dim + 1)
-global_frame = A.subspace_energy(m, average.eigvecs)
-own_frame = m.eigvals.clamp_min(0).cumsum(-1) / m.eigvals.clamp_min(0).sum(-1, keepdim=True)
-band = {name: (ranks, e.mean(0), e.quantile(0.05, dim=0), e.quantile(0.95, dim=0))
-        for name, e in {"average-metric frame": global_frame, "own eigenvectors": own_frame}.items()}
-band["random subspace"] = (ranks, ranks / G.latent_dim, ranks / G.latent_dim, ranks / G.latent_dim)
-viz.band_chart(band, title="fraction of each code's metric in a top-n subspace", xlabel="subspace dimension n",
+energy = analysis.frame_energy(m)
+viz.band_chart({"average-metric frame": viz.band(ranks, energy.average),
+                "own eigenvectors": viz.band(ranks, energy.own),
+                "random subspace": (ranks, *[ranks / G.latent_dim] * 3)},
+               title="fraction of each code's metric in a top-n subspace", xlabel="subspace dimension n",
                ylabel="fraction of tr(H)")
 
 # %%
-energy = {n: (global_frame[:, n - 1].mean().item(), own_frame[:, n - 1].mean().item()) for n in (1, 5, top_k, 20)}
-record("average_frame_energy", {str(n): {"average_frame": a, "own_frame": o} for n, (a, o) in energy.items()})
-viz.markdown_table({"n": list(energy), "average-metric frame": [a for a, _ in energy.values()],
-                    "own eigenvectors": [o for _, o in energy.values()],
-                    "random subspace": [n / G.latent_dim for n in energy]}, precision=3)
+energy_at = {n: energy.mean_at(n) for n in (1, 5, top_k, 20)}
+record("average_frame_energy", {str(n): {"average_frame": a, "own_frame": o} for n, (a, o) in energy_at.items()})
+viz.rows_table({n: {"average-metric frame": a, "own eigenvectors": o, "random subspace": n / G.latent_dim}
+                for n, (a, o) in energy_at.items()}, header="n", precision=3)
 
 # %% [markdown]
 # ## Control: the same network with its weights shuffled
@@ -222,35 +201,30 @@ viz.markdown_table({"n": list(energy), "average-metric frame": [a for a, _ in en
 # weights and the architecture but destroys what was learned, and repeats the analysis at the same codes.
 
 # %%
-shuffled = generators.Generator(A.shuffle_weights(G.net, seed=shuffle_seed), G.latent_dim,
-                                name=f"{G.name}-shuffled{shuffle_seed}").to(device)
-with torch.no_grad():
-    display(viz.image_grid(shuffled(z[:8]), nrow=8, title="shuffled weights, same codes"))
-m_shuffled = metric_many(shuffled, z, d, progress=False,
-                         store=f"runs/metrics/{shuffled.name}-{distance}-{n_points}-{seed}")
+shuffled = analysis.shuffled_generator(G, seed=shuffle_seed)
+viz.image_grid(axes.render(shuffled, m.z[:8]), nrow=8, title="shuffled weights, same codes")
 
 # %%
-control = {"log scale": A.homogeneity(m_shuffled, scale="log"),
-           "linear scale": A.homogeneity(m_shuffled, scale="linear"),
-           "vec(H) correlation": A.vec_correlation(m_shuffled)}
-viz.heatmap({"trained": homog_log, "shuffled weights": control["log scale"]}, codes, codes, colorscale="Viridis",
+m_shuffled = run.metrics_of(shuffled, m.z)
+control = analysis.homogeneity_tests(m_shuffled)
+viz.heatmap({"trained": tests.log, "shuffled weights": control.log}, codes, codes, colorscale="Viridis",
             colorbar_title="corr", title="log-scale homogeneity: trained vs shuffled weights",
             xlabel="metric of code j", ylabel="eigenvectors of code i")
 
-# %%
-control_summary = {name: A.offdiag_summary(matrix) for name, matrix in control.items()}
-record("homogeneity_shuffled", {name: {"mean": s.mean, "median": s.median} for name, s in control_summary.items()})
-shuffled_decades = A.decades(m_shuffled).mean().item()
-trained_decades = A.decades(m).mean().item()
-viz.markdown_table({"measure": [*summary, "spectrum span (decades, mean)"],
-                    "trained (mean / median)": [*(f"{s.mean:.3f} / {s.median:.3f}" for s in summary.values()),
-                                                f"{trained_decades:.2f}"],
-                    "shuffled weights (mean / median)": [*(f"{s.mean:.3f} / {s.median:.3f}"
-                                                           for s in control_summary.values()),
-                                                         f"{shuffled_decades:.2f}"]})
+# %% [markdown]
+# The summaries of the two networks side by side, with the span of each spectrum in decades; the chart after
+# the table overlays the two spectra.
 
 # %%
-viz.spectrum_chart({"trained": A.spectrum_summary(m), "shuffled weights": A.spectrum_summary(m_shuffled)},
+record("homogeneity_shuffled", {name: vars(s) for name, s in control.summary.items()})
+span = {"trained": analysis.decades(m).mean().item(), "shuffled weights": analysis.decades(m_shuffled).mean().item()}
+viz.markdown_table({"measure": [*tests.summary, "spectrum span (decades, mean)"],
+                    **{f"{name} (mean / median)": [*(f"{s.mean:.3f} / {s.median:.3f}" for s in t.summary.values()),
+                                                   f"{span[name]:.2f}"]
+                       for name, t in (("trained", tests), ("shuffled weights", control))}})
+
+# %%
+viz.spectrum_chart({"trained": analysis.spectrum_summary(m), "shuffled weights": analysis.spectrum_summary(m_shuffled)},
                    title="spectra: trained vs shuffled weights")
 
 # %% [markdown]
@@ -268,28 +242,18 @@ viz.spectrum_chart({"trained": A.spectrum_summary(m), "shuffled weights": A.spec
 #   $\alpha_{l,k} = u_k^\top H_l u_k$, and how these curves correlate between layers.
 
 # %%
-def layer_analysis(G_, z_):
-    """The authors' layer matrices (log, linear; mean over codes) and the image-eigenvector alignment."""
-    names_ = generators.layers(G_)
-    layer_H_ = A.layer_metrics(G_, z_, list(names_.values()))
-    return (list(names_), A.layer_homogeneity(layer_H_, scale="log").mean(0),
-            A.layer_homogeneity(layer_H_, scale="linear").mean(0), A.layer_alignment(layer_H_))
-
-
-labels, layer_log, layer_linear, alignment = layer_analysis(G, z)
-viz.heatmap({"log scale": layer_log, "linear scale": layer_linear}, labels, labels, colorscale="Viridis",
-            colorbar_title="corr", title=f"layer homogeneity, mean over {n_points} codes",
+layers = analysis.layer_tests(G, m.z)
+viz.heatmap({"log scale": layers.log, "linear scale": layers.linear}, layers.labels, layers.labels,
+            colorscale="Viridis", colorbar_title="corr", title=f"layer homogeneity, mean over {n_points} codes",
             xlabel="metric of layer m", ylabel="eigenvectors of layer l")
 
+# %% [markdown]
+# The mean and median of the off-diagonal entries of the two layer matrices, and of the correlations
+# between the amplification curves of the layers, beside the paper's values for its DCGAN:
+
 # %%
-layer_summary = {"authors' matrix, log": A.offdiag_summary(layer_log),
-                 "authors' matrix, linear": A.offdiag_summary(layer_linear),
-                 "image-eigenvector amplification, log": A.offdiag_summary(alignment.corr_log.mean(0)),
-                 "image-eigenvector amplification, linear": A.offdiag_summary(alignment.corr_linear.mean(0))}
-record("layer_alignment", {name: {"mean": s.mean, "median": s.median} for name, s in layer_summary.items()})
-viz.markdown_table({"measure": list(layer_summary), "mean": [s.mean for s in layer_summary.values()],
-                    "median": [s.median for s in layer_summary.values()],
-                    "paper, DCGAN-FashionGen (mean)": ["0.993", "0.915", "–", "–"]}, precision=3)
+record("layer_alignment", {name: vars(s) for name, s in layers.summary.items()})
+viz.mean_median_table(layers.summary, paper={"paper, DCGAN-FashionGen (mean)": ["0.993", "0.915", "–", "–"]})
 
 # %% [markdown]
 # The amplification curves at the first code: for each layer, $\alpha_{l,k}$ against the rank $k$ of the
@@ -299,15 +263,14 @@ viz.markdown_table({"measure": list(layer_summary), "mean": [s.mean for s in lay
 # codes).
 
 # %%
-curves = alignment.alpha[0] / alignment.alpha[0].amax(-1, keepdim=True)
-viz.line_chart(ranks, dict(zip(labels, curves.clamp_min(A.FLOOR))), log_y=True,
-               xlabel="rank k of the image's eigenvector",
-               ylabel="α(l, k) / max over k", title="amplification of the image's eigenvectors by each layer (code 0)")
+curves = layers.alignment.alpha[0] / layers.alignment.alpha[0].amax(-1, keepdim=True)
+viz.line_chart(ranks, dict(zip(layers.labels, curves.clamp_min(analysis.FLOOR))), log_y=True,
+               xlabel="rank k of the image's eigenvector", ylabel="α(l, k) / max over k",
+               title="amplification of the image's eigenvectors by each layer (code 0)")
 
 # %%
-layer_slopes = alignment.slope.mean(0)
-viz.markdown_table({"layer": labels, "slope": layer_slopes.tolist(),
-                    "corr with image (log)": alignment.corr_log.mean(0)[:, -1].tolist()}, precision=3)
+viz.markdown_table({"layer": layers.labels, "slope": layers.alignment.slope.mean(0).tolist(),
+                    "corr with image (log)": layers.alignment.corr_log.mean(0)[:, -1].tolist()}, precision=3)
 
 # %% [markdown]
 # ## LPIPS against other distances
@@ -319,25 +282,23 @@ viz.markdown_table({"layer": labels, "slope": layer_slopes.tolist(),
 # random pair would give $k/d$).
 
 # %%
-comparisons = {}
-for other in compare_distances:
-    m_other = model_metrics(model, other, n_points, seed, device=device, **options.get(model, {})).metric
-    comparisons[other] = A.compare_metrics(m, m_other, k=top_k)
-comparison_measures = {"corr vec(H)": lambda c: c.vec_corr, "corr log spectrum": lambda c: c.log_spectrum_corr,
-                       "cosine of the top eigenvectors (abs.)": lambda c: c.cosine[:, 0],
-                       f"top-{top_k} subspace overlap": lambda c: c.overlap}
-compared = {other: {name: f(c).mean().item() for name, f in comparison_measures.items()}
-            for other, c in comparisons.items()}
-record("distance_comparison", compared)
-viz.markdown_table({"measure (mean over codes)": list(comparison_measures),
+comparisons = {other: analysis.compare_metrics(m, run.metrics_with(model, other), k=top_k)
+               for other in compare_distances}
+compared = record("distance_comparison", {other: analysis.comparison_means(c) for other, c in comparisons.items()})
+viz.markdown_table({"measure (mean over codes)": list(analysis.comparison_means(next(iter(comparisons.values())))),
                     **{f"{distance} vs {other}": list(values.values()) for other, values in compared.items()},
                     "random": ["–", "–", f"≈{(2 / (np.pi * G.latent_dim)) ** 0.5:.3f}",
                                f"{top_k / G.latent_dim:.3f}"]},
                    precision=3)
 
+# %% [markdown]
+# Rank by rank, the |cosine| between the eigenvectors of equal rank of the two metrics (mean over codes, and
+# the 5th to 95th percentile): a high value says that the two distances agree on the direction itself, not
+# only on the subspace.
+
 # %%
-viz.band_chart({f"{distance} vs {other}": (np.arange(1, top_k + 1), c.cosine.mean(0), c.cosine.quantile(0.05, dim=0),
-                                           c.cosine.quantile(0.95, dim=0)) for other, c in comparisons.items()},
+viz.band_chart({f"{distance} vs {other}": viz.band(np.arange(1, top_k + 1), c.cosine)
+                for other, c in comparisons.items()},
                title="rank-matched eigenvectors of the two metrics", xlabel="rank", ylabel="|cos|")
 
 # %% [markdown]
@@ -353,43 +314,26 @@ viz.band_chart({f"{distance} vs {other}": (np.arange(1, top_k + 1), c.cosine.mea
 
 # %%
 glue("top_k", top_k)
-results, notes = many_models(models, distance, n_points, seed, online=online_models, loaded=d, device=device,
-                             options=options)
-for note in notes:
-    print(note)
-ROWS = ["log scale, mean", "log scale, median", "linear scale, mean", "linear scale, median",
-        "vec(H) correlation, mean", "r with the code distance", "r: 95% bootstrap interval over codes",
-        f"average frame, top-{top_k} energy",
-        "layers (block outputs)", "layer matrix, log, mean", "layer matrix, linear, mean",
-        "shuffled weights, log scale, mean"]
+studies = {name: (tests, layers) if name == model else
+           (analysis.homogeneity_tests(r.metric), analysis.layer_tests(r.G, r.metric.z))
+           for name, r in run.results.items()}
 cross, interval = {}, {}
-
-
-def bracket(low_high):
-    """'[low, high]', or '' when there is no interval (nan: too few codes to resample)."""
-    low, high = low_high
-    return f"[{low:.2f}, {high:.2f}]" if low == low else ""
-
-
-for name, r in results.items():
-    if name == model:
-        log_s, lin_s, vec_s, r_dist = summary["log scale"], summary["linear scale"], summary["vec(H) correlation"], \
-            r_distance
-        layer_log_s, layer_lin_s, n_layers = layer_summary["authors' matrix, log"], \
-            layer_summary["authors' matrix, linear"], len(labels)
-    else:
-        h_log = A.homogeneity(r.metric, scale="log")
-        log_s, lin_s = A.offdiag_summary(h_log), A.offdiag_summary(A.homogeneity(r.metric, scale="linear"))
-        vec_s, r_dist = A.offdiag_summary(A.vec_correlation(r.metric)), A.homogeneity_vs_distance(r.metric.z, h_log)
-        layer_names, l_log, l_lin, _ = layer_analysis(r.G, r.metric.z)
-        layer_log_s, layer_lin_s, n_layers = A.offdiag_summary(l_log), A.offdiag_summary(l_lin), len(layer_names)
-    frame = A.subspace_energy(r.metric, A.average_metric(r.metric).eigvecs)[:, min(top_k, r.G.latent_dim) - 1]
-    interval[name] = A.homogeneity_vs_distance_interval(r.metric.z, A.homogeneity(r.metric, scale="log"), seed=seed)
-    cross[name] = dict(zip(ROWS, [log_s.mean, log_s.median, lin_s.mean, lin_s.median, vec_s.mean, r_dist,
-                                  bracket(interval[name]) or "–", frame.mean().item(), n_layers,
-                                  layer_log_s.mean, layer_lin_s.mean,
-                                  control_summary["log scale"].mean if name == model else "–"]))
-result_table("homogeneity_across_models", "Homogeneity and layer alignment across models", ROWS,
+for name, r in run.results.items():
+    t, lt = studies[name]
+    interval[name] = analysis.homogeneity_vs_distance_interval(r.metric.z, t.log, seed=seed)
+    log, linear, vec = (t.summary[measure] for measure in ("log scale", "linear scale", "vec(H) correlation"))
+    cross[name] = {"log scale, mean": log.mean, "log scale, median": log.median, "linear scale, mean": linear.mean,
+                   "linear scale, median": linear.median, "vec(H) correlation, mean": vec.mean,
+                   "r with the code distance": analysis.homogeneity_vs_distance(r.metric.z, t.log),
+                   "r: 95% bootstrap interval over codes":  # a dash: too few codes to resample
+                       report.interval(*interval[name], ".2f") if math.isfinite(interval[name][0]) else "–",
+                   f"average frame, top-{top_k} energy": analysis.frame_energy(r.metric).mean_at(
+                       min(top_k, r.G.latent_dim))[0],
+                   "layers (block outputs)": len(lt.labels),
+                   "layer matrix, log, mean": lt.summary["authors' matrix, log"].mean,
+                   "layer matrix, linear, mean": lt.summary["authors' matrix, linear"].mean,
+                   "shuffled weights, log scale, mean": control.summary["log scale"].mean if name == model else "–"}
+result_table("homogeneity_across_models", "Homogeneity and layer alignment across models", list(cross[model]),
              {f"ours: {name}": list(values.values()) for name, values in cross.items()},
              paper={"paper: DCGAN-fashion (120-d)": [
                  "homogeneity_log_mean", "homogeneity_log_median", "homogeneity_lin_mean", "homogeneity_lin_median",
@@ -412,67 +356,53 @@ result_table("homogeneity_across_models", "Homogeneity and layer alignment acros
 # {glue:md}`claim_detail:myst`
 
 # %%
-names = list(cross)
-
-
-def values(row, fmt=".3f"):
-    return phrase_list(f"{cross[n][row]:{fmt}} on `{n}`" for n in names)
-
-
-def where(selected):
-    return ("every model of this run" if len(selected) == len(names) else
-            phrase_list(f"`{n}`" for n in selected) if selected else "no model of this run")
-
-
-high = [n for n in names if cross[n]["log scale, mean"] >= 0.9]
-close = [n for n in names if abs(cross[n]["log scale, mean"] - 0.952) <= 0.05]
+row = {quantity: {name: values[quantity] for name, values in cross.items()} for quantity in cross[model]}
+log_mean, vec_mean, layer_log = row["log scale, mean"], row["vec(H) correlation, mean"], row["layer matrix, log, mean"]
 glue("claim_homogeneity",
-     f"**Homogeneity.** The log-scale homogeneity, mean over ordered pairs, is {values('log scale, mean')}, "
-     f"against the paper's {{paper}}`0.952`; it is within 0.05 of it on {where(close)}. Taking a mean of at "
-     f"least 0.9 as the same eigenframe everywhere, the claim holds on {where(high)}.")
-above = [n for n in names if cross[n]["linear scale, mean"] > 0.739]
-lower_vec = [n for n in names if cross[n]["vec(H) correlation, mean"] < cross[n]["log scale, mean"]]
+     f"**Homogeneity.** The log-scale homogeneity, mean over ordered pairs, is {on_each(log_mean, '.3f')}, against "
+     f"the paper's {{paper}}`0.952`; it is within 0.05 of it on "
+     f"{which({n: abs(v - 0.952) <= 0.05 for n, v in log_mean.items()})}. Taking a mean of at least 0.9 as the same "
+     f"eigenframe everywhere, the claim holds on {which({n: v >= 0.9 for n, v in log_mean.items()})}.")
 glue("claim_linear",
-     f"On the linear scale, which weighs the top few ranks, the mean is {values('linear scale, mean')} (the "
-     f"paper: {{paper}}`0.739`), above the paper's value on {where(above)}. The plain correlation of the "
-     f"matrices entry by entry is {values('vec(H) correlation, mean', '.2f')}, lower than the rank-matched "
-     f"log-scale test on {where(lower_vec)}: there the eigenframes agree in rank order more than entry by entry.")
-undetected = [n for n in names if interval[n][0] <= 0 <= interval[n][1]]
-no_interval = [n for n in names if interval[n][0] != interval[n][0]]  # nan: too few codes to resample
-detected = [n for n in names if n not in undetected and n not in no_interval]
-distance_text = "**Distance.** Homogeneity and code distance correlate with r = " + phrase_list(
-    f"{cross[n]['r with the code distance']:.2f} {bracket(interval[n])}".rstrip() + f" on `{n}`" for n in names)
-if len(no_interval) < len(names):
-    distance_text += " (in brackets, the 95% bootstrap interval over codes)"
-distance_text += "; the paper reports r = {paper}`0.09`."
-if undetected:
-    distance_text += f" No dependence on the distance is detected (the interval includes zero) on {where(undetected)}."
-if detected:
-    distance_text += f" A dependence is detected (the interval excludes zero) on {where(detected)}."
-if no_interval:
-    distance_text += (f" With {n_points} codes there are too few to resample for an interval on {where(no_interval)}, "
-                      "so nothing is concluded there.")
-distance_text += (" Random codes in $d$ dimensions are all about $\\sqrt{2d}$ apart, so this test spans a narrow range "
-                  "of distances, in the paper as here.")
-glue("claim_distance", distance_text)
-aligned = [n for n in names if cross[n]["layer matrix, log, mean"] >= 0.9]
-glue("claim_layers",
-     f"**Layers.** The authors' layer matrix has a log-scale mean of {values('layer matrix, log, mean')} (the "
-     f"paper: {{paper}}`0.993`, over the thirteen layers of its DCGAN; we use each model's block outputs) and a "
-     f"linear-scale mean of {values('layer matrix, linear, mean')} (the paper: {{paper}}`0.915`). That every "
-     f"layer stretches the same directions in the same order (a log-scale mean of at least 0.9) holds on "
-     f"{where(aligned)}.")
+     f"On the linear scale, which weighs the top few ranks, the mean is {on_each(row['linear scale, mean'], '.3f')} "
+     f"(the paper: {{paper}}`0.739`), above the paper's value on "
+     f"{which({n: v > 0.739 for n, v in row['linear scale, mean'].items()})}. The plain correlation of the matrices "
+     f"entry by entry is {on_each(vec_mean, '.2f')}, lower than the rank-matched log-scale test on "
+     f"{which({n: v < log_mean[n] for n, v in vec_mean.items()})}: there the eigenframes agree in rank order more "
+     "than entry by entry.")
 
-shuffle_drop = summary["log scale"].mean - control_summary["log scale"].mean
+found = {n: "too few" if math.isnan(low) else "no" if low <= 0 <= high else "yes"
+         for n, (low, high) in interval.items()}
+r_with_ci = {n: f"{r:.2f}" + ("" if found[n] == "too few" else f" {row['r: 95% bootstrap interval over codes'][n]}")
+             for n, r in row["r with the code distance"].items()}
+verdicts = {"no": " No dependence on the distance is detected (the interval includes zero) on {}.",
+            "yes": " A dependence is detected (the interval excludes zero) on {}.",
+            "too few": f" With {n_points} codes there are too few to resample for an interval on {{}}, so nothing is "
+                       "concluded there."}
+glue("claim_distance",
+     f"**Distance.** Homogeneity and code distance correlate with r = {on_each(r_with_ci)}"
+     + (" (in brackets, the 95% bootstrap interval over codes)" if set(found.values()) != {"too few"} else "")
+     + "; the paper reports r = {paper}`0.09`."
+     + "".join(text.format(which({n: f == kind for n, f in found.items()}))
+               for kind, text in verdicts.items() if kind in found.values())
+     + " Random codes in $d$ dimensions are all about $\\sqrt{2d}$ apart, so this test spans a narrow range of "
+       "distances, in the paper as here.")
+glue("claim_layers",
+     f"**Layers.** The authors' layer matrix has a log-scale mean of {on_each(layer_log, '.3f')} (the paper: "
+     f"{{paper}}`0.993`, over the thirteen layers of its DCGAN; we use each model's block outputs) and a linear-scale "
+     f"mean of {on_each(row['layer matrix, linear, mean'], '.3f')} (the paper: {{paper}}`0.915`). That every layer "
+     f"stretches the same directions in the same order (a log-scale mean of at least 0.9) holds on "
+     f"{which({n: v >= 0.9 for n, v in layer_log.items()})}.")
+
+trained, shuffled = tests.summary["log scale"].mean, control.summary["log scale"].mean
 detail_text = (f"**The detailed model, `{model}`.** Transplanted eigenvectors keep a slope of {slope:.2f} of "
                f"$\\log_{{10}}\\alpha_k$ on $\\log_{{10}}\\lambda_k$ over the grid's pairs ("
                + ("a compressed spread: the bottom ranks are stretched more than their own eigenvalue at the "
                   "other code, the top ones less" if slope < 0.95 else "about the full spread") + "). "
-               f"With its weights shuffled, the log-scale homogeneity drops from {summary['log scale'].mean:.3f} "
-               f"to {control_summary['log scale'].mean:.3f} and the spectrum spans {shuffled_decades:.1f} decades "
-               f"instead of {trained_decades:.1f}: "
+               f"With its weights shuffled, the log-scale homogeneity drops from {trained:.3f} to {shuffled:.3f} and "
+               f"the spectrum spans {span['shuffled weights']:.1f} decades instead of {span['trained']:.1f}: "
                + ("the homogeneity is learned, not a property of the architecture alone."
-                  if shuffle_drop > 0.3 else "the architecture alone gives much of it."))
+                  if trained - shuffled > 0.3 else "the architecture alone gives much of it."))
 if compared:
     detail_text += " Against the other distances: " + "; ".join(
         f"`{other}` correlates with `{distance}` at {v['corr vec(H)']:.2f} entry by entry and "

@@ -79,32 +79,23 @@ eye_class = "brown"
 device = "cpu"
 
 # %%
-import warnings
-
 import numpy as np
 import torch
-from IPython.display import display
 
-from helpers import analysis, axes, distances, generators, viz
-from helpers.batch import many_models
-from helpers.book import glue, phrase_list, record, result_table, run_times
+from helpers import analysis, axes, catalogue, viz
+from helpers.report import glue, on_each, phrase_list, record, result_table, run_times, which
 
 glue("run_times", run_times("04_interpretability"))
 glue("model", model)
 glue("n_points", n_points)
 glue("seed", seed)
-warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips' deprecated `pretrained=`
-lpips = distances.load("lpips-alex", device=device)
-results, notes = many_models(list(dict.fromkeys([model, *models])), "lpips-alex", n_points, seed,
-                             online=online_models, loaded=lpips, device=device,
-                             options={"cdcgan-eyes128": {"eye_class": eye_class}})
-for note in notes:
-    print(note)
+run = catalogue.load_models([model, *models], "lpips-alex", n_points, seed, online=online_models,
+                            eye_class=eye_class, device=device)
+results, lpips = run.results, run.distance
 steps = np.linspace(-max_step, max_step, n_steps)
 averages = {name: analysis.average_metric(r.metric) for name, r in results.items()}
 print(", ".join(f"{r.G.name} ({r.G.latent_dim}-d)" for r in results.values()), f"; steps {np.round(steps, 2).tolist()}")
-# The descriptions of images below were written by looking at this configuration's montages; another
-# configuration shows other images, so they are shown only when the run is this one.
+# The descriptions of images below were written for this configuration's montages: shown only in this one.
 WRITTEN_FOR = dict(model="dcgan-celeba64", seed=0, n_points=8, n_reference=4, ranks=[1, 2, 4, 8, 16, 32],
                    n_steps=7, max_step=1.5, mode="linear", power=1 / 3, global_ranks=[1, 2, 3, 4])
 described = all(globals()[key] == value for key, value in WRITTEN_FOR.items())
@@ -136,19 +127,9 @@ viz.markdown_table({"rank": shown, **{f"{name}: λ_k/λ_1": v.tolist() for name,
 # the column label is the step along rank 1, and the row label the multiplier of that step for its rank.
 
 # %%
-def walk_labels(metric_, ranks_):
-    scales = axes.step_scales(metric_.eigvals[0], power)
-    return [f"rank {r} (×{scales[r - 1]:.1f})" for r in ranks_], [f"{t:+.2f}" for t in steps]
-
-
-def code_walks(name, walk_mode=mode):
-    m_ = results[name].metric
-    return axes.explore(m_.z[0], m_.eigvecs[0], m_.eigvals[0], ranks, steps, mode=walk_mode, power=power)
-
-
 G, m = results[model].G, results[model].metric
-walks = code_walks(model)
-viz.montage(axes.render(G, walks), *walk_labels(m, ranks),
+walks = axes.walks_at(m, ranks, steps, mode=mode, power=power)
+viz.montage(axes.render(G, walks), *axes.walk_labels(m.eigvals[0], ranks, steps, power),
             title=f"{G.name}: {mode} walks along the eigenvectors of the reference code")
 
 # %% tags=["remove-input"]
@@ -181,8 +162,8 @@ walk_description = glue("describe_code_walks", CODE_WALKS if described else NOT_
 
 # %%
 other = "spherical" if mode == "linear" else "linear"
-walks_other = code_walks(model, other)
-viz.montage(axes.render(G, walks_other), *walk_labels(m, ranks),
+walks_other = axes.walks_at(m, ranks, steps, mode=other, power=power)
+viz.montage(axes.render(G, walks_other), *axes.walk_labels(m.eigvals[0], ranks, steps, power),
             title=f"{G.name}: {other} walks along the same eigenvectors")
 
 # %% [markdown]
@@ -191,14 +172,12 @@ viz.montage(axes.render(G, walks_other), *walk_labels(m, ranks),
 # linear end. The step multiplier grows with the rank, so the lower rows go furthest from the sphere.
 
 # %%
-with torch.no_grad():
-    ends = [0, n_steps - 1]
-    linear_vs_other = lpips(axes.render(G, walks[:, ends]).flatten(0, 1),
-                            axes.render(G, walks_other[:, ends]).flatten(0, 1)).reshape(len(ranks), 2)
-from_reference = axes.distance_curves(G, lpips, m.z[0], walks[:, ends])
+ends = [0, n_steps - 1]
+linear_vs_other = axes.image_distances(G, lpips, walks[:, ends], walks_other[:, ends])
 record("linear_vs_spherical_lpips_at_ends", linear_vs_other.max(1).values)
 viz.markdown_table({"rank": ranks, f"max LPIPS, {mode} vs {other} end": linear_vs_other.max(1).values.tolist(),
-                    "mean LPIPS, reference to ends": from_reference.mean(1).tolist()})
+                    "mean LPIPS, reference to ends":
+                        axes.distance_curves(G, lpips, m.z[0], walks[:, ends]).mean(1).tolist()})
 
 # %% [markdown]
 # The other models, with the same ranks and steps (eigenvectors of each model's own reference code):
@@ -206,7 +185,8 @@ viz.markdown_table({"rank": ranks, f"max LPIPS, {mode} vs {other} end": linear_v
 # %%
 for name, r in results.items():
     if name != model:
-        viz.montage(axes.render(r.G, code_walks(name)), *walk_labels(r.metric, ranks),
+        viz.montage(axes.render(r.G, axes.walks_at(r.metric, ranks, steps, mode=mode, power=power)),
+                    *axes.walk_labels(r.metric.eigvals[0], ranks, steps, power),
                     title=f"{r.G.name}: {mode} walks along the eigenvectors of the reference code").show()
 
 # %% [markdown]
@@ -218,25 +198,19 @@ for name, r in results.items():
 # of the montages. Each curve is the LPIPS from the reference image along one walk.
 
 # %%
-def lpips_curves(G_, metric_):
-    lam, V, z0 = metric_.eigvals[0], metric_.eigvecs[0], metric_.z[0]
-    bottom = sorted(set(ranks) | {G_.latent_dim})
-    same = axes.distance_curves(G_, lpips, z0, axes.explore(z0, V, lam, bottom, steps, mode=mode, power=0))
-    scaled = axes.distance_curves(G_, lpips, z0, axes.explore(z0, V, lam, ranks, steps, mode=mode, power=power))
-    return ({"same step": (steps, {f"rank {r}": c for r, c in zip(bottom, same)}),
-             f"step × (λ_k/λ_1)^(−{power:.2g})": (steps, {f"rank {r}": c for r, c in zip(ranks, scaled)})})
-
-
-curves = {name: lpips_curves(r.G, r.metric) for name, r in results.items()}
+curves = {name: axes.step_panels(r.G, lpips, r.metric, ranks, steps, mode=mode, power=power)
+          for name, r in results.items()}
 viz.line_panels(curves[model], title=f"{G.name}: LPIPS from the reference image along each eigenvector",
                 xlabel="step along rank 1", ylabel="LPIPS")
 
+# %% [markdown]
+# The largest LPIPS at the two ends of each walk, for rank 1 and for the bottom rank at the same step:
+
 # %%
-end_lpips = {name: {panel: {label: float(max(y[0], y[-1])) for label, y in series.items()}
-                    for panel, (_, series) in c.items()} for name, c in curves.items()}
-record("lpips_at_walk_end", end_lpips)
-top_vs_bottom = {name: (v["same step"]["rank 1"], v["same step"][f"rank {results[name].G.latent_dim}"])
-                 for name, v in end_lpips.items()}
+end_lpips = record("lpips_at_walk_end", {
+    name: {panel: {label: float(max(y[0], y[-1])) for label, y in series.items()} for panel, (_, series) in c.items()}
+    for name, c in curves.items()})
+top_vs_bottom = {name: (v["same step"]["rank 1"], list(v["same step"].values())[-1]) for name, v in end_lpips.items()}
 viz.markdown_table({"model": list(top_vs_bottom), "rank 1, same step": [a for a, _ in top_vs_bottom.values()],
                     "bottom rank, same step": [b for _, b in top_vs_bottom.values()],
                     "rank 1 / bottom": [a / b for a, b in top_vs_bottom.values()]}, precision=4)
@@ -251,17 +225,10 @@ viz.markdown_table({"model": list(top_vs_bottom), "rank 1, same step": [a for a,
 
 # %%
 references = {name: r.G.sample(n_reference, seed=seed + 1) for name, r in results.items()}
-
-
-def global_walks(name, rank):
-    avg = averages[name]
-    return torch.cat([axes.explore(z, avg.eigvecs, avg.eigvals, [rank], steps, mode=mode, power=power)
-                      for z in references[name]])
-
-
 reference_labels = [f"code {i}" for i in range(n_reference)]
 for rank in global_ranks:
-    viz.montage(axes.render(G, global_walks(model, rank)), reference_labels, [f"{t:+.2f}" for t in steps],
+    walks_global = axes.global_walks(averages[model], references[model], rank, steps, mode=mode, power=power)
+    viz.montage(axes.render(G, walks_global), reference_labels, [f"{t:+.2f}" for t in steps],
                 title=f"{G.name}: global axis {rank} on {n_reference} codes").show()
 
 # %% tags=["remove-input"]
@@ -291,7 +258,8 @@ axes_description = glue("describe_global_axes", GLOBAL_AXES if described else NO
 # %%
 for name, r in results.items():
     if name != model:
-        rows = torch.stack([global_walks(name, rank)[0] for rank in global_ranks])
+        rows = torch.stack([axes.global_walks(averages[name], references[name][:1], rank, steps, mode=mode,
+                                              power=power)[0] for rank in global_ranks])
         viz.montage(axes.render(r.G, rows), [f"axis {k}" for k in global_ranks], [f"{t:+.2f}" for t in steps],
                     title=f"{r.G.name}: global axes on code 0").show()
 
@@ -301,14 +269,8 @@ for name, r in results.items():
 # the two ends for each reference code, and the ratio of the largest to the smallest.
 
 # %%
-def end_change(name, rank):
-    """Mean LPIPS from each reference image to the two ends of its walk along one global axis: (n_reference,)."""
-    walks_ = global_walks(name, rank)[:, [0, -1]]
-    return torch.stack([axes.distance_curves(results[name].G, lpips, z, w).mean()
-                        for z, w in zip(references[name], walks_)])
-
-
-global_lpips = {name: torch.stack([end_change(name, rank) for rank in global_ranks]) for name in results}
+global_lpips = {name: axes.global_axis_change(r.G, lpips, averages[name], references[name], global_ranks, steps,
+                                              mode=mode, power=power) for name, r in results.items()}
 record("global_axis_lpips_at_ends", {name: v.tolist() for name, v in global_lpips.items()})
 spread_over_codes = {name: (v.max(1).values / v.min(1).values) for name, v in global_lpips.items()}
 viz.markdown_table({"model, axis": [f"{name}, axis {k}" for name in results for k in global_ranks],
@@ -334,46 +296,32 @@ viz.markdown_table({"model, axis": [f"{name}, axis {k}" for name in results for 
 # random directions gives the baseline.
 
 # %%
-def earlier_axes(G_):
-    first, first_block = axes.first_layer(G_), next(iter(generators.layers(G_).values()))
-    return {"GANSpace, first layer": axes.pca_directions(G_, first, n_pca_samples, n_axes, seed),
-            "GANSpace, first block": axes.pca_directions(G_, first_block, n_pca_samples, n_axes, seed),
-            "SeFa": axes.sefa_directions(axes.first_layer_weight(G_), n_axes)}
-
-
-directions = {name: earlier_axes(r.G) for name, r in results.items()}
+directions = {name: axes.earlier_axes(r.G, n_pca_samples, n_axes, seed) for name, r in results.items()}
 alignments = {name: {method: axes.alignment(B, averages[name].eigvecs, n_axes, seed=seed) for method, B in d.items()}
               for name, d in directions.items()}
 methods = list(directions[model])
-n_cols = 2 * n_axes
 for name, a in alignments.items():
-    viz.heatmap({method: al.cosine[:, :n_cols] for method, al in a.items()}, range(1, n_cols + 1),
+    viz.heatmap({method: al.cosine[:, :2 * n_axes] for method, al in a.items()}, range(1, 2 * n_axes + 1),
                 range(1, n_axes + 1), title=f"{name}: |cos| of each method's axes with the metric's",
                 xlabel="eigenvector of the average metric", ylabel="method axis", colorbar_title="|cos|").show()
 
+# %% [markdown]
+# The mean fraction of each method's axes inside the top eigenspace of the same size, per model, against
+# the expectation for a random direction:
+
 # %%
-energy = {name: [float(a[method].energy.mean()) for method in methods] for name, a in alignments.items()}
-random_energy = {name: next(iter(a.values())).random_energy for name, a in alignments.items()}
-baseline = {name: next(iter(a.values())).random_baseline for name, a in alignments.items()}
-record("alignment_energy_top_k", {name: dict(zip(methods, v)) for name, v in energy.items()})
-record("alignment_energy_per_axis", {name: {method: a[method].energy for method in methods}
+energy = record("alignment_energy_top_k", {name: {method: float(al.energy.mean()) for method, al in a.items()}
+                                           for name, a in alignments.items()})
+record("alignment_energy_per_axis", {name: {method: al.energy for method, al in a.items()}
                                      for name, a in alignments.items()})
-record("alignment_random_baseline", {name: {"k/d": baseline[name], "mean": float(r.mean()),
-                                            "p95": float(r.quantile(0.95))} for name, r in random_energy.items()})
-viz.grouped_bar_chart({method: [energy[name][i] for name in energy] for i, method in enumerate(methods)},
-                      list(energy), hlines={f"random direction (k/d = {baseline[model]:.2f})": baseline[model]},
+random = record("alignment_random_baseline", {name: a[methods[0]].random_summary() for name, a in alignments.items()})
+viz.grouped_bar_chart({method: [energy[name][method] for name in energy] for method in methods}, list(energy),
+                      hlines={f"random direction (k/d = {random[model]['k/d']:.2f})": random[model]["k/d"]},
                       title=f"mean fraction of each method's axis in the top-{n_axes} metric subspace",
                       ylabel="energy in top-k eigenspace")
 
 # %%
-rows = [(name, method, alignments[name][method]) for name in results for method in methods]
-viz.markdown_table({"model": [r[0] for r in rows], "method": [r[1] for r in rows],
-                    f"mean energy in top-{n_axes}": [float(a.energy.mean()) for *_, a in rows],
-                    "energy of axis 1": [float(a.energy[0]) for *_, a in rows],
-                    "lowest axis energy": [float(a.energy.min()) for *_, a in rows],
-                    "cosine, axis 1 · eigvec 1 (abs.)": [float(a.cosine[0, 0]) for *_, a in rows],
-                    "random: mean": [float(random_energy[k].mean()) for k, *_ in rows],
-                    "random: 95th pct": [float(random_energy[k].quantile(0.95)) for k, *_ in rows]}, precision=3)
+viz.alignment_table(alignments)
 
 # %% [markdown]
 # With unlimited samples, GANSpace on the first layer's output and SeFa would find the same directions: for
@@ -420,17 +368,13 @@ explore(distance=lpips, device=device)
 # and SeFa axes lie in the top of the metric's eigenspace.
 
 # %%
-cross = {}
-for name in results:
-    cross[name] = {"rank 1 / bottom rank: LPIPS for the same step": top_vs_bottom[name][0] / top_vs_bottom[name][1],
-                   "global axis: largest / smallest change over codes": spread_over_codes[name].median().item(),
-                   **{f"{method}: energy in the top-{n_axes} eigenspace": energy[name][i]
-                      for i, method in enumerate(methods)},
-                   **{f"{method}: abs. cosine of axis 1 with eigenvector 1":
-                      float(alignments[name][method].cosine[0, 0]) for method in methods},
-                   "random directions: energy, 95th percentile": float(random_energy[name].quantile(0.95))}
-ROWS = list(next(iter(cross.values())))
-result_table("interpretability_across_models", "Eigen-axes across models", ROWS,
+cross = {name: {"rank 1 / bottom rank: LPIPS for the same step": top_vs_bottom[name][0] / top_vs_bottom[name][1],
+                "global axis: largest / smallest change over codes": spread_over_codes[name].median().item(),
+                **{f"{method}: energy in the top-{n_axes} eigenspace": energy[name][method] for method in methods},
+                **{f"{method}: abs. cosine of axis 1 with eigenvector 1": float(alignments[name][method].cosine[0, 0])
+                   for method in methods},
+                "random directions: energy, 95th percentile": random[name]["p95"]} for name in results}
+result_table("interpretability_across_models", "Eigen-axes across models", list(cross[model]),
              {f"ours: {name}": list(v.values()) for name, v in cross.items()}, row_header="quantity",
              note=f"{n_points} codes averaged, {n_reference} reference codes, {n_axes} axes per method, "
                   f"{n_pca_samples} samples for GANSpace, seed {seed}")
@@ -445,42 +389,35 @@ result_table("interpretability_across_models", "Eigen-axes across models", ROWS,
 # {glue:md}`claim_alignment`
 
 # %%
-names = list(cross)
-ratio = {n: cross[n]["rank 1 / bottom rank: LPIPS for the same step"] for n in names}
-strong = [n for n in names if ratio[n] > 10]
+row = {quantity: {name: values[quantity] for name, values in cross.items()} for quantity in cross[model]}
+ratio = row["rank 1 / bottom rank: LPIPS for the same step"]
+strong = {n: v > 10 for n, v in ratio.items()}
 glue("claim_top_vs_bottom",
      "**Top against bottom.** For the same step, the image changes more along rank 1 than along the bottom "
-     "eigenvector by a factor of " + phrase_list(f"{ratio[n]:,.0f} on `{n}`" for n in names) + ". "
+     f"eigenvector by a factor of {on_each(ratio, ',.0f')}. "
      + ("The top axes change the image far more (a factor above ten) on every model of this run, as the paper "
-        "found." if len(strong) == len(names) else
-        "The factor is above ten on " + (phrase_list(f"`{n}`" for n in strong) or "no model") + " only."))
-spread_ = {n: cross[n]["global axis: largest / smallest change over codes"] for n in names}
-even = [f"`{n}`" for n in names if spread_[n] <= 2]
+        "found." if all(strong.values()) else f"The factor is above ten on {which(strong)} only."))
+spread = row["global axis: largest / smallest change over codes"]
+even = [f"`{n}`" for n, v in spread.items() if v <= 2]
 glue("claim_global",
      "**Global axes.** Applied to new codes, a global axis changes them by similar amounts: the largest change "
-     "over the reference codes is " + phrase_list(f"{spread_[n]:.2f} times the smallest on `{n}`" for n in names)
-     + " (median over the axes shown), " + (f"within a factor of two on {phrase_list(even)}"
-                                             if even else "on no model within a factor of two")
+     f"over the reference codes is {on_each(spread, '.2f', ' times the smallest')} (median over the axes shown), "
+     + (f"within a factor of two on {phrase_list(even)}" if even else "on no model within a factor of two")
      + ". Whether the change is also the same kind of change is for the eye, in the montages above.")
-p95 = {n: cross[n]["random directions: energy, 95th percentile"] for n in names}
-beat = [f"`{n}`" for n in names if all(cross[n][f"{m_}: energy in the top-{n_axes} eigenspace"] > p95[n]
-                                       for m_ in methods)]
-cos1 = {n: [cross[n][f"{m_}: abs. cosine of axis 1 with eigenvector 1"] for m_ in methods] for n in names}
-
-def energies(method):
-    return phrase_list(f"{cross[n][f'{method}: energy in the top-{n_axes} eigenspace']:.2f} on `{n}`" for n in names)
-
-
-alignment_text = (
+in_top = {method: row[f"{method}: energy in the top-{n_axes} eigenspace"] for method in methods}
+beat = [f"`{n}`" for n in cross if all(in_top[method][n] > random[n]["p95"] for method in methods)]
+cos1 = {n: [cross[n][f"{method}: abs. cosine of axis 1 with eigenvector 1"] for method in methods] for n in cross}
+alignment_sentence = glue(
+    "claim_alignment",
     f"**GANSpace and SeFa.** The mean fraction of a method's top-{n_axes} axes inside the top-{n_axes} metric "
-    f"eigenspace is, for SeFa, {energies('SeFa')}; for GANSpace on the first layer, "
-    f"{energies('GANSpace, first layer')}; after the first block, {energies('GANSpace, first block')}. A random "
-    f"direction puts {n_axes} / d there on average. All three methods put more there than the 95th percentile "
-    f"of random directions on {phrase_list(beat) if beat else 'no model of this run'}, so the paper's claim "
-    f"holds there. Their first axis has |cos| with the metric's first eigenvector from "
-    + phrase_list(f"{min(cos1[n]):.2f} to {max(cos1[n]):.2f} on `{n}`" for n in names)
+    f"eigenspace is, for SeFa, {on_each(in_top['SeFa'], '.2f')}; for GANSpace on the first layer, "
+    f"{on_each(in_top['GANSpace, first layer'], '.2f')}; after the first block, "
+    f"{on_each(in_top['GANSpace, first block'], '.2f')}. A random direction puts {n_axes} / d there on average. All "
+    f"three methods put more there than the 95th percentile of random directions on "
+    f"{phrase_list(beat) if beat else 'no model of this run'}, so the paper's claim holds there. Their first axis "
+    f"has |cos| with the metric's first eigenvector from "
+    + on_each({n: f"{min(c):.2f} to {max(c):.2f}" for n, c in cos1.items()})
     + "; the per-axis energies above show how alignment falls for the lower-ranked axes of each method.")
-alignment_sentence = glue("claim_alignment", alignment_text)
 
 # %% [markdown]
 # ## Try it

@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from helpers import assets, distances, generators, metric, viz
-from helpers.book import glue, record, run_times
+from helpers.report import glue, record, run_times
 from helpers.generators import Generator
 
 glue("run_times", run_times("06_your_own_model"))

@@ -78,9 +78,8 @@ import warnings
 import numpy as np
 import torch
 
-from helpers import analysis, distances, generators, local, viz
-from helpers import metric as M
-from helpers.book import glue, record, result_table, run_times
+from helpers import analysis, distances, generators, local, metric, regions, viz
+from helpers.report import glue, interval, record, result_table, run_times
 
 warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips' deprecated `pretrained=`
 glue("run_times", run_times("07_local_edits"))
@@ -89,17 +88,17 @@ faces_name = faces_model or generators.EMBEDDED[0]
 models = {"faces": generators.load(faces_name, device=device),
           "eyes": generators.load("cdcgan-eyes128", eye_class=eye_class, device=device)}
 lpips = distances.lpips("alex", resize=lpips_size, device=device)
-mse = distances.mse()
+print(", ".join(f"{key}: {G.name}" for key, G in models.items()), f"| LPIPS-alex at {lpips_size or 'native'} px")
+
+# %% tags=["hide-input"]
 glue("faces_name", faces_name)
 glue("eyes_name", models["eyes"].name)
 glue("lpips_size", lpips_size if lpips_size else "native")
 glue("n_codes", n_codes)
-k = n_directions
-glue("k", k)
 glue("target", target)
 glue("match_rtol", match_rtol)
 glue("tau", tau)
-print(", ".join(f"{key}: {G.name}" for key, G in models.items()), f"| LPIPS-alex at {lpips_size or 'native'} px")
+k = glue("k", n_directions)
 
 # %% [markdown]
 # ## The regions
@@ -110,78 +109,35 @@ print(", ".join(f"{key}: {G.name}" for key, G in models.items()), f"| LPIPS-alex
 # average image, and the lids lie above and below it. Boxes are fractions of the image, so the same mask
 # serves LPIPS's layers at every resolution. The figure draws them on the average image (first column) and
 # on samples; on individual images they are only approximately in place, as the alignment is.
+#
+# `regions.find` places the boxes on a model's mean image (`regions.mean_image`); for a generator of your
+# own, draw boxes with `distances.box` (rows and columns as fractions) or pass any mask.
 
 # %%
-def mean_image(G, n=n_mean, batch=64):
-    codes = G.sample(n, seed=seed + 1000)
-    with torch.no_grad():
-        return torch.cat([G(codes[s:s + batch]) for s in range(0, n, batch)]).mean(0)
-
-
-def darkest(profile, start, stop):
-    """The fraction (centre of the darkest cell) of a 1-D luminance profile between fractions start and stop."""
-    n = len(profile)
-    lo, hi = int(start * n), int(stop * n)
-    return (lo + int(torch.argmin(profile[lo:hi])) + 0.5) / n
-
-
-def clip(a, b):
-    return max(0.0, a), min(1.0, b)
-
-
-def face_boxes(mean):
-    luminance = mean.mean(0)  # (H, W)
-    w = luminance.shape[1]
-    centre = luminance[:, int(0.3 * w):int(0.7 * w)].mean(1)  # rows, over the central columns
-    eyes, mouth = darkest(centre, 0.3, 0.62), darkest(centre, 0.62, 0.9)
-    return {"eyes": (clip(eyes - 0.08, eyes + 0.08), (0.2, 0.8)),
-            "mouth": (clip(mouth - 0.07, mouth + 0.07), (0.3, 0.7)),
-            "hair": ((0.02, max(0.1, eyes - 0.2)), (0.2, 0.8)),
-            "background": ((0.0, 0.6), (0.0, 0.14))}
-
-
-def eye_boxes(mean):
-    luminance = torch.nn.functional.avg_pool2d(mean.mean(0)[None, None], 15, 1, 7)[0, 0]  # blurred
-    r = darkest(luminance.min(1).values, 0.2, 0.8)
-    c = darkest(luminance.min(0).values, 0.2, 0.8)
-    return {"iris": (clip(r - 0.2, r + 0.2), clip(c - 0.2, c + 0.2)),
-            "upper lid": (clip(r - 0.38, r - 0.2), clip(c - 0.35, c + 0.35)),
-            "lower lid": (clip(r + 0.2, r + 0.38), clip(c - 0.35, c + 0.35))}
-
-
-means = {key: mean_image(G) for key, G in models.items()}
-boxes = {"faces": face_boxes(means["faces"]), "eyes": eye_boxes(means["eyes"])}
+means = {key: regions.mean_image(G, n_mean, seed=seed + 1000) for key, G in models.items()}
 wanted = {"faces": face_regions, "eyes": eye_regions}
-for key in models:
-    unknown = set(wanted[key]) - set(boxes[key])
-    if unknown or not wanted[key]:
-        raise ValueError(f"{key}: regions must be a non-empty subset of {list(boxes[key])}, got {wanted[key]}")
-    boxes[key] = {name: boxes[key][name] for name in wanted[key]}
-masks = {key: {name: distances.box(means[key].shape[-1], *box) for name, box in boxes[key].items()}
-         for key in models}
-areas = {key: {name: float(m.double().mean()) for name, m in masks[key].items()} for key in models}
+boxes = {key: regions.find(means[key], key, wanted[key]) for key in models}
+masks = {key: regions.masks(boxes[key], means[key].shape[-1]) for key in models}
+areas = {key: {name: regions.area(mask) for name, mask in masks[key].items()} for key in models}
 record("local_boxes", boxes)
-viz.markdown_table({"model": [key for key in models for _ in boxes[key]],
-                    "region": [name for key in models for name in boxes[key]],
-                    "rows (top, bottom)": [f"{b[0][0]:.2f} to {b[0][1]:.2f}" for key in models for b in boxes[key].values()],
-                    "columns (left, right)": [f"{b[1][0]:.2f} to {b[1][1]:.2f}" for key in models for b in boxes[key].values()],
-                    "area": [areas[key][name] for key in models for name in boxes[key]]}, precision=3)
+viz.nested_table({key: {name: {"rows (top, bottom)": f"{rows[0]:.2f} to {rows[1]:.2f}",
+                               "columns (left, right)": f"{cols[0]:.2f} to {cols[1]:.2f}", "area": areas[key][name]}
+                        for name, (rows, cols) in boxes[key].items()} for key in models}, precision=3)
 
-# %%
-def show_masks(key, n_samples=4):
+# %% tags=["hide-input"]
+def regions_figure(key, n_samples=4):
     G = models[key]
     with torch.no_grad():
-        samples = G(G.sample(n_samples, seed=seed))
-    images = torch.cat([means[key][None], samples])
-    rows = np.stack([viz.outline(images, mask) for mask in masks[key].values()])
-    return viz.montage(rows, list(masks[key]), ["average"] + [f"sample {i + 1}" for i in range(n_samples)],
-                       title=f"{G.name}: the regions")
+        images = torch.cat([means[key][None], G(G.sample(n_samples, seed=seed))])
+    return viz.outlined_rows([images] * len(masks[key]), list(masks[key].values()), list(masks[key]),
+                             ["average"] + [f"sample {i + 1}" for i in range(n_samples)],
+                             title=f"{G.name}: the regions")
 
 
-show_masks("faces")
+regions_figure("faces")
 
-# %%
-show_masks("eyes")
+# %% tags=["hide-input"]
+regions_figure("eyes")
 
 # %% [markdown]
 # ## The metrics of each region, from one pass
@@ -197,15 +153,13 @@ codes, pairs, whole, seconds_region = {}, {}, {}, {}
 for key, G in models.items():
     codes[key] = G.sample(n_codes, seed=seed)
     start = time.perf_counter()
-    pairs[key] = M.region_metrics(G, codes[key], lpips, masks[key], progress=False)
+    pairs[key] = metric.region_metrics(G, codes[key], lpips, masks[key], progress=False)
     seconds_region[key] = (time.perf_counter() - start) / n_codes
     name, (region, rest) = next(iter(pairs[key].items()))
-    a = areas[key][name]
-    whole[key] = a * region.H + (1 - a) * rest.H
+    whole[key] = areas[key][name] * region.H + (1 - areas[key][name]) * rest.H  # a H_region + (1 − a) H_rest
 
-reference = M.metric(models["faces"], codes["faces"][:1], lpips)
-identity_gap = float((whole["faces"][:1] - reference.H).norm() / reference.H.norm())
-glue("identity_gap", identity_gap)
+reference = metric.metric(models["faces"], codes["faces"][:1], lpips)
+identity_gap = glue("identity_gap", float((whole["faces"][:1] - reference.H).norm() / reference.H.norm()))
 record("local_seconds_region_metrics_per_code", seconds_region)
 print(f"a·H_region + (1 − a)·H_rest vs the whole metric, first face code: relative difference {identity_gap:.1e}")
 
@@ -219,15 +173,10 @@ print(f"a·H_region + (1 − a)·H_rest vs the whole metric, first face code: re
 # concentrates its changes there.
 
 # %%
-shares = {key: {name: float((areas[key][name] * torch.diagonal(r.H, dim1=1, dim2=2).sum(1)
-                             / torch.diagonal(whole[key], dim1=1, dim2=2).sum(1)).mean())
-                for name, (r, _) in pairs[key].items()} for key in models}
-record("local_trace_share", shares)
-viz.markdown_table({"model": [key for key in models for _ in masks[key]],
-                    "region": [name for key in models for name in masks[key]],
-                    "area": [areas[key][name] for key in models for name in masks[key]],
-                    "share of the metric (mean over codes)": [shares[key][name] for key in models for name in masks[key]]},
-                   precision=3)
+shares = record("local_trace_share", {key: {name: local.trace_share(region, whole[key], areas[key][name])
+                                            for name, (region, _) in pairs[key].items()} for key in models})
+viz.nested_table({key: {name: {"area": areas[key][name], "share of the metric (mean over codes)": shares[key][name]}
+                        for name in masks[key]} for key in models}, precision=3)
 
 # %% [markdown]
 # ## Local directions at each code
@@ -255,123 +204,60 @@ viz.markdown_table({"model": [key for key in models for _ in masks[key]],
 # most {glue:text}`k:d` of them are used.
 
 # %%
-def leave_one_out(H, i):
-    others = [j for j in range(len(H)) if j != i]
-    return H[others].mean(0)
+found = {key: local.directions_by_method(G, codes[key], pairs[key], masks[key], whole[key], k, tau=tau,
+                                         lowrank_codes=n_lowrankgan, lowrank_regions=lowrank_regions,
+                                         pixel_size=lowrankgan_size, max_iter=rpca_max_iter)
+         for key, G in models.items()}
 
-
-directions, lowrank_info, seconds_pixel, seconds_rpca = {}, {}, {}, {}
-for key, G in models.items():
-    directions[key] = {name: [] for name in masks[key]}
-    lowrank_info[key] = {}
-    pixel_times, rpca_times = [], []
-    for i in range(n_codes):
-        jacobian = None
-        if i < n_lowrankgan and set(lowrank_regions) & set(masks[key]):
-            start = time.perf_counter()
-            jacobian = local.pixel_jacobian(G, codes[key][i], size=lowrankgan_size)
-            pixel_times.append(time.perf_counter() - start)
-        eigvecs = torch.linalg.eigh(whole[key][i])[1].flip(1)
-        for name, (region, rest) in pairs[key].items():
-            found = {"generalized": local.generalized_directions(region.H[i], rest.H[i], k, tau=tau).vectors,
-                     "global top": eigvecs[:, :k]}
-            if n_codes > 1:
-                found["global local axes"] = local.generalized_directions(
-                    leave_one_out(region.H, i), leave_one_out(rest.H, i), k, tau=tau).vectors
-            if i < n_lowrankgan and name in lowrank_regions:
-                start = time.perf_counter()
-                ours = local.lowrank_directions(region.H[i], rest.H[i], max_iter=rpca_max_iter)
-                theirs = local.lowrankgan_directions(G, codes[key][i], masks[key][name], size=lowrankgan_size,
-                                                     max_iter=rpca_max_iter, jacobian=jacobian)
-                rpca_times.append((time.perf_counter() - start) / 2)
-                found["low-rank (ours)"], found["LowRankGAN"] = ours.vectors[:, :k], theirs.vectors[:, :k]
-                lowrank_info[key][f"{name}, code {i}"] = {"ours": ours.info, "LowRankGAN": theirs.info}
-            directions[key][name].append(found)
-    seconds_pixel[key] = float(np.mean(pixel_times)) if pixel_times else float("nan")
-    seconds_rpca[key] = float(np.mean(rpca_times)) if rpca_times else float("nan")
-record("local_lowrank_info", lowrank_info)
+# %% tags=["hide-input"]
+lowrank_info = record("local_lowrank_info", {key: found[key].lowrank_info for key in models})
 glue("lowrank_where", f"{n_lowrankgan} code(s) per model; regions: {', '.join(lowrank_regions) or 'none'}")
-rows = [(models[key].name, where, method, v) for key in models for where, entry in lowrank_info[key].items()
-        for method, v in entry.items()]
-if rows:
-    display(viz.markdown_table({"model": [r[0] for r in rows], "region, code": [r[1] for r in rows],
-                                "method": [r[2] for r in rows],
-                                "rank: region / rest": [f"{r[3]['rank_region']} / {r[3]['rank_rest']}" for r in rows],
-                                "Robust PCA iterations: region, rest": [", ".join(map(str, r[3]["iterations"]))
-                                                                        for r in rows]}))
-iterations = [n for r in rows for n in r[3]["iterations"]]
-glue("rpca_iterations", "none (not run)" if not iterations else str(max(iterations)) if min(iterations) == max(iterations)
-     else f"{min(iterations)} to {max(iterations)}")
+iterations = [n for key in models for runs in lowrank_info[key].values() for info in runs.values()
+              for n in info["iterations"]]
+low, high = (min(iterations), max(iterations)) if iterations else (None, None)
+glue("rpca_iterations", "none (not run)" if not iterations else str(high) if low == high else f"{low} to {high}")
+if iterations:
+    display(viz.nested_table({models[key].name: {where: {method: {
+        "rank: region / rest": f"{info['rank_region']} / {info['rank_rest']}",
+        "Robust PCA iterations: region, rest": ", ".join(map(str, info["iterations"]))}
+        for method, info in runs.items()} for where, runs in lowrank_info[key].items()} for key in models},
+        ("model", "region, code", "method")))
 
 # %% [markdown]
 # ## How local is each direction?
 #
 # A direction's locality is measured on walks, not on the quadratic approximation: from the code, walk
 # each way along the direction until the region has changed by the same amount, an LPIPS of
-# {glue:text}`target` averaged over the region (the step is found by bisection, separately for each
-# direction and sign, to within a relative {glue:text}`match_rtol`), and measure how much the rest of the
-# image changed on the same walk (LPIPS averaged over the rest). The **in/out ratio** is the change inside
-# over the change outside, summed over both ends; higher is more local. The same walks are also scored in
-# pixels (mean squared difference inside over outside), a measure that no method here optimised and whose
-# locality is exact (LPIPS features see a neighbourhood of each position).
+# {glue:text}`target` averaged over the region (the step is bracketed, then refined by false position,
+# separately for each direction and sign, to within a relative {glue:text}`match_rtol`), and measure how
+# much the rest of the image changed on the same walk (LPIPS averaged over the rest). The **in/out ratio**
+# is the change inside over the change outside, summed over both ends; higher is more local. The same walks
+# are also scored in pixels (mean squared difference inside over outside), a measure that no method here
+# optimised and whose locality is exact (LPIPS features see a neighbourhood of each position).
+#
+# `local.walk_ratios` runs the walks of every direction found at one code in one batch. The tables give, for
+# each method and region, the geometric mean of the ratios over codes and directions, with a bootstrap
+# interval over codes (a code's directions are not independent, so codes are resampled whole).
 
 # %%
-def measure(key, name, i, found):
-    """In/out ratios (LPIPS and pixels) of every direction in `found` at code i, in one batch of walks."""
-    G, z0 = models[key], codes[key][i]
-    labels = [(method, j) for method, V in found.items() for j in range(V.shape[1])]
-    V = torch.cat(list(found.values()), dim=1)
-    V = V / V.norm(dim=0)
-    curvature = torch.einsum("dk,de,ek->k", V, pairs[key][name][0].H[i], V)  # vᵀ H_region v
-    first = (2 * target / curvature.clamp_min(1e-12)).sqrt()  # the step where ½ t² vᵀH v = target
-    walk = local.locality(G, z0, V, distances.Region(lpips, masks[key][name]), target, first_step=first,
-                          rtol=match_rtol)
-    inside, outside = local.changes(G, z0, V, walk.steps, distances.Region(mse, masks[key][name]))
-    pixel_ratio = inside.sum(0) / outside.sum(0)
-    out = {}
-    for n, (method, j) in enumerate(labels):
-        entry = out.setdefault(method, {"lpips": [], "pixels": [], "steps": [], "reached": []})
-        entry["lpips"].append(float(walk.ratio[n]))
-        entry["pixels"].append(float(pixel_ratio[n]))
-        entry["steps"].append(walk.steps[:, n].tolist())
-        entry["reached"].append(bool(walk.reached[:, n].all()))
-    return out
-
-
-quality = {key: {name: [measure(key, name, i, found) for i, found in enumerate(directions[key][name])]
-                 for name in masks[key]} for key in models}
-unreached = sum(not r for key in quality for name in quality[key] for q in quality[key][name]
-                for m in q.values() for r in m["reached"])
-glue("unreached", unreached)
-record("local_quality", quality)
+quality = record("local_quality", {key: {name: [
+    local.walk_ratios(G, codes[key][i], at_code, pairs[key][name][0].H[i], masks[key][name], lpips, target,
+                      rtol=match_rtol) for i, at_code in enumerate(found[key].directions[name])]
+    for name in masks[key]} for key, G in models.items()})
+unreached = glue("unreached", sum(not reached for key in quality for per_code in quality[key].values()
+                                  for q in per_code for m in q.values() for reached in m["reached"]))
 
 # %%
-METHODS = ["generalized", "global local axes", "low-rank (ours)", "LowRankGAN", "global top"]
+def estimate(value):
+    """An estimate with its interval, "8.78 [7.75, 9.97]"; "not run" for None."""
+    return "not run" if value is None else f"{value[0]:.3g} {interval(value[1], value[2])}"
 
 
-def ratios(key, name, method, measure_="lpips"):
-    """One list of ratios per code where the method ran (LowRankGAN's recipe may return fewer than k)."""
-    return [q[method][measure_] for q in quality[key][name] if method in q and q[method][measure_]]
-
-
-def summary(key, name, method, measure_="lpips"):
-    rows = ratios(key, name, method, measure_)
-    if not rows:
-        return None
-    width = min(len(r) for r in rows)
-    return local.geometric_mean([r[:width] for r in rows], n_boot=n_bootstrap, seed=seed)
-
-
-def cell(value):
-    return "not run" if value is None else f"{value[0]:.3g} [{value[1]:.3g}, {value[2]:.3g}]"
-
-
-for measure_, title in (("lpips", "LPIPS"), ("pixels", "pixels")):
+for measure, title in (("lpips", "LPIPS"), ("pixels", "pixels")):
     for key in models:
-        table = {"method": METHODS}
-        for name in masks[key]:
-            table[name] = [cell(summary(key, name, method, measure_)) for method in METHODS]
-        display(viz.markdown_table(table))
+        by_region = {name: [estimate(local.method_summary(quality[key][name], method, measure, n_boot=n_bootstrap,
+                                                          seed=seed)) for method in local.METHODS] for name in masks[key]}
+        display(viz.markdown_table({"method": list(local.METHODS), **by_region}))
         print(f"{models[key].name}: in/out ratio in {title}, geometric mean over codes and directions "
               f"[95% bootstrap interval over codes]")
 
@@ -381,17 +267,10 @@ for measure_, title in (("lpips", "LPIPS"), ("pixels", "pixels")):
 # over codes), per model, over all its regions together.
 
 # %%
-def fold(key, a="generalized", b="global top", measure_="lpips"):
-    rows_a, rows_b = [], []
-    for name in masks[key]:
-        for q in quality[key][name]:
-            rows_a.append(q[a][measure_][:k])
-            rows_b.append(q[b][measure_][:k])
-    return local.fold_change(rows_a, rows_b, n_boot=n_bootstrap, seed=seed)
+folds = record("local_fold_vs_global_top", {key: {m: local.fold_over_regions(
+    quality[key], measure=m, k=k, n_boot=n_bootstrap, seed=seed) for m in ("lpips", "pixels")} for key in models})
 
-
-folds = {key: {m: fold(key, measure_=m) for m in ("lpips", "pixels")} for key in models}
-record("local_fold_vs_global_top", folds)
+# %% tags=["hide-input"]
 glue("fold_faces_lpips", folds["faces"]["lpips"][0])
 glue("fold_faces_lpips_low", folds["faces"]["lpips"][1])
 glue("fold_faces_lpips_high", folds["faces"]["lpips"][2])
@@ -406,23 +285,19 @@ glue("fold_eyes_pixels_low", folds["eyes"]["pixels"][1])
 glue("fold_eyes_pixels_high", folds["eyes"]["pixels"][2])
 
 
-def verdict(key):
-    est, low, high = folds[key]["lpips"]
-    if low > 3:
-        return "several times more local than the global axes (the whole interval lies above 3)"
-    if low > 1:
-        return f"more local than the global axes, though not several times (the interval starts at {low:.3g})"
-    return f"not clearly more local than the global axes (the interval reaches {low:.3g})"
+def verdict(low):
+    """How much more local than the global axes, judged on the low end of the fold's interval."""
+    return ("several times more local than the global axes (the whole interval lies above 3)" if low > 3 else
+            f"more local than the global axes, though not several times (the interval starts at {low:.3g})"
+            if low > 1 else f"not clearly more local than the global axes (the interval reaches {low:.3g})")
 
 
-glue("verdict_faces", verdict("faces"))
-glue("verdict_eyes", verdict("eyes"))
+glue("verdict_faces", verdict(folds["faces"]["lpips"][1]))
+glue("verdict_eyes", verdict(folds["eyes"]["lpips"][1]))
 result_table("local_edits_fold", "Local edits: in/out ratio of the generalised directions over the global top eigenvectors",
              rows=["LPIPS in/out, fold", "pixel in/out, fold"],
-             columns={f"ours: {models[key].name}": [f"{folds[key]['lpips'][0]:.3g} [{folds[key]['lpips'][1]:.3g}, "
-                                                    f"{folds[key]['lpips'][2]:.3g}]",
-                                                    f"{folds[key]['pixels'][0]:.3g} [{folds[key]['pixels'][1]:.3g}, "
-                                                    f"{folds[key]['pixels'][2]:.3g}]"] for key in models},
+             columns={f"ours: {models[key].name}": [estimate(folds[key]["lpips"]), estimate(folds[key]["pixels"])]
+                      for key in models},
              row_header="measure",
              note=f"{n_codes} codes per model, {k} directions per method, regions "
                   + "; ".join(f"{models[key].name}: {', '.join(masks[key])}" for key in models)
@@ -447,31 +322,20 @@ result_table("local_edits_fold", "Local edits: in/out ratio of the generalised d
 # drawn on every image. For each region: the top generalised direction, LowRankGAN's first direction (if
 # it ran), and the top global eigenvector.
 
-# %%
-def montage(key, i=0):
-    G, z0 = models[key], codes[key][i]
-    rows, labels = [], []
-    for name in masks[key]:
-        found, measured = directions[key][name][i], quality[key][name][i]
-        for method in ("generalized", "LowRankGAN", "global top"):
-            if method not in found or found[method].shape[1] == 0:
-                continue
-            v = found[method][:, 0]
-            minus, plus = measured[method]["steps"][0]
-            steps = torch.tensor([2 * minus, minus, 0.0, plus, 2 * plus], dtype=torch.float64)
-            codes_ = z0.double() + steps[:, None] * (v / v.norm())[None]
-            with torch.no_grad():
-                images = G(codes_.to(z0))
-            rows.append(viz.outline(images, masks[key][name]))
-            labels.append(f"{name}: {method}")
-    return viz.montage(np.stack(rows), labels, ["−2 steps", "−1 step", "code", "+1 step", "+2 steps"],
-                       title=f"{G.name}: walks matched to the same change inside the box", label_width=190)
+# %% tags=["hide-input"]
+def walks_figure(key, i=0):
+    walks = local.walk_examples(models[key], codes[key][i], {name: d[i] for name, d in found[key].directions.items()},
+                                {name: q[i] for name, q in quality[key].items()})
+    return viz.outlined_rows([images for _, _, images in walks], [masks[key][name] for name, _, _ in walks],
+                             [f"{name}: {method}" for name, method, _ in walks],
+                             ["−2 steps", "−1 step", "code", "+1 step", "+2 steps"], label_width=190,
+                             title=f"{models[key].name}: walks matched to the same change inside the box")
 
 
-montage("faces")
+walks_figure("faces")
 
-# %%
-montage("eyes")
+# %% tags=["hide-input"]
+walks_figure("eyes")
 
 # %% [markdown]
 # To walk such directions yourself, the explorer (`make explore`, or `explore()` from `helpers.explore` in a
@@ -495,39 +359,30 @@ montage("eyes")
 # %%
 homogeneity, transfer = {}, {}
 for key, G in models.items():
-    whole_h = analysis.offdiag_summary(analysis.homogeneity(whole[key])).mean if n_codes > 1 else float("nan")
-    homogeneity[key] = {"whole image": whole_h}
+    if n_codes < 2:  # one code: nothing to compare it with, and no held-out axes
+        homogeneity[key] = dict.fromkeys(["whole image", *masks[key]], float("nan"))
+        transfer[key] = dict.fromkeys(masks[key], float("nan"))
+        continue
+    homogeneity[key] = {"whole image": analysis.offdiag_summary(analysis.homogeneity(whole[key])).mean}
     transfer[key] = {}
     for name, (region, rest) in pairs[key].items():
-        if n_codes > 1:
-            h = local.homogeneity(region, rest, k=G.latent_dim, tau=tau)  # all ranks, as for the whole image
-            homogeneity[key][name] = analysis.offdiag_summary(h).mean
-            fractions = []
-            for i in range(n_codes):
-                axes_ = directions[key][name][i]["global local axes"][:, :1]
-                own = local.generalized_directions(region.H[i], rest.H[i], 1, tau=tau).scores[0]
-                fractions.append(float(local.quotients(region.H[i], rest.H[i], axes_, tau=tau)[0] / own))
-            transfer[key][name] = float(np.mean(fractions))
-        else:
-            homogeneity[key][name], transfer[key][name] = float("nan"), float("nan")
-record("local_homogeneity", homogeneity)
-record("local_transfer", transfer)
-viz.markdown_table({"model": [key for key in models for _ in masks[key]],
-                    "region": [name for key in models for name in masks[key]],
-                    "homogeneity of the region (mean)": [homogeneity[key][name] for key in models for name in masks[key]],
-                    "homogeneity of the whole image (mean)": [homogeneity[key]["whole image"] for key in models
-                                                              for _ in masks[key]],
-                    "global local axis 1 at a held-out code, fraction of its best": [transfer[key][name] for key in models
-                                                                                     for name in masks[key]]},
-                   precision=3)
+        h = local.region_homogeneity(region, rest, k=G.latent_dim, tau=tau)  # all ranks, as for the whole image
+        homogeneity[key][name] = analysis.offdiag_summary(h).mean
+        held_out = [at_code["global local axes"] for at_code in found[key].directions[name]]
+        transfer[key][name] = local.held_out_transfer(region.H, rest.H, held_out, tau=tau)
 
 # %%
+record("local_homogeneity", homogeneity)
+record("local_transfer", transfer)
 region_h = [homogeneity[key][name] for key in models for name in masks[key]]
 whole_h = [homogeneity[key]["whole image"] for key in models for _ in masks[key]]
-lower = sum(r < w for r, w in zip(region_h, whole_h))
-glue("homogeneity_lower", lower)
+glue("homogeneity_lower", sum(r < w for r, w in zip(region_h, whole_h)))
 glue("n_regions", len(region_h))
 glue("transfer_mean", float(np.nanmean([transfer[key][name] for key in models for name in masks[key]])))
+viz.nested_table({key: {name: {"homogeneity of the region (mean)": homogeneity[key][name],
+                               "homogeneity of the whole image (mean)": homogeneity[key]["whole image"],
+                               "global local axis 1 at a held-out code, fraction of its best": transfer[key][name]}
+                        for name in masks[key]} for key in models}, precision=3)
 
 # %% [markdown]
 # In {glue:text}`homogeneity_lower:d` of {glue:text}`n_regions:d` regions the local directions are less
@@ -543,18 +398,16 @@ glue("transfer_mean", float(np.nanmean([transfer[key][name] for key in models fo
 # PCA runs per region.
 
 # %%
-cost = {key: {"region metrics, all regions (ours)": seconds_region[key],
-              f"pixel Jacobian at {lowrankgan_size} px (LowRankGAN)": seconds_pixel[key],
-              "Robust PCA + projection, per region": seconds_rpca[key]} for key in models}
-record("local_cost_seconds", cost)
-viz.markdown_table({"step": list(cost["faces"]), **{f"{models[key].name}: s per code": list(cost[key].values())
-                                                    for key in models}}, precision=2)
-
-# %%
-speedup = seconds_pixel["faces"] / seconds_region["faces"] if n_lowrankgan else float("nan")
-glue("cost_ratio_faces", speedup)
+cost = record("local_cost_seconds", {key: {
+    "region metrics, all regions (ours)": seconds_region[key],
+    f"pixel Jacobian at {lowrankgan_size} px (LowRankGAN)": found[key].seconds_pixel,
+    "Robust PCA + projection, per region": found[key].seconds_rpca} for key in models})
+speedup = glue("cost_ratio_faces", found["faces"].seconds_pixel / seconds_region["faces"] if n_lowrankgan
+               else float("nan"))
 glue("cost_sentence", (f"the pixel Jacobian alone took {speedup:.3g} times as long as all of our region metrics"
                        if speedup == speedup else "LowRankGAN's method did not run (`n_lowrankgan` = 0)"))
+viz.markdown_table({"step": list(cost["faces"]), **{f"{models[key].name}: s per code": list(cost[key].values())
+                                                    for key in models}}, precision=2)
 
 # %% [markdown]
 # On the faces, in this run, {glue:md}`cost_sentence`.

@@ -45,42 +45,19 @@ device = "cpu"
 cpu_threads = None  # torch threads on the CPU (None: torch's default, every core)
 progress = False  # progress bars for the long loops (in Jupyter; the book runner shows its own)
 
-# %%
-import math
+# %% tags=["hide-input"]
 import os
-import time
-import warnings
 
-# Threads that wait for work sleep instead of spinning: on a busy machine spinning threads multiply the run
-# time (measured on 2 shared cores: 199 against 76 ms per image); on an idle one it costs nothing.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads sleep instead of spinning: set before torch loads
 
-import numpy as np
-import torch
 from IPython.display import display
 
-from helpers import activation as AM
-from helpers import analysis as A
-from helpers import distances, generators, stats, viz
-from helpers.batch import model_metrics
-from helpers.book import PROFILES, glue, phrase_list, plural, result_table, run_times
+from helpers import activation, activation_study, generators, optimisers, viz
+from helpers.report import glue, plural, result_table, run_times
 
-warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips's deprecated `pretrained=`
-if cpu_threads:
-    torch.set_num_threads(cpu_threads)
 glue("run_times", run_times("08_activation"))
 am_models = [generators.EMBEDDED[0]] if am_models is None else list(am_models)
-d = distances.load(distance, device=device)
-started, cpu_started = time.time(), time.process_time()
-clock = {}  # seconds of wall and CPU time per section
-
-
-def tick(section, since):
-    clock[section] = (time.time() - since[0], time.process_time() - since[1])
-    return time.time(), time.process_time()
-
-
-mark = (started, cpu_started)
+bench = optimisers.setup(am_models, distance, n_points, seed, device=device, cpu_threads=cpu_threads)
 
 # %% [markdown]
 # ## The units, the priors and their average metrics
@@ -97,21 +74,7 @@ mark = (started, cpu_started)
 
 # %%
 glue("top_k", top_k)
-
-
-def load_model(name):
-    """(G, average metric) for a model: its metrics at n_points codes, from the store the chapters share."""
-    shared = model_metrics(name, distance, n_points, seed, loaded=d, device=device)
-    return shared.G, A.average_metric(shared.metric)
-
-
-loaded = {name: load_model(name) for name in dict.fromkeys(am_models)}
-viz.markdown_table({"model": list(loaded), "d": [G.latent_dim for G, _ in loaded.values()],
-                    f"trace in the top {top_k}": [float(avg.eigvals[:top_k].sum() / avg.eigvals.sum())
-                                                  for _, avg in loaded.values()],
-                    "λ1 / λd": [float(avg.eigvals[0] / avg.eigvals[-1].clamp_min(1e-30))
-                                for _, avg in loaded.values()]},
-                   precision=3)
+viz.markdown_table(optimisers.metric_table(bench.models, top_k), precision=3)
 
 # %% [markdown]
 # ## Two searches from the same start
@@ -128,73 +91,29 @@ viz.markdown_table({"model": list(loaded), "d": [G.latent_dim for G, _ in loaded
 glue("am_budget", am_budget)
 glue("am_units", am_units)
 glue("am_repeats", am_repeats)
-mark = tick("models", mark)
-features = AM.alexnet_features(d if getattr(d, "net", None) == "alex" else None)
-units = AM.Units(AM.pick_units(am_layers, am_units, seed=seed), features)
-unit_of = torch.arange(len(units.units)).repeat_interleave(am_repeats)
-am_seeds = [seed + 3000 + i for i in range(len(unit_of))]
-am_results = {}
-for name in am_models:
-    G, avg = loaded[name]
-    iso = AM.maximize(G, units, unit_of, am_seeds, budget=am_budget, sigma0=am_sigma, progress=progress)
-    hess = AM.maximize(G, units, unit_of, am_seeds, basis=avg.eigvecs[:, :top_k], eigvals=avg.eigvals[:top_k],
-                       budget=am_budget, sigma0=am_sigma, progress=progress)
-    am_results[name] = (iso, hess)
-    mark = tick(f"searches, {name}", mark)
+bench.clock.lap("models")
+features = activation.alexnet_features(bench.distance if getattr(bench.distance, "net", None) == "alex" else None)
+units = activation.Units(activation.pick_units(am_layers, am_units, seed=seed), features)
+searches = {}
+for name, model in bench.models.items():
+    searches[name] = activation_study.both_searches(model.G, model.average, units, am_repeats, seed=seed,
+                                                    top_k=top_k, budget=am_budget, sigma0=am_sigma, progress=progress)
+    bench.clock.lap(f"searches, {name}")
 
+# %% [markdown]
+# Per layer, the table counts the pairs in which the Hessian-aware search ended higher and gives the mean
+# gain with its $95\%$ interval, at the end and after a quarter of the budget, with the Wilcoxon p-value
+# (which, like the intervals within a layer, treats the pairs as independent). The curves follow the median
+# normalised activation, over the pairs of the first and the last layer, as the searches spend their budget.
 
-def span(low, high, spec=".3g", form="[{}, {}]"):
-    """An interval as text, or 'no interval' when there was one unit only, nothing to resample."""
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "no interval: one unit"
-    return form.format(format(low, spec), format(high, spec))
-
-
-CI_MATH = "$95\\%$ CI {} to {}"  # an interval in a glued sentence (math: the percent sign)
-
-
-def normalised(iso, hess):
-    """Both searches' histories (R, budget), divided per unit by the mean size of its final activations (all runs
-    of both searches), so that units of different scales pool within a layer."""
-    finals = torch.cat([iso.best, hess.best]).abs()
-    owners = torch.cat([unit_of, unit_of])
-    scale = torch.stack([finals[owners == u].mean() for u in unit_of]).clamp_min(1e-6)[:, None]
-    return iso.history / scale, hess.history / scale
-
-
-panels = {}
-am_tables, am_paired = {}, {}
-quarter = max(1, am_budget // 4) - 1
-for name, (iso, hess) in am_results.items():
-    h_iso, h_hess = normalised(iso, hess)
-    rows = {"layer": [], "pairs": [], "Hessian-aware higher": [], "mean gain [95 % CI]": [], "p (Wilcoxon)": [],
-            f"mean gain after {quarter + 1} images": []}
-    finals = {}
-    for layer in am_layers + ["all layers"]:
-        mask = torch.tensor([layer in (units.units[u][0], "all layers") for u in unit_of.tolist()])
-        # within a layer the pairs (unit × start) are taken as independent, as the paper's per-unit tests did;
-        # pooled over layers, the interval resamples whole units
-        groups = unit_of[mask].numpy() if layer == "all layers" else None
-        final = stats.paired(h_iso[mask, -1], h_hess[mask, -1], groups=groups)
-        early = stats.paired(h_iso[mask, quarter], h_hess[mask, quarter], groups=groups)
-        finals[layer] = final
-        rows["layer"].append(layer)
-        rows["pairs"].append(final.n)
-        rows["Hessian-aware higher"].append(final.wins)
-        rows["mean gain [95 % CI]"].append(f"{-final.mean:+.3g} {span(-final.ci[1], -final.ci[0], '+.3g')}")
-        rows["p (Wilcoxon)"].append(final.p_wilcoxon)
-        rows[f"mean gain after {quarter + 1} images"].append(
-            f"{-early.mean:+.3g} {span(-early.ci[1], -early.ci[0], '+.3g')}")
-        if layer in (am_layers[0], am_layers[-1]):
-            x = np.arange(1, am_budget + 1)
-            panels[f"{name}, {layer}"] = (x, {"isotropic, z": h_iso[mask].median(0).values,
-                                              f"Hessian-aware, top {top_k}": h_hess[mask].median(0).values})
-    am_tables[name] = rows
-    am_paired[name] = finals
+# %%
+layers = {name: activation_study.compare_layers(iso, hess, units, am_layers)
+          for name, (iso, hess) in searches.items()}
+for name, comparison in layers.items():
     display(viz.markdown_table({"": [f"**{name}** as the prior: final activations, normalised per unit"]}))
-    display(viz.markdown_table(rows, precision=3))
-viz.line_panels(panels, xlabel="images", ylabel="normalised activation",
-                title="median best activation so far")
+    display(viz.markdown_table(comparison.table, precision=3))
+viz.line_panels({f"{name}, {layer}": curves for name, c in layers.items() for layer, curves in c.curves.items()},
+                xlabel="images", ylabel="normalised activation", title="median best activation so far")
 
 # %% [markdown]
 # ## What the searches found
@@ -202,77 +121,28 @@ viz.line_panels(panels, xlabel="images", ylabel="normalised activation",
 # For every unit, the image of the search (over its starts) that drove it highest, for each kind of search.
 
 # %%
-for name, (iso, hess) in am_results.items():
-    best = [[run.images[(unit_of == u).nonzero().flatten()[run.best[unit_of == u].argmax()]].cpu()
-             for run in (iso, hess)] for u in range(len(units.units))]
-    display(viz.montage(torch.stack([torch.stack(row) for row in best]), [f"{l}, channel {c}" for l, c in units.units],
-                        ["isotropic", "Hessian-aware"], title=f"{name}: the image of the best search per unit",
-                        label_width=130))
+for name, (iso, hess) in searches.items():
+    display(viz.montage(activation_study.best_images(iso, hess, len(units.units)),
+                        [f"{layer}, channel {c}" for layer, c in units.units], ["isotropic", "Hessian-aware"],
+                        title=f"{name}: the image of the best search per unit", label_width=130))
 
 # %%
-def judge(result, *, min_groups=5):
-    """'lower', 'higher', 'undecided' (the interval holds no change) or 'too few' (fewer than min_groups units to
-    resample) for a Paired comparison of isotropic against Hessian-aware activations (differences)."""
-    low, high = result.ci
-    if result.n_groups < min_groups:
-        return "too few"
-    return "lower" if high < 0 else "higher" if low > 0 else "undecided"
-
-
-am_lines, am_paired_pooled = [], {}
-for name, finals in am_paired.items():
-    pooled = am_paired_pooled[name] = finals.pop("all layers")
-    higher = [layer for layer, f in finals.items() if -f.ci[1] > 0]  # the gain's interval is -ci, reversed
-    lower = [layer for layer, f in finals.items() if -f.ci[0] < 0]
-    am_lines.append(f"with `{name}` as the prior, the Hessian-aware search ended higher in {pooled.wins} of "
-                    f"{plural(pooled.n, 'pair')}, by a mean normalised gain of {-pooled.mean:+.3g} ("
-                    f"{span(-pooled.ci[1], -pooled.ci[0], '+.3g', CI_MATH + ', units resampled')}); per layer, "
-                    f"the interval of the gain lies above zero in " + phrase_list(higher)
-                    + (f" and below zero in {phrase_list(lower)}" if lower else ""))
-glue("am_verdict", "; ".join(am_lines)[0].upper() + "; ".join(am_lines)[1:] + ".")
+glue("am_verdict", activation_study.verdict(layers))
 result_table(
     "optimization_activation", "Activation maximisation: Hessian-aware (top-k) against isotropic CMA-ES, AlexNet units",
-    rows=list(am_layers) + ["all layers"],
-    columns={f"ours, {name}: mean gain [95 % CI]": rows["mean gain [95 % CI]"] for name, rows in am_tables.items()}
-    | {f"ours, {name}: higher / pairs": [f"{w}/{n}" for w, n in zip(rows["Hessian-aware higher"], rows["pairs"])]
-       for name, rows in am_tables.items()},
+    rows=list(am_layers) + ["all layers"], columns=activation_study.result_columns(layers),
     paper={"paper: BigGAN, AlexNet conv1–fc8": [None] * (len(am_layers) + 1)}, row_header="layer",
     note=f"{plural(am_units, 'unit')} per layer × {plural(am_repeats, 'start')}, {am_budget} images per search, "
-         f"top {top_k} eigenvectors of the average metric at {n_points} codes; gain: Hessian-aware minus isotropic, activations "
-         f"divided by the unit's mean final activation; intervals over pairs within a layer, over units pooled")
+         f"top {top_k} eigenvectors of the average metric at {n_points} codes; gain: Hessian-aware minus isotropic, "
+         f"activations divided by the unit's mean final activation; intervals over pairs within a layer, over units "
+         f"pooled")
 
 # %%
-parts = []
-for name, rows in am_tables.items():
-    r = am_paired_pooled[name]  # isotropic minus Hessian-aware: "lower" means the Hessian-aware search is higher
-    parts.append(f"With `{name}` as the prior, the Hessian-aware search " + {
-        "lower": "ends higher than the isotropic one, as the paper found",
-        "higher": "ends lower than the isotropic one, against the paper",
-        "undecided": "cannot be told from the isotropic one",
-        "too few": "is compared with the isotropic one on too few units to judge"}[judge(r)]
-        + f" (mean normalised gain {rows['mean gain [95 % CI]'][-1]}).")
-parts.append("The paper searched with BigGAN as the prior, a much larger generator, and units up to fc8.")
-glue("agreement", " ".join(parts))
-popsize = 4 + int(3 * math.log(loaded[am_models[0]][0].latent_dim))  # cma's default population in z
-full = PROFILES["full"]
-missing = [f"`{m}`" for m in full["am_models"] if m not in am_models]
-n_units = len(units.units)
-glue("scope",
-     f"This run searches {plural(len(unit_of), 'unit-start')} per prior ({plural(am_units, 'unit')} per layer × "
-     f"{plural(am_repeats, 'start')}) with {am_budget} images each, about "
-     f"{plural(max(1, round(am_budget / popsize)), 'CMA-ES generation')} where the paper ran a hundred: it shows "
-     f"the early race, not the end. "
-     + (f"Pooled over layers its interval resamples {plural(n_units, 'unit')}, enough to decide a clear difference; "
-        if n_units >= 5 else f"Pooled over layers there are only {plural(n_units, 'unit')} to resample: too few to "
-                             f"decide anything, so this run only shows that every step works; ")
-     + f"per layer, {plural(am_units * am_repeats, 'pair')} from {plural(am_units, 'unit')}: a layer's interval "
-     f"speaks for these units, not for every channel of the layer. "
-     + (f"It does not test {phrase_list(missing)} as a prior, whose images cost more; the" if missing else "The")
-     + f" full profile (`--profile full`) searches with {phrase_list(f'`{m}`' for m in full['am_models'])} as priors, "
-     f"{full['am_units']} units per layer × {full['am_repeats']} starts and {full['am_budget']} images a search.")
-print(f"chapter ran in {time.time() - started:.0f} s wall, {time.process_time() - cpu_started:.0f} s of CPU")
-viz.markdown_table({"section": list(clock), "wall s": [w for w, _ in clock.values()],
-                    "CPU s": [c for _, c in clock.values()]}, precision=1)
+glue("agreement", activation_study.agreement(layers))
+glue("scope", activation_study.scope(am_models, len(units.units), am_units, am_repeats, am_budget,
+                               bench.models[am_models[0]].G.latent_dim))
+print(bench.clock.total())
+viz.markdown_table(bench.clock.table(), precision=1)
 
 # %% [markdown]
 # {glue:md}`am_verdict:myst`

@@ -1,5 +1,6 @@
 """Analysis helpers on synthetic metrics whose answers are known by hand, and against slow reference loops."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -385,16 +386,143 @@ def test_layer_homogeneity_is_homogeneity_across_layers_against_source():
     torch.testing.assert_close(same, torch.ones(2, 2, 2, dtype=torch.float64))
 
 
-def test_figures_build_from_results():
+def test_figures_show_the_results_they_are_given():
+    rng = np.random.default_rng(0)
     H = random_psd(4, 6)
-    summary = A.spectrum_summary(H)
-    figures = [
-        viz.spectrum_chart({"a": summary, "b": A.spectrum_summary(H, normalize=False)}),
-        viz.band_chart({"x": (np.arange(3), [1, 2, 3], [0, 1, 2], [2, 3, 4])}, log_y=True),
-        viz.quantile_boxes({"m": {"eig": np.random.rand(50), "null": np.random.rand(20)}}),
-        viz.histogram_overlay({"a": np.random.rand(20), "b": np.random.rand(10)}),
-        viz.scatter_grid(np.random.rand(2, 2, 6), np.random.rand(2, 2, 6), r=np.eye(2)),
-        viz.scatter_fit(np.random.rand(8), np.random.rand(8), r=0.3),
-    ]
-    for fig in figures:
-        assert fig.data and fig.to_json()
+    summary, raw = A.spectrum_summary(H), A.spectrum_summary(H, normalize=False)
+    fig = viz.spectrum_chart({"a": summary, "b": raw})
+    band, center = fig.data[:2]  # per entry: the 5-95 band, then the mean line
+    np.testing.assert_allclose(center.y, summary.mean.numpy())
+    np.testing.assert_allclose(band.y, np.concatenate([summary.p95.numpy(), summary.p5.numpy()[::-1]]))
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.title.text == "eigenvalue"  # b is not normalised
+    assert viz.spectrum_chart({"a": summary}).layout.yaxis.title.text == "eigenvalue / top eigenvalue"
+    fig = viz.band_chart({"x": (np.arange(3), [1, 2, 3], [0.5, 1, 2], [2, 3, 4])}, log_y=True)
+    assert list(fig.data[1].y) == [1, 2, 3] and list(fig.data[0].y) == [2, 3, 4, 2, 1, 0.5]
+    values = rng.random(50)
+    box, = viz.quantile_boxes({"m": {"eig": values}}).data
+    assert box.median[0] == pytest.approx(np.median(values)) and box.upperfence[0] == pytest.approx(
+        np.percentile(values, 95))
+    a, b = rng.random(20), rng.random(10)
+    fig = viz.histogram_overlay({"a": a, "b": b})
+    assert [t.name for t in fig.data] == ["a", "b"] and fig.data[0].xbins.size == fig.data[1].xbins.size
+    np.testing.assert_array_equal(fig.data[1].x, b)
+    fig = viz.scatter_grid(rng.random((2, 2, 6)), rng.random((2, 2, 6)), r=np.eye(2))
+    assert len(fig.data) == 8 and [t.text for t in fig.layout.annotations] == [
+        "0 → 0  r=1.00", "0 → 1  r=0.00", "1 → 0  r=0.00", "1 → 1  r=1.00"]
+    x = rng.random(8)
+    points, line = viz.scatter_fit(x, 2 * x + 1, r=0.3).data
+    np.testing.assert_allclose(line.y, 2 * np.array(line.x) + 1)
+    assert list(line.x) == [x.min(), x.max()] and line.name == "least squares (r = 0.30)"
+
+
+# --- the chapters' studies: spectrum against random directions, class against noise, homogeneity, layers ------------
+
+def as_metric(H, z=None):
+    """A `Metric` of metrics H (b, d, d), exact eigenpairs, at codes z (default: seeded random)."""
+    lam, U = eigh_descending(H)
+    z = torch.randn(len(H), H.shape[-1], generator=torch.Generator().manual_seed(0)) if z is None else z
+    return M.Metric(H, lam, U, z, "exact", 0.0, {})
+
+
+def test_random_directions_of_an_isotropic_and_a_spread_metric():
+    iso = A.random_directions(as_metric(torch.eye(6, dtype=torch.float64).expand(3, 6, 6).clone()), 200, seed=1)
+    torch.testing.assert_close(iso.random, torch.ones(3, 200, dtype=torch.float64))  # vᵀIv = 1 = λ_1
+    assert iso.eigenvalue_spread == pytest.approx(0) and iso.random_spread == pytest.approx(0, abs=1e-12)
+    assert iso.ranks_above == 0  # the spectrum equals the random median, never above it
+    spread = A.random_directions(as_metric(metrics_with_spectrum(spread_spectrum(20, 6).expand(2, -1))), 500)
+    assert spread.eigenvalues.shape == (2, 20) and spread.random.shape == (2, 500)
+    low, high = np.percentile(np.tile(spread_spectrum(20, 6).numpy(), 2), [5, 95])  # pooled over positions
+    assert spread.eigenvalue_spread == pytest.approx(math.log10(high / low))
+    assert 0.8 * 6 < spread.eigenvalue_spread < 6
+    assert spread.random_spread < spread.eigenvalue_spread - 3  # random directions average the spectrum
+    median = spread.random.median()
+    assert spread.ranks_above == int((spread_spectrum(20, 6) > median).sum())
+
+
+def test_class_noise_splits_a_model_with_blocks_and_skips_one_without():
+    H = torch.diag_embed(torch.tensor([[4.0, 2, 1, 8, 6]] * 2, dtype=torch.float64))  # noise 0..2, class 3..4
+    G = Generator(nn.Identity(), 5, blocks={"noise": slice(0, 3), "class": slice(3, 5)})
+    model = SimpleNamespace(G=G, metric=as_metric(H), full=None, full_metric=None)
+    split = A.class_noise(model)
+    assert list(split.spectra) == ["full (5-d)", "noise (3-d)", "class (2-d)"]
+    torch.testing.assert_close(split.spectra["class (2-d)"], torch.tensor([[8.0, 6]] * 2, dtype=torch.float64))
+    torch.testing.assert_close(split.ratio, torch.tensor([2.0, 3.0], dtype=torch.float64))  # 8/4, 6/2: two ranks
+    assert A.class_noise(SimpleNamespace(G=Generator(nn.Identity(), 5), metric=model.metric, full=None)) is None
+    full = SimpleNamespace(G=Generator(nn.Identity(), 3), metric=None, full=G, full_metric=model.metric)
+    torch.testing.assert_close(A.class_noise(full).ratio, split.ratio)  # the full input's metric is the one split
+
+
+def test_homogeneity_tests_pair_scatter_and_distances_of_shared_eigenframes():
+    H = metrics_with_spectrum(spread_spectrum(8)[None], seed=3).expand(4, -1, -1) * torch.tensor(
+        [1.0, 2, 3, 4], dtype=torch.float64)[:, None, None]  # one eigenframe, scaled metrics
+    m = as_metric(H)
+    tests = A.homogeneity_tests(m)
+    assert list(tests.matrices) == ["log scale", "linear scale", "vec(H) correlation"]
+    for name, matrix in tests.matrices.items():
+        torch.testing.assert_close(matrix, torch.ones(4, 4, dtype=torch.float64))
+        assert tests.summary[name].mean == pytest.approx(1) and tests.summary[name].median == pytest.approx(1)
+    assert tests.log is tests.matrices["log scale"]
+    pairs = A.pair_scatter(m, [0, 2, 3])
+    assert pairs.log_alpha.shape == (3, 3, 8) and pairs.n_pairs == 6
+    torch.testing.assert_close(pairs.log_alpha, pairs.log_lambda)  # α_k = λ_k(H_j) when frames are shared
+    assert pairs.slope == pytest.approx(1)
+    torch.testing.assert_close(pairs.log_lambda[1, 2], torch.log10(m.eigvals[3]))  # column j: λ(H_j)
+    z = torch.tensor([[0.0, 0], [3, 4], [0, 1]])
+    torch.testing.assert_close(A.pair_distances(z), torch.tensor([5.0, 1, 5, 4.2426406871, 1, 4.2426406871],
+                                                                 dtype=torch.float64))
+    torch.testing.assert_close(A.off_diagonal(torch.arange(9.0).view(3, 3)), torch.tensor([1.0, 2, 3, 5, 6, 7]))
+
+
+def test_pair_scatter_slope_of_compressed_spectra():
+    """λ(H_j) spans twice the decades of λ(H_i) in the same frame: α^{ij} = λ(H_j) but against λ(H_i) the slope is
+    2; against λ(H_j) (what pair_scatter fits) it is 1 whatever the spread."""
+    frame = metrics_with_spectrum(spread_spectrum(10, 3)[None], seed=4)
+    lam, U = eigh_descending(frame)
+    H = torch.cat([frame, U @ torch.diag_embed(lam ** 2) @ U.transpose(1, 2)])
+    assert A.pair_scatter(as_metric(H), [0, 1]).slope == pytest.approx(1)
+    R = metrics_with_spectrum(spread_spectrum(10, 3)[None], seed=5)  # another frame: the slope falls below one
+    assert A.pair_scatter(as_metric(torch.cat([frame, R])), [0, 1]).slope < 0.9
+
+
+def test_frame_energy_of_shared_and_random_frames():
+    shared = A.frame_energy(as_metric(metrics_with_spectrum(spread_spectrum(6, 2)[None]).expand(3, -1, -1)))
+    torch.testing.assert_close(shared.average, shared.own)  # the average metric has every code's frame
+    torch.testing.assert_close(shared.own[:, -1], torch.ones(3, dtype=torch.float64))
+    spread = A.frame_energy(as_metric(metrics_with_spectrum(spread_spectrum(6, 2).expand(3, -1), seed=2)))
+    assert (spread.average <= spread.own + 1e-12).all()  # no subspace holds more than the code's own top n
+    assert (spread.average[:, :-1] < spread.own[:, :-1]).any()
+
+
+def test_shuffled_generator_permutes_every_weight_and_keeps_the_original():
+    torch.manual_seed(0)
+    G = Generator(nn.Sequential(nn.Linear(4, 12), nn.Tanh(), nn.Unflatten(1, (3, 2, 2))), 4, name="toy")
+    shuffled = A.shuffled_generator(G, seed=3)
+    assert shuffled.name == "toy-shuffled3" and shuffled.latent_dim == 4
+    for p, q in zip(G.parameters(), shuffled.parameters()):
+        assert torch.equal(p.flatten().sort().values, q.flatten().sort().values) and not torch.equal(p, q)
+    assert torch.equal(A.shuffled_generator(G, seed=3).net[0].weight, shuffled.net[0].weight)
+
+
+def test_layer_tests_of_a_small_chain():
+    torch.manual_seed(1)
+    G = Generator(nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 12), nn.Tanh(), nn.Unflatten(1, (3, 2, 2))),
+                  5, name="chain")
+    z = torch.randn(3, 5, generator=torch.Generator().manual_seed(2))
+    layers = A.layer_tests(G, z)
+    assert layers.labels == ["1: ReLU", "2: Tanh"]
+    assert layers.log.shape == layers.linear.shape == (2, 2) and layers.alignment.alpha.shape == (3, 2, 5)
+    assert list(layers.summary) == ["authors' matrix, log", "authors' matrix, linear",
+                                    "image-eigenvector amplification, log", "image-eigenvector amplification, linear"]
+    layer_H = A.layer_metrics(G, z, ["net.1", "net.3"])
+    torch.testing.assert_close(layers.log, A.layer_homogeneity(layer_H).mean(0))
+    assert layers.summary["authors' matrix, linear"].mean == pytest.approx(
+        A.offdiag_summary(A.layer_homogeneity(layer_H, scale="linear").mean(0)).mean)
+
+
+def test_comparison_means_of_identical_metrics():
+    H = random_psd(3, 6, seed=8)
+    means = A.comparison_means(A.compare_metrics(H, 2 * H, k=4))
+    assert list(means) == ["corr vec(H)", "corr log spectrum", "cosine of the top eigenvectors (abs.)",
+                           "top-4 subspace overlap"]
+    assert means == pytest.approx({name: 1.0 for name in means})
+

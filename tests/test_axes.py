@@ -1,5 +1,6 @@
 """Walks, step scaling, montage codes, GANSpace and SeFa on constructed generators with planted axes, and alignment."""
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -75,7 +76,7 @@ def test_explore_uses_one_based_ranks_and_scaled_steps():
     eigvals = 2.0 ** -torch.arange(d, dtype=torch.float64)
     z0 = torch.randn(d, dtype=torch.float64)
     ranks, steps = (1, 2, 4), torch.tensor([-1.0, 0.0, 2.0])
-    codes = axes.explore(z0, V, eigvals, ranks, steps)
+    codes = axes.eigen_walks(z0, V, eigvals, ranks, steps)
     assert codes.shape == (3, 3, d)
     coords = (codes - z0) @ V  # coordinates of each displacement in the eigenbasis
     scales = axes.step_scales(eigvals)
@@ -85,15 +86,15 @@ def test_explore_uses_one_based_ranks_and_scaled_steps():
         torch.testing.assert_close(coords[row], expected, rtol=0, atol=1e-12)
     assert scales[3] == pytest.approx(2 ** 1.0)  # λ_4 / λ_1 = 1/8 -> (1/8)^(-1/3) = 2
     with pytest.raises(ValueError, match="1-based"):
-        axes.explore(z0, V, eigvals, (0, 1), steps)
-    spherical = axes.explore(z0, V, eigvals, ranks, steps, mode="spherical")
+        axes.eigen_walks(z0, V, eigvals, (0, 1), steps)
+    spherical = axes.eigen_walks(z0, V, eigvals, ranks, steps, mode="spherical")
     torch.testing.assert_close(spherical.norm(dim=-1), z0.norm().expand(3, 3))
 
 
 def test_render_and_distance_curves_on_the_faces_model(faces, lpips_alex):
     z0 = faces.sample(1, seed=3)[0]
     V, eigvals = orthonormal(100, seed=1), torch.logspace(0, -3, 100, dtype=torch.float64)
-    codes = axes.explore(z0, V, eigvals, (1, 2), torch.tensor([0.0, 2.0, 4.0]))
+    codes = axes.eigen_walks(z0, V, eigvals, (1, 2), torch.tensor([0.0, 2.0, 4.0]))
     images = axes.render(faces, codes, batch=4)
     assert images.shape == (2, 3, 3, 64, 64)
     with torch.no_grad():
@@ -211,3 +212,74 @@ def test_random_directions_carry_energy_k_over_d():
     assert result.random_energy.shape == (n,)
     # and the seeded random set differs from a top-k-aligned one
     assert axes.alignment(V[:, :3], V, k=k).energy.min() > 1 - 1e-12
+
+
+# --- the walks and measurements of chapter 04 -----------------------------------------------------------------------
+
+def toy_metric(d=6, b=2, seed=0):
+    """A stand-in for a `Metric`: codes z (b, d), eigenvalues 2^-k and a random orthonormal frame per code."""
+    gen = torch.Generator().manual_seed(seed)
+    eigvecs = torch.stack([orthonormal(d, seed + i) for i in range(b)])
+    eigvals = (2.0 ** -torch.arange(d, dtype=torch.float64)).expand(b, -1) * torch.arange(1, b + 1)[:, None]
+    return SimpleNamespace(z=torch.randn(b, d, generator=gen, dtype=torch.float64), eigvecs=eigvecs, eigvals=eigvals)
+
+
+def linear_generator(d=6, seed=0):
+    torch.manual_seed(seed)
+    return Generator(nn.Sequential(nn.Linear(d, 12), nn.Tanh(), nn.Unflatten(1, (3, 2, 2))), d, name="toy")
+
+
+def test_walks_at_a_code_and_global_walks_are_eigen_walks():
+    m, steps = toy_metric(), torch.tensor([-1.0, 0.0, 1.0])
+    walks = axes.walks_at(m, (1, 3), steps, code=1, mode="spherical", power=0.5)
+    torch.testing.assert_close(walks, axes.eigen_walks(m.z[1], m.eigvecs[1], m.eigvals[1], (1, 3), steps,
+                                                       mode="spherical", power=0.5))
+    average = SimpleNamespace(eigvecs=m.eigvecs[0], eigvals=m.eigvals[0])
+    codes = torch.randn(3, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    walks = axes.global_walks(average, codes, 2, steps)
+    assert walks.shape == (3, 3, 6)
+    for z, row in zip(codes, walks):
+        torch.testing.assert_close(row, axes.eigen_walks(z, m.eigvecs[0], m.eigvals[0], [2], steps)[0])
+    rows, cols = axes.walk_labels(torch.tensor([8.0, 4.0, 1.0]), (1, 3), [-1.5, 0, 0.75])
+    assert rows == ["rank 1 (×1.0)", "rank 3 (×2.0)"] and cols == ["-1.50", "+0.00", "+0.75"]
+
+
+def test_image_distances_step_panels_and_global_axis_change_on_a_toy_generator():
+    from helpers import distances
+
+    G, mse, m = linear_generator(), distances.mse(), toy_metric()
+    steps = torch.tensor([-1.0, 0.0, 1.0])
+    walks = axes.walks_at(m, (1, 2), steps)
+    d = axes.image_distances(G, mse, walks, walks.flip(1))
+    assert d.shape == (2, 3) and (d[:, 1] < 1e-12).all() and (d[:, [0, 2]] > 1e-6).all()
+    torch.testing.assert_close(d[1, 0], mse(axes.render(G, walks[1, :1]), axes.render(G, walks[1, 2:])).squeeze())
+    panels = axes.step_panels(G, mse, m, (1, 2), steps, power=0.5)
+    assert list(panels) == ["same step", "step × (λ_k/λ_1)^(−0.5)"]
+    x, same = panels["same step"]
+    assert list(same) == ["rank 1", "rank 2", "rank 6"] and x is steps  # the bottom rank joins the same-step panel
+    torch.testing.assert_close(same["rank 6"], axes.distance_curves(G, mse, m.z[0], axes.walks_at(m, [6], steps,
+                                                                                                  power=0))[0])
+    assert all(curve[1] < 1e-10 for _, series in panels.values() for curve in series.values())  # step 0: z0
+    average, codes = SimpleNamespace(eigvecs=m.eigvecs[0], eigvals=m.eigvals[0]), m.z
+    change = axes.global_axis_change(G, mse, average, codes, (1, 3), steps)
+    assert change.shape == (2, 2)
+    ends = axes.global_walks(average, codes, 3, steps)[1, [0, -1]]
+    torch.testing.assert_close(change[1, 1], axes.distance_curves(G, mse, codes[1], ends).mean())
+
+
+def test_earlier_axes_are_ganspace_on_two_layers_and_sefa():
+    G, P, _ = planted_generator()
+    found = axes.earlier_axes(G, n_samples=500, k=2, seed=1)
+    assert list(found) == ["GANSpace, first layer", "GANSpace, first block", "SeFa"]
+    torch.testing.assert_close(found["SeFa"], axes.sefa_directions(axes.first_layer_weight(G), 2))
+    torch.testing.assert_close(found["GANSpace, first layer"], axes.pca_directions(G, G.net[0], 500, 2, 1))
+    torch.testing.assert_close(found["GANSpace, first block"], axes.pca_directions(G, G.net[2], 500, 2, 1))
+    assert (found["SeFa"].T @ P[:, :2]).abs().diagonal().min() > 0.99  # the planted axes
+
+
+def test_alignment_random_summary():
+    result = axes.alignment(orthonormal(20, 4)[:, :3], orthonormal(20, 4), k=5, n_random=400, seed=2)
+    summary = result.random_summary()
+    assert summary == {"k/d": 0.25, "mean": pytest.approx(float(result.random_energy.mean())),
+                       "p95": pytest.approx(float(result.random_energy.quantile(0.95)))}
+    assert summary["mean"] < summary["p95"] < 1

@@ -4,8 +4,6 @@ import functools
 import json
 import multiprocessing
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -14,8 +12,10 @@ import torch
 from torch import nn
 
 import helpers
+import helpers.store
 from helpers import batch, distances, generators
 from helpers.metric import Metric, describe_basis, metric
+from helpers.store import MANIFEST
 
 
 class Tiny(nn.Module):
@@ -247,10 +247,10 @@ def test_dask_cluster_matches_single_process(faces, lpips_alex, face_codes, face
 def test_stores_made_before_allow_tf32_still_resume(tiny, codes, tmp_path, monkeypatch):
     store = tmp_path / "store"
     first = batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, progress=False)
-    manifest = json.loads((store / batch.MANIFEST).read_text())
+    manifest = json.loads((store / MANIFEST).read_text())
     assert manifest["fingerprint"]["options"]["allow_tf32"] is False
     del manifest["fingerprint"]["options"]["allow_tf32"]  # as written before the option existed
-    (store / batch.MANIFEST).write_text(json.dumps(manifest))
+    (store / MANIFEST).write_text(json.dumps(manifest))
     calls = counting(monkeypatch)
     again = batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, progress=False)
     assert calls == [] and same(again, first)
@@ -323,40 +323,14 @@ def test_store_recognises_a_plain_function_by_what_it_closes_over(codes, tmp_pat
         batch.metric_many(wrap(weights(1)), codes, distances.mse(), store=store, batch_size=4, progress=False)
 
 
-GLOBAL_MATRIX = weights(0)
-
-
-def test_model_digest_is_stable_across_processes_and_sees_globals():
-    """A store made in one run must resume in the next: the digest may not depend on ids, addresses or hash
-    seeds. A function's module-level globals are part of it."""
-    G = generators.Generator(lambda z: (z @ GLOBAL_MATRIX.T).view(-1, 3, 4, 4) * len({"a", "b", "c"}), 6)
-    here = [batch.model_digest(m) for m in (generators.Generator(Tiny(), 6, name="tiny"), G, distances.mse())]
-    code = ("import sys; sys.path.insert(0, 'tests'); import test_batch as t; from helpers import batch, generators, "
-            "distances; G = generators.Generator(lambda z: (z @ t.GLOBAL_MATRIX.T).view(-1, 3, 4, 4), 6); "
-            "print(batch.model_digest(generators.Generator(t.Tiny(), 6, name='tiny')), "
-            "batch.model_digest(distances.mse()))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env=os.environ | {"PYTHONHASHSEED": "12345"}, cwd=os.path.dirname(os.path.dirname(__file__)))
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [here[0], here[2]]
-    global GLOBAL_MATRIX
-    saved = GLOBAL_MATRIX
-    try:
-        GLOBAL_MATRIX = weights(1)
-        assert batch.model_digest(G) != here[1]
-    finally:
-        GLOBAL_MATRIX = saved
-    assert batch.model_digest(G) == here[1]
-
-
 def as_format_1(store):
     """Rewrite a store's manifest as helpers wrote it before weights were fingerprinted (format 1)."""
-    manifest = json.loads((store / batch.MANIFEST).read_text())
+    manifest = json.loads((store / MANIFEST).read_text())
     manifest["format"] = 1
     del manifest["digest"]
     for key in ("generator_sha256", "distance_sha256"):
         del manifest["fingerprint"][key]
-    (store / batch.MANIFEST).write_text(json.dumps(manifest))
+    (store / MANIFEST).write_text(json.dumps(manifest))
 
 
 def test_an_older_store_is_moved_aside_and_recomputed(tiny, codes, tmp_path, monkeypatch):
@@ -397,13 +371,13 @@ def test_a_chunk_from_another_store_is_not_used(tiny, codes, tmp_path, monkeypat
 def _start_store(store, seed, barrier, results):
     """Child process: metric_many on its own codes into `store`, waiting at `barrier` just before creating the
     manifest, so that both processes have seen no manifest (the race the old check-then-write lost)."""
-    real = batch._create_exclusive
+    real = helpers.store.create_exclusive
 
     def create(file, text):
         barrier.wait(timeout=120)
         return real(file, text)
 
-    batch._create_exclusive = create
+    helpers.store.create_exclusive = create
     G = generators.Generator(Tiny(), 6, name="tiny")
     zs = torch.randn(4, 6, generator=torch.Generator().manual_seed(seed))
     try:
@@ -498,22 +472,6 @@ def test_models_lost_again_and_again_is_a_clear_error_and_the_store_resumes(tiny
     assert same(resumed, batch.metric_many(tiny, codes[:4], distances.mse(), batch_size=1, progress=False))
 
 
-def test_model_digest_sees_non_persistent_buffers_and_plain_attributes():
-    class Scaled(nn.Module):
-        def __init__(self, shift, scale):
-            super().__init__()
-            self.register_buffer("shift", torch.tensor([shift]), persistent=False)  # not in the state_dict
-            self.scale = scale  # a plain attribute that changes the output (like BigGAN's truncation)
-
-        def forward(self, z):
-            return self.scale * z + self.shift
-
-    digest = batch.model_digest
-    assert digest(Scaled(1.0, 0.5)) == digest(Scaled(1.0, 0.5))
-    assert digest(Scaled(1.0, 0.5)) != digest(Scaled(2.0, 0.5)) != digest(Scaled(2.0, 0.7))
-    assert digest(Tiny()) != digest(Tiny().double())  # dtype counts
-
-
 def test_subspace_chunks_equal_one_call_and_carry_the_certificate(tiny, codes, tmp_path):
     options = dict(method="subspace", k=3, tol=1e-6)
     whole = metric(tiny, codes, distances.mse(), progress=False, **options)
@@ -532,7 +490,7 @@ def test_warm_start_basis_is_fingerprinted_and_cut_per_chunk(tiny, codes, tmp_pa
     options = dict(method="subspace", k=3, tol=1e-6, batch_size=2, progress=False)
     first = batch.metric_many(tiny, codes, distances.mse(), store=store, basis=basis, **options)
     assert first.options["basis"] == describe_basis(basis)
-    manifest = json.loads((store / batch.MANIFEST).read_text())
+    manifest = json.loads((store / MANIFEST).read_text())
     assert manifest["fingerprint"]["options"]["basis"] == describe_basis(basis)
     with pytest.raises(ValueError, match="options differs"):
         batch.metric_many(tiny, codes, distances.mse(), store=store, basis=basis + 1e-3, **options)
@@ -567,13 +525,13 @@ def test_stores_made_before_the_subspace_options_still_resume(tiny, codes, tmp_p
         store = tmp_path / method
         first = batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method=method, k=3,
                                   progress=False)
-        manifest = json.loads((store / batch.MANIFEST).read_text())
+        manifest = json.loads((store / MANIFEST).read_text())
         options = manifest["fingerprint"]["options"]
         assert options["tol"] is None and options["block"] is None and options["basis"] is None
         for added in ("block", "basis"):  # as written before they existed, with the old default tol
             del options[added]
         options["tol"] = 0.0
-        (store / batch.MANIFEST).write_text(json.dumps(manifest))
+        (store / MANIFEST).write_text(json.dumps(manifest))
         calls = counting(monkeypatch)
         again = batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method=method, k=3,
                                   progress=False)
@@ -586,57 +544,3 @@ def test_stores_made_before_the_subspace_options_still_resume(tiny, codes, tmp_p
     batch.metric_many(tiny, codes[:2], distances.mse(), store=store, batch_size=2, method="subspace", k=3,
                       tol=1e-4, progress=False)
     assert calls == []
-
-
-# --------------------------------------------------------------------------- metrics shared between chapters
-
-def test_model_metrics_are_computed_once_and_shared(cats, tmp_path, monkeypatch):
-    calls = counting(monkeypatch)
-    first = batch.model_metrics("fcgan-cats64", "mse", 2, 5, root=tmp_path)
-    assert first.G.name == "fcgan-cats64" and first.full is None
-    assert torch.equal(first.metric.z, cats.sample(2, seed=5))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fcgan-cats64-mse-2-5"]
-    assert len(calls) == 1
-    again = batch.model_metrics("fcgan-cats64", "mse", 2, 5, root=tmp_path)  # another chapter: read, not computed
-    assert len(calls) == 1 and same(first.metric, again.metric)
-    batch.model_metrics("fcgan-cats64", "mse", 2, 6, root=tmp_path)  # another seed: another store
-    assert len(calls) == 2
-
-
-def test_model_metrics_of_the_eyes_restrict_the_full_space(eyes, tmp_path):
-    result = batch.model_metrics("cdcgan-eyes128", "mse", 1, 0, root=tmp_path, eye_class="blue")
-    assert result.G.name == "cdcgan-eyes128[blue]" and result.full.name == "cdcgan-eyes128-full[blue]"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cdcgan-eyes128-full[blue]-mse-1-0"]  # one store
-    assert result.full_metric.H.shape == (1, 108, 108) and result.metric.H.shape == (1, 100, 100)
-    assert torch.equal(result.metric.H, result.full_metric.H[:, :100, :100])
-    assert torch.equal(result.metric.z, result.full_metric.z[:, :100])
-    direct = metric(result.G, result.metric.z, distances.mse(), progress=False)  # the noise space's own metric
-    assert relative_error(result.metric.H, direct.H) < 1e-5
-
-
-def test_many_models_leaves_out_an_online_model_offline_with_a_note(tmp_path, monkeypatch):
-    from helpers import assets
-
-    real_load = generators.load
-    asked = []
-
-    def load(name, **options):
-        asked.append((name, options.get("weights")))
-        if name.startswith("biggan"):
-            raise assets.AssetError("could not download BigGAN-deep-128 weights (no network)")
-        return real_load(name, **options)
-
-    monkeypatch.setattr(generators, "load", load)
-    results, notes = batch.many_models(["fcgan-cats64"], "mse", 1, 0, online=["biggan-deep-128"], root=tmp_path)
-    assert list(results) == ["fcgan-cats64"]
-    assert ("biggan-deep-128", "pretrained") in asked  # published weights asked for, never random ones
-    assert notes == ["biggan-deep-128 left out: its published weights could not be downloaded (could not "
-                     "download BigGAN-deep-128 weights (no network)); it needs the internet"]
-    with pytest.raises(assets.AssetError, match="BigGAN"):  # a model that is not optional must load
-        batch.many_models(["biggan-deep-128"], "mse", 1, 0, root=tmp_path)
-
-
-def test_model_metrics_refuse_random_biggan(tmp_path):
-    with pytest.raises(ValueError, match="random weights"):
-        batch.model_metrics("biggan-deep-128", "mse", 1, 0, root=tmp_path, weights="random")
-    assert not any(tmp_path.iterdir())  # nothing computed, nothing stored

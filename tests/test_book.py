@@ -4,13 +4,12 @@ import re
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
-import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from plotly.offline import get_plotlyjs
 
-from helpers import book
+from helpers import book, report
+from helpers.profiles import PROFILES
 
 
 def notebook(*sources, parameters="x = 1"):
@@ -37,7 +36,7 @@ def test_every_chapter_has_a_parameters_cell_and_the_profiles_name_real_paramete
     names = {p.stem: book.parameter_names(book.load_notebook(p)) for p in book.find_notebooks()}
     assert all(names.values()), f"chapters without a parameters cell: {[k for k, v in names.items() if not v]}"
     known = set().union(*names.values())
-    for profile, overrides in book.PROFILES.items():
+    for profile, overrides in PROFILES.items():
         assert set(overrides) <= known, f"profile {profile!r} sets unknown {set(overrides) - known}"
 
 
@@ -56,21 +55,12 @@ def test_only_must_match_a_notebook():
 
 def test_plan_applies_profile_and_overrides_per_notebook():
     (_, _, smoke), = book.plan(book.find_notebooks(["01"]), "smoke", {"seed": 7})
-    assert smoke == {"eps_grid": book.PROFILES["smoke"]["eps_grid"], "seed": 7}
+    assert smoke == {"eps_grid": PROFILES["smoke"]["eps_grid"], "seed": 7}
     assert "cma_budget" not in smoke  # a profile value the chapter does not take is left out
 
 
-def test_record_outside_a_run_only_returns_the_value(monkeypatch, tmp_path):
-    monkeypatch.delenv(book.SUMMARY_ENV, raising=False)
-    assert book.record("k", [1, 2]) == [1, 2]
-    monkeypatch.setenv(book.SUMMARY_ENV, str(tmp_path / "summary.json"))
-    book.record("k", 3)
-    book.record("j", {"a": 1})
-    assert json.loads((tmp_path / "summary.json").read_text()) == {"k": 3, "j": {"a": 1}}
-
-
 def test_execute_runs_with_parameters_and_collects_the_summary(tmp_path):
-    nb = notebook("from helpers.book import record\nrecord('twice', x * 2)")
+    nb = notebook("from helpers.report import record\nrecord('twice', x * 2)")
     entry = book.execute(nb, {"x": 21}, "tiny", tmp_path)
     assert entry["status"] == "ok" and entry["summary"] == {"twice": 42} and entry["parameters"] == {"x": 21}
     executed = nbformat.read(tmp_path / "tiny.ipynb", as_version=4)
@@ -116,7 +106,7 @@ def test_glue_stores_what_myst_nb_cites_and_records_it(tmp_path):
     from myst_nb.core.variables import format_plain_text
     from myst_nb.ext.glue import extract_glue_data
 
-    nb = notebook("import numpy as np, torch\nfrom helpers.book import glue\n"
+    nb = notebook("import numpy as np, torch\nfrom helpers.report import glue\n"
                   "glue('ratio', np.float64(x) / 3)\nglue('count', torch.tensor(7))\n"
                   "glue('verdict', 'the eigenbasis **won**')")
     entry = book.execute(nb, {"x": 2}, "glued", tmp_path)
@@ -134,43 +124,10 @@ def test_glue_stores_what_myst_nb_cites_and_records_it(tmp_path):
     assert data["verdict"]["text/markdown"] == "the eigenbasis **won**"
 
 
-def test_format_number_uses_scientific_notation_below_1e_3():
-    assert book.format_number(0.95213) == "0.952" and book.format_number(17.26) == "17.3"
-    assert book.format_number(6.2e-7) == "6.20e-07" and book.format_number(-0.00042) == "-4.20e-04"
-    assert book.format_number(12345.6) == "12,346" and book.format_number(30) == "30"
-    assert book.format_number(0.0) == "0" and book.format_number("5 to 6") == "5 to 6"
-    assert book.format_number(np.float32(0.5)) == "0.5" and book.format_number(torch.tensor(3)) == "3"
-
-
-def test_result_table_records_our_values_beside_the_papers(monkeypatch, tmp_path):
-    monkeypatch.setenv(book.SUMMARY_ENV, str(tmp_path / "summary.json"))
-    shown = book.result_table("homogeneity", "Homogeneity", ["log, mean", "linear, mean"],
-                              {"ours: faces": [np.float64(0.93212), 0.794]},
-                              paper={"paper: DCGAN-fashion": ["homogeneity_log_mean", None]},
-                              row_header="measure", note="30 codes")
-    recorded = json.loads((tmp_path / "summary.json").read_text())["results/homogeneity"]
-    assert recorded["columns"] == {"ours: faces": [0.93212, 0.794]} and recorded["note"] == "30 codes"
-    assert recorded["paper"] == {"paper: DCGAN-fashion": [{"id": "homogeneity_log_mean", "value": "0.952"}, None]}
-    assert shown.data.splitlines()[2:] == ["| measure | ours: faces | paper: DCGAN-fashion |", "|---|---|---|",
-                                           "| log, mean | 0.932 | 0.952 |", "| linear, mean | 0.794 | – |"]
-    with pytest.raises(ValueError, match="not_an_entry not in paper.yml"):
-        book.result_table("x", "X", ["a"], {"ours": [1.0]}, paper={"paper": ["not_an_entry"]})
-    with pytest.raises(ValueError, match="column 'ours' has 2 values for 1 rows"):
-        book.result_table("x", "X", ["a"], {"ours": [1.0, 2.0]})
-
-
-def test_every_paper_entry_has_a_value_and_a_source():
-    entries = book.paper_entries()
-    assert entries["homogeneity_log_mean"]["value"] == "0.952"
-    incomplete = [k for k, e in entries.items() if not all(str(e.get(f, "")).strip()
-                                                           for f in ("value", "what", "model", "source"))]
-    assert not incomplete, f"paper.yml entries without value, what, model or source: {incomplete}"
-
-
 def test_timings_come_from_a_plain_profile_run_and_feed_run_times(tmp_path):
     summary = tmp_path / "summary.json"
     timings = tmp_path / "timings.json"
-    assert book.run_times("01_metric", timings) == "its running time is not measured yet"
+    assert report.run_times("01_metric", timings) == "its running time is not measured yet"
     summary.write_text(json.dumps({"profile": "smoke", "overrides": {}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 41.2, "profile": "smoke", "overrides": {}, "cpus": 2,
                       "finished": "2026-01-02T03:04:05Z"},
@@ -180,14 +137,14 @@ def test_timings_come_from_a_plain_profile_run_and_feed_run_times(tmp_path):
     summary.write_text(json.dumps({"profile": "default", "overrides": {}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 130.0, "profile": "default", "overrides": {}, "cpus": 2}}}))
     book.write_timings(summary, timings)
-    assert book.run_times("01_metric", timings) == ("smoke about 41 s, default about 2.2 min, full not measured yet "
+    assert report.run_times("01_metric", timings) == ("smoke about 41 s, default about 2.2 min, full not measured yet "
                                                     "(measured on 2 CPU cores)")
     assert json.loads(timings.read_text())["smoke"]["01_metric"] == {"seconds": 41.2, "cpus": 2, "load": None,
                                                                      "date": "2026-01-02T03:04:05Z"}
     summary.write_text(json.dumps({"profile": "full", "overrides": {}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 900.0, "profile": "full", "overrides": {}, "cpus": 2}}}))
     book.write_timings(summary, timings, load=6.2)  # a busy machine: the time is an upper bound, and says so
-    assert book.run_times("01_metric", timings).endswith(
+    assert report.run_times("01_metric", timings).endswith(
         "full about 15.0 min (at most: other jobs ran, load 6.2) (measured on 2 CPU cores)")
     summary.write_text(json.dumps({"profile": "smoke", "overrides": {"seed": 1}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 1.0, "profile": "smoke", "overrides": {"seed": 1}}}}))
@@ -283,7 +240,7 @@ def test_results_command_writes_the_generated_pages(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.glob("*.md")) == ["models.md", "profiles.md", "results.md"]
     assert "No chapter recorded a results table" in (tmp_path / "results.md").read_text()
     profiles = (tmp_path / "profiles.md").read_text()
-    for name, value in book.PROFILES["smoke"].items():
+    for name, value in PROFILES["smoke"].items():
         assert f"| `{name}` |" in profiles and repr(value) in profiles
     from helpers import generators
 
@@ -300,10 +257,10 @@ def test_executed_notebooks_carry_no_widget_state(tmp_path):
     assert "widgets" not in nbformat.read(tmp_path / "w.ipynb", as_version=4).metadata
 
 
-# --- bad input and concurrent runs (issue 12) --------------------------------------------------------------
+# --- bad input and concurrent runs ---------------------------------------------------------------------------
 
 def test_parameter_values_are_checked_against_the_defaults_type_before_anything_runs(monkeypatch, capsys):
-    """Failed before: `-p n_compare abc` was accepted, and the notebook failed inside its kernel."""
+    """A bad value is refused by the command, before a kernel starts, rather than failing inside the notebook."""
     monkeypatch.setattr(book, "execute", lambda *a, **k: pytest.fail("a notebook ran despite a bad parameter"))
     paths = book.find_notebooks(["01"])
     with pytest.raises(book.UsageError, match=r"-p n_compare = 'abc' \(str\), but 01_metric expects an int "
@@ -336,8 +293,14 @@ def test_parameter_defaults_and_type_rules():
 
 
 def test_profiles_suit_the_parameters_they_set():
-    for profile in book.PROFILES:
-        book.plan(book.find_notebooks(), profile, {})  # raises UsageError on a value of the wrong type
+    paths = book.find_notebooks()
+    for profile, overrides in PROFILES.items():
+        jobs = book.plan(paths, profile, {})  # raises UsageError on a value of the wrong type
+        given = {}
+        for path, nb, parameters in jobs:
+            assert parameters == {k: v for k, v in overrides.items() if k in book.parameter_defaults(nb)}, path.stem
+            given.update(parameters)
+        assert given == overrides, f"profile {profile!r}: values that reach no chapter"
 
 
 def _fake_entry(stem):
@@ -345,8 +308,8 @@ def _fake_entry(stem):
 
 
 def test_concurrent_runs_into_one_directory_keep_both_entries(tmp_path, monkeypatch):
-    """Failed before: each run read summary.json once at its start and wrote its own copy back, so the run
-    that finished last dropped the other's notebooks."""
+    """Each run merges its entries under a lock: a run that read summary.json once at its start and wrote its
+    own copy back would drop the notebooks of a run that finished in between."""
     import threading
 
     first_started, second_done = threading.Event(), threading.Event()
@@ -390,21 +353,3 @@ def test_merge_summary_from_two_processes_loses_nothing(tmp_path):
     assert summary["profile"] in ("a", "b")
 
 
-def test_phrase_list():
-    from helpers.book import phrase_list
-
-    assert phrase_list([]) == "none"
-    assert phrase_list(["a"]) == "a"
-    assert phrase_list(("a", "b")) == "a and b"
-    assert phrase_list(["a", "b", 3]) == "a, b and 3"
-
-
-def test_plural():
-    import numpy as np
-    import torch
-
-    from helpers.book import plural
-
-    assert plural(1, "target") == "1 target" and plural(3, "target") == "3 targets" and plural(0, "pair") == "0 pairs"
-    assert plural(2, "analysis", "analyses") == "2 analyses" and plural(1, "analysis", "analyses") == "1 analysis"
-    assert plural(torch.tensor(1), "unit") == "1 unit" and plural(np.int64(12_000), "image") == "12,000 images"

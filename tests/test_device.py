@@ -108,7 +108,7 @@ def test_metric_on_gpu_matches_cpu(faces, lpips_alex, method):
 def test_walks_and_inversion_on_gpu():
     G, d = generators.load("dcgan-faces64", device="cuda"), distances.lpips("alex", device="cuda")
     m = metric.metric(G, G.sample(1, seed=0), d)
-    codes = axes.explore(m.z[0], m.eigvecs[0], m.eigvals[0], [1, 2], [-1.0, 0.0, 1.0])
+    codes = axes.eigen_walks(m.z[0], m.eigvecs[0], m.eigvals[0], [1, 2], [-1.0, 0.0, 1.0])
     assert codes.device.type == "cuda" and codes.shape == (2, 3, 100)
     assert axes.distance_curves(G, d, m.z[0], codes).device.type == "cuda"
     target = G(G.sample(1, seed=5))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import inversion
+from helpers import inversion, store
 
 BUDGET, ROWS, UNIT = 3, 6, 2
 
@@ -53,6 +53,7 @@ def test_interrupted_run_resumes_with_the_same_numbers(faces, lpips_alex, setup,
     budget = BUDGET if kind == "adam" else 4
     whole = run(faces, lpips_alex, setup, tmp_path / "whole", method, budget=budget)
     assert len(list((tmp_path / "whole").glob("*.npz"))) == ROWS // UNIT
+    assert [u.read for u in whole.units] == [False] * (ROWS // UNIT) and sum(u.rows for u in whole.units) == ROWS
 
     real, calls = inversion.save_unit, []
 
@@ -69,16 +70,14 @@ def test_interrupted_run_resumes_with_the_same_numbers(faces, lpips_alex, setup,
     assert len(list((tmp_path / "split").glob("*.npz"))) == 1
     assert not list((tmp_path / "split").glob(".*"))  # no temporary file left behind
 
-    before = len(inversion.unit_log)
     resumed = run(faces, lpips_alex, setup, tmp_path / "split", method, budget=budget)
-    assert [u["read"] for u in inversion.unit_log[before:]] == [True] + [False] * (ROWS // UNIT - 1)
+    assert [u.read for u in resumed.units] == [True] + [False] * (ROWS // UNIT - 1)
     same(resumed, whole)
-    before = len(inversion.unit_log)
-    same(run(faces, lpips_alex, setup, tmp_path / "split", method, budget=budget), whole)  # all read back
-    log = inversion.unit_log[before:]
-    assert [u["read"] for u in log] == [True] * (ROWS // UNIT)
-    assert all(u["seconds"] > 0 and u["cpu_seconds"] > 0 for u in log)  # the times of their runs, read back
-    assert all(u["images"] == UNIT * budget and u["method"] == method.name for u in log)
+    again = run(faces, lpips_alex, setup, tmp_path / "split", method, budget=budget)  # all read back
+    same(again, whole)
+    assert [u.read for u in again.units] == [True] * (ROWS // UNIT)
+    assert all(u.seconds > 0 and u.cpu_seconds > 0 for u in again.units)  # the times of their runs, read back
+    assert all(u.images == UNIT * budget and u.method == method.name for u in again.units)
 
 
 def test_stored_and_unstored_runs_agree(faces, lpips_alex, setup, tmp_path):
@@ -87,6 +86,7 @@ def test_stored_and_unstored_runs_agree(faces, lpips_alex, setup, tmp_path):
     for name in ("z_best", "loss_best", "history", "images"):
         assert torch.allclose(getattr(stored, name), getattr(plain, name), rtol=1e-5, atol=1e-6), name
     assert stored.basis_name == plain.basis_name == "z"
+    assert len(stored.units) == ROWS // UNIT and plain.units == ()  # units are what a store ran or read back
 
 
 def test_the_key_changes_with_every_parameter(faces, lpips_alex, setup, random_basis):
@@ -97,7 +97,7 @@ def test_the_key_changes_with_every_parameter(faces, lpips_alex, setup, random_b
 
     def key(method=z, G=faces, targets=targets, z0=z0, **changes):
         fingerprint = inversion.unit_fingerprint(G, targets, lpips_alex, method, z0, **(base | changes))
-        return inversion._fingerprint_digest(fingerprint)
+        return store.fingerprint_digest(fingerprint)
 
     reference = key()
     assert key() == reference  # the same parameters: the same key (so a rerun reads the store)
@@ -116,7 +116,7 @@ def test_a_different_generator_changes_the_key(faces, celeba, lpips_alex, setup)
     targets, z0, index, seeds = setup
     options = dict(target_index=index, budget=BUDGET, lr=0.2, schedule="cosine", seeds=seeds, pixel_weight=1.0,
                    pixel="l1", chunk_size=UNIT)
-    keys = {inversion._fingerprint_digest(inversion.unit_fingerprint(G, targets, lpips_alex, inversion.Method("z"),
+    keys = {store.fingerprint_digest(inversion.unit_fingerprint(G, targets, lpips_alex, inversion.Method("z"),
                                                                       z0, **options)) for G in (faces, celeba)}
     assert len(keys) == 2
 
@@ -140,7 +140,7 @@ def test_writes_are_atomic_and_bad_files_are_run_again(faces, lpips_alex, setup,
 
     # a truncated unit and a unit of other parameters are both run again, with a warning
     files[0].write_bytes(files[0].read_bytes()[:100])
-    other = run(faces, lpips_alex, setup, tmp_path / "other", lr=0.4)
+    run(faces, lpips_alex, setup, tmp_path / "other", lr=0.4)
     other_file = sorted((tmp_path / "other").glob("*.npz"))[1]
     files[1].write_bytes(other_file.read_bytes())
     with pytest.warns(UserWarning, match="running that unit again"):

@@ -5,36 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import distances as D, local, metric as M
+from cases import HalfGenerator
+from helpers import distances, local, metric
 from helpers.generators import Generator
 
 
-class HalfGenerator(nn.Module):
-    """Images (3, side, side): coordinates [0, k) feed only the left half; [k, d) feed both halves.
-
-    left = tanh(A z[:k] + B z[k:]), right = tanh(C z[k:]): a change of z[:k] leaves the right half exactly
-    unchanged, and (C full rank) no other direction does, so the directions that change the left half and not
-    the right span e_0..e_{k-1} exactly.
-    """
-
-    def __init__(self, d=10, k=3, side=8, seed=0, activation=torch.tanh):
-        super().__init__()
-        gen = torch.Generator().manual_seed(seed)
-        self.k, self.side, self.activation = k, side, activation
-        half = 3 * side * side // 2
-        self.A = nn.Parameter(torch.randn(half, k, generator=gen, dtype=torch.float64) / k ** 0.5)
-        self.B = nn.Parameter(torch.randn(half, d - k, generator=gen, dtype=torch.float64) / d ** 0.5)
-        self.C = nn.Parameter(torch.randn(half, d - k, generator=gen, dtype=torch.float64) / d ** 0.5)
-
-    def forward(self, z):
-        left = self.activation(z[:, :self.k] @ self.A.T + z[:, self.k:] @ self.B.T)
-        right = self.activation(z[:, self.k:] @ self.C.T)
-        shape = (-1, 3, self.side, self.side // 2)
-        return torch.cat([left.reshape(shape), right.reshape(shape)], dim=3)
-
-
 D_LATENT, K_LEFT, SIDE = 10, 3, 8
-LEFT = D.box(SIDE, (0, 1), (0, 0.5))
+LEFT = distances.box(SIDE, (0, 1), (0, 0.5))
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +33,24 @@ def span_cosines(V, k=K_LEFT, d=D_LATENT):
 # --- masks -------------------------------------------------------------------------------------------------------
 
 def test_box_holds_the_covered_fraction_of_each_pixel():
-    m = D.box(8, (0.25, 0.6), (0, 0.5))
+    m = distances.box(8, (0.25, 0.6), (0, 0.5))
     assert m.shape == (8, 8) and m.dtype == torch.float32
     assert m[2:4, :4].eq(1).all() and m[4, :4].allclose(torch.full((4,), 0.8))  # row 4 is [0.5, 0.625): 80 % in
     assert m[:2].eq(0).all() and m[5:].eq(0).all() and m[:, 4:].eq(0).all()
     for size in (8, 64, 100):  # the same box covers the same area at any resolution
-        assert D.box(size, (0.25, 0.6), (0.1, 0.5)).double().mean().item() == pytest.approx(0.35 * 0.4, abs=1e-7)
+        covered = distances.box(size, (0.25, 0.6), (0.1, 0.5)).double().mean().item()
+        assert covered == pytest.approx(0.35 * 0.4, abs=1e-7)
 
 
 def test_resize_mask_averages_over_areas_and_keeps_constants():
-    m = D.box(8, (0.25, 0.6), (0, 0.5))
-    small = D.resize_mask(m, 3)
+    m = distances.box(8, (0.25, 0.6), (0, 0.5))
+    small = distances.resize_mask(m, 3)
     # cell (0, 0) covers rows and columns [0, 8/3) px: pixel row 2 is 2/3 inside and fully in the box
     assert small[0, 0].item() == pytest.approx((2 / 3) / (8 / 3))
     assert small.mean().item() == pytest.approx(m.double().mean().item())  # area is kept exactly
-    assert torch.allclose(D.resize_mask(torch.ones(5, 7), (3, 4)), torch.ones(3, 4, dtype=torch.float64))
-    assert torch.allclose(D.resize_mask(m, 8), m.double())  # same grid: identity
-    big = D.resize_mask(torch.tensor([[1.0, 0.0]]), (2, 4))
+    assert torch.allclose(distances.resize_mask(torch.ones(5, 7), (3, 4)), torch.ones(3, 4, dtype=torch.float64))
+    assert torch.allclose(distances.resize_mask(m, 8), m.double())  # same grid: identity
+    big = distances.resize_mask(torch.tensor([[1.0, 0.0]]), (2, 4))
     assert big.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
 
 
@@ -80,49 +58,49 @@ def test_resize_mask_averages_over_areas_and_keeps_constants():
                                          (torch.full((4, 4), float("nan")), "finite"), (torch.zeros(4, 4), "empty")])
 def test_bad_masks_are_refused(mask, match):
     with pytest.raises(ValueError, match=match):
-        D.Region(D.mse(), mask)
+        distances.Region(distances.mse(), mask)
 
 
 def test_bad_boxes_and_mismatched_masks_are_refused(half, codes):
     with pytest.raises(ValueError, match="fractions"):
-        D.box(8, (0.5, 0.2), (0, 1))
+        distances.box(8, (0.5, 0.2), (0, 1))
     with pytest.raises(ValueError, match="aspect ratios differ"):
-        D.Region(D.mse(), torch.ones(4, 8))(half(codes[:1]), half(codes[1:2]))
+        distances.Region(distances.mse(), torch.ones(4, 8))(half(codes[:1]), half(codes[1:2]))
     with pytest.raises(ValueError, match="complement is empty"):
-        M.region_metric(half, codes[:1], D.mse(), torch.ones(8, 8))
+        metric.region_metric(half, codes[:1], distances.mse(), torch.ones(8, 8))
     with pytest.raises(NotImplementedError, match="no per-position feature maps"):
-        D.Region(D.Distance(), LEFT).features(half(codes[:1]))
+        distances.Region(distances.Distance(), LEFT).features(half(codes[:1]))
 
 
 # --- the region metric ---------------------------------------------------------------------------------------------
 
 def test_mse_partition_gives_the_global_metric_exactly(half, codes):
-    region, rest = M.region_metric(half, codes, D.mse(), LEFT, normalize=False)
-    H = M.metric(half, codes, D.mse())
+    region, rest = metric.region_metric(half, codes, distances.mse(), LEFT, normalize=False)
+    H = metric.metric(half, codes, distances.mse())
     assert ((region.H + rest.H - H.H).norm() / H.H.norm()).item() < 1e-13
     # the left-only coordinates do not touch the right half: their rows of H_rest vanish
     assert rest.H[:, :K_LEFT].abs().max().item() < 1e-14 and region.H[:, :K_LEFT, :K_LEFT].abs().min().item() > 0
     # normalized: each is the mean over its area, a = 1/2 here, so ½ H_region + ½ H_rest = H
-    region_n, rest_n = M.region_metric(half, codes, D.mse(), LEFT)
+    region_n, rest_n = metric.region_metric(half, codes, distances.mse(), LEFT)
     assert torch.allclose(0.5 * region_n.H + 0.5 * rest_n.H, H.H, rtol=1e-12, atol=1e-15)
 
 
 def test_mse_region_metric_matches_the_masked_pixel_gram(half, codes):
     """Forward-mode region metric vs LowRankGAN's reverse-mode masked JᵀJ: H_region = 2 J_fᵀJ_f / n_f."""
-    mask = D.box(SIDE, (0.1, 0.7), (0.2, 0.9))
-    binary = (D.resize_mask(mask, SIDE) >= 0.5).float()  # the pixel recipe works on whole pixels
-    region, rest = M.region_metric(half, codes[:1], D.mse(), binary)
+    mask = distances.box(SIDE, (0.1, 0.7), (0.2, 0.9))
+    binary = (distances.resize_mask(mask, SIDE) >= 0.5).float()  # the pixel recipe works on whole pixels
+    region, rest = metric.region_metric(half, codes[:1], distances.mse(), binary)
     J = local.pixel_jacobian(half, codes[0], fuse_channels=False)
     M_fore, M_back = local.pixel_region_metrics(J, binary, (SIDE, SIDE))
     assert torch.allclose(region.H[0], 2 * M_fore, rtol=1e-12, atol=1e-15)
     assert torch.allclose(rest.H[0], 2 * M_back, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("method", M.METHODS)
+@pytest.mark.parametrize("method", metric.METHODS)
 def test_every_metric_method_works_with_a_region(half, codes, method):
-    region_distance = D.Region(D.mse(), LEFT)
-    exact, _ = M.region_metric(half, codes[:1], D.mse(), LEFT)
-    result = M.metric(half, codes[:1], region_distance, method, k=4, progress=False)
+    region_distance = distances.Region(distances.mse(), LEFT)
+    exact, _ = metric.region_metric(half, codes[:1], distances.mse(), LEFT)
+    result = metric.metric(half, codes[:1], region_distance, method, k=4, progress=False)
     assert torch.allclose(result.eigvals[0], exact.eigvals[0, :result.eigvals.shape[1]], rtol=1e-5)
 
 
@@ -130,7 +108,7 @@ def test_one_jacobian_pass_serves_both_metrics(half, codes):
     """region_metric runs G and the distance's feature maps as often as the metric of the region alone does."""
     calls = {"G": 0, "maps": 0}
 
-    class Counted(D.MSE):
+    class Counted(distances.MSE):
         def feature_maps(self, x):
             calls["maps"] += 1
             return super().feature_maps(x)
@@ -145,47 +123,48 @@ def test_one_jacobian_pass_serves_both_metrics(half, codes):
             return self.net(z)
 
     G = Generator(CountedNet(half.net), D_LATENT)
-    region = D.Region(Counted(), LEFT)
-    M.pullback(lambda x: region.features(G(x)), codes, chunk_size=8)  # the metric of the region alone
+    region = distances.Region(Counted(), LEFT)
+    metric.pullback(lambda x: region.features(G(x)), codes, chunk_size=8)  # the metric of the region alone
     one = dict(calls)
     calls.update(G=0, maps=0)
-    M.region_metric(G, codes, Counted(), LEFT, chunk_size=8)
+    metric.region_metric(G, codes, Counted(), LEFT, chunk_size=8)
     # a probe, then per point its 10 directions in vmapped calls of at most 8 images (8 + 2): 1 + 4 × 2 passes
     assert calls == one == {"G": 9, "maps": 9}
     calls.update(G=0, maps=0)
-    M.region_metrics(G, codes, Counted(), {"left": LEFT, "top": D.box(SIDE, (0, 0.5), (0, 1))}, chunk_size=8)
+    two = {"left": LEFT, "top": distances.box(SIDE, (0, 0.5), (0, 1))}
+    metric.region_metrics(G, codes, Counted(), two, chunk_size=8)
     assert calls == one  # two masks, four metrics: still one pass
 
 
 def test_several_masks_in_one_pass_give_each_mask_s_metrics(half, codes):
-    masks = {"left": LEFT, "corner": D.box(SIDE, (0.5, 1), (0.6, 1))}
-    both = M.region_metrics(half, codes[:2], D.mse(), masks)
+    masks = {"left": LEFT, "corner": distances.box(SIDE, (0.5, 1), (0.6, 1))}
+    both = metric.region_metrics(half, codes[:2], distances.mse(), masks)
     for name, mask in masks.items():
-        alone = M.region_metric(half, codes[:2], D.mse(), mask)
+        alone = metric.region_metric(half, codes[:2], distances.mse(), mask)
         for got, want in zip(both[name], alone):
             assert torch.allclose(got.H, want.H, rtol=1e-12, atol=1e-16)
             assert got.options["mask"] == name
     with pytest.raises(ValueError, match="mask 'all' covers the whole image"):
-        M.region_metrics(half, codes[:1], D.mse(), {"left": LEFT, "all": torch.ones(8, 8)})
+        metric.region_metrics(half, codes[:1], distances.mse(), {"left": LEFT, "all": torch.ones(8, 8)})
 
 
 def test_lpips_partition_identity_holds_on_faces(faces, lpips_alex):
     """LPIPS: the per-position terms add up before the spatial mean and the area resize keeps constants, so
     un-normalised region + rest = the global metric, to float32 roundoff; and for images, d_M + d_{1-M} = d."""
     z = faces.sample(1, seed=3)
-    eyes = D.box(64, (0.35, 0.5), (0.2, 0.8))
-    region, rest = M.region_metric(faces, z, lpips_alex, eyes, normalize=False)
-    H = M.metric(faces, z, lpips_alex)
+    eyes = distances.box(64, (0.35, 0.5), (0.2, 0.8))
+    region, rest = metric.region_metric(faces, z, lpips_alex, eyes, normalize=False)
+    H = metric.metric(faces, z, lpips_alex)
     assert ((region.H + rest.H - H.H).norm() / H.H.norm()).item() < 1e-5
     assert 0 < region.H[0].trace() < rest.H[0].trace()  # a 9 % box holds a small share
     # normalised: every layer's resized mask keeps the area fraction a, so normalising divides by a and 1 − a
     a = eyes.double().mean().item()
-    region_n, rest_n = M.region_metric(faces, z, lpips_alex, eyes)
+    region_n, rest_n = metric.region_metric(faces, z, lpips_alex, eyes)
     assert torch.allclose(region_n.H, region.H / a, rtol=1e-5) and torch.allclose(rest_n.H, rest.H / (1 - a), rtol=1e-5)
     assert ((a * region_n.H + (1 - a) * rest_n.H - H.H).norm() / H.H.norm()).item() < 1e-5
     with torch.no_grad():
         x0, x = faces(z), faces(faces.sample(2, seed=4))
-        inside = D.Region(lpips_alex, eyes, normalize=False)
+        inside = distances.Region(lpips_alex, eyes, normalize=False)
         total = inside(x0, x) + inside.complement()(x0, x)
     assert torch.allclose(total, lpips_alex(x0, x), rtol=1e-5)
     assert torch.allclose(total, lpips_alex.reference(x0, x), rtol=1e-4)
@@ -194,7 +173,7 @@ def test_lpips_partition_identity_holds_on_faces(faces, lpips_alex):
 # --- local directions --------------------------------------------------------------------------------------------
 
 def test_generalized_directions_solve_the_pencil(half, codes):
-    region, rest = M.region_metric(half, codes[:1], D.mse(), D.box(SIDE, (0, 0.6), (0, 0.7)))
+    region, rest = metric.region_metric(half, codes[:1], distances.mse(), distances.box(SIDE, (0, 0.6), (0, 0.7)))
     out = local.generalized_directions(region, rest, 4, tau=1e-3)
     A, B = region.H[0], rest.H[0] + 1e-3 * rest.H[0].trace() * torch.eye(D_LATENT, dtype=torch.float64)
     # dense reference: eigenvalues of B^{-1/2} A B^{-1/2}
@@ -207,7 +186,7 @@ def test_generalized_directions_solve_the_pencil(half, codes):
 
 
 def test_local_directions_recover_the_left_only_coordinates(half, codes):
-    region, rest = M.region_metric(half, codes, D.mse(), LEFT)
+    region, rest = metric.region_metric(half, codes, distances.mse(), LEFT)
     for i in range(len(codes)):
         gen = local.generalized_directions(region.H[i], rest.H[i], K_LEFT, tau=1e-10)
         assert torch.allclose(span_cosines(gen.vectors), torch.ones(K_LEFT, dtype=torch.float64), atol=1e-8)
@@ -268,7 +247,7 @@ def test_pixel_jacobian_is_the_reverse_mode_jacobian_of_the_resized_fused_image(
 # --- locality and homogeneity ------------------------------------------------------------------------------------
 
 def test_locality_matches_the_inside_change_and_scores_local_directions_highest(half, codes):
-    region = D.Region(D.mse(), LEFT)
+    region = distances.Region(distances.mse(), LEFT)
     V = torch.eye(D_LATENT, dtype=torch.float64)[:, [0, 1, 5]]  # two left-only coordinates and a shared one
     loc = local.locality(half, codes[0], V, region, target=0.02, rtol=1e-4)
     assert loc.reached.all()
@@ -286,14 +265,19 @@ def test_locality_matches_the_inside_change_and_scores_local_directions_highest(
 
 
 def test_homogeneity_of_the_local_directions(half, codes):
-    box = D.box(SIDE, (0, 0.6), (0, 0.7))
+    box = distances.box(SIDE, (0, 0.6), (0, 0.7))
     linear = Generator(HalfGenerator(D_LATENT, K_LEFT, SIDE, activation=lambda x: x), D_LATENT)
     # a linear generator has the same pair of metrics at every code: perfectly homogeneous
-    h = local.homogeneity(*M.region_metric(linear, codes, D.mse(), box), k=6)
+    h = local.region_homogeneity(*metric.region_metric(linear, codes, distances.mse(), box), k=6)
     assert torch.allclose(h, torch.ones(4, 4, dtype=torch.float64), atol=1e-9)
-    h = local.homogeneity(*M.region_metric(half, codes, D.mse(), box), k=6)
-    assert h.shape == (4, 4) and torch.allclose(h.diagonal(), torch.ones(4, dtype=torch.float64))
-    assert (h.abs() <= 1).all() and h.min() < 0.99  # tanh: the pencils differ from code to code
+    region, rest = metric.region_metric(half, codes, distances.mse(), box)
+    h = local.region_homogeneity(region, rest, k=6)
+    assert h.shape == (4, 4) and (h.abs() <= 1).all() and h.min() < 0.99  # tanh: the pencils differ by code
+    # entry (0, 2) by hand: code 0's directions scored by code 2's pencil, against code 2's own eigenvalues
+    own = [local.generalized_directions(region.H[i], rest.H[i], 6) for i in (0, 2)]
+    q = local.quotients(region.H[2], rest.H[2], own[0].vectors)
+    expected = np.corrcoef(q.log10().numpy(), own[1].scores.log10().numpy())[0, 1]
+    assert h[0, 2].item() == pytest.approx(expected, abs=1e-12)
 
 
 def test_direction_inputs_are_checked():
@@ -320,3 +304,116 @@ def test_geometric_mean_and_fold_change_with_bootstrap_intervals():
         local.geometric_mean(torch.tensor([[1.0, 0.0]]))
     with pytest.raises(ValueError, match="one row per code"):
         local.fold_change(ratios, ratios[:2])
+
+
+# --- the methods compared at a set of codes (chapter 07) --------------------------------------------------------
+
+CORNER = distances.box(SIDE, (0.5, 1), (0.5, 1))
+
+
+@pytest.fixture(scope="module")
+def compared(half, codes):
+    masks = {"left": LEFT, "corner": CORNER}
+    pairs = metric.region_metrics(half, codes, distances.mse(), masks)
+    whole = metric.metric(half, codes, distances.mse()).H
+    found = local.directions_by_method(half, codes, pairs, masks, whole, 2, lowrank_codes=1, lowrank_regions=["left"])
+    return masks, pairs, whole, found
+
+
+def test_directions_by_method_gives_each_method_at_each_code(codes, compared):
+    masks, pairs, whole, found = compared
+    assert list(found.directions) == ["left", "corner"] and all(len(v) == len(codes) for v in found.directions.values())
+    for name, (region, rest) in pairs.items():
+        for i, at_code in enumerate(found.directions[name]):
+            lowrank = i == 0 and name == "left"
+            assert set(at_code) == set(local.METHODS) if lowrank else {"generalized", "global top", "global local axes"}
+            assert torch.equal(at_code["generalized"],
+                               local.generalized_directions(region.H[i], rest.H[i], 2).vectors)
+            held_out = local.generalized_directions(local.leave_one_out(region.H, i), local.leave_one_out(rest.H, i), 2)
+            assert torch.equal(at_code["global local axes"], held_out.vectors)
+            assert torch.equal(at_code["global top"], torch.linalg.eigh(whole[i])[1][:, -2:].flip(1))
+    assert list(found.lowrank_info) == ["left, code 0"] and set(found.lowrank_info["left, code 0"]) == {"ours",
+                                                                                                      "LowRankGAN"}
+    assert found.seconds_pixel > 0 and found.seconds_rpca > 0
+
+
+def test_leave_one_out_is_the_mean_of_the_others():
+    H = torch.arange(12.0).reshape(4, 3)
+    assert torch.equal(local.leave_one_out(H, 1), H[[0, 2, 3]].mean(0))
+
+
+def test_directions_by_method_without_low_rank_runs_or_with_one_code(half, codes, compared):
+    masks, pairs, whole, _ = compared
+    found = local.directions_by_method(half, codes, pairs, masks, whole, 2, lowrank_codes=0, lowrank_regions=["left"])
+    assert found.lowrank_info == {} and np.isnan(found.seconds_pixel) and np.isnan(found.seconds_rpca)
+    one = metric.region_metrics(half, codes[:1], distances.mse(), masks)
+    alone = local.directions_by_method(half, codes[:1], one, masks, whole[:1], 2, lowrank_codes=0)
+    assert set(alone.directions["left"][0]) == {"generalized", "global top"}  # no other codes to fit axes to
+
+
+def test_walk_ratios_matches_walks_and_scores_left_only_directions_highest(half, codes, compared):
+    _, pairs, _, _ = compared
+    eye = torch.eye(D_LATENT, dtype=torch.float64)
+    found = {"left only": eye[:, :2], "shared": eye[:, 5:6]}
+    out = local.walk_ratios(half, codes[0], found, pairs["left"][0].H[0], LEFT, distances.mse(), 0.02, rtol=1e-4)
+    assert list(out) == ["left only", "shared"] and [len(m["lpips"]) for m in out.values()] == [2, 1]
+    assert out["left only"]["reached"] == [True, True] and out["shared"]["reached"] == [True]
+    assert min(out["left only"]["lpips"]) > 1e10 and 0 < out["shared"]["lpips"][0] < 1e3
+    assert out["left only"]["pixels"] == pytest.approx(out["left only"]["lpips"], rel=1e-12)  # MSE both times
+    steps = torch.tensor(out["shared"]["steps"], dtype=torch.float64).T  # (2, 1): the ends of the walk
+    inside, outside = local.changes(half, codes[0], eye[:, 5:6], steps, distances.Region(distances.mse(), LEFT))
+    assert steps[0, 0] < 0 < steps[1, 0] and torch.allclose(inside, torch.full((2, 1), 0.02, dtype=torch.float64),
+                                                             rtol=1e-4)
+    assert out["shared"]["lpips"][0] == pytest.approx((inside.sum() / outside.sum()).item(), rel=1e-12)
+
+
+def measured(*codes_):
+    """walk_ratios-shaped results, one {method: ratios} per code."""
+    return [{method: {"lpips": ratios, "pixels": [2 * r for r in ratios]} for method, ratios in at.items()}
+            for at in codes_]
+
+
+def test_method_summary_skips_codes_where_a_method_did_not_run_and_cuts_to_the_fewest_directions():
+    runs = measured({"a": [2.0, 8.0, 100.0], "b": [1.0]}, {"a": [4.0, 4.0], "b": []}, {"a": [16.0, 1.0]})
+    estimate, low, high = local.method_summary(runs, "a", n_boot=200)
+    assert estimate == pytest.approx(4.0) and low == pytest.approx(4.0) and high == pytest.approx(4.0)
+    assert local.method_summary(runs, "b", "pixels", n_boot=200)[0] == pytest.approx(2.0)  # one code ran it
+    assert local.method_summary(runs, "c") is None
+
+
+def test_fold_over_regions_pairs_every_region_and_code():
+    runs = {"eyes": measured({"a": [6.0, 6.0], "b": [2.0, 2.0]}), "mouth": measured({"a": [8.0, 2.0], "b": [1.0, 1.0]})}
+    fold, low, high = local.fold_over_regions(runs, "a", "b", n_boot=200)
+    expected = local.fold_change([[6.0, 6.0], [8.0, 2.0]], [[2.0, 2.0], [1.0, 1.0]], n_boot=200)
+    assert (fold, low, high) == expected and fold == pytest.approx(np.sqrt(3 * 4))
+    assert local.fold_over_regions(runs, "a", "b", k=1, n_boot=200)[0] == pytest.approx(np.sqrt(3 * 8))
+
+
+def test_trace_shares_of_a_region_and_its_rest_add_up_to_one(half, codes):
+    region, rest = metric.region_metric(half, codes, distances.mse(), LEFT)
+    H = metric.metric(half, codes, distances.mse()).H
+    a = LEFT.double().mean().item()
+    shares = local.trace_share(region, H, a), local.trace_share(rest.H, H, 1 - a)
+    assert sum(shares) == pytest.approx(1.0, rel=1e-12) and shares[0] > a  # the left half holds the left-only codes
+
+
+def test_held_out_transfer_is_one_where_every_code_has_the_same_pencil(half, codes):
+    linear = Generator(HalfGenerator(D_LATENT, K_LEFT, SIDE, activation=lambda x: x), D_LATENT)
+    region, rest = metric.region_metric(linear, codes, distances.mse(), CORNER)
+    axes = [local.generalized_directions(local.leave_one_out(region.H, i), local.leave_one_out(rest.H, i), 1).vectors
+            for i in range(len(codes))]
+    assert local.held_out_transfer(region.H, rest.H, axes) == pytest.approx(1.0, rel=1e-9)
+    region, rest = metric.region_metric(half, codes, distances.mse(), CORNER)
+    axes = [local.generalized_directions(local.leave_one_out(region.H, i), local.leave_one_out(rest.H, i), 1).vectors
+            for i in range(len(codes))]
+    assert 0 < local.held_out_transfer(region.H, rest.H, axes) < 1  # tanh: each code's own top is better
+
+
+def test_walk_examples_renders_the_walks_at_the_matched_steps(half, codes):
+    v = torch.eye(D_LATENT, dtype=torch.float64)[:, :1]
+    found = {"left": {"generalized": v, "LowRankGAN": v[:, :0]}}  # LowRankGAN found nothing: left out
+    steps = {"left": {"generalized": {"steps": [[-0.5, 0.25]]}}}
+    (name, method, images), = local.walk_examples(half, codes[0], found, steps)
+    assert (name, method) == ("left", "generalized") and images.shape == (5, 3, SIDE, SIDE)
+    offsets = torch.tensor([-1.0, -0.5, 0.0, 0.25, 0.5], dtype=torch.float64)
+    assert torch.allclose(images, half(codes[0] + offsets[:, None] * v.T))

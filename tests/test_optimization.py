@@ -52,7 +52,7 @@ def test_per_row_adam_update_is_torch_adam():
     lrs = torch.tensor([0.03, 0.3], dtype=torch.float64)
     p, m, v = p0.clone(), torch.zeros_like(p0), torch.zeros_like(p0)
     for t, g in enumerate(grads, start=1):
-        inversion._adam_update(p, g, m, v, t, lrs)
+        inversion.adam_update(p, g, m, v, t, lrs)
     for row in range(2):
         q = p0[row].clone().requires_grad_(True)
         opt = torch.optim.Adam([q], lr=float(lrs[row]))
@@ -226,43 +226,3 @@ def test_pixel_term_steers_but_history_reports_the_distance(toy, mse):
     without = inversion.adam(G, target, mse, z0, steps=3, progress=False)
     assert with_pixels.history[0, 0] == without.history[0, 0]  # the distance alone at the start
     assert with_pixels.history[0, -1] != without.history[0, -1]  # the L1 term changed the path
-
-
-def test_cma_many_searches_are_independent_and_exact_in_budget():
-    center = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
-    weights = torch.tensor([[1.0, 10.0, 100.0], [100.0, 10.0, 1.0]], dtype=torch.float64)
-    calls = []
-
-    def objective(X, owner):
-        calls.append(len(X))
-        return ((X - center) ** 2 * weights[owner]).sum(1)
-
-    state = np.random.get_state()[1].copy()
-    both = inversion.cma_many(objective, torch.zeros(2, 3), sigma0=1.0, budget=403, seeds=[5, 6])
-    assert np.array_equal(np.random.get_state()[1], state)
-    assert sum(calls) == 2 * 403 and [r.evaluations for r in both] == [403, 403]
-    alone = inversion.cma_many(lambda X, owner: objective(X, owner + 1), torch.zeros(1, 3), sigma0=1.0, budget=403,
-                               seeds=[6])[0]
-    assert torch.equal(alone.history, both[1].history)  # the same search, alone or beside another
-    for r in both:
-        assert r.best_f < r.history[0] / 1000 and torch.all(r.history[1:] <= r.history[:-1])
-    single = inversion.cma_search(lambda X: objective(X, torch.zeros(len(X), dtype=torch.long)), torch.zeros(3),
-                                  sigma0=1.0, budget=403, seed=5)
-    assert torch.equal(single.history, both[0].history)
-
-
-def test_toy_sweep_matches_torch_adam_and_the_single_toy():
-    sweep = inversion.toy_sweep([math.pi / 4, 0.0], [0.1, 0.5], steps=100)
-    assert sweep.f_original.shape == (2, 2, 101)
-    single = inversion.toy_quadratic()  # start (0, 5) is 45° from the flat eigenvector at 45°, radius 5, lr 0.1
-    torch.testing.assert_close(sweep.f_original[0, 0], single.history_original, rtol=1e-9, atol=1e-12)
-    torch.testing.assert_close(sweep.f_eigenbasis[0, 0], single.history_eigenbasis, rtol=1e-9, atol=1e-12)
-    # a start on an eigenvector: in the eigenbasis Adam moves one coordinate only
-    assert sweep.f_original[1, 0, 0] == pytest.approx(0.5 * 25)
-    best = sweep.best_so_far("eigenbasis")
-    assert torch.all(best[..., 1:] <= best[..., :-1])
-    # the level at step T: mean log10 f over steps 3T/4 .. T
-    torch.testing.assert_close(sweep.level("original", 8)[0, 0], sweep.f_original[0, 0, 6:9].log10().mean())
-    assert sweep.level("eigenbasis").shape == (2, 2)
-    with pytest.raises(ValueError, match="which must be"):
-        sweep.level("z")

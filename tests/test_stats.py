@@ -1,13 +1,79 @@
-"""helpers.stats against known cases: interval coverage on synthetic samples, signs and sizes of paired effects,
-cluster resampling, and the curve summaries on hand-made histories."""
+"""helpers.stats against known cases: Pearson correlation against numpy, the one resampler and its draws, interval
+coverage on synthetic samples, signs and sizes of paired effects, cluster resampling, and the curve summaries on
+hand-made histories."""
 
 import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats as scipy_stats
 
-from helpers import stats
+from helpers import analysis, local, stats
+
+
+def test_pearson_along_the_last_axis_matches_numpy():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 4, 10, generator=gen, dtype=torch.float64)
+    y = 0.5 * x + torch.randn(3, 4, 10, generator=gen, dtype=torch.float64)
+    r = stats.pearson(x, y)
+    assert r.shape == (3, 4)
+    expected = [[np.corrcoef(x[i, j].numpy(), y[i, j].numpy())[0, 1] for j in range(4)] for i in range(3)]
+    torch.testing.assert_close(r, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert stats.pearson(x[0, 0], -2 * x[0, 0] + 1).item() == pytest.approx(-1.0)
+    assert math.isnan(stats.pearson(torch.ones(10, dtype=torch.float64), x[0, 0]).item())  # a constant has no correlation
+    unit = stats.standardize(x)
+    torch.testing.assert_close(unit.mean(-1), torch.zeros(3, 4, dtype=torch.float64), rtol=0, atol=1e-15)
+    torch.testing.assert_close(unit.norm(dim=-1), torch.ones(3, 4, dtype=torch.float64))
+
+
+def test_percentile_bootstrap_draws_units_from_numpys_seeded_stream_and_skips_resamples_without_a_value():
+    seen = []
+
+    def replicate(draws):
+        seen.append(draws)
+        return draws.mean(1)
+
+    low, high = stats.percentile_bootstrap(replicate, 7, n_boot=300, level=0.9, seed=5)
+    expected = np.random.default_rng(5).integers(0, 7, size=(300, 7))
+    np.testing.assert_array_equal(seen[0], expected)
+    assert (low, high) == tuple(np.quantile(expected.mean(1), [0.05, 0.95]))
+    # resamples marked nan are left out of the interval; with none left there is no interval
+    half = stats.percentile_bootstrap(lambda d: np.where(d[:, 0] < 3, np.nan, d[:, 0]), 7, n_boot=300, seed=5)
+    assert half[0] >= 3
+    assert all(map(math.isnan, stats.percentile_bootstrap(lambda d: np.full(len(d), np.nan), 7, n_boot=10)))
+    with pytest.raises(ValueError, match="level"):
+        stats.percentile_bootstrap(replicate, 7, level=1.0)
+    with pytest.raises(ValueError, match="n_boot"):
+        stats.percentile_bootstrap(replicate, 7, n_boot=0)
+    with pytest.raises(ValueError, match="one value per resample"):
+        stats.percentile_bootstrap(lambda d: d, 7, n_boot=10)
+
+
+def test_every_bootstrap_interval_is_the_one_resampler():
+    """bootstrap_ci, the geometric means and fold changes of local edits and the interval of homogeneity against
+    distance resample the same units with the same draws: given the same data they give the same interval."""
+    ratios = np.array([1.5, 3.0, 0.7, 9.0, 2.2, 4.1])
+    low, high = stats.bootstrap_ci(np.log(ratios), n_boot=500, seed=4)
+    _, g_low, g_high = local.geometric_mean(ratios, n_boot=500, seed=4)
+    assert (g_low, g_high) == pytest.approx((math.exp(low), math.exp(high)), rel=1e-12)
+    _, f_low, f_high = local.fold_change(ratios, np.ones(6), n_boot=500, seed=4)
+    assert (f_low, f_high) == pytest.approx((g_low, g_high), rel=1e-12)
+
+    z = torch.randn(8, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    matrix = torch.randn(8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    distance = torch.cdist(z, z)
+
+    def by_hand(draws):
+        out = []
+        for idx in torch.from_numpy(draws):
+            distinct = idx[:, None] != idx[None, :]
+            x, y = distance[idx][:, idx][distinct], matrix[idx][:, idx][distinct]
+            out.append(stats.pearson(x, y).item() if len(idx.unique()) >= 3 else math.nan)
+        return np.array(out)
+
+    assert analysis.homogeneity_vs_distance_interval(z, matrix, n_boot=200, seed=3) == \
+        stats.percentile_bootstrap(by_hand, 8, n_boot=200, seed=3)
 
 
 def test_bootstrap_ci_covers_the_true_mean_at_about_the_nominal_rate():
@@ -110,3 +176,22 @@ def test_evaluations_to_reach_and_log_auc():
     assert stats.log_auc([[0.5, 0.1, 0.4]])[0] == pytest.approx(np.mean(np.log10([0.5, 0.1, 0.1])))
     with pytest.raises(ValueError, match="positive"):
         stats.log_auc([[0.1, 0.0]])
+
+
+def test_direction_reads_the_interval_against_no_change():
+    lower = stats.paired([1, 2, 3, 4, 5, 6], [2, 3, 4, 5, 6, 7.5], groups=range(6), log=True)
+    assert stats.direction(lower) == "lower" and stats.direction(lower, ratio=False) == "lower"
+    higher = stats.paired([2, 3, 4, 5, 6, 7.5], [1, 2, 3, 4, 5, 6], groups=range(6))
+    assert higher.ratio_ci is None and stats.direction(higher) == "higher"
+    mixed = stats.paired([1, 3, 2, 5, 4, 6], [2, 2, 3, 4, 5, 6], groups=range(6))
+    assert stats.direction(mixed) == "undecided"
+    assert stats.direction(lower, min_groups=7) == "too few"
+
+
+def test_quartile_band_of_curves():
+    history = np.arange(12, dtype=float).reshape(4, 3)
+    x, median, low, high = stats.quartile_band(history)
+    assert x.tolist() == [1, 2, 3]
+    np.testing.assert_allclose(median, np.median(history, 0))
+    np.testing.assert_allclose(low, np.quantile(history, 0.25, 0))
+    np.testing.assert_allclose(high, np.quantile(history, 0.75, 0))

@@ -49,3 +49,60 @@ def test_figures_render_as_html_for_the_book_and_as_plotly_json_for_jupyter():
     spec = bundle[viz.JSON_MIME]
     assert json.loads(json.dumps(spec))["layout"]["sliders"][0]["active"] == 1
     assert spec["config"]["responsive"] is True
+
+
+def test_gap_heatmap_is_symmetric_about_zero_and_labels_degrees():
+    gap = np.array([[0.5, -3.0], [0.2, 0.1]])
+    fig = viz.gap_heatmap(gap, [0.1, 1.0], np.radians([0.0, 90.0]), title="t")
+    trace = fig.data[0]
+    assert (trace.zmin, trace.zmax) == (-3.0, 3.0) and list(trace.x) == ["0.1", "1.0"]
+    assert list(trace.y) == ["0°", "90°"]
+    np.testing.assert_array_equal(np.asarray(trace.z), gap)
+    assert viz.gap_heatmap(gap / 10, [0.1, 1.0], [0.0, 1.0]).data[0].zmax == 1.0  # at least ±1
+
+
+def test_nested_table_has_one_row_per_leaf_with_its_keys_first():
+    two = viz.nested_table({"faces": {"eyes": {"area": 0.1, "share": 0.25}, "mouth": {"area": 0.05, "share": 0.5}},
+                            "eyes": {"iris": {"area": 0.16, "share": 0.3}}}, precision=2).data.splitlines()
+    assert two[0] == "| model | region | area | share |"
+    assert two[2:] == ["| faces | eyes | 0.10 | 0.25 |", "| faces | mouth | 0.05 | 0.50 |", "| eyes | iris | 0.16 | 0.30 |"]
+    three = viz.nested_table({"m": {"eyes, code 0": {"ours": {"rank": "2 / 3"}, "theirs": {"rank": "1 / 3"}}}},
+                             ("model", "region, code", "method")).data.splitlines()
+    assert three[0] == "| model | region, code | method | rank |" and three[3] == "| m | eyes, code 0 | theirs | 1 / 3 |"
+
+
+def test_outlined_rows_draw_each_row_s_mask():
+    masks = [np.pad(np.ones((4, 4)), 2), np.ones((8, 8))]
+    fig = viz.outlined_rows(np.stack([images(3), images(3)]), masks, ["inner", "all"], ["a", "b", "c"], title="t")
+    assert [note.text for note in fig.layout.annotations] == ["inner", "all", "a", "b", "c"]
+    drawn = viz.outline(images(3), masks[0])
+    assert (drawn[:, 2, 2] == (255, 48, 48)).all() and not (drawn[:, 0, 0] == (255, 48, 48)).all()
+
+
+def test_tables_and_bands_show_the_results_they_are_given():
+    import torch
+
+    from helpers import analysis, axes
+
+    assert viz.rows_table({"a": {"x": 1.0, "y": 2}, "b": {"x": 0.5, "y": 3}}, precision=2).data.splitlines() == [
+        "| model | x | y |", "|---|---|---|", "| a | 1.00 | 2 |", "| b | 0.50 | 3 |"]
+    samples = np.arange(12.0).reshape(4, 3)
+    x, mean, low, high = viz.band([1, 2, 3], samples)
+    assert x == [1, 2, 3] and list(mean) == [4.5, 5.5, 6.5]
+    np.testing.assert_allclose(low, np.percentile(samples, 5, axis=0))
+    np.testing.assert_allclose(high, np.percentile(samples, 95, axis=0))
+    dims = analysis.dims_for_fraction(torch.tensor([[0.9, 0.09, 0.01], [0.5, 0.4, 0.1]], dtype=torch.float64))
+    table = viz.dims_table({"m": dims}, {"m": 1.96}, {"m": None}).data.splitlines()
+    assert table[0] == "| model | 99% | 99.9% | 99.99% | decades, λ1 / λmin | λ20 / λ1 |"
+    assert table[2] == "| m | 2.5 [2–3] | 3.0 [3–3] | 3.0 [3–3] | 2.0 | – |"
+    summary = {"log": analysis.OffDiagonal(0.9312, 0.95)}
+    assert viz.mean_median_table(summary, paper={"paper": ["0.952"]}).data.splitlines()[2] == (
+        "| log | 0.931 | 0.950 | 0.952 |")
+    V = torch.linalg.qr(torch.randn(8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    al = axes.alignment(V[:, :2], V, k=2, n_random=50)
+    row = viz.alignment_table({"m": {"SeFa": al}}).data.splitlines()[2].split(" | ")
+    assert row[:6] == ["| m", "SeFa", "1.000", "1.000", "1.000", "1.000"]
+    spectra = {"m": analysis.spectrum_summary(torch.tensor([[1.0, 0.1, 0.01]]))}
+    fig = viz.spectrum_against_random(spectra, {"m": np.array([0.2, 0.3, 0.4])})
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["m: eigenvalues", "m: random vᵀHv"]
+    assert list(fig.data[3].y) == [0.3, 0.3, 0.3] and fig.layout.yaxis.type == "log"  # the random median, flat

@@ -1,0 +1,104 @@
+"""What chapters call while they run (`helpers.report`): the summary, glue's neighbours, result tables, phrasing."""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_record_outside_a_run_only_returns_the_value(monkeypatch, tmp_path):
+    monkeypatch.delenv(report.SUMMARY_ENV, raising=False)
+    assert report.record("k", [1, 2]) == [1, 2]
+    monkeypatch.setenv(report.SUMMARY_ENV, str(tmp_path / "summary.json"))
+    report.record("k", 3)
+    report.record("j", {"a": 1})
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"k": 3, "j": {"a": 1}}
+
+
+def test_format_number_uses_scientific_notation_below_1e_3():
+    assert report.format_number(0.95213) == "0.952" and report.format_number(17.26) == "17.3"
+    assert report.format_number(6.2e-7) == "6.20e-07" and report.format_number(-0.00042) == "-4.20e-04"
+    assert report.format_number(12345.6) == "12,346" and report.format_number(30) == "30"
+    assert report.format_number(0.0) == "0" and report.format_number("5 to 6") == "5 to 6"
+    assert report.format_number(np.float32(0.5)) == "0.5" and report.format_number(torch.tensor(3)) == "3"
+
+
+def test_result_table_records_our_values_beside_the_papers(monkeypatch, tmp_path):
+    monkeypatch.setenv(report.SUMMARY_ENV, str(tmp_path / "summary.json"))
+    shown = report.result_table("homogeneity", "Homogeneity", ["log, mean", "linear, mean"],
+                              {"ours: faces": [np.float64(0.93212), 0.794]},
+                              paper={"paper: DCGAN-fashion": ["homogeneity_log_mean", None]},
+                              row_header="measure", note="30 codes")
+    recorded = json.loads((tmp_path / "summary.json").read_text())["results/homogeneity"]
+    assert recorded["columns"] == {"ours: faces": [0.93212, 0.794]} and recorded["note"] == "30 codes"
+    assert recorded["paper"] == {"paper: DCGAN-fashion": [{"id": "homogeneity_log_mean", "value": "0.952"}, None]}
+    assert shown.data.splitlines()[2:] == ["| measure | ours: faces | paper: DCGAN-fashion |", "|---|---|---|",
+                                           "| log, mean | 0.932 | 0.952 |", "| linear, mean | 0.794 | – |"]
+    with pytest.raises(ValueError, match="not_an_entry not in paper.yml"):
+        report.result_table("x", "X", ["a"], {"ours": [1.0]}, paper={"paper": ["not_an_entry"]})
+    with pytest.raises(ValueError, match="column 'ours' has 2 values for 1 rows"):
+        report.result_table("x", "X", ["a"], {"ours": [1.0, 2.0]})
+
+
+def test_every_paper_entry_has_a_value_and_a_source():
+    entries = report.paper_entries()
+    assert entries["homogeneity_log_mean"]["value"] == "0.952"
+    incomplete = [k for k, e in entries.items() if not all(str(e.get(f, "")).strip()
+                                                           for f in ("value", "what", "model", "source"))]
+    assert not incomplete, f"paper.yml entries without value, what, model or source: {incomplete}"
+
+
+def test_phrase_list():
+    assert report.phrase_list([]) == "none"
+    assert report.phrase_list(["a"]) == "a"
+    assert report.phrase_list(("a", "b")) == "a and b"
+    assert report.phrase_list(["a", "b", 3]) == "a, b and 3"
+
+
+def test_plural():
+    plural = report.plural
+    assert plural(1, "target") == "1 target" and plural(3, "target") == "3 targets" and plural(0, "pair") == "0 pairs"
+    assert plural(2, "analysis", "analyses") == "2 analyses" and plural(1, "analysis", "analyses") == "1 analysis"
+    assert plural(torch.tensor(1), "unit") == "1 unit" and plural(np.int64(12_000), "image") == "12,000 images"
+
+
+def test_no_chapter_imports_the_build_tool():
+    """Chapters use the run-time vocabulary (`helpers.report`, `helpers.profiles`), never the papermill CLI."""
+    importers = [p.name for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+                 if re.search(r"^\s*(?:from helpers\.book\b|from helpers import .*\bbook\b|import helpers\.book\b)",
+                              p.read_text(encoding="utf-8"), re.M)]
+    assert not importers, f"chapters importing helpers.book: {importers}"
+
+
+def test_report_does_not_load_the_build_tool():
+    import subprocess
+    import sys
+
+    code = "import sys, helpers.report; print('helpers.book' in sys.modules, 'papermill' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_interval_text_and_its_absence():
+    from helpers import report
+
+    assert report.interval(0.61234, 0.8) == "[0.612, 0.8]"
+    assert report.interval(-0.5, 0.25, "+.2f", report.CI_MATH) == "$95\\%$ CI -0.50 to +0.25"
+    assert report.interval(float("nan"), 1.0, alone="one unit") == "no interval: one unit"
+
+
+def test_on_each_and_which_name_the_models():
+    assert report.on_each({"a": 0.9312, "b": 0.94}, ".3f") == "0.931 on `a` and 0.940 on `b`"
+    assert report.on_each({"a": 4.21}, ".1f", " decades") == "4.2 decades on `a`"
+    assert report.on_each({"a": 1490.2, "b": 362.0}, ",.0f") == "1,490 on `a` and 362 on `b`"
+    assert report.on_each({"a": "0.73 to 0.85"}) == "0.73 to 0.85 on `a`"  # a string as it is
+    assert report.on_each({}) == "none"
+    assert report.which({"a": True, "b": True}) == "every model of this run"
+    assert report.which({"a": True, "b": False, "c": 1}) == "`a` and `c`"
+    assert report.which({"a": False}) == report.which({}) == "no model of this run"
