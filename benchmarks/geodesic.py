@@ -19,6 +19,7 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -49,9 +50,11 @@ def first_time(times, energies, target):
 
 
 def run_ours(G, lpips, z_a, z_b, n, rtol, **options) -> dict:
+    cpu = time.process_time()
     result = geodesic.geodesic(G, lpips, z_a, z_b, n=n, rtol=rtol, **options)
+    cpu = time.process_time() - cpu
     coarse = result.coarse
-    return {"seconds": result.seconds, "iterations": int(result.iterations[0]), "evaluations": result.evaluations,
+    return {"seconds": result.seconds, "cpu_seconds": cpu, "iterations": int(result.iterations[0]), "evaluations": result.evaluations,
             "coarse": None if coarse is None else {"n": coarse.path.shape[1] - 1, "evaluations": coarse.evaluations,
                                                    "iterations": int(coarse.iterations[0]),
                                                    "seconds": float(coarse.times[-1])},
@@ -107,13 +110,14 @@ def run_stochman(G, lpips, z_a, z_b, n, iterations, num_nodes) -> dict:
             return energy
 
     curve = CubicSpline(z_a[None], z_b[None], num_nodes=num_nodes)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     geodesic_minimizing_energy(curve, LPIPSFeatures(), max_iter=iterations, eval_grid=n + 1)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     with torch.no_grad():
         path = curve(torch.linspace(0, 1, n + 1))
         check = float(geodesic.path_energy(G, lpips, path[None]))
-    return {"seconds": seconds, "iterations": iterations, "evaluations": len(energies), "energy": min(energies),
+    return {"seconds": seconds, "cpu_seconds": cpu, "iterations": iterations, "evaluations": len(energies),
+            "energy": min(energies),
             "final_energy_checked": check, "times": times, "energies": energies,
             "parameters": int(curve.params.numel()), "num_nodes": num_nodes}
 
@@ -121,15 +125,17 @@ def run_stochman(G, lpips, z_a, z_b, n, iterations, num_nodes) -> dict:
 def bench_pair(G, lpips, seed, args) -> dict:
     z_a, z_b = G.sample(2, seed=seed)
     n = args.interior + 1
-    out = {"seed": seed, "n": n}
-    print(f"\n== pair seed {seed}: {args.interior} interior points (n = {n} steps)", flush=True)
+    out = {"seed": seed, "n": n, "load_average": [round(x, 2) for x in os.getloadavg()]}
+    print(f"\n== pair seed {seed}: {args.interior} interior points (n = {n} steps), load {out['load_average']}",
+          flush=True)
     straight_energy = float(geodesic.path_energy(G, lpips, geodesic.straight(z_a, z_b, n)))
     out["straight_energy"] = straight_energy
     ours = run_ours(G, lpips, z_a, z_b, n, args.rtol)
     path = ours.pop("path")
     out["ours"] = ours
     verdict = "within" if ours["seconds"] <= args.target_seconds else "OVER"
-    print(f"ours: {ours['seconds']:.1f} s ({verdict} the {args.target_seconds:g} s target), {ours['iterations']} "
+    print(f"ours: {ours['seconds']:.1f} s ({verdict} the {args.target_seconds:g} s target; CPU "
+          f"{ours['cpu_seconds']:.1f} s), {ours['iterations']} "
           f"iterations, {ours['evaluations']} evaluations, energy {straight_energy:.4f} -> {ours['energy']:.4f}, "
           f"length {ours['length']:.4f}, converged {ours['converged']}", flush=True)
     if "optimisers" in args.parts:
@@ -181,7 +187,7 @@ def compare_stochman(G, lpips, z_a, z_b, n, ours, args) -> dict:
     theirs |= {"target_energy": target, "seconds_to_target": t_theirs, "ours_seconds_to_target": t_ours,
                "speedup": ratio}
     print(f"stochman: {theirs['evaluations']} Adam steps on {theirs['parameters']} spline parameters in "
-          f"{theirs['seconds']:.1f} s, best energy {theirs['energy']:.4f} (ours {ours['energy']:.4f}); both reach "
+          f"{theirs['seconds']:.1f} s (CPU {theirs['cpu_seconds']:.1f} s), best energy {theirs['energy']:.4f} (ours {ours['energy']:.4f}); both reach "
           f"{target:.4f} after {t_theirs:.1f} s (stochman) and {t_ours:.1f} s (ours): ours {ratio:.1f}x faster",
           flush=True)
     return theirs
@@ -224,7 +230,7 @@ def main(argv=None):
     geodesic.geodesic(G, lpips, warm[0], warm[1], n=2, max_iter=1, precondition=False)  # untimed warm-up
     start = time.perf_counter()
     results = [bench_pair(G, lpips, seed, args) for seed in range(1, args.pairs + 1)]
-    info["load_average_after"] = [round(x, 2) for x in __import__("os").getloadavg()]
+    info["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     total = time.perf_counter() - start
     if args.json:
         with open(args.json, "w") as f:
