@@ -729,3 +729,45 @@ def same_image_size(target, x) -> None:
     if target.shape[1:] != x.shape[1:]:
         raise ValueError(f"target is {tuple(target.shape[1:])} but the generator makes {tuple(x.shape[1:])} "
                          f"images; resize the target (e.g. sample_target_images(size={x.shape[-1]}))")
+
+
+# --- paths (helpers.geodesic) ------------------------------------------------------------------------------------
+
+def path_ends(G, z_a, z_b) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ends of p paths as two (p, d) tensors in the dtype the metric computes in (`latents` checks each);
+    one end (d,) is shared by every path of the other's (p, d). Refuses ends whose counts differ and equal ends."""
+    a, _ = latents(G, z_a)
+    b, _ = latents(G, z_b)
+    if len(a) != len(b) and 1 not in (len(a), len(b)):
+        raise ValueError(f"z_a and z_b must hold as many codes (or one of them a single code), got {len(a)} and "
+                         f"{len(b)}")
+    a, b = torch.broadcast_tensors(a, b)
+    same = (a == b).all(dim=1)
+    if same.any():
+        raise ValueError(f"z_a and z_b are equal for path(s) {_listed(same.nonzero().flatten().tolist())}: a path "
+                         f"between equal codes has length zero and no direction; drop those pairs")
+    return a.contiguous(), b.contiguous()
+
+
+def path(G, z) -> torch.Tensor:
+    """A discrete path (n+1, d), or p of them (p, n+1, d), as (p, n+1, d) in the metric's dtype (`latents` checks
+    the codes); refuses fewer than two points (n >= 1 segments)."""
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"a path must be a torch.Tensor of shape (n+1, d) or (p, n+1, d), got {type(z).__name__}")
+    if z.dim() not in (2, 3) or z.shape[-2] < 2:
+        raise ValueError(f"a path must have shape (n+1, d) or (p, n+1, d) with n >= 1 segments (at least two "
+                         f"points), got {tuple(z.shape)}")
+    z = z[None] if z.dim() == 2 else z
+    flat, _ = latents(G, z.reshape(-1, z.shape[-1]))
+    return flat.reshape(z.shape)
+
+
+def tangents(v, z: torch.Tensor) -> torch.Tensor:
+    """Tangent vectors v for the codes z (p, d): (d,) (shared) or (p, d), finite, as z's dtype and device."""
+    if not isinstance(v, torch.Tensor):
+        raise TypeError(f"v must be a torch.Tensor, got {type(v).__name__}")
+    if v.shape not in (z.shape, z.shape[1:]):
+        raise ValueError(f"v must have shape {tuple(z.shape[1:])} or {tuple(z.shape)}, like z, got {tuple(v.shape)}")
+    if not torch.isfinite(v).all():
+        raise ValueError("v contains non-finite values (nan or inf)")
+    return v.detach().to(device=z.device, dtype=z.dtype).expand_as(z).contiguous()

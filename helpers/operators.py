@@ -120,6 +120,14 @@ def feature_jacobian(f: Callable, z: torch.Tensor, directions: torch.Tensor, chu
     return tuple(j.transpose(0, 1) for j in out)
 
 
+def second_derivative(f: Callable, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """∂²f(z)[v, v] (points, F): the second derivative of f (codes (n, d) -> features (n, F)) at the points z
+    (points, d) along v (points, d), by nested forward-mode JVPs: the acceleration of t ↦ f(z + t v) at t = 0.
+    A piecewise-linear f (ReLU) has none almost everywhere: its curvature sits in kinks that no derivative sees."""
+    with torch.no_grad(), _quiet_forward_ad():
+        return jvp(lambda x: jvp(f, (x,), (v,))[1], (z,), (v,))[1]
+
+
 def _jvp_columns(f, z, directions, chunk_size):
     """JVPs of f at z (points, d) along directions (n, d) or (n, points, d): a tuple of (n, points, F)."""
     points = z.shape[0]

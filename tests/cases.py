@@ -163,4 +163,46 @@ def conv_case(b=3, d=6) -> Case:
     return Case("conv-net", G, distance, z, torch.stack([dense_hessian(G, distance, point) for point in z]))
 
 
+# --- a sphere: stereographic coordinates mapped isometrically onto images, MSE ------------------------------------
+
+class Sphere(nn.Module):
+    """G(u) = Q s(u) reshaped to (3, side, side): s(u) = (2u, ‖u‖² − 1) / (‖u‖² + 1) the inverse stereographic
+    projection of u (n, d) onto the unit sphere Sᵈ ⊂ R^(d+1), Q (3·side², d+1) with orthonormal columns.
+
+    With MSE, d(G(u), G(u')) = ‖s(u) − s(u')‖² / N (N = 3·side²), so H = (2/N)·g with g = 4 I / (1 + ‖u‖²)² the
+    round metric: geodesics are great circles, of length √(2/N)·angle; `metric(u)` is that H.
+    Not in CASES: its metric is a multiple of the identity (no separated eigenvectors for the solver grid).
+    """
+
+    def __init__(self, d=2, side=4, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        Q, _ = torch.linalg.qr(torch.randn(3 * side * side, d + 1, generator=g, dtype=torch.float64))
+        self.register_buffer("Q", Q)
+        self.side = side
+
+    @staticmethod
+    def to_sphere(u):
+        """s(u) (..., d+1) on the unit sphere for codes u (..., d)."""
+        r2 = u.pow(2).sum(-1, keepdim=True)
+        return torch.cat([2 * u, r2 - 1], -1) / (r2 + 1)
+
+    @staticmethod
+    def from_sphere(s):
+        """The code u (..., d) of a point s (..., d+1) of the sphere (not the pole (0, …, 0, 1))."""
+        return s[..., :-1] / (1 - s[..., -1:])
+
+    def forward(self, u):
+        return (self.to_sphere(u) @ self.Q.T).view(-1, 3, self.side, self.side)
+
+    def metric(self, u):
+        N = self.Q.shape[0]
+        return 2 / N * 4 / (1 + u.pow(2).sum()) ** 2 * torch.eye(len(u), dtype=u.dtype)
+
+
+def sphere_generator(d=2, side=4, seed=0):
+    net = Sphere(d, side, seed)
+    return Generator(net, d, name="sphere"), net
+
+
 CASES = {"linear": linear_case, "quadratic": quadratic_case, "half-image": half_case, "conv-net": conv_case}

@@ -111,3 +111,26 @@ def test_explore_browser_benchmark_runs(tmp_path, capsys):
         assert len(control["times"]) == 1 and 0 < control["times"][0] < 120
         assert control["p90_seconds"] == pytest.approx(control["times"][0])
     assert "target (p90 ≤ 1 s)" in capsys.readouterr().out
+
+
+def test_geodesic_benchmark_runs(tmp_path, capsys):
+    """Ours, the optimisers we compared, stochman's recipe (or the line that says how to install it) and the metric
+    along the path, on a 2-interior-point path with a loose tolerance."""
+    out = tmp_path / "geodesic.json"
+    _load("geodesic").main(["--interior", "2", "--rtol", "0.1", "--optimiser-budget", "0.1", "--stochman-iter", "2",
+                            "--metric-k", "2", "--json", str(out)])
+    (pair,) = json.loads(out.read_text())["pairs"]
+    ours = pair["ours"]
+    assert pair["n"] == 3 and ours["seconds"] > 0 and ours["energy"] <= pair["straight_energy"]
+    assert len(ours["times"]) == len(ours["energies"]) == ours["iterations"] + 1
+    assert set(pair["optimisers"]) == {"ours", "ours, no preconditioner", "ours, no coarse start", "Adam lr 0.01",
+                                       "torch L-BFGS (strong Wolfe)"}
+    stochman = pair["stochman"]
+    if "skipped" in stochman:
+        assert "pip install" in stochman["skipped"]
+    else:
+        assert stochman["evaluations"] == 2 and stochman["parameters"] == 2 * 100
+        assert stochman["speedup"] == pytest.approx(stochman["seconds_to_target"] / stochman["ours_seconds_to_target"])
+    metric = pair["path_metric"]
+    assert metric["k"] == 2 and metric["warm_columns"] > 0 and metric["cold_columns"] > 0
+    assert "ours:" in capsys.readouterr().out
