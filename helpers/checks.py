@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .threads import one_thread
+
 
 # --- latent codes ------------------------------------------------------------------------------------------------
 
@@ -588,6 +590,7 @@ def _close(a: torch.Tensor, b: torch.Tensor, rtol: float) -> bool:
     return bool(((a - b).abs().max() <= rtol * scale).item())
 
 
+@one_thread()  # a few passes on one or two codes: threads would only wait on each other
 def model(G, z, distance=None, *, allow_tf32: bool = False) -> None:
     """Check, before a metric or any other result of G, that G (and the distance, if given) can give one at all.
 
@@ -630,6 +633,7 @@ def model(G, z, distance=None, *, allow_tf32: bool = False) -> None:
             distance_axioms(distance, batch, own)
 
 
+@one_thread()
 def distance_axioms(distance, x: torch.Tensor, own=()) -> None:
     """Refuse a `distance` that is not one on images x (n ≥ 1, the first two used): it must return one finite
     value per pair, d(x, x) = 0 and d ≥ 0 (to DISTANCE_RTOL of the distance between two different images), draw

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -27,6 +26,7 @@ from . import checks
 from .metric import Metric
 from .solvers import fix_signs
 from .stats import pearson, percentile_bootstrap
+from .threads import one_thread
 
 TAU = 1e-3  # δ = TAU · tr(H_rest): ReSeFa's default regulariser (`--tao 1e-3`, "coefficient to the identity")
 LAMB = 1 / 60  # LowRankGAN's Robust PCA sparsity weight (`--lamb 60`, used as 1/lamb)
@@ -104,19 +104,6 @@ def robust_pca(M, lamb: float = LAMB, max_iter: int = 10000) -> tuple[torch.Tens
             error = torch.linalg.matrix_norm(L + S - M).item()
             iterations += 1
     return L, S, iterations
-
-
-@contextmanager
-def one_thread():
-    """Run torch's CPU kernels on one thread inside the block (restored after). Iterations of small dense
-    linear algebra (a 100 × 100 eigh) gain nothing from threads, and on a machine whose cores are busy with
-    other work their threads wait on each other, many times slower than one thread (benchmarks/README.md)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def lowrank_directions(H_region, H_rest, *, lamb: float = LAMB, max_iter: int = 10000,
