@@ -260,8 +260,8 @@ def test_images_slightly_outside_the_range_are_accepted(lpips_alex):
     """A generator without a final tanh overshoots [-1, 1] a little: not refused (only beyond [-1.2, 1.2]); G(z) + 1,
     2·G(z) and the like are (they change LPIPS by tens of per cent)."""
     def scaled(scale, shift=0.0):
-        return Generator(lambda z: scale * torch.tanh(z[:, :1, None, None]).expand(-1, 3, 32, 32) + 0.001 * z.sum()
-                         + shift, 8)
+        return Generator(lambda z: scale * torch.tanh(z[:, :1, None, None]).expand(-1, 3, 32, 32)
+                         + 0.001 * z.sum(1)[:, None, None, None] + shift, 8)
 
     assert M.metric(scaled(1.1), torch.full((8,), 3.0), lpips_alex, "backprop").H.abs().max() > 0
     for G in (scaled(1.3), scaled(2.0), scaled(1.0, 1.0)):
