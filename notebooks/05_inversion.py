@@ -271,7 +271,9 @@ for name, entry in results.items():
                                precision=3))
 
 # %% [markdown]
-# The comparisons the paper makes, generated from the tables:
+# The comparisons the paper makes, generated from the tables; a method counts as ending lower (or
+# higher) than another when the whole $95\%$ interval of their final-LPIPS ratio lies below (or above)
+# one:
 #
 # {eval}`inversion_verdicts`
 #

@@ -167,7 +167,7 @@ for key, G in models.items():
 reference = metric.metric(models["faces"], codes["faces"][:1], lpips)
 gap = (whole["faces"][:1] - reference.H).norm() / reference.H.norm()
 identity_gap = glue("identity_gap", float(gap))
-record("local_seconds_region_metrics_per_code", seconds_region)
+seconds_region = record("local_seconds_region_metrics_per_code", seconds_region)
 
 # %% [markdown]
 # The relative difference is {eval}`f"{identity_gap:.1e}"`, float32 roundoff: the region and its rest
