@@ -290,9 +290,17 @@ def comparisons(results: dict, threshold: float) -> dict:
             for name, entry in results.items()}
 
 
-def verdicts(comparisons: dict, threshold: float) -> str:
-    """The comparisons the paper makes (PAPERS_PAIRS), one `optimisers.verdict` per model and pair, as a list."""
-    return bullets(verdict(name, a, b, pair, threshold) for name, pairs in comparisons.items()
+def verdicts(comparisons: dict, threshold: float, results: dict | None = None, lrs=()) -> str:
+    """The comparisons the paper makes (PAPERS_PAIRS), one `optimisers.verdict` per model and pair, as a list; with
+    the runs `results` and the grid `lrs`, each says which of its two methods tuned to an edge of the grid (and so
+    may be under-tuned)."""
+    def caveat(name, a, b):
+        tuning = results[name].tuning if results and name in results else {}
+        edges = [(m, _edge(tuning[m].lr, lrs)) for m in (a, b) if m in tuning and _edge(tuning[m].lr, lrs)]
+        return "".join(f"; **{m}** tuned to the {edge} learning rate of the grid, so it may be under-tuned"
+                       for m, edge in edges)
+
+    return bullets(verdict(name, a, b, pair, threshold) + caveat(name, a, b) for name, pairs in comparisons.items()
                    for (a, b), pair in pairs.items() if (a, b) in PAPERS_PAIRS)
 
 

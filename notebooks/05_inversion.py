@@ -261,8 +261,8 @@ for name, entry in results.items():
 # %%
 glue("threshold", threshold)
 comparisons = inversion_study.comparisons(results, threshold)
-inversion_verdicts = glue("inversion_verdicts",
-                          inversion_study.verdicts(comparisons, threshold))
+inversion_verdicts = glue("inversion_verdicts", inversion_study.verdicts(
+    comparisons, threshold, results, lrs))
 for name, entry in results.items():
     display(viz.markdown_table({"": [f"**{name}**, {pairs_text}"]}))
     display(viz.markdown_table(optimisers.summary_table(

@@ -130,6 +130,12 @@ def test_the_comparison_runs_every_method_from_the_same_starts(plan, linear):
     assert list(comparisons["linear-toy"]) == inversion_study.PAIRS  # every pair ran
     verdicts = inversion_study.verdicts(comparisons, plan.threshold).splitlines()
     assert len(verdicts) == len(inversion_study.PAPERS_PAIRS) and all(v.startswith("- On `linear-toy`") for v in verdicts)
+    assert "under-tuned" not in "".join(verdicts)
+    edge = SimpleNamespace(tuning={m: SimpleNamespace(lr=0.8 if m == "z" else 0.4) for m in plan.methods})
+    caveats = inversion_study.verdicts(comparisons, plan.threshold, {"linear-toy": edge}, [0.2, 0.4, 0.8])
+    assert caveats.splitlines()[0].endswith("; **z** tuned to the highest learning rate of the grid, so it may be "
+                                            "under-tuned.")  # eigenbasis against z
+    assert caveats.count("under-tuned") == sum(1 for a, b in inversion_study.PAPERS_PAIRS if "z" in (a, b))
     best, median = inversion_study.best_method(entry)
     assert best in plan.methods and median == min(
         float(r.loss_best.view(-1, 2).min(1).values.median()) for r in entry.runs.values())
