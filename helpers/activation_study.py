@@ -1,5 +1,6 @@
 """Chapter 08's comparison of activation maximisation: the isotropic and the Hessian-aware CMA-ES search for AlexNet
-units from the same starts, compared pair by pair and layer by layer, with its tables, verdicts and scope.
+units from the same starts, compared pair by pair and layer by layer, with its tables, verdicts and scope, and the
+referee's control: a Hessian-free search in a random subspace of the same size (`control_search`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 from . import stats
 from .activation import Maximisation, Units, maximize
 from .profiles import PROFILES
-from .report import CI_MATH, interval, phrase_list, plural
+from .report import CI_MATH, estimate_parts, interval, phrase_list, plural, recorded_table
 
 
 def both_searches(G, average, units: Units, repeats: int, *, seed: int, top_k: int, budget: int, sigma0: float,
@@ -27,13 +28,42 @@ def both_searches(G, average, units: Units, repeats: int, *, seed: int, top_k: i
     return isotropic, hessian
 
 
-def normalised(isotropic: Maximisation, hessian: Maximisation) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both searches' histories (R, budget), divided per unit by the mean size of its final activations (all runs
-    of both searches), so that units of different scales pool within a layer."""
+def random_basis(d: int, k: int, seed: int) -> torch.Tensor:
+    """(d, k) orthonormal float64: a random k-dimensional subspace of the d-dimensional code space (seeded)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.linalg.qr(torch.randn(d, k, generator=gen, dtype=torch.float64))[0]
+
+
+def control_search(G, units: Units, repeats: int, control_repeats: int, *, seed: int, top_k: int, budget: int,
+                   sigma0: float, progress: bool = False) -> Maximisation:
+    """The Hessian-free control of `both_searches`: CMA-ES in a random top_k-dimensional subspace through the
+    start, isotropic in it with the same expected step length, for every unit from the first `control_repeats`
+    of its `repeats` starts (the same seeds); start r of every unit searches its own random subspace (seed
+    seed + 4000 + r), so that the control does not rest on one draw."""
+    if not 1 <= control_repeats <= repeats:
+        raise ValueError(f"control_repeats must be between 1 and repeats ({repeats}), got {control_repeats}")
+    parts = []
+    for r in range(control_repeats):
+        seeds = [seed + 3000 + u * repeats + r for u in range(len(units.units))]
+        parts.append(maximize(G, units, range(len(units.units)), seeds,
+                              basis=random_basis(G.latent_dim, top_k, seed + 4000 + r), budget=budget,
+                              sigma0=sigma0, progress=progress, name=f"random subspace, {top_k} dimensions"))
+    return Maximisation(*(torch.cat([getattr(m, f) for m in parts]) for f in ("best", "history", "z_best", "images")),
+                        sum((m.unit for m in parts), ()), sum((m.seeds for m in parts), ()), parts[0].name)
+
+
+def _scales(isotropic: Maximisation, hessian: Maximisation) -> torch.Tensor:
+    """(R, 1): per search, the mean size of its unit's final activations (all runs of both searches)."""
     unit_of = torch.tensor(isotropic.unit)
     finals = torch.cat([isotropic.best, hessian.best]).abs()
     owners = torch.cat([unit_of, unit_of])
-    scale = torch.stack([finals[owners == u].mean() for u in unit_of]).clamp_min(1e-6)[:, None]
+    return torch.stack([finals[owners == u].mean() for u in unit_of]).clamp_min(1e-6)[:, None]
+
+
+def normalised(isotropic: Maximisation, hessian: Maximisation) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both searches' histories (R, budget), divided per unit by the mean size of its final activations (all runs
+    of both searches), so that units of different scales pool within a layer."""
+    scale = _scales(isotropic, hessian)
     return isotropic.history / scale, hessian.history / scale
 
 
@@ -85,6 +115,62 @@ def compare_layers(isotropic: Maximisation, hessian: Maximisation, units: Units,
     return LayerComparison(table, paired, curves)
 
 
+@dataclass
+class ControlComparison:
+    """The random-subspace control against both searches on the pairs it ran (unit × start), pooled over layers,
+    activations normalised per unit as in `compare_layers`. table : {column: values}, a row per comparison.
+    paired : {row: `stats.Paired` of the second search named against the first, so that `_gain` is the first
+    minus the second}; n_units : the units the intervals resample."""
+
+    table: dict
+    paired: dict
+    n_units: int
+
+
+CONTROL_ROWS = ("Hessian-aware − random subspace", "random subspace − isotropic",
+                "Hessian-aware − isotropic, the same pairs")
+
+
+def compare_control(isotropic: Maximisation, hessian: Maximisation, control: Maximisation) -> ControlComparison:
+    """`ControlComparison` of the control search (`control_search`) with the two searches of `both_searches` from
+    the same starts; the intervals resample whole units."""
+    rows = torch.tensor([isotropic.seeds.index(s) for s in control.seeds])
+    scale = _scales(isotropic, hessian)[rows]
+    final = {"isotropic": isotropic.best[rows, None] / scale, "Hessian-aware": hessian.best[rows, None] / scale,
+             "random subspace": control.best[:, None] / scale}
+    groups = np.asarray(control.unit)
+    table = {"comparison": [], "pairs": [], "first higher": [], "mean gain [95 % CI]": [], "p (Wilcoxon)": []}
+    paired = {}
+    for row in CONTROL_ROWS:
+        first, second = row.split(",")[0].split(" − ")
+        result = paired[row] = stats.paired(final[second][:, 0], final[first][:, 0], groups=groups)
+        table["comparison"].append(row)
+        table["pairs"].append(result.n)
+        table["first higher"].append(result.wins)
+        table["mean gain [95 % CI]"].append(_gain(result))
+        table["p (Wilcoxon)"].append(result.p_wilcoxon)
+    return ControlComparison(table, paired, len(set(control.unit)))
+
+
+def control_verdict(control: ControlComparison, name: str) -> str:
+    """What the control decides about where the Hessian-aware search's gain comes from, from the intervals of the
+    mean gain (a gain when the whole 95 % interval lies above zero, a loss when below)."""
+    by_h, by_space = (stats.direction(control.paired[row]) for row in CONTROL_ROWS[:2])
+    if "too few" in (by_h, by_space):
+        return (f"With `{name}` as the prior the control ran on {plural(control.n_units, 'unit')}, too few to "
+                f"resample: it cannot say where the gain comes from.")
+    subspace = {"lower": "a random subspace of the same size already climbs higher than the isotropic search",
+                "higher": "a random subspace of the same size climbs less high than the isotropic search",
+                "undecided": "a random subspace of the same size cannot be told from the isotropic search"}[by_space]
+    metric = {"lower": "the Hessian-aware search climbs higher than the random subspace, so the metric's "
+                       "directions add to what a smaller search space gives",
+              "higher": "the random subspace climbs higher than the Hessian-aware search, so the metric's "
+                        "directions do not help here",
+              "undecided": "the Hessian-aware search cannot be told from the random subspace, so this run cannot "
+                           "credit the metric's directions over a smaller search space"}[by_h]
+    return f"With `{name}` as the prior, {subspace}, and {metric}."
+
+
 def best_images(isotropic: Maximisation, hessian: Maximisation, n_units: int) -> torch.Tensor:
     """(n_units, 2, 3, H, W): per unit, the image of the search (over its starts) that drove it highest, for each
     kind of search."""
@@ -118,7 +204,50 @@ def verdict(comparisons: dict) -> str:
                      f"); per layer, the interval of the gain lies above zero in " + phrase_list(higher)
                      + (f" and below zero in {phrase_list(lower)}" if lower else ""))
     text = "; ".join(lines)
-    return text[0].upper() + text[1:] + "."
+    return ("A layer counts as a gain when the whole $95\\%$ interval of its mean gain lies above zero. "
+            + text[0].upper() + text[1:] + ".")
+
+
+TABLE = "optimization_activation"  # the key of the chapter's result table
+
+
+def _above(low: float) -> bool:
+    return low > 0  # the threshold of `verdict`: the interval of the gain lies above zero
+
+
+def full_run_check(comparisons: dict, layers, *, profile: str = "full", path=None) -> str:
+    """Sentences on what the recorded `profile` run (book/recorded.json) finds per prior and layer, against the
+    threshold of `verdict` (the gain's interval above zero): where it agrees with this run {name:
+    LayerComparison}, where not, and the priors this run did not search with. "" when nothing is recorded."""
+    table = recorded_table(TABLE, profile, path)
+    if table is None:
+        return ""
+    column = "ours, {}: mean gain [95 % CI]"
+    priors = [label.removeprefix("ours, ").removesuffix(": mean gain [95 % CI]") for label in table["columns"]
+              if label.endswith(": mean gain [95 % CI]")]
+    note = (table.get("note") or "").split(";")[0]
+    lines = []
+    for name in priors:
+        cells = zip(table["rows"], table["columns"][column.format(name)])
+        recorded = {row: estimate_parts(value) for row, value in cells if row in layers and estimate_parts(value)}
+        if not recorded:
+            continue
+        held = [layer for layer, (_, low, _) in recorded.items() if _above(low)]
+        missed = [layer for layer in recorded if layer not in held]
+        above = phrase_list(held) if missed else "every layer"
+        found = (f"its interval lies above zero in {above}" if held else "its interval lies above zero in no layer") \
+            + (f" and includes zero or lies below it in {phrase_list(missed)}" if held and missed else "")
+        if name not in comparisons:
+            lines.append(f"with `{name}` as the prior, which this run does not search with, {found}")
+            continue
+        paired = comparisons[name].paired
+        ours = {layer: -paired[layer].ci[1] for layer in recorded if layer in paired}
+        differ = [layer for layer, low in ours.items() if _above(low) != (layer in held)]
+        lines.append(f"with `{name}` as the prior {found}, "
+                     + ("as in this run" if not differ else f"unlike this run in {phrase_list(differ)}"))
+    if not lines:
+        return ""
+    return f"The recorded {profile}-profile run ({note}), judged by the same threshold: " + "; ".join(lines) + "."
 
 
 def agreement(comparisons: dict) -> str:

@@ -176,24 +176,56 @@ def run(plan: Plan, name: str, model, distance, targets: Targets, *, progress: b
     return ModelRuns(targets, tuning, runs, index, test_z0, plan.n_starts, budget, units, plan.images()[name])
 
 
-def tuning_table(results: dict) -> dict:
-    """{column: values} per model and method: the learning rate and schedule it tuned to, and their score."""
+def _edge(lr: float, lrs) -> str | None:
+    """"lowest" or "highest" when `lr` is at that end of the grid `lrs` (of more than one value), else None."""
+    if len(set(lrs)) < 2:
+        return None
+    return "lowest" if lr == min(lrs) else "highest" if lr == max(lrs) else None
+
+
+def tuning_table(results: dict, lrs) -> dict:
+    """{column: values} per model and method: the learning rate and schedule it tuned to, its tuning score (mean
+    log10 LPIPS, lower is better) at every learning rate of the grid `lrs` (the best schedule there; the chosen one
+    in bold), and whether the choice lies at an edge of the grid."""
     tuned = [(name, label, t) for name, entry in results.items() for label, t in entry.tuning.items()]
-    return {"model": [name for name, _, _ in tuned], "method": [label for _, label, _ in tuned],
-            "learning rate": [t.lr for _, _, t in tuned], "schedule": [t.schedule for _, _, t in tuned],
-            "tuning score (mean log10 LPIPS)": [float(t.scores.min()) for _, _, t in tuned]}
+    table = {"model": [name for name, _, _ in tuned], "method": [label for _, label, _ in tuned],
+             "tuned to": [f"{t.lr:g}, {t.schedule}" for _, _, t in tuned]}
+    for lr in lrs:
+        cells = []
+        for _, _, t in tuned:
+            scores = [float(s) for (c, _), s in zip(t.candidates, t.scores) if c == float(lr)]
+            cell = f"{min(scores):.3f}" if scores else "–"
+            cells.append(f"**{cell}**" if scores and float(lr) == t.lr else cell)
+        table[f"score at {lr:g}"] = cells
+    table["at the grid's edge"] = [_edge(t.lr, lrs) or "no" for _, _, t in tuned]
+    return table
 
 
 def tuning_note(results: dict, lrs, schedules) -> str:
-    """A sentence on whether every tuned learning rate lies inside the grid of lrs."""
-    edges = [f"{label} ({n})" for n, entry in results.items() for label, t in entry.tuning.items()
-             if len(lrs) > 1 and t.lr in (min(lrs), max(lrs))]
-    if len(lrs) * len(schedules) == 1:
-        return "This run's grid has a single learning rate, so nothing was tuned."
-    if not edges:
-        return "Every tuned learning rate lies inside the grid, so the grid brackets each method's best."
-    return (f"For {', '.join(edges)} the best learning rate is at the edge of the grid: a wider grid (`-p lrs`) might "
-            f"do better still for {'it' if len(edges) == 1 else 'them'}.")
+    """Sentences on where the tuned learning rates lie in the grid `lrs`: plainly for the baseline, Adam in z, on
+    every model (an edge means the comparisons with z there may be against an under-tuned baseline), then for the
+    other methods."""
+    if len(set(lrs)) < 2:
+        return ("This run's grid has a single learning rate, so no learning rate was tuned"
+                + (" (only the schedule)." if len(schedules) > 1 else "."))
+    grid = phrase_list(f"{lr:g}" for lr in sorted(lrs))
+    parts = []
+    for name, entry in results.items():
+        if "z" not in entry.tuning:
+            continue
+        lr = entry.tuning["z"].lr
+        edge = _edge(lr, lrs)
+        parts.append(f"On `{name}` the baseline, Adam in $z$, tuned to a learning rate of {lr:g}, "
+                     + ("inside the grid, so its best lies within it" if edge is None else
+                        f"the {edge} of the grid: its best may lie {'below' if edge == 'lowest' else 'above'} the "
+                        f"grid, so the comparisons with $z$ on `{name}` may be against an under-tuned baseline")
+                     + ".")
+    others = [f"{label} on `{name}` ({_edge(t.lr, lrs)}, {t.lr:g})" for name, entry in results.items()
+              for label, t in entry.tuning.items() if label != "z" and _edge(t.lr, lrs)]
+    parts.append(f"Of the other methods, {phrase_list(others)} tuned to an edge of the grid" if others else
+                 "No other method tuned to an edge of the grid")
+    return f"The grid of learning rates is {grid}. " + " ".join(parts) + (
+        "; a wider grid (`-p lrs`) would tell whether they do better beyond it." if others else ".")
 
 
 # --- what the runs cost -----------------------------------------------------------------------------------
@@ -258,9 +290,17 @@ def comparisons(results: dict, threshold: float) -> dict:
             for name, entry in results.items()}
 
 
-def verdicts(comparisons: dict, threshold: float) -> str:
-    """The comparisons the paper makes (PAPERS_PAIRS), one `optimisers.verdict` per model and pair, as a list."""
-    return bullets(verdict(name, a, b, pair, threshold) for name, pairs in comparisons.items()
+def verdicts(comparisons: dict, threshold: float, results: dict | None = None, lrs=()) -> str:
+    """The comparisons the paper makes (PAPERS_PAIRS), one `optimisers.verdict` per model and pair, as a list; with
+    the runs `results` and the grid `lrs`, each says which of its two methods tuned to an edge of the grid (and so
+    may be under-tuned)."""
+    def caveat(name, a, b):
+        tuning = results[name].tuning if results and name in results else {}
+        edges = [(m, _edge(tuning[m].lr, lrs)) for m in (a, b) if m in tuning and _edge(tuning[m].lr, lrs)]
+        return "".join(f"; **{m}** tuned to the {edge} learning rate of the grid, so it may be under-tuned"
+                       for m, edge in edges)
+
+    return bullets(verdict(name, a, b, pair, threshold) + caveat(name, a, b) for name, pairs in comparisons.items()
                    for (a, b), pair in pairs.items() if (a, b) in PAPERS_PAIRS)
 
 

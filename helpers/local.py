@@ -25,6 +25,7 @@ from .distances import Region, resize_mask
 from . import checks
 from .metric import Metric
 from .solvers import fix_signs
+from .report import interval, phrase_list
 from .stats import pearson, percentile_bootstrap
 from .threads import one_thread
 
@@ -400,7 +401,10 @@ def fold_change(ratios_a, ratios_b, *, n_boot: int = 2000, seed: int = 0,
 
 
 def _interval(logs, n_boot, seed, level):
-    """exp of the bootstrap interval of the mean of logs (codes, n), resampling codes (rows)."""
+    """exp of the bootstrap interval of the mean of logs (codes, n), resampling codes (rows); (nan, nan) for one
+    code, which has nothing to resample (its interval would have no width)."""
+    if len(logs) < 2:
+        return math.nan, math.nan
     low, high = percentile_bootstrap(lambda draws: logs[torch.from_numpy(draws)].mean(dim=(1, 2)).numpy(), len(logs),
                                      n_boot=n_boot, level=level, seed=seed)
     return math.exp(low), math.exp(high)
@@ -522,6 +526,56 @@ def fold_over_regions(measured: dict[str, list[dict]], a: str = "generalized", b
     rows_a = [q[a][measure][:k] for per_code in measured.values() for q in per_code]
     rows_b = [q[b][measure][:k] for per_code in measured.values() for q in per_code]
     return fold_change(rows_a, rows_b, n_boot=n_boot, seed=seed)
+
+
+def estimate_text(value) -> str:
+    """An estimate (estimate, low, high) as a table cell: "8.78 [7.75, 9.97]"; "8.78 (one code: no interval)"
+    where there was one code to resample; "not run" for None (`method_summary` of a method that ran nowhere)."""
+    if value is None:
+        return "not run"
+    estimate, low, high = value
+    return f"{estimate:.3g} " + (interval(low, high) if math.isfinite(low) and math.isfinite(high)
+                                 else "(one code: no interval)")
+
+
+SEVERAL = 3.0  # a fold whose whole interval lies above this is "several times more local"
+
+
+def locality_verdict(low: float) -> str:
+    """How much more local than the global axes, judged on the lower end `low` of the fold's interval: above
+    SEVERAL, above one, or not (nan: one code, no interval)."""
+    if not math.isfinite(low):
+        return "not to be judged against the global axes from one code (no interval)"
+    return (f"several times more local than the global axes (the whole interval lies above {SEVERAL:g})"
+            if low > SEVERAL else
+            f"more local than the global axes, though not several times (the interval starts at {low:.3g}, below "
+            f"{SEVERAL:g})" if low > 1 else
+            f"not clearly more local than the global axes (the interval reaches {low:.3g}, at or below one)")
+
+
+def homogeneity_note(model: str, value: float, n_codes: int, lpips_size: int | None, native: int, *,
+                     chapter_model: str, seed: int, chapter_seed: int = 0) -> str:
+    """Why this chapter's whole-image homogeneity of `model` (`value`, over n_codes codes, LPIPS at lpips_size
+    px, `native` its images' size) is not chapter 03's for the same model (`chapter_model`, its codes from
+    `chapter_seed`, LPIPS at the generator's own size): the fewer codes and the working size, as chapter 03
+    measures them; "" when chapter 03 studies another model, or for one code (no pairs)."""
+    if model != chapter_model or n_codes < 2:
+        return ""
+    reasons = [f"it averages over the {n_codes * (n_codes - 1)} ordered pairs of only "
+               + (f"{n_codes} codes, the first {n_codes} of chapter 03's (the same seed)" if seed == chapter_seed
+                  else f"{n_codes} codes, drawn from another seed than chapter 03's")]
+    if lpips_size and lpips_size != native:
+        reasons.append(f"LPIPS works at {lpips_size} px, the {native} px images resized, where chapter 03 works "
+                       f"at the generator's own {native} px")
+    return (f"The whole-image homogeneity of `{model}` here, {value:.3g}, is not chapter 03's for the same model: "
+            f"{phrase_list(reasons)}. Chapter 03 measures its first codes at both working sizes and says how "
+            f"much of the difference each of the two accounts for.")
+
+
+def with_samples(G: Callable, mean: torch.Tensor, n: int, *, seed: int) -> torch.Tensor:
+    """(1 + n, 3, H, W): the mean image (`regions.mean_image`) and n samples of G (seeded), to draw regions on."""
+    with torch.no_grad():
+        return torch.cat([mean[None], G(G.sample(n, seed=seed))])
 
 
 def trace_share(H_region, H, area: float) -> float:

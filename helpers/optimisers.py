@@ -14,7 +14,7 @@ import torch
 
 from . import analysis, stats
 from .catalogue import load_models
-from .report import CI_MATH, interval, plural
+from .report import CI_MATH, duration, interval, plural
 
 
 @dataclass
@@ -41,10 +41,17 @@ class Clock:
         self.sections[section] = (now[0] - self._mark[0], now[1] - self._mark[1])
         self._mark = now
 
-    def total(self) -> str:
-        """The time since the clock started, as a line to print."""
-        return (f"chapter ran in {time.time() - self.started[0]:.0f} s wall, "
-                f"{time.process_time() - self.started[1]:.0f} s of CPU")
+    def sentence(self, *, read: int = 0, units: int = 0, store: str | None = None) -> str:
+        """This run's time as a sentence for the end of a chapter, beside its header's times (`report.run_times`,
+        runs that computed everything); read of units: stored units this run read back from `store` instead of
+        running them, which makes it faster than its header says."""
+        wall, cpu = time.time() - self.started[0], time.process_time() - self.started[1]
+        text = f"This run took {duration(wall)} of wall time and {duration(cpu)} of CPU time (all threads)"
+        if read:
+            text += (f"; it read {read} of {plural(units, 'stored unit')} of runs back from `{store}` instead of "
+                     f"running them, so it took less than the header's time for its profile, which is that of a run "
+                     f"that computed every unit")
+        return text + "."
 
     def table(self) -> dict:
         """{column: values} of the sections' times, for `viz.markdown_table`."""

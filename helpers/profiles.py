@@ -14,8 +14,9 @@ _FULL_05 = {"n_targets": 50, "n_starts": 5, "n_tune": 5, "n_photos": 10, "budget
             "basin_popsize": 8, "basin_inner_steps": 5, "threshold": 0.05}
 # Chapter 08 (activation maximisation): its smoke run searches one unit of conv1 and conv5 once; its full run uses
 # both priors, 3 units per layer × 5 starts, 300 images per search.
-_SMOKE_08 = {"am_layers": ["conv1", "conv5"], "am_units": 1, "am_repeats": 1, "am_budget": 8}
-_FULL_08 = {"am_models": ["dcgan-celeba64", "cdcgan-eyes128"], "am_units": 3, "am_repeats": 5, "am_budget": 300}
+_SMOKE_08 = {"am_layers": ["conv1", "conv5"], "am_units": 1, "am_repeats": 1, "control_repeats": 1, "am_budget": 8}
+_FULL_08 = {"am_models": ["dcgan-celeba64", "cdcgan-eyes128"], "am_units": 3, "am_repeats": 5, "control_repeats": 5,
+            "am_budget": 300}
 
 PROFILES: dict[str, dict] = {
     # smoke: every chapter in about a minute or less on 2 CPU cores (the rendered-book test uses it)

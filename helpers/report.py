@@ -248,13 +248,30 @@ def recorded_table(key: str, profile: str = "full", path: Path | None = None) ->
     return None
 
 
-def recorded_row(key: str, row: str, profile: str = "full", path: Path | None = None) -> dict:
+_NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)"
+_ESTIMATE = re.compile(rf"^\s*{_NUMBER}\s*\[{_NUMBER},\s*{_NUMBER}\]\s*$")
+
+
+def estimate_parts(text) -> tuple[float, float, float] | None:
+    """(estimate, low, high) of an estimate written with its interval, "+0.322 [+0.176, +0.491]" (as `interval`
+    writes it in the result tables); None for anything else ("no interval: one code", "–", a number)."""
+    match = _ESTIMATE.match(text) if isinstance(text, str) else None
+    return tuple(float(x) for x in match.groups()) if match else None
+
+
+def recorded_row(key: str, row: str, profile: str = "full", path: Path | None = None, *,
+                 part: str | None = None) -> dict:
     """{model: value} of row `row` of the recorded table `key` (columns "ours: <model>"), numbers only; {} when the
-    table or the row was not recorded."""
+    table or the row was not recorded. part "estimate", "low" or "high": that part of cells written as an
+    estimate with its interval ("8.78 [7.72, 9.91]", `estimate_parts`) instead."""
     table = recorded_table(key, profile, path)
     if table is None or row not in table["rows"]:
         return {}
     i = table["rows"].index(row)
+    if part is not None:
+        index = ("estimate", "low", "high").index(part)
+        cells = {label.removeprefix("ours: "): estimate_parts(column[i]) for label, column in table["columns"].items()}
+        return {name: parts[index] for name, parts in cells.items() if parts is not None}
     return {label.removeprefix("ours: "): column[i] for label, column in table["columns"].items()
             if isinstance(column[i], (int, float)) and not isinstance(column[i], bool)}
 
@@ -273,24 +290,33 @@ class Threshold:
 
 
 def full_run_check(key: str, row: str, threshold: Threshold, current: dict, *, spec: str = ".3g", unit: str = "",
-                   profile: str = "full", path: Path | None = None) -> str:
+                   profile: str = "full", path: Path | None = None, part: str | None = None,
+                   what: str = "") -> str:
     """A sentence on what the recorded `profile` run (book/recorded.json) gives in row `row` of table `key`,
     against `threshold`, for the models of `current` {model: this run's value}: whether it agrees, and where it
     falls on the other side of the threshold (and, there, whether this run did too). "" when nothing is recorded.
+    part : judge a part of cells written with their interval (`recorded_row`), e.g. "low", the interval's lower
+    end; what : what the value is, in the sentence ("the lower end of the interval").
     """
-    recorded = {name: value for name, value in recorded_row(key, row, profile, path).items() if name in current}
+    recorded = {name: value for name, value in recorded_row(key, row, profile, path, part=part).items()
+                if name in current}
     if not recorded:
         return ""
     table = recorded_table(key, profile, path)
     over = (table.get("note") or "").replace(" (", ", ").replace(")", "")  # no parentheses inside parentheses
     run = f"The recorded {profile}-profile run" + (f" ({over})" if over else "")
+    gives = f"gives {what} " if what else "gives "
     failed = {name: value for name, value in recorded.items() if not threshold.holds(value)}
     if not failed:
         each = "every one " if len(recorded) > 1 else ""
-        return f"{run} agrees: it gives {on_each(recorded, spec, unit)}, {each}{threshold}."
+        unlike = [f"`{name}`" for name in recorded if not threshold.holds(current[name])]
+        if unlike:  # the full run holds where this one does not
+            return f"{run} {gives}{on_each(recorded, spec, unit)}, {each}{threshold}, unlike this run on " \
+                   f"{phrase_list(unlike)}."
+        return f"{run} agrees: it {gives}{on_each(recorded, spec, unit)}, {each}{threshold}."
     side = "below" if threshold.above else "above"
     also = {name: threshold.holds(current[name]) for name in failed}
-    text = f"{run} gives {on_each(failed, spec, unit)}, {side} the threshold"
+    text = f"{run} {gives}{on_each(failed, spec, unit)}, {side} the threshold"
     if any(also.values()):
         text += f", unlike this run on {phrase_list(f'`{n}`' for n, ok in also.items() if ok)}"
     held = [f"`{name}`" for name in recorded if name not in failed]

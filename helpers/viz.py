@@ -157,6 +157,9 @@ _GRID_STYLE = f"""<style>
 }}
 </style>"""
 _LABEL = "font-size:12px;line-height:1.2;color:#333;overflow-wrap:anywhere"
+# Column labels keep a gutter between neighbours (so that long ones never run together), break at spaces first
+# (a word only when it cannot fit its column), and sit on the images below them.
+_COLUMN = f"{_LABEL};hyphens:auto;text-align:center;align-self:end;padding:0 4px 2px"
 
 
 class ImageFigure:
@@ -190,7 +193,7 @@ class ImageFigure:
         cells = []
         if self.col_labels:
             cells += ['<div class="gg-corner"></div>'] if labelled else []
-            cells += [f'<div class="gg-col" style="{_LABEL};text-align:center">{_html.escape(label)}</div>'
+            cells += [f'<div class="gg-col" lang="en" style="{_COLUMN}">{_html.escape(label)}</div>'
                       for label in self.col_labels]
         for r, row in enumerate(self.rows):
             if labelled:

@@ -32,42 +32,55 @@
 # ```
 
 # %% tags=["parameters"]
-inversion_models = None  # None: the book's first model (generators.EMBEDDED[0]) and the eyes model
+# None: the book's first model (generators.EMBEDDED[0]) and the eyes model
+inversion_models = None
 distance = "lpips-alex"
 seed = 0
-n_points = 8  # codes of the average metric (read back from chapter 02's metric store when it has them)
+# codes of the average metric (read back from chapter 02's metric store if there)
+n_points = 8
 top_k = 20  # size of the eigen-subspace (top-k Adam)
 # inversion
-methods = ["z", "eigenbasis", "top-k", "BasinCMA, z", "BasinCMA, eigenbasis"]  # for the first model
+# for the first model
+methods = ["z", "eigenbasis", "top-k", "BasinCMA, z", "BasinCMA, eigenbasis"]
 other_methods = ["z", "eigenbasis"]  # for the other models
-budget = 50  # images through G per run (Adam steps, or BasinCMA's evaluations), every method of the first model
-other_budget = 30  # the same for the other models (the eyes model costs five times as much per image)
+# images through G per run (Adam steps, or BasinCMA's evaluations), on the first model
+budget = 50
+# the same for the other models (the eyes model costs five times as much per image)
+other_budget = 30
 n_targets = 10  # generated test targets per model
 n_starts = 3  # starts per target: the pairs of the comparison are targets × starts
-n_tune = 2  # generated tuning targets per model (held out of the test set), one start each
-n_photos = 1  # real photographs per model (faces: the astronaut, then LFW faces; eyes: the astronaut's eyes)
-lrs = [0.2, 0.4, 0.8]  # learning rates each method is tuned over (0.1 never won at the default profile)
-schedules = ["cosine"]  # learning-rate schedules each method is tuned over: constant, cosine, step
-pixel_weight = 1.0  # weight of the mean absolute pixel difference added to LPIPS (the paper's LPIPS + L1)
+n_tune = 2  # generated tuning targets per model (held out of the test set), one start
+# real photographs per model (faces: the astronaut, then LFW faces; eyes: its eyes)
+n_photos = 1
+# learning rates each method is tuned over (0.1 never won at the default profile)
+lrs = [0.2, 0.4, 0.8]
+# learning-rate schedules each method is tuned over: constant, cosine, step
+schedules = ["cosine"]
+# weight of the mean absolute pixel difference added to LPIPS (the paper's LPIPS + L1)
+pixel_weight = 1.0
 basin_generations = 2  # BasinCMA: CMA-ES generations before the final Adam run
 basin_popsize = 5  # BasinCMA: codes CMA-ES proposes per generation
 basin_inner_steps = 3  # BasinCMA: Adam steps from each proposal
 basin_sigma = 0.5  # BasinCMA: CMA-ES step size in z
 threshold = 0.1  # the LPIPS a run must reach for "evaluations to threshold"
-inversion_store = "runs/inversion"  # finished runs are kept here, so a killed run resumes where it stopped (None: no)
-unit_rows = 64  # runs per stored unit (a multiple of 32, the rows per pass through the generator)
+# finished runs are kept here, so a killed run resumes where it stopped (None: no store)
+inversion_store = "runs/inversion"
+# runs per stored unit (a multiple of 32, the rows per pass through the generator)
+unit_rows = 64
 # the toy quadratic
 toy_angles = 7  # start angles from the flat eigenvector, evenly from 0 to 90 degrees
 toy_lrs = [0.01, 0.03, 0.1, 0.3, 1.0]
 toy_steps = 300
 device = "cpu"
 cpu_threads = None  # torch threads on the CPU (None: torch's default, every core)
-progress = False  # progress bars for the long loops (in Jupyter; the book runner shows its own)
+# progress bars for the long loops (in Jupyter; the book runner shows its own)
+progress = False
 
 # %% tags=["hide-input"]
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads sleep instead of spinning: set before torch loads
+# idle threads sleep instead of spinning: set before torch loads
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import math
 
@@ -78,7 +91,8 @@ from helpers import generators, inversion_study, optimisers, stats, toy, viz
 from helpers.report import glue, phrase_list, plural, result_table, run_times
 
 run_times = glue("run_times", run_times("05_inversion"))
-models = [generators.EMBEDDED[0], "cdcgan-eyes128"] if inversion_models is None else list(inversion_models)
+models = ([generators.EMBEDDED[0], "cdcgan-eyes128"] if inversion_models is None
+          else list(inversion_models))
 glue("first_model", models[0])
 glue("models_text", " and ".join(f"`{m}`" for m in models))
 glue("pixel_weight", pixel_weight)
@@ -88,9 +102,12 @@ glue("basin_generations", basin_generations)
 glue("budget", budget)
 glue("other_budget", other_budget)
 glue("n_tune", n_tune)
-other_methods_text = glue("other_methods_text", phrase_list(other_methods) if len(models) > 1 else "(none)")
-bench = optimisers.setup(models, distance, n_points, seed, device=device, cpu_threads=cpu_threads)
-plan = inversion_study.Plan.from_parameters(globals(), models=models)  # the parameters that decide the comparison
+other_methods_text = glue("other_methods_text",
+                          phrase_list(other_methods) if len(models) > 1 else "(none)")
+bench = optimisers.setup(models, distance, n_points, seed, device=device,
+                         cpu_threads=cpu_threads)
+# the parameters that decide the comparison
+plan = inversion_study.Plan.from_parameters(globals(), models=models)
 
 # %% [markdown]
 # ## The toy quadratic: when does the eigenbasis help?
@@ -118,15 +135,16 @@ toy_eigen, toy_original = toy.authors_toy()
 toy_paper_setting = glue("toy_paper_setting", toy.AUTHORS_SETTING)
 toy_paper_eigen = glue("toy_paper_eigen", toy_eigen)
 toy_paper_original = glue("toy_paper_original", toy_original)
-sweep = toy.toy_sweep(torch.linspace(0, math.pi / 2, toy_angles), toy_lrs, steps=toy_steps)
+sweep = toy.toy_sweep(torch.linspace(0, math.pi / 2, toy_angles), toy_lrs,
+                      steps=toy_steps)
 viz.gap_heatmap(sweep.gap(), sweep.lrs, sweep.start_angles,
                 title=f"log10 (f in x ÷ f in the eigenbasis) after {toy_steps} steps")
 
 # %%
 toy_verdict = glue("toy_verdict", toy.verdict(sweep))
 steps, curves = sweep.gap_curves()
-viz.line_chart(steps, curves, title="median over starts off the eigenvectors", xlabel="Adam steps",
-               ylabel="log10 (f in x ÷ f in the eigenbasis)")
+viz.line_chart(steps, curves, title="median over starts off the eigenvectors",
+               xlabel="Adam steps", ylabel="log10 (f in x ÷ f in the eigenbasis)")
 
 # %% [markdown]
 # {eval}`toy_verdict`
@@ -155,9 +173,11 @@ glue("top_k", top_k)
 viz.markdown_table(optimisers.metric_table(bench.models, top_k), precision=3)
 
 # %%
-targets = {name: inversion_study.targets(plan, name, model.G) for name, model in bench.models.items()}
+targets = {name: inversion_study.targets(plan, name, model.G)
+           for name, model in bench.models.items()}
 for name, t in targets.items():
-    display(viz.image_grid(t.test.cpu(), nrow=min(len(t.test), 12), title=f"{name}: the test targets"))
+    display(viz.image_grid(t.test.cpu(), nrow=min(len(t.test), 12),
+                           title=f"{name}: the test targets"))
 bench.clock.lap("models and targets")
 
 # %% [markdown]
@@ -185,15 +205,18 @@ bench.clock.lap("models and targets")
 # separately, as the paper tuned Adam per basis: every candidate runs the full budget on
 # {eval}`f"{n_tune:d}"` held-out generated targets, and the one with the lowest mean log LPIPS is used on the
 # test targets. All candidates of a method run in one batch, as do all test runs. The table gives the
-# learning rate and schedule each method was tuned to, and its tuning score.
+# learning rate and schedule each method was tuned to, its tuning score (mean $\log_{10}$ LPIPS over the
+# tuning targets, lower is better) at every learning rate of the grid, the chosen one in bold, and whether
+# the choice lies at an edge of the grid, where a wider grid might have found a better one.
 
 # %%
 results = {}
 for name, model in bench.models.items():
-    results[name] = inversion_study.run(plan, name, model, bench.distance, targets[name], progress=progress)
+    results[name] = inversion_study.run(plan, name, model, bench.distance,
+                                        targets[name], progress=progress)
     bench.clock.lap(f"inversion, {name}")
 tuning_note = glue("tuning_note", inversion_study.tuning_note(results, lrs, schedules))
-viz.markdown_table(inversion_study.tuning_table(results), precision=3)
+viz.markdown_table(inversion_study.tuning_table(results, lrs))
 
 # %% [markdown]
 # {eval}`tuning_note`
@@ -213,12 +236,13 @@ viz.markdown_table(cost.table(), precision=3)
 # median over targets and starts, and the band from the 25th to the 75th percentile.
 
 # %%
+pairs_text = f"{plural(n_targets, 'generated target')} × {plural(n_starts, 'start')}"
 for name, entry in results.items():
     display(viz.band_chart({label: stats.quartile_band(run.history[entry.generated])
                             for label, run in entry.runs.items()},
-                           log_y=True, band="25–75 %", xlabel="images through the generator",
-                           ylabel="lowest LPIPS so far",
-                           title=f"{name}: {plural(n_targets, 'generated target')} × {plural(n_starts, 'start')}"))
+                           log_y=True, band="25–75 %",
+                           xlabel="images through the generator",
+                           ylabel="lowest LPIPS so far", title=f"{name}: {pairs_text}"))
 
 # %% [markdown]
 # ## Final LPIPS, images to a threshold, area under the curve
@@ -237,15 +261,19 @@ for name, entry in results.items():
 # %%
 glue("threshold", threshold)
 comparisons = inversion_study.comparisons(results, threshold)
-inversion_verdicts = glue("inversion_verdicts", inversion_study.verdicts(comparisons, threshold))
+inversion_verdicts = glue("inversion_verdicts", inversion_study.verdicts(
+    comparisons, threshold, results, lrs))
 for name, entry in results.items():
-    display(viz.markdown_table({"": [f"**{name}**, {plural(n_targets, 'generated target')} × "
-                                     f"{plural(n_starts, 'start')}"]}))
-    display(viz.markdown_table(optimisers.summary_table(entry.runs, entry.generated, threshold, n_starts), precision=3))
-    display(viz.markdown_table(optimisers.comparison_table(comparisons[name]), precision=3))
+    display(viz.markdown_table({"": [f"**{name}**, {pairs_text}"]}))
+    display(viz.markdown_table(optimisers.summary_table(
+        entry.runs, entry.generated, threshold, n_starts), precision=3))
+    display(viz.markdown_table(optimisers.comparison_table(comparisons[name]),
+                               precision=3))
 
 # %% [markdown]
-# The comparisons the paper makes, generated from the tables:
+# The comparisons the paper makes, generated from the tables; a method counts as ending lower (or
+# higher) than another when the whole $95\%$ interval of their final-LPIPS ratio lies below (or above)
+# one:
 #
 # {eval}`inversion_verdicts`
 #
@@ -255,23 +283,29 @@ for name, entry in results.items():
 # %%
 for name, entry in results.items():
     if len(entry.targets.labels):
-        display(viz.markdown_table({"": [f"**{name}**, {plural(len(entry.targets.labels), 'photograph')} × "
-                                         f"{plural(n_starts, 'start')}"]}))
-        display(viz.markdown_table(optimisers.summary_table(entry.runs, entry.photographs, threshold, n_starts),
-                                   precision=3))
+        photos = plural(len(entry.targets.labels), "photograph")
+        starts = plural(n_starts, "start")
+        display(viz.markdown_table({"": [f"**{name}**, {photos} × {starts}"]}))
+        display(viz.markdown_table(optimisers.summary_table(
+            entry.runs, entry.photographs, threshold, n_starts), precision=3))
+
+# %% tags=["hide-input"]
 best_method, best_median = inversion_study.best_method(results[models[0]])
-glue("best_method", best_method)
-glue("best_median", best_median)
+best_method = glue("best_method", best_method)
+best_median = glue("best_median", best_median)
+paper_ids = {"BasinCMA, z": "basin_cma_lpips_plain",
+             "BasinCMA, eigenbasis": "basin_cma_lpips_hessian"}
+note = (f"{plural(n_targets, 'target')} × {plural(n_starts, 'start')} per model, "
+        f"{budget} images per run on {models[0]}, {other_budget} on the others; the "
+        f"paper's numbers are the final LPIPS of BasinCMA on a real image")
+
+# %%
 result_table(
-    "inversion_final_lpips", "Inversion: median final LPIPS on generated targets, each method tuned",
+    "inversion_final_lpips",
+    "Inversion: median final LPIPS on generated targets, each method tuned",
     rows=list(methods), columns=inversion_study.final_lpips(results, methods),
-    paper={"paper: BigGAN, one ImageNet image": [
-        {"BasinCMA, z": "basin_cma_lpips_plain", "BasinCMA, eigenbasis": "basin_cma_lpips_hessian"}.get(m)
-        for m in methods]},
-    row_header="method",
-    note=f"{plural(n_targets, 'target')} × {plural(n_starts, 'start')} per model, {budget} images per run on "
-         f"{models[0]}, {other_budget} on the others; the paper's numbers are the final LPIPS of BasinCMA on a real "
-         f"image")
+    paper={"paper: BigGAN, one ImageNet image": [paper_ids.get(m) for m in methods]},
+    row_header="method", note=note)
 
 # %% [markdown]
 # The results-page table lists the paper's only inversion numbers beside ours. They do not compare in
@@ -287,8 +321,9 @@ result_table(
 # %%
 for name, entry in results.items():
     grid, rows, columns = inversion_study.best_images(entry)
-    display(viz.montage(grid, rows, columns, title=f"{name}: targets and the best of {plural(n_starts, 'start')}",
-                        label_width=120))
+    best_of = plural(n_starts, "start")
+    display(viz.montage(grid, rows, columns,
+                        title=f"{name}: targets and the best of {best_of}"))
 
 # %% [markdown]
 # ## Many codes, one image
@@ -316,11 +351,13 @@ viz.markdown_table(errors.table, precision=3)
 # altogether: its runs cannot leave the plane through their start, so they keep whatever error the start
 # had in the other directions.
 
-# %%
-agreement = glue("agreement", inversion_study.agreement(plan, comparisons, toy.matches_paper(toy_eigen, toy_original)))
+# %% tags=["hide-input"]
+toy_matches = toy.matches_paper(toy_eigen, toy_original)
+agreement = glue("agreement", inversion_study.agreement(plan, comparisons, toy_matches))
 scope = glue("scope", inversion_study.scope(plan, comparisons, cost))
-print(bench.clock.total())
-viz.markdown_table(bench.clock.table(), precision=1)
+units = [u for entry in results.values() for u in entry.units]
+run_note = glue("run_note", bench.clock.sentence(
+    read=sum(u.read for u in units), units=len(units), store=inversion_store))
 
 # %% [markdown]
 # ## Where this agrees with the paper, and where not
@@ -330,6 +367,11 @@ viz.markdown_table(bench.clock.table(), precision=1)
 # ## What the default run can and cannot decide
 #
 # {eval}`scope`
+#
+# {eval}`run_note` Where the time went:
+
+# %%
+viz.markdown_table(bench.clock.table(), precision=1)
 
 # %% [markdown]
 # ## Try it

@@ -56,18 +56,23 @@
 seed = 0
 faces_model = ""  # "" means generators.EMBEDDED[0], the book's first model
 eye_class = "brown"
-n_codes = 4  # codes per model; each code's global local axes come from the other codes' average metrics
+# codes per model; a code's global local axes come from the other codes' metrics
+n_codes = 4
 face_regions = ["eyes", "mouth", "hair", "background"]
 eye_regions = ["iris", "upper lid", "lower lid"]
 n_mean = 64  # samples averaged to place the boxes
 n_directions = 3  # directions per method measured at each code
-target = 0.02  # the in-region LPIPS change (average over the region) that every walk is matched to
-match_rtol = 0.03  # a walk's in-region change is matched to target within this relative tolerance
-lpips_size = 128  # LPIPS working resolution in px (the 64 px faces are upsampled to it; None: native)
+# the in-region LPIPS change (average over the region) that every walk is matched to
+target = 0.02
+# a walk's in-region change is matched to target within this relative tolerance
+match_rtol = 0.03
+# LPIPS working resolution in px (the 64 px faces are upsampled to it; None: native)
+lpips_size = 128
 tau = 1e-3  # delta is tau times trace(H_rest): the default of ReSeFa
 n_lowrankgan = 1  # codes per model at which the Robust PCA methods run (0: skip them)
 lowrank_regions = ["eyes", "iris"]  # regions where they run (Robust PCA is slow)
-lowrankgan_size = 32  # working resolution of the pixel Jacobian (their image_size; nearest-neighbour resize)
+# working resolution of the pixel Jacobian (their image_size; nearest-neighbour resize)
+lowrankgan_size = 32
 rpca_max_iter = 10000  # Robust PCA iterations at most (LowRankGAN's default)
 n_bootstrap = 2000
 device = "cpu"
@@ -77,24 +82,25 @@ import time
 import warnings
 
 import numpy as np
-import torch
+from IPython.display import display
 
-from helpers import analysis, distances, generators, local, metric, regions, viz
-from helpers.report import glue, interval, record, result_table, run_times
+from helpers import analysis, distances, generators, local, metric, regions, report, viz
+from helpers.report import glue, record, result_table, run_times
 
-warnings.filterwarnings("ignore", module="torchvision.models._utils")  # lpips' deprecated `pretrained=`
+# lpips' deprecated `pretrained=`
+warnings.filterwarnings("ignore", module="torchvision.models._utils")
 run_times = glue("run_times", run_times("07_local_edits"))
 
 faces_name = faces_model or generators.EMBEDDED[0]
 models = {"faces": generators.load(faces_name, device=device),
           "eyes": generators.load("cdcgan-eyes128", eye_class=eye_class, device=device)}
 lpips = distances.lpips("alex", resize=lpips_size, device=device)
-print(", ".join(f"{key}: {G.name}" for key, G in models.items()), f"| LPIPS-alex at {lpips_size or 'native'} px")
 
 # %% tags=["hide-input"]
-glue("faces_name", faces_name)
-glue("eyes_name", models["eyes"].name)
-glue("lpips_size", lpips_size if lpips_size else "native")
+faces_name = glue("faces_name", faces_name)
+eyes_name = glue("eyes_name", models["eyes"].name)
+lpips_where = glue("lpips_where", f"at {lpips_size} px" if lpips_size
+                   else "at each model's own size")
 glue("n_codes", n_codes)
 glue("target", target)
 glue("match_rtol", match_rtol)
@@ -104,7 +110,8 @@ k = glue("k", n_directions)
 # %% [markdown]
 # ## The regions
 #
-# Both models make aligned images: faces cropped around the eyes and mouth, and close-ups of one eye. The
+# The faces come from {eval}`faces_name` and the eyes from {eval}`eyes_name`; LPIPS-AlexNet works
+# {eval}`lpips_where`. Both models make aligned images: faces cropped around the eyes and mouth, and close-ups of one eye. The
 # boxes follow that geometry. On the average of many samples, the eyes are the darkest row of the upper
 # face and the mouth the darkest row of the lower face; the eye model's iris is the darkest spot of its
 # average image, and the lids lie above and below it. Boxes are fractions of the image, so the same mask
@@ -115,30 +122,27 @@ k = glue("k", n_directions)
 # own, draw boxes with `distances.box` (rows and columns as fractions) or pass any mask.
 
 # %%
-means = {key: regions.mean_image(G, n_mean, seed=seed + 1000) for key, G in models.items()}
+means = {key: regions.mean_image(G, n_mean, seed=seed + 1000)
+         for key, G in models.items()}
 wanted = {"faces": face_regions, "eyes": eye_regions}
 boxes = {key: regions.find(means[key], key, wanted[key]) for key in models}
 masks = {key: regions.masks(boxes[key], means[key].shape[-1]) for key in models}
-areas = {key: {name: regions.area(mask) for name, mask in masks[key].items()} for key in models}
+areas = {key: {name: regions.area(mask) for name, mask in masks[key].items()}
+         for key in models}
 record("local_boxes", boxes)
-viz.nested_table({key: {name: {"rows (top, bottom)": f"{rows[0]:.2f} to {rows[1]:.2f}",
-                               "columns (left, right)": f"{cols[0]:.2f} to {cols[1]:.2f}", "area": areas[key][name]}
-                        for name, (rows, cols) in boxes[key].items()} for key in models}, precision=3)
+viz.nested_table({key: {name: {
+    "rows (top, bottom)": f"{rows[0]:.2f} to {rows[1]:.2f}",
+    "columns (left, right)": f"{cols[0]:.2f} to {cols[1]:.2f}",
+    "area": areas[key][name]}
+    for name, (rows, cols) in boxes[key].items()} for key in models}, precision=3)
 
-# %% tags=["hide-input"]
-def regions_figure(key, n_samples=4):
-    G = models[key]
-    with torch.no_grad():
-        images = torch.cat([means[key][None], G(G.sample(n_samples, seed=seed))])
-    return viz.outlined_rows([images] * len(masks[key]), list(masks[key].values()), list(masks[key]),
-                             ["average"] + [f"sample {i + 1}" for i in range(n_samples)],
-                             title=f"{G.name}: the regions")
-
-
-regions_figure("faces")
-
-# %% tags=["hide-input"]
-regions_figure("eyes")
+# %%
+for key, G in models.items():
+    images = local.with_samples(G, means[key], 4, seed=seed)
+    columns = ["average"] + [f"sample {i}" for i in range(1, 5)]
+    display(viz.outlined_rows([images] * len(masks[key]), list(masks[key].values()),
+                              list(masks[key]), columns,
+                              title=f"{G.name}: the regions"))
 
 # %% [markdown]
 # ## The metrics of each region, from one pass
@@ -157,12 +161,13 @@ for key, G in models.items():
     pairs[key] = metric.region_metrics(G, codes[key], lpips, masks[key], progress=False)
     seconds_region[key] = (time.perf_counter() - start) / n_codes
     name, (region, rest) = next(iter(pairs[key].items()))
-    whole[key] = areas[key][name] * region.H + (1 - areas[key][name]) * rest.H  # a H_region + (1 − a) H_rest
+    a = areas[key][name]
+    whole[key] = a * region.H + (1 - a) * rest.H  # a H_region + (1 − a) H_rest
 
 reference = metric.metric(models["faces"], codes["faces"][:1], lpips)
-identity_gap = glue("identity_gap", float((whole["faces"][:1] - reference.H).norm() / reference.H.norm()))
-record("local_seconds_region_metrics_per_code", seconds_region)
-print(f"a·H_region + (1 − a)·H_rest vs the whole metric, first face code: relative difference {identity_gap:.1e}")
+gap = (whole["faces"][:1] - reference.H).norm() / reference.H.norm()
+identity_gap = glue("identity_gap", float(gap))
+seconds_region = record("local_seconds_region_metrics_per_code", seconds_region)
 
 # %% [markdown]
 # The relative difference is {eval}`f"{identity_gap:.1e}"`, float32 roundoff: the region and its rest
@@ -174,10 +179,13 @@ print(f"a·H_region + (1 − a)·H_rest vs the whole metric, first face code: re
 # concentrates its changes there.
 
 # %%
-shares = record("local_trace_share", {key: {name: local.trace_share(region, whole[key], areas[key][name])
-                                            for name, (region, _) in pairs[key].items()} for key in models})
-viz.nested_table({key: {name: {"area": areas[key][name], "share of the metric (mean over codes)": shares[key][name]}
-                        for name in masks[key]} for key in models}, precision=3)
+shares = record("local_trace_share", {
+    key: {name: local.trace_share(region, whole[key], areas[key][name])
+          for name, (region, _) in pairs[key].items()} for key in models})
+viz.nested_table({key: {name: {
+    "area": areas[key][name],
+    "share of the metric (mean over codes)": shares[key][name]}
+    for name in masks[key]} for key in models}, precision=3)
 
 # %% [markdown]
 # ## Local directions at each code
@@ -205,26 +213,29 @@ viz.nested_table({key: {name: {"area": areas[key][name], "share of the metric (m
 # most {eval}`f"{k:d}"` of them are used.
 
 # %%
-found = {key: local.directions_by_method(G, codes[key], pairs[key], masks[key], whole[key], k, tau=tau,
-                                         lowrank_codes=n_lowrankgan, lowrank_regions=lowrank_regions,
-                                         pixel_size=lowrankgan_size, max_iter=rpca_max_iter)
-         for key, G in models.items()}
+found = {key: local.directions_by_method(
+    G, codes[key], pairs[key], masks[key], whole[key], k, tau=tau,
+    lowrank_codes=n_lowrankgan, lowrank_regions=lowrank_regions,
+    pixel_size=lowrankgan_size, max_iter=rpca_max_iter) for key, G in models.items()}
 
 # %% tags=["hide-input"]
-lowrank_info = record("local_lowrank_info", {key: found[key].lowrank_info for key in models})
-lowrank_where = glue("lowrank_where", f"{n_lowrankgan} code(s) per model; "
-                     f"regions: {', '.join(lowrank_regions) or 'none'}")
-iterations = [n for key in models for runs in lowrank_info[key].values() for info in runs.values()
-              for n in info["iterations"]]
+lowrank_info = record("local_lowrank_info",
+                      {key: found[key].lowrank_info for key in models})
+lowrank_where = glue("lowrank_where", f"{report.plural(n_lowrankgan, 'code')} per "
+                     f"model; regions: {', '.join(lowrank_regions) or 'none'}")
+iterations = [n for key in models for runs in lowrank_info[key].values()
+              for info in runs.values() for n in info["iterations"]]
 low, high = (min(iterations), max(iterations)) if iterations else (None, None)
 rpca_iterations = glue("rpca_iterations", "none (not run)" if not iterations
                        else str(high) if low == high else f"{low} to {high}")
+
+# %%
 if iterations:
     display(viz.nested_table({models[key].name: {where: {method: {
         "rank: region / rest": f"{info['rank_region']} / {info['rank_rest']}",
         "Robust PCA iterations: region, rest": ", ".join(map(str, info["iterations"]))}
-        for method, info in runs.items()} for where, runs in lowrank_info[key].items()} for key in models},
-        ("model", "region, code", "method")))
+        for method, info in runs.items()} for where, runs in lowrank_info[key].items()}
+        for key in models}, ("model", "region, code", "method")))
 
 # %% [markdown]
 # ## How local is each direction?
@@ -244,25 +255,25 @@ if iterations:
 
 # %%
 quality = record("local_quality", {key: {name: [
-    local.walk_ratios(G, codes[key][i], at_code, pairs[key][name][0].H[i], masks[key][name], lpips, target,
-                      rtol=match_rtol) for i, at_code in enumerate(found[key].directions[name])]
+    local.walk_ratios(G, codes[key][i], at_code, pairs[key][name][0].H[i],
+                      masks[key][name], lpips, target, rtol=match_rtol)
+    for i, at_code in enumerate(found[key].directions[name])]
     for name in masks[key]} for key, G in models.items()})
-unreached = glue("unreached", sum(not reached for key in quality for per_code in quality[key].values()
-                                  for q in per_code for m in q.values() for reached in m["reached"]))
+unreached = glue("unreached", sum(
+    not reached for key in quality for per_code in quality[key].values()
+    for q in per_code for m in q.values() for reached in m["reached"]))
 
 # %%
-def estimate(value):
-    """An estimate with its interval, "8.78 [7.75, 9.97]"; "not run" for None."""
-    return "not run" if value is None else f"{value[0]:.3g} {interval(value[1], value[2])}"
-
-
+boot = dict(n_boot=n_bootstrap, seed=seed)
 for measure, title in (("lpips", "LPIPS"), ("pixels", "pixels")):
     for key in models:
-        by_region = {name: [estimate(local.method_summary(quality[key][name], method, measure, n_boot=n_bootstrap,
-                                                          seed=seed)) for method in local.METHODS] for name in masks[key]}
-        display(viz.markdown_table({"method": list(local.METHODS), **by_region}))
-        print(f"{models[key].name}: in/out ratio in {title}, geometric mean over codes and directions "
-              f"[95% bootstrap interval over codes]")
+        display(viz.markdown_table({"": [
+            f"**{models[key].name}**: in/out ratio in {title}, geometric mean over "
+            f"codes and directions [95% bootstrap interval over codes]"]}))
+        display(viz.markdown_table({"method": list(local.METHODS), **{
+            name: [local.estimate_text(local.method_summary(
+                quality[key][name], method, measure, **boot))
+                for method in local.METHODS] for name in masks[key]}}))
 
 # %% [markdown]
 # How many times more local than the paper's global axes? The fold change compares the generalised
@@ -270,8 +281,9 @@ for measure, title in (("lpips", "LPIPS"), ("pixels", "pixels")):
 # over codes), per model, over all its regions together.
 
 # %%
-folds = record("local_fold_vs_global_top", {key: {m: local.fold_over_regions(
-    quality[key], measure=m, k=k, n_boot=n_bootstrap, seed=seed) for m in ("lpips", "pixels")} for key in models})
+folds = record("local_fold_vs_global_top", {key: {
+    m: local.fold_over_regions(quality[key], measure=m, k=k, **boot)
+    for m in ("lpips", "pixels")} for key in models})
 
 # %% tags=["hide-input"]
 fold_faces_lpips = glue("fold_faces_lpips", folds["faces"]["lpips"][0])
@@ -287,24 +299,29 @@ fold_eyes_pixels = glue("fold_eyes_pixels", folds["eyes"]["pixels"][0])
 fold_eyes_pixels_low = glue("fold_eyes_pixels_low", folds["eyes"]["pixels"][1])
 fold_eyes_pixels_high = glue("fold_eyes_pixels_high", folds["eyes"]["pixels"][2])
 
+verdict_faces = glue("verdict_faces",
+                     local.locality_verdict(folds["faces"]["lpips"][1]))
+verdict_eyes = glue("verdict_eyes", local.locality_verdict(folds["eyes"]["lpips"][1]))
+fold_full = glue("fold_full", report.full_run_check(
+    "local_edits_fold", "LPIPS in/out, fold", report.Threshold(local.SEVERAL),
+    {models[key].name: folds[key]["lpips"][1] for key in models}, part="low",
+    what="LPIPS folds whose intervals start at"))
+note = (f"{report.plural(n_codes, 'code')} per model, {k} directions per method, "
+        "regions " + "; ".join(f"{models[key].name}: {', '.join(masks[key])}"
+                               for key in models)
+        + f"; walks matched to an in-region LPIPS of {target}; 95% bootstrap intervals "
+        f"over codes")
 
-def verdict(low):
-    """How much more local than the global axes, judged on the low end of the fold's interval."""
-    return ("several times more local than the global axes (the whole interval lies above 3)" if low > 3 else
-            f"more local than the global axes, though not several times (the interval starts at {low:.3g})"
-            if low > 1 else f"not clearly more local than the global axes (the interval reaches {low:.3g})")
-
-
-verdict_faces = glue("verdict_faces", verdict(folds["faces"]["lpips"][1]))
-verdict_eyes = glue("verdict_eyes", verdict(folds["eyes"]["lpips"][1]))
-result_table("local_edits_fold", "Local edits: in/out ratio of the generalised directions over the global top eigenvectors",
-             rows=["LPIPS in/out, fold", "pixel in/out, fold"],
-             columns={f"ours: {models[key].name}": [estimate(folds[key]["lpips"]), estimate(folds[key]["pixels"])]
-                      for key in models},
-             row_header="measure",
-             note=f"{n_codes} codes per model, {k} directions per method, regions "
-                  + "; ".join(f"{models[key].name}: {', '.join(masks[key])}" for key in models)
-                  + f"; walks matched to an in-region LPIPS of {target}; 95% bootstrap intervals over codes")
+# %%
+result_table(
+    "local_edits_fold",
+    "Local edits: in/out ratio of the generalised directions over the global top "
+    "eigenvectors",
+    rows=["LPIPS in/out, fold", "pixel in/out, fold"],
+    columns={f"ours: {models[key].name}": [local.estimate_text(folds[key][m])
+                                           for m in ("lpips", "pixels")]
+             for key in models},
+    row_header="measure", note=note)
 
 # %% [markdown]
 # On the faces the generalised directions are {eval}`verdict_faces`: their in/out ratio in LPIPS is
@@ -316,6 +333,7 @@ result_table("local_edits_fold", "Local edits: in/out ratio of the generalised d
 # {eval}`f"{fold_eyes_lpips_high:.3g}"`) and {eval}`f"{fold_eyes_pixels:.3g}"` in pixels
 # ({eval}`f"{fold_eyes_pixels_low:.3g}"` to {eval}`f"{fold_eyes_pixels_high:.3g}"`). Walks that never
 # reached the target change inside the region before the step limit (the code's norm): {eval}`f"{unreached:d}"`.
+# {eval}`fold_full`
 
 # %% [markdown]
 # ## What the directions do
@@ -325,20 +343,16 @@ result_table("local_edits_fold", "Local edits: in/out ratio of the generalised d
 # drawn on every image. For each region: the top generalised direction, LowRankGAN's first direction (if
 # it ran), and the top global eigenvector.
 
-# %% tags=["hide-input"]
-def walks_figure(key, i=0):
-    walks = local.walk_examples(models[key], codes[key][i], {name: d[i] for name, d in found[key].directions.items()},
-                                {name: q[i] for name, q in quality[key].items()})
-    return viz.outlined_rows([images for _, _, images in walks], [masks[key][name] for name, _, _ in walks],
-                             [f"{name}: {method}" for name, method, _ in walks],
-                             ["−2 steps", "−1 step", "code", "+1 step", "+2 steps"], label_width=190,
-                             title=f"{models[key].name}: walks matched to the same change inside the box")
-
-
-walks_figure("faces")
-
-# %% tags=["hide-input"]
-walks_figure("eyes")
+# %%
+for key, G in models.items():
+    walks = local.walk_examples(
+        G, codes[key][0], {name: d[0] for name, d in found[key].directions.items()},
+        {name: q[0] for name, q in quality[key].items()})
+    display(viz.outlined_rows(
+        [images for _, _, images in walks], [masks[key][name] for name, _, _ in walks],
+        [f"{name}: {method}" for name, method, _ in walks],
+        ["−2 steps", "−1 step", "code", "+1 step", "+2 steps"],
+        title=f"{G.name}: walks matched to the same change inside the box"))
 
 # %% [markdown]
 # To walk such directions yourself, the explorer (`make explore`, or `explore()` from `helpers.explore` in a
@@ -366,31 +380,44 @@ for key, G in models.items():
         homogeneity[key] = dict.fromkeys(["whole image", *masks[key]], float("nan"))
         transfer[key] = dict.fromkeys(masks[key], float("nan"))
         continue
-    homogeneity[key] = {"whole image": analysis.offdiag_summary(analysis.homogeneity(whole[key])).mean}
+    homogeneity[key] = {
+        "whole image": analysis.offdiag_summary(analysis.homogeneity(whole[key])).mean}
     transfer[key] = {}
     for name, (region, rest) in pairs[key].items():
-        h = local.region_homogeneity(region, rest, k=G.latent_dim, tau=tau)  # all ranks, as for the whole image
+        # all ranks, as for the whole image
+        h = local.region_homogeneity(region, rest, k=G.latent_dim, tau=tau)
         homogeneity[key][name] = analysis.offdiag_summary(h).mean
-        held_out = [at_code["global local axes"] for at_code in found[key].directions[name]]
-        transfer[key][name] = local.held_out_transfer(region.H, rest.H, held_out, tau=tau)
+        held_out = [at_code["global local axes"]
+                    for at_code in found[key].directions[name]]
+        transfer[key][name] = local.held_out_transfer(region.H, rest.H, held_out,
+                                                      tau=tau)
 
-# %%
+# %% tags=["hide-input"]
 record("local_homogeneity", homogeneity)
 record("local_transfer", transfer)
 region_h = [homogeneity[key][name] for key in models for name in masks[key]]
 whole_h = [homogeneity[key]["whole image"] for key in models for _ in masks[key]]
-homogeneity_lower = glue("homogeneity_lower", sum(r < w for r, w in zip(region_h, whole_h)))
+homogeneity_lower = glue("homogeneity_lower",
+                         sum(r < w for r, w in zip(region_h, whole_h)))
 n_regions = glue("n_regions", len(region_h))
-transfer_mean = glue("transfer_mean", float(np.nanmean([transfer[key][name] for key in models for name in masks[key]])))
-viz.nested_table({key: {name: {"homogeneity of the region (mean)": homogeneity[key][name],
-                               "homogeneity of the whole image (mean)": homogeneity[key]["whole image"],
-                               "global local axis 1 at a held-out code, fraction of its best": transfer[key][name]}
-                        for name in masks[key]} for key in models}, precision=3)
+transfer_mean = glue("transfer_mean", float(np.nanmean(
+    [transfer[key][name] for key in models for name in masks[key]])))
+whole_note = glue("whole_note", local.homogeneity_note(
+    models["faces"].name, homogeneity["faces"]["whole image"], n_codes, lpips_size,
+    means["faces"].shape[-1], chapter_model=generators.EMBEDDED[0], seed=seed))
+
+# %%
+viz.nested_table({key: {name: {
+    "homogeneity of the region (mean)": homogeneity[key][name],
+    "homogeneity of the whole image (mean)": homogeneity[key]["whole image"],
+    "global local axis 1 at a held-out code, fraction of its best": transfer[key][name]}
+    for name in masks[key]} for key in models}, precision=3)
 
 # %% [markdown]
 # In {eval}`f"{homogeneity_lower:d}"` of {eval}`f"{n_regions:d}"` regions the local directions are less
 # homogeneous than the whole-image metric at the same codes. On average the first global local axis reaches
 # {eval}`f"{transfer_mean:.1%}"` of the best generalised Rayleigh quotient at a code it was not fitted to.
+# {eval}`whole_note`
 
 # %% [markdown]
 # ## What it costs
@@ -405,13 +432,16 @@ cost = record("local_cost_seconds", {key: {
     "region metrics, all regions (ours)": seconds_region[key],
     f"pixel Jacobian at {lowrankgan_size} px (LowRankGAN)": found[key].seconds_pixel,
     "Robust PCA + projection, per region": found[key].seconds_rpca} for key in models})
-speedup = glue("cost_ratio_faces", found["faces"].seconds_pixel / seconds_region["faces"] if n_lowrankgan
-               else float("nan"))
+speedup = glue("cost_ratio_faces",
+               found["faces"].seconds_pixel / seconds_region["faces"]
+               if n_lowrankgan else float("nan"))
 cost_sentence = glue("cost_sentence", (
-    f"the pixel Jacobian alone took {speedup:.3g} times as long as all of our region metrics"
-    if speedup == speedup else "LowRankGAN's method did not run (`n_lowrankgan` = 0)"))
-viz.markdown_table({"step": list(cost["faces"]), **{f"{models[key].name}: s per code": list(cost[key].values())
-                                                    for key in models}}, precision=2)
+    f"the pixel Jacobian alone took {speedup:.3g} times as long as all of our region "
+    f"metrics" if speedup == speedup
+    else "LowRankGAN's method did not run (`n_lowrankgan` = 0)"))
+viz.markdown_table({"step": list(cost["faces"]),
+                    **{f"{models[key].name}: s per code": list(cost[key].values())
+                       for key in models}}, precision=2)
 
 # %% [markdown]
 # On the faces, in this run, {eval}`cost_sentence`.

@@ -378,8 +378,37 @@ def test_method_summary_skips_codes_where_a_method_did_not_run_and_cuts_to_the_f
     runs = measured({"a": [2.0, 8.0, 100.0], "b": [1.0]}, {"a": [4.0, 4.0], "b": []}, {"a": [16.0, 1.0]})
     estimate, low, high = local.method_summary(runs, "a", n_boot=200)
     assert estimate == pytest.approx(4.0) and low == pytest.approx(4.0) and high == pytest.approx(4.0)
-    assert local.method_summary(runs, "b", "pixels", n_boot=200)[0] == pytest.approx(2.0)  # one code ran it
+    one = local.method_summary(runs, "b", "pixels", n_boot=200)  # one code ran it: nothing to resample
+    assert one[0] == pytest.approx(2.0) and np.isnan(one[1]) and np.isnan(one[2])
     assert local.method_summary(runs, "c") is None
+
+
+def test_estimates_read_as_table_cells_and_one_code_has_no_interval():
+    assert local.estimate_text((8.781, 7.72, 9.914)) == "8.78 [7.72, 9.91]"
+    assert local.estimate_text((2.0, float("nan"), float("nan"))) == "2 (one code: no interval)"
+    assert local.estimate_text(None) == "not run"
+    runs = measured({"a": [2.0, 8.0]})
+    assert local.estimate_text(local.method_summary(runs, "a", n_boot=50)) == "4 (one code: no interval)"
+
+
+def test_locality_verdict_states_its_thresholds():
+    assert local.locality_verdict(7.7) == ("several times more local than the global axes (the whole interval "
+                                           "lies above 3)")
+    assert local.locality_verdict(2.0).endswith("(the interval starts at 2, below 3)")
+    assert local.locality_verdict(0.8).startswith("not clearly more local")
+    assert "one code" in local.locality_verdict(float("nan"))
+
+
+def test_homogeneity_note_explains_the_difference_from_chapter_03():
+    note = local.homogeneity_note("dcgan-celeba64", 0.955, 4, 128, 64, chapter_model="dcgan-celeba64", seed=0)
+    assert note == ("The whole-image homogeneity of `dcgan-celeba64` here, 0.955, is not chapter 03's for the same "
+                    "model: it averages over the 12 ordered pairs of only 4 codes, the first 4 of chapter 03's (the "
+                    "same seed) and LPIPS works at 128 px, the 64 px images resized, where chapter 03 works at the "
+                    "generator's own 64 px. Chapter 03 measures its first codes at both working sizes and says how "
+                    "much of the difference each of the two accounts for.")
+    native = local.homogeneity_note("dcgan-celeba64", 0.93, 4, None, 64, chapter_model="dcgan-celeba64", seed=3)
+    assert "drawn from another seed" in native and "px" not in native
+    assert local.homogeneity_note("dcgan-faces64", 0.9, 4, 128, 64, chapter_model="dcgan-celeba64", seed=0) == ""
 
 
 def test_fold_over_regions_pairs_every_region_and_code():

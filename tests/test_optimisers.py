@@ -68,7 +68,7 @@ def test_clock_laps_and_metric_table():
     clock.lap("a")
     clock.lap("b")
     assert list(clock.table()["section"]) == ["a", "b"] and all(s >= 0 for s in clock.table()["CPU s"])
-    assert clock.total().startswith("chapter ran in ")
+    assert clock.sentence().startswith("This run took about ")
     eigvals = torch.tensor([8.0, 1.0, 1.0], dtype=torch.float64)
     model = optimisers.Model(SimpleNamespace(latent_dim=3), SimpleNamespace(eigvals=eigvals))
     table = optimisers.metric_table({"m": model}, top_k=1)
@@ -130,6 +130,12 @@ def test_the_comparison_runs_every_method_from_the_same_starts(plan, linear):
     assert list(comparisons["linear-toy"]) == inversion_study.PAIRS  # every pair ran
     verdicts = inversion_study.verdicts(comparisons, plan.threshold).splitlines()
     assert len(verdicts) == len(inversion_study.PAPERS_PAIRS) and all(v.startswith("- On `linear-toy`") for v in verdicts)
+    assert "under-tuned" not in "".join(verdicts)
+    edge = SimpleNamespace(tuning={m: SimpleNamespace(lr=0.8 if m == "z" else 0.4) for m in plan.methods})
+    caveats = inversion_study.verdicts(comparisons, plan.threshold, {"linear-toy": edge}, [0.2, 0.4, 0.8])
+    assert caveats.splitlines()[0].endswith("; **z** tuned to the highest learning rate of the grid, so it may be "
+                                            "under-tuned.")  # eigenbasis against z
+    assert caveats.count("under-tuned") == sum(1 for a, b in inversion_study.PAPERS_PAIRS if "z" in (a, b))
     best, median = inversion_study.best_method(entry)
     assert best in plan.methods and median == min(
         float(r.loss_best.view(-1, 2).min(1).values.median()) for r in entry.runs.values())
@@ -148,12 +154,32 @@ def test_the_comparison_runs_every_method_from_the_same_starts(plan, linear):
     assert cost.seconds_per_image["linear-toy"] == pytest.approx(2.0 / entry.images / torch.get_num_threads())
 
 
-def test_tuning_note_and_cost_phrases():
-    tuned = lambda lr: SimpleNamespace(tuning={"z": SimpleNamespace(lr=lr)})  # noqa: E731
-    assert "nothing was tuned" in inversion_study.tuning_note({"m": tuned(0.2)}, [0.2], ["cosine"])
-    assert inversion_study.tuning_note({"m": tuned(0.4)}, [0.2, 0.4, 0.8], ["cosine"]).startswith("Every tuned")
-    assert inversion_study.tuning_note({"m": tuned(0.8)}, [0.2, 0.4, 0.8], ["cosine"]).startswith(
-        "For z (m) the best learning rate is at the edge of the grid")
+def test_tuning_note_says_plainly_whether_the_baseline_sits_at_an_edge_of_the_grid():
+    def tuning(lr, scores=(-1.0, -1.5, -1.2)):
+        return SimpleNamespace(lr=lr, schedule="cosine", candidates=[(0.2, "cosine"), (0.4, "cosine"), (0.8, "cosine")],
+                               scores=torch.tensor(scores))
+
+    grid = [0.2, 0.4, 0.8]
+    assert "no learning rate was tuned" in inversion_study.tuning_note({"m": SimpleNamespace(
+        tuning={"z": tuning(0.2)})}, [0.2], ["cosine"])
+    inside = inversion_study.tuning_note({"m": SimpleNamespace(tuning={"z": tuning(0.4)})}, grid, ["cosine"])
+    assert inside.startswith("The grid of learning rates is 0.2, 0.4 and 0.8. On `m` the baseline, Adam in $z$, "
+                             "tuned to a learning rate of 0.4, inside the grid")
+    assert "No other method tuned to an edge" in inside
+    results = {"faces": SimpleNamespace(tuning={"z": tuning(0.4), "eigenbasis": tuning(0.2)}),
+               "eyes": SimpleNamespace(tuning={"z": tuning(0.8), "eigenbasis": tuning(0.4)})}
+    note = inversion_study.tuning_note(results, grid, ["cosine"])
+    assert ("On `eyes` the baseline, Adam in $z$, tuned to a learning rate of 0.8, the highest of the grid: its best "
+            "may lie above the grid, so the comparisons with $z$ on `eyes` may be against an under-tuned baseline"
+            ) in note
+    assert "Of the other methods, eigenbasis on `faces` (lowest, 0.2) tuned to an edge of the grid" in note
+    table = inversion_study.tuning_table(results, grid)
+    assert table["tuned to"] == ["0.4, cosine", "0.2, cosine", "0.8, cosine", "0.4, cosine"]
+    assert table["score at 0.4"][0] == "**-1.500**" and table["score at 0.2"][0] == "-1.000"
+    assert table["at the grid's edge"] == ["no", "lowest", "highest", "no"]
+
+
+def test_cost_phrases():
     cost = inversion_study.Cost({"a": 10, "b": 5}, {"a": 1000, "b": 3000}, {"a": 0.006, "b": 0.03}, 2)
     assert cost.ratio() == pytest.approx(5)
     assert cost.table()["full profile, estimated hours"] == [pytest.approx(6 / 3600), pytest.approx(90 / 3600)]
@@ -161,3 +187,11 @@ def test_tuning_note_and_cost_phrases():
     assert estimate.startswith("the full profile's inversions, an estimate: about 0.027 hours on 2 cores")
     assert "at this run's 6 and 30 ms per image" in estimate and estimate.endswith("stored in runs/x")
     assert not math.isnan(cost.ratio())
+
+
+def test_clock_sentence_says_this_runs_time_and_what_it_read_back():
+    clock = optimisers.Clock()
+    plain = clock.sentence()
+    assert plain.startswith("This run took about ") and plain.endswith("of CPU time (all threads).")
+    text = clock.sentence(read=3, units=8, store="runs/inversion")
+    assert "; it read 3 of 8 stored units of runs back from `runs/inversion` instead of running them" in text

@@ -146,3 +146,25 @@ def test_a_verdict_against_a_threshold_says_where_the_full_run_agrees_and_where_
                                   spec=".2f", path=path)
     assert fewer.endswith("agrees: it gives 0.93 on `a`, at most 1.")  # only the models of this run
     assert report.full_run_check("other", "log scale, mean", at_least, {"a": 1.0}, path=path) == ""
+    below = report.full_run_check("homogeneity", "log scale, mean", report.Threshold(0.8), {"a": 0.9, "b": 0.7},
+                                  spec=".2f", path=path)
+    assert below.endswith("gives 0.93 on `a` and 0.89 on `b`, every one at least 0.8, unlike this run on `b`.")
+
+
+def test_estimates_with_intervals_are_read_back_from_the_recorded_run(tmp_path):
+    assert report.estimate_parts("+0.322 [+0.176, +0.491]") == (0.322, 0.176, 0.491)
+    assert report.estimate_parts("8.78 [7.72, 9.91]") == (8.78, 7.72, 9.91)
+    assert report.estimate_parts("1.2e-05 [-3e-06, 4]") == (1.2e-05, -3e-06, 4.0)
+    for text in ("8.78 (one code: no interval)", "–", 0.93, "not run", "[1, 2]"):
+        assert report.estimate_parts(text) is None
+    path = tmp_path / "recorded.json"
+    path.write_text(json.dumps({"full": {"07_local_edits": {"tables": {"results/fold": {
+        "rows": ["LPIPS in/out, fold"], "note": "4 codes per model",
+        "columns": {"ours: a": ["8.78 [7.72, 9.91]"], "ours: b": ["4.69 [2.5, 6.02]"], "ours: c": ["–"]}}}}}}))
+    assert report.recorded_row("fold", "LPIPS in/out, fold", path=path) == {}  # strings, not numbers
+    assert report.recorded_row("fold", "LPIPS in/out, fold", path=path, part="low") == {"a": 7.72, "b": 2.5}
+    assert report.recorded_row("fold", "LPIPS in/out, fold", path=path, part="estimate")["a"] == 8.78
+    text = report.full_run_check("fold", "LPIPS in/out, fold", report.Threshold(3), {"a": 5.0, "b": 3.5},
+                                 path=path, part="low", what="a lower interval end of")
+    assert text == ("The recorded full-profile run (4 codes per model) gives a lower interval end of 2.5 on `b`, "
+                    "below the threshold, unlike this run on `b`; on `a` it is at least 3.")

@@ -44,6 +44,22 @@ def test_montage_labels_its_rows_and_columns_and_moves_row_labels_above_on_a_pho
     assert "auto-fit" in grid and "gg-row" not in grid, "a grid of samples wraps onto more rows instead"
 
 
+def test_montage_column_labels_keep_a_gutter_and_wrap_at_spaces_within_their_column():
+    """Chapter 05's columns ("BasinCMA, z", "BasinCMA, eigenbasis") side by side: each label has padding on both
+    sides, so neighbours never run together, and wraps within its own column rather than being clipped."""
+    labels = ["target", "z", "BasinCMA, z", "BasinCMA, eigenbasis"]
+    html = viz.montage(images(4).reshape(1, 4, 3, 8, 8), ["generated 0"], labels)._repr_html_()
+    styles = re.findall(r'<div class="gg-col"[^>]*style="([^"]*)">', html)
+    assert len(styles) == len(labels)
+    for style in styles:
+        rules = dict(rule.split(":", 1) for rule in style.split(";") if rule)
+        sides = rules["padding"].split()  # CSS shorthand: top, right, bottom, left
+        right, left = (sides * 4)[1] if len(sides) < 4 else sides[1], sides[3] if len(sides) == 4 else (sides * 4)[1]
+        assert float(right.removesuffix("px")) >= 2 and float(left.removesuffix("px")) >= 2, style
+        assert rules["overflow-wrap"] == "anywhere" and "nowrap" not in style and "overflow:hidden" not in style
+    assert "minmax(0, 1fr)" in html, "columns share the width, so a label cannot push its column wider"
+
+
 def test_figures_are_numbered_in_the_order_they_are_shown_with_their_title_as_caption():
     import plotly.io as pio
 
