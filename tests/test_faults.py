@@ -820,10 +820,38 @@ ODD_MODELS = {  # (call, words the refusal must contain)
             a - b, torch.ones(1, 3, 7, 7, dtype=a.dtype)).pow(2).flatten(1).sum(1)), ["the distance", "failed"]),
     "a Python float distance": (lambda: metric.metric(LINEAR.G, LINEAR.z, lambda a, b: float(distances.mse()(a, b)[0])),
                                 ["one value per image"]),
+    "a norm, not its square (finite differences)": (
+        lambda: metric.metric(CONV.G, CONV.z, lambda a, b: (a - b).flatten(1).norm(dim=1), "finite-difference", k=2),
+        ["grows like", "square it"]),
+    "the lpips package's network on G(z) + 1": (
+        lambda: metric.metric(Generator(lambda z: CONV_NET(z) + 1, 6), CONV.z, _lpips_package_distance(), "backprop"),
+        ["lpips package", "expects images in [-1, 1]"]),
+    "geodesic ends one rounding apart": (
+        lambda: __import__("helpers.geodesic").geodesic.geodesic(
+            LINEAR.G, LINEAR.distance, LINEAR.z[0], LINEAR.z[0] * (1 + 1e-15), n=2), ["equal up to rounding"]),
+    "a PIL image as a mask": (lambda: metric.region_metric(LINEAR.G, LINEAR.z, LINEAR.distance, _pil_mask()),
+                              ["a mask must be a tensor or array"]),
+    "Metric['a']": (lambda: GOOD["a"], ["indexed by point"]),
     "G.sample(-1)": (lambda: CONV.G.sample(-1), ["positive integer"]),
     "G.sample(seed=2.5)": (lambda: CONV.G.sample(2, seed=2.5), ["seed"]),
     "Generator(net, z.shape)": (lambda: Generator(CONV_NET, CONV.z.shape), ["latent_dim"]),
 }
+
+
+def _lpips_package_distance():
+    """A user's own distance around an lpips-package network (no input_range): a tiny module of that package."""
+    import lpips
+
+    net = lpips.pretrained_networks.alexnet.__new__(lpips.pretrained_networks.alexnet)
+    nn.Module.__init__(net)  # an empty module of the lpips package (no weights to load) is enough to be recognised
+    layer = nn.Conv2d(3, 4, 3).double().requires_grad_(False)
+    return lambda a, b, net=net: (layer(a) - layer(b)).flatten(1).pow(2).sum(1)
+
+
+def _pil_mask():
+    from PIL import Image
+
+    return Image.new("L", (4, 4), 255)
 
 
 def _in_inference_mode(call):
