@@ -3,6 +3,10 @@ what is wrong and what to do, and a metric or product that is not finite is expl
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import weakref
+
 import numpy as np
 import torch
 
@@ -16,7 +20,9 @@ def latents(G, z) -> tuple[torch.Tensor, bool]:
 
     Refuses a z that is not a dense real floating-point tensor (integer, bool and complex codes are refused
     rather than cast), of the wrong shape (d = G.latent_dim when G has one), empty, non-finite (also after the
-    cast: values beyond float32's range for a float32 G), on the meta device or on another device than G.
+    cast: values beyond float32's range for a float32 G), on the meta device or on another device than G; a G that
+    computes in float16 or bfloat16, and a call under torch.inference_mode(). Codes made under inference mode are
+    copied (autograd cannot record inference tensors).
     """
     z = _real_codes(z, "z")
     single = z.dim() == 1
@@ -35,8 +41,17 @@ def latents(G, z) -> tuple[torch.Tensor, bool]:
                          "G.to_empty(device='cpu') then G.load_state_dict(state)")
     if isinstance(device, torch.device) and device != z.device:
         raise ValueError(f"z is on {z.device} but the generator is on {device}; move one of them")
+    if G is not None and torch.is_inference_mode_enabled():  # (G None: plain interpolation, `geodesic.straight`)
+        raise ValueError("helpers computes derivatives, which torch.inference_mode() switches off: call it outside "
+                         "that block (inside torch.no_grad() is fine)")
     dtype = compute_dtype(G, z)
+    if G is not None and dtype in LOW_PRECISION:
+        raise TypeError(f"the generator computes in {dtype}, whose 3 significant digits make the metric's eigenvalues "
+                        f"below about 1e-3·λ₁ noise (and finite differences fail): convert it and the distance, e.g. "
+                        f"G.float() and distance.float()")
     cast = z.detach().to(dtype)
+    if cast.is_inference():  # codes made under torch.inference_mode(): autograd cannot record them
+        cast = cast.clone()
     if not torch.isfinite(cast).all():
         raise ValueError(f"z has values too large for {dtype} (largest |z| = {z.abs().max().item():.3g}), the dtype "
                          f"the generator computes in: use codes of ordinary size (G.sample draws N(0, 1) codes)")
@@ -46,8 +61,9 @@ def latents(G, z) -> tuple[torch.Tensor, bool]:
 def _real_codes(z, what: str) -> torch.Tensor:
     """z unless it is not a dense, real floating-point tensor with values (TypeError or ValueError naming `what`)."""
     if not isinstance(z, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor, got {type(z).__name__}" +
-                        (" (torch.from_numpy(...) converts an array)" if isinstance(z, np.ndarray) else ""))
+        hint = " (torch.from_numpy(...) converts an array)" if isinstance(z, np.ndarray) else \
+            " (a seed? codes come from G.sample(n, seed=...))" if isinstance(z, (int, np.integer)) else ""
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(z).__name__}{hint}")
     if z.layout != torch.strided:
         raise TypeError(f"{what} must be a dense tensor, got layout {z.layout} (use .to_dense())")
     if z.is_complex() or not z.is_floating_point():
@@ -56,6 +72,9 @@ def _real_codes(z, what: str) -> torch.Tensor:
     if z.device.type == "meta":
         raise ValueError(f"{what} is on the meta device (a shape without values); create it on a real device")
     return z
+
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)  # too few digits for a metric (see `latents`)
 
 
 def compute_dtype(G, z) -> torch.dtype:
@@ -97,9 +116,14 @@ def codes(z0, G) -> torch.Tensor:
 def images(x: torch.Tensor, what: str = "images") -> None:
     """Raise unless x has the shape of images (n, 3, H, W). Cheap: no pass over the pixels."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{what}: expected a torch.Tensor of images, got {type(x).__name__}")
+        hint = ": if it returns (images, ...), wrap it to return the images alone, e.g. lambda z: net(z)[0]" if \
+            isinstance(x, (tuple, list, dict)) else ""
+        raise TypeError(f"{what}: expected a torch.Tensor of images, got {type(x).__name__}{hint}")
     if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"{what}: expected images of shape (n, 3, H, W), got {tuple(x.shape)}")
+        hint = ("; these look channels-last (n, H, W, 3): x.permute(0, 3, 1, 2)" if x.dim() == 4 and x.shape[-1] == 3
+                else "; grey images (n, 1, H, W) can be repeated: x.expand(-1, 3, -1, -1)" if x.dim() == 4 and
+                x.shape[1] == 1 else "")
+        raise ValueError(f"{what}: expected images of shape (n, 3, H, W), got {tuple(x.shape)}{hint}")
 
 
 RANGE_MARGIN = 0.1  # images may overshoot the distance's range by this fraction of its width (no final tanh)
@@ -135,18 +159,19 @@ def generated(x: torch.Tensor, n: int, distance=None, what: str = "generator out
     if not finite.all():
         which = (~finite).nonzero().flatten().tolist()
         raise ValueError(f"{what} contains non-finite values (nan or inf) in image(s) {_listed(which)}")
-    limits = getattr(distance, "input_range", None)
+    limits, declared = input_range(distance)
     if limits is not None:
         low, high = limits
         margin = RANGE_MARGIN * (high - low)
         lo, hi = torch.aminmax(x.detach())
         lo, hi = lo.item(), hi.item()
         if lo < low - margin or hi > high + margin:
-            raise ValueError(f"{what} spans [{lo:.4g}, {hi:.4g}] but {_name(distance)} expects images in "
+            who = _name(distance) + ("" if declared else " (it computes with the lpips package's network)")
+            raise ValueError(f"{what} spans [{lo:.4g}, {hi:.4g}] but {who} expects images in "
                              f"[{low:g}, {high:g}] (values beyond [{low - margin:g}, {high + margin:g}] are refused); "
                              f"rescale them: e.g. x - 1 for images in [0, 2], x / 2 for [-2, 2], 2 * x - 1 for "
                              f"[0, 1], x / 127.5 - 1 for [0, 255]")
-        if low < 0 < high and low == -high and lo >= 0:
+        if declared and low < 0 < high and low == -high and lo >= 0:
             import warnings
 
             warnings.warn(f"{what}: no pixel is below {(low + high) / 2:g} (the images span [{lo:.3g}, {hi:.3g}]); "
@@ -155,23 +180,98 @@ def generated(x: torch.Tensor, n: int, distance=None, what: str = "generator out
                           f"is off", stacklevel=3)
 
 
+def input_range(distance) -> tuple[tuple[float, float] | None, bool]:
+    """The pixel range (low, high) the distance is defined on, and whether it says so itself: its `input_range`
+    (None: any range), else (-1, 1) when it computes with the `lpips` package's network (whose images are in
+    [-1, 1], or [0, 1] with normalize=True: both inside the refused margin), else None."""
+    if hasattr(distance, "input_range"):
+        return distance.input_range, True
+    if distance is None:
+        return None, True
+    try:
+        known = _LPIPS_INSIDE.get(distance)
+    except TypeError:  # not weakly referable
+        known = None
+    if known is None:
+        from .store import walk
+
+        known = any(kind == "module" and type(value).__module__.split(".")[0] == "lpips"
+                    for _, kind, value in walk(distance))
+        try:
+            _LPIPS_INSIDE[distance] = known
+        except TypeError:
+            pass
+    return ((-1.0, 1.0) if known else None), False
+
+
+_LPIPS_INSIDE = weakref.WeakKeyDictionary()  # distance -> whether the lpips package's network is in it
+
+
 def _name(distance) -> str:
     return getattr(distance, "__qualname__", type(distance).__name__)
 
 
 def generate(G, z, distance) -> torch.Tensor:
-    """G(z), checked (`generated`): n images (n, 3, H, W), floating, finite, in the distance's range. A dtype
-    mismatch between z and G is explained (the metric computes in G's dtype)."""
-    try:
-        x = G(z)
-    except RuntimeError as err:
-        if not any(word in str(err).lower() for word in ("dtype", "double", "float", "half", "scalar type")):
-            raise
-        raise TypeError(f"the generator failed on {z.dtype} codes on {z.device} ({err}). The metric computes in "
-                        f"the dtype of G's parameters, or of z when G has none: pass z in the dtype (and on the "
-                        f"device) G computes in, e.g. z.double() for a float64 G") from err
+    """G(z), checked (`generated`): n images (n, 3, H, W), floating, finite, in the distance's range. Unless `model`
+    already checked G and the distance in this call (`probed`), it checks them first: so every entry point that
+    reaches G through here (the operators, `helpers.geodesic`) refuses what `model` refuses. z : (b, d) in the
+    dtype the metric computes in (`latents`)."""
+    if (id(G), id(distance)) not in _PROBED.get():
+        with torch.no_grad():
+            model(G, z.detach(), distance)
+    return _generate(G, z, distance)
+
+
+def _generate(G, z, distance) -> torch.Tensor:
+    x = run_generator(G, z)
     generated(x, len(z), distance)
     return x
+
+
+def run_generator(G, z):
+    """G(z); an error inside G is explained (the codes it got, and what to check) rather than left to torch."""
+    try:
+        return G(z)
+    except (RuntimeError, TypeError, IndexError, AttributeError, ValueError) as err:
+        if isinstance(err, ValueError) and _raised_in_helpers(err):  # already says what is wrong
+            raise
+        name = getattr(G, "name", type(G).__name__)
+        got = f"{len(z)} code(s) of shape {tuple(z.shape[1:])}, {z.dtype} on {z.device}"
+        if any(word in str(err).lower() for word in ("dtype", "double", "float", "half", "scalar type")):
+            raise TypeError(f"the generator {name} failed on {z.dtype} codes on {z.device} ({err}). The metric computes "
+                            f"in the dtype of G's parameters, or of z when G has none: pass z in the dtype (and on "
+                            f"the device) G computes in, e.g. z.double() for a float64 G") from err
+        hint = "" if getattr(G, "latent_dim", None) or "positional argument" in str(err) else (
+            "; it has no latent_dim to check codes against: wrap it, Generator(net, latent_dim=d), so that codes of "
+            "another size are named as such")
+        if hasattr(G, "features") or "positional argument" in str(err):
+            hint += "; the generator takes codes and the distance two batches of images: metric(G, z, distance), " \
+                    "geodesic(G, distance, z_a, z_b)"
+        raise ValueError(f"the generator {name} failed on {got}: {type(err).__name__}: {err}{hint}") from err
+
+
+def _raised_in_helpers(err: BaseException) -> bool:
+    tb = err.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    import os
+
+    return tb.tb_frame.f_code.co_filename.startswith(os.path.dirname(os.path.abspath(__file__)) + os.sep)
+
+
+_PROBED = contextvars.ContextVar("probed", default=frozenset())  # (id(G), id(distance)) pairs `model` passed
+
+
+@contextlib.contextmanager
+def probed(G, z, distance=None, *, allow_tf32: bool = False):
+    """Run `model` on G and the distance, then, within the block, let `generate` skip its own probe of them (an
+    entry point that checked them once need not pay for it again on every operator it builds)."""
+    model(G, z, distance, allow_tf32=allow_tf32)
+    token = _PROBED.set(_PROBED.get() | {(id(G), id(distance))})
+    try:
+        yield
+    finally:
+        _PROBED.reset(token)
 
 
 def targets(x, distance=None) -> torch.Tensor:
@@ -191,7 +291,14 @@ def targets(x, distance=None) -> torch.Tensor:
 
 def mask(value) -> torch.Tensor:
     """A region mask as a float32 (H, W) tensor; raises unless it is 2-D, finite, in [0, 1] and not all zero."""
-    value = torch.as_tensor(value)
+    if not isinstance(value, (torch.Tensor, np.ndarray, list, tuple)):
+        raise TypeError(f"a mask must be a tensor or array (H, W) of values in [0, 1], got {type(value).__name__} (an "
+                        f"image? e.g. torch.from_numpy(np.asarray(image, dtype=np.float32) / 255))")
+    try:
+        value = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"a mask must be a tensor or array (H, W) of numbers in [0, 1]; this one cannot be read as "
+                        f"one ({err})") from err
     if value.is_complex():
         raise TypeError(f"a mask must be real, got {value.dtype}")
     if value.dim() != 2 or min(value.shape) == 0:
@@ -478,6 +585,8 @@ _MODE_DEPENDENT = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropo
 SAME_IMAGE_RTOL = 1e-5  # one code's image alone and in a batch: float32 kernels differ by ~1e-6 of the pixel scale
 SAME_IMAGE_RTOL_TF32 = 1e-2  # with TF32 convolutions allowed (a 10-bit mantissa)
 DISTANCE_RTOL = 1e-5  # d(x, x) and negative values, relative to the distance between two different images
+GROWTH_STEP = 1e-2  # the probe's nearby images: this fraction of the way from one image to another, and twice that
+GROWTH_MIN = 3.0  # d(x0, x0 + 2δ) / d(x0, x0 + δ): 4 for a squared distance (to O(δ)), 2 for a norm
 
 
 def reachable_modules(obj, label: str = "") -> list[tuple[str, torch.nn.Module]]:
@@ -510,14 +619,28 @@ def eval_mode(obj, what: str) -> list:
     that it reaches (torch.Generator, numpy's), for `model` to watch. No forward pass: costs a walk."""
     from .store import walk
 
-    training, meta, generators = {}, [], []
+    training, meta, generators, batch_statistics, inference = {}, [], [], {}, []
     for path, kind, value in walk(obj):
         if kind == "module" and value.training and _mode_dependent(value):
             training.setdefault(id(value), (path, value))
+        elif kind == "module" and isinstance(value, torch.nn.modules.batchnorm._BatchNorm) and \
+                value.running_mean is None:  # track_running_stats=False: batch statistics in eval mode too
+            batch_statistics.setdefault(id(value), f"{path} ({type(value).__name__})")
         elif kind == "tensor" and (value.device.type == "meta" or torch.nn.parameter.is_lazy(value)):
             meta.append(path)
+        elif kind == "tensor" and value.is_inference():
+            inference.append(path)
         elif kind == "rng":
             generators.append(value)
+    if inference:
+        raise ValueError(f"{what} holds tensors made under torch.inference_mode() ({_listed_names(inference)}), which "
+                         f"autograd cannot differentiate through: load or build it outside that block")
+    if batch_statistics:
+        raise ValueError(f"{what} computes with batch norm that keeps no running statistics "
+                         f"({_listed_names(list(batch_statistics.values()))}, track_running_stats=False): it normalises "
+                         f"by the statistics of each batch even in eval mode, so the metric of a code would change "
+                         f"with its batch. Give it running statistics (track_running_stats=True, then load or "
+                         f"estimate them) or remove it")
     if meta:
         raise ValueError(f"{what} has tensors without values, on the meta device or lazy modules not initialised yet "
                          f"({_listed_names(meta)}): load its weights first, e.g. module.to_empty(device='cpu') then "
@@ -601,7 +724,7 @@ def model(G, z, distance=None, *, allow_tf32: bool = False) -> None:
     randomness nor the other codes of a batch change it; images of the right number and shape, floating, finite
     and in the distance's range (`generated`); and the distance a distance (`distance_axioms`).
     z : (b, d) codes in the dtype G computes in (`latents`). Costs a walk of both, two forward passes of G (on
-    two codes and on one) and one call of the distance on three pairs of images; the operators check the whole
+    two codes and on one) and one call of the distance on five pairs of images; the operators check the whole
     batch's shape on their own passes.
     """
     name = getattr(G, "name", "the generator")
@@ -612,14 +735,15 @@ def model(G, z, distance=None, *, allow_tf32: bool = False) -> None:
     with torch.no_grad():
         pair = z[:2] if len(z) > 1 else torch.cat([z, -z if z.abs().max() > 0 else torch.ones_like(z)])
         # the first code in a batch of two (finite differences and CMA-ES populations batch codes too), and alone
-        (batch, alone), drew = _drawing(lambda: (generate(G, pair, distance), G(z[:1])), z.device, own)
+        (batch, alone), drew = _drawing(lambda: (_generate(G, pair, distance), run_generator(G, z[:1])), z.device,
+                                        own)
         if drew:
             raise ValueError(f"{name} draws random numbers when it runs (noise injection, dropout, a random "
                              f"augmentation?): its image of a code changes from call to call, so the metric would be "
                              f"noise. Fix the noise (e.g. a buffer drawn once) or switch it off (.eval())")
         image_count(alone, z[:1])
         if not _close(alone, batch[:1], rtol):
-            again = G(z[:1])
+            again = run_generator(G, z[:1])
             difference = (alone - batch[:1]).abs().max().item()
             if not _close(alone, again, rtol):
                 raise ValueError(f"{name} is not deterministic: one code gave two different images (max difference "
@@ -640,11 +764,15 @@ def distance_axioms(distance, x: torch.Tensor, own=()) -> None:
     no random numbers (the global generators and those in `own` do not advance), and give an image the same value
     whatever else is in the batch (the two batches of the probe hold other images). Then x0 is a minimum of
     d(x0, ·), so its Hessian, the metric, is positive semi-definite. Symmetry is not asked: a divergence (KL,
-    Bregman) has a metric too. One call on three pairs: (a, a), (a, c), (c, c)."""
+    Bregman) has a metric too. And it must grow like the square of a small step from an image (d(a, a + 2δ) at least
+    GROWTH_MIN times d(a, a + δ), δ = GROWTH_STEP·(c − a)): a norm has no Hessian at its minimum. One call on five
+    pairs: (a, a), (a, c), (c, c), (a, a + δ), (a, a + 2δ)."""
     a = x[:1]
     c = x[1:2] if len(x) > 1 else -a  # a second image: the negative stays in a symmetric range
-    values, drew = _drawing(lambda: distance(torch.cat([a, a, c]), torch.cat([a, c, c])), x.device, own)
-    distance_values(values, 3)
+    step = (c - a) * GROWTH_STEP  # two nearby images on the segment from a to c, inside the images' range
+    first, second = torch.cat([a, a, c, a, a]), torch.cat([a, c, c, a + step, a + 2 * step])
+    values, drew = _drawing(lambda: run_distance(distance, first, second), x.device, own)
+    distance_values(values, 5)
     name = _name(distance)
     if torch.finfo(values.dtype).eps > torch.finfo(x.dtype).eps:
         raise TypeError(f"{name} returns {values.dtype} values for {x.dtype} images: the metric would carry the "
@@ -663,6 +791,24 @@ def distance_axioms(distance, x: torch.Tensor, own=()) -> None:
     if values[1].item() < -DISTANCE_RTOL * apart:
         raise ValueError(f"{name} is not a distance: it returned a negative value ({values[1].item():.3g}) for two "
                          f"different images; the metric needs d ≥ 0 with its minimum at x = x0")
+    near, twice = values[3].item(), values[4].item()
+    if near > 0 and twice < GROWTH_MIN * near:
+        raise ValueError(f"{name} grows like |x − x0|, not like its square: twice as far from an image it is "
+                         f"{twice / near:.3g} times larger (a squared distance gives 4). A norm or a square root has no "
+                         f"Hessian at x = x0 (the metric would be infinite, and finite differences return a number "
+                         f"that depends on their step): square it, e.g. d(x0, x) = ‖f(x0) − f(x)‖²")
+
+
+def run_distance(distance, x0, x):
+    """distance(x0, x); an error inside it is explained (the images it got, and what a distance takes)."""
+    try:
+        return distance(x0, x)
+    except (RuntimeError, TypeError, IndexError, AttributeError, ValueError) as err:
+        if isinstance(err, ValueError) and _raised_in_helpers(err):
+            raise
+        raise ValueError(f"the distance {_name(distance)} failed on two batches of {len(x)} images of shape "
+                         f"{tuple(x.shape[1:])} ({x.dtype}): {type(err).__name__}: {err}; a distance takes (x0, x), "
+                         f"two batches of images (n, 3, H, W), and returns (n,) values") from err
 
 
 def positive_semidefinite(eigvals: torch.Tensor, G, distance, *, rtol: float = 1e-3) -> None:
@@ -737,6 +883,9 @@ def same_image_size(target, x) -> None:
 
 # --- paths (helpers.geodesic) ------------------------------------------------------------------------------------
 
+ENDS_RTOL = 1e3  # geodesic ends must be more than this many roundings of their dtype apart (relative to their norm)
+
+
 def path_ends(G, z_a, z_b) -> tuple[torch.Tensor, torch.Tensor]:
     """The ends of p paths as two (p, d) tensors in the dtype the metric computes in (`latents` checks each);
     one end (d,) is shared by every path of the other's (p, d). Refuses ends whose counts differ and equal ends."""
@@ -750,6 +899,14 @@ def path_ends(G, z_a, z_b) -> tuple[torch.Tensor, torch.Tensor]:
     if same.any():
         raise ValueError(f"z_a and z_b are equal for path(s) {_listed(same.nonzero().flatten().tolist())}: a path "
                          f"between equal codes has length zero and no direction; drop those pairs")
+    if G is not None:  # ends a few roundings apart: their images differ by rounding, so would every length
+        scale = torch.maximum(a.norm(dim=1), b.norm(dim=1)).clamp_min(1)
+        near = (a - b).norm(dim=1) <= ENDS_RTOL * torch.finfo(a.dtype).eps * scale
+        if near.any():
+            raise ValueError(f"z_a and z_b are equal up to rounding for path(s) {_listed(near.nonzero().flatten().tolist())} "
+                             f"(closer than {ENDS_RTOL:g} roundings of {a.dtype}): the images along such a path differ "
+                             f"by rounding error, so its length and energy would be noise; use ends further apart "
+                             f"(or float64 codes and models)")
     return a.contiguous(), b.contiguous()
 
 

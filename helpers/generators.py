@@ -9,6 +9,7 @@ import re
 import warnings
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,6 +39,11 @@ class Generator(nn.Module):
     def __init__(self, net: Callable, latent_dim: int, *, name: str = "custom", truncation: float | None = None,
                  blocks: dict[str, slice] | None = None, note: str = ""):
         super().__init__()
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer (the length d of one code), got {latent_dim!r}")
+        if not callable(net):
+            raise TypeError(f"net must be a module or function mapping codes (n, d) to images, got "
+                            f"{type(net).__name__}")
         self.net = net
         self.latent_dim = int(latent_dim)
         self.name = name
@@ -59,6 +65,10 @@ class Generator(nn.Module):
 
     def sample(self, n: int = 1, seed: int = 0) -> torch.Tensor:
         """Latent codes (n, latent_dim), reproducible for a given seed on any device."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n (how many codes) must be a positive integer, got {n!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not -2 ** 63 <= seed < 2 ** 64:
+            raise ValueError(f"seed must be an integer in [-2**63, 2**64) (torch's seeds), got {seed!r}")
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.randn(n, self.latent_dim, generator=gen)
         if self.truncation is not None:

@@ -70,7 +70,13 @@ class Metric:
         return self.eigvals[:, :k], self.eigvecs[:, :, :k]
 
     def __getitem__(self, index) -> "Metric":
-        index = [index] if isinstance(index, int) else index
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            if not -len(self) <= index < len(self):
+                raise IndexError(f"point {index} of a Metric of {len(self)} point(s)")
+            index = [int(index)]
+        elif not isinstance(index, (slice, list, range, torch.Tensor, np.ndarray)):
+            raise TypeError(f"a Metric is indexed by point: an integer, a slice, a list or a tensor of indices or a "
+                            f"boolean mask, got {type(index).__name__}")
         optional = {name: None if getattr(self, name) is None else getattr(self, name)[index]
                     for name in OPTIONAL_ARRAYS}
         return Metric(self.H[index], self.eigvals[index], self.eigvecs[index], self.z[index], self.method,
@@ -211,8 +217,7 @@ def metric(G: Callable, z: torch.Tensor, distance: Callable, method: str = "jaco
                           allow_tf32=allow_tf32, methods=METHODS, hvp_kinds=HVP_KINDS)
     progress = len(z) > 1 if progress is None else progress
     chunk_size = default_chunk_size(z.device) if chunk_size is None else chunk_size
-    with float32_convolutions(allow_tf32):
-        checks.model(G, z, distance, allow_tf32=allow_tf32)
+    with float32_convolutions(allow_tf32), checks.probed(G, z, distance, allow_tf32=allow_tf32):
         return _metric(G, z, distance, method, k=k, eps=eps, chunk_size=chunk_size, max_memory=max_memory,
                        tol=tol, block=block, basis=basis, relative=relative, hvp_kind=hvp_kind, progress=progress,
                        allow_tf32=allow_tf32)
@@ -372,8 +377,7 @@ def hvp(G: Callable, z: torch.Tensor, distance: Callable, *, kind: str | None = 
     if kind is not None and kind not in HVP_KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {', '.join(HVP_KINDS)}")
     _speed_options(chunk_size, allow_tf32)
-    with float32_convolutions(allow_tf32):
-        checks.model(G, z, distance, allow_tf32=allow_tf32)
+    with float32_convolutions(allow_tf32), checks.probed(G, z, distance, allow_tf32=allow_tf32):
         if kind is None:
             kind = "gauss-newton" if operators.has_features(G, z, distance) else "double-backprop"
         if kind == "gauss-newton":
@@ -402,9 +406,8 @@ def finite_difference_hvp(G: Callable, z: torch.Tensor, distance: Callable, *, e
         raise ValueError(f"finite_difference_hvp works at one point; got {len(z)} codes")
     checks.number(eps, "eps", low=0, low_open=True)
     _speed_options(None, allow_tf32)
-    with float32_convolutions(allow_tf32):
-        checks.model(G, z, distance, allow_tf32=allow_tf32)
-    return operators.FiniteDifference(G, z, distance, eps=eps, allow_tf32=allow_tf32).linear_operator()
+    with float32_convolutions(allow_tf32), checks.probed(G, z, distance, allow_tf32=allow_tf32):
+        return operators.FiniteDifference(G, z, distance, eps=eps, allow_tf32=allow_tf32).linear_operator()
 
 
 def _speed_options(chunk_size, allow_tf32, max_memory=1, progress=None) -> None:

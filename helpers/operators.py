@@ -137,18 +137,38 @@ def _jvp_columns(f, z, directions, chunk_size):
         return jvp(f, (z,), (direction.expand(points, -1) if shared else direction,))[1]
 
     per_call = max(1, chunk_size // points)  # directions per vmapped call: chunk_size images in flight
-    with torch.no_grad(), _quiet_forward_ad():
+    with torch.no_grad(), _quiet_forward_ad(), _explained("forward-mode (torch.func.jvp under vmap)"):
         return vmap(column, chunk_size=per_call)(directions)
+
+
+_TRANSFORM_WORDS = ("vmap", "functorch", "forward ad", "forward-mode", "forward mode", "jvp", "nyi", "batching rule",
+                    "dual")
+
+
+@contextlib.contextmanager
+def _explained(what: str):
+    """Turn an error that torch.func raises inside the generator or distance (an operation it cannot transform) into
+    one that says so and names the methods that need no transform."""
+    try:
+        yield
+    except RuntimeError as err:
+        if not any(word in str(err).lower() for word in _TRANSFORM_WORDS):
+            raise
+        raise ValueError(f"the generator or distance does something that {what} cannot differentiate: {err}. "
+                         f"method='backprop' or 'lanczos' use plain autograd instead (or rewrite that operation, "
+                         f"e.g. without an in-place update, a memory-format copy or random numbers)") from err
 
 
 def _vjp_columns(f, z):
     """Jᵀ U at the points z (points, d): returns apply(U, chunk_size) for cotangents U (n, points, F) ->
     (n, points, d). The forward graph is built once here and reused by every call (vmapped over the n cotangents)."""
-    _, pull = vjp(f, z)
+    with _explained("reverse-mode (torch.func.vjp)"):
+        _, pull = vjp(f, z)
 
     def apply(U, chunk_size):
         per_call = max(1, chunk_size // z.shape[0])
-        (out,) = vmap(pull, chunk_size=per_call)(U)
+        with _explained("reverse-mode (torch.func.vjp under vmap)"):
+            (out,) = vmap(pull, chunk_size=per_call)(U)
         return out
 
     return apply
@@ -291,7 +311,7 @@ class GaussNewton(Operator):
         with float32_convolutions(self.allow_tf32):
             pull = self._pull([i])
             if len(V) == 1:  # one vector: plain jvp and vjp, no vmap
-                with torch.no_grad(), _quiet_forward_ad():
+                with torch.no_grad(), _quiet_forward_ad(), _explained("forward-mode (torch.func.jvp)"):
                     U = jvp(self.f, (z,), (V,))[1][None]
             else:
                 (U,) = feature_jacobian(lambda x: (self.f(x),), z, V, self.chunk_size)
@@ -312,7 +332,7 @@ class DoubleBackprop(Operator):
     def __init__(self, G, z, distance, *, allow_tf32: bool = False):
         super().__init__(z)
         self.G, self.distance, self.allow_tf32 = G, distance, allow_tf32
-        with float32_convolutions(allow_tf32):
+        with float32_convolutions(allow_tf32), torch.enable_grad():  # also when called under torch.no_grad()
             with torch.no_grad():
                 x0 = checks.generate(G, z, distance)
             self.z_var = z.detach().clone().requires_grad_(True)
@@ -329,7 +349,7 @@ class DoubleBackprop(Operator):
         # the i-th gradient coordinates.
         b, d = self.z.shape
         H = torch.empty(b, d, d, dtype=torch.float64, device=self.z.device)
-        with float32_convolutions(self.allow_tf32):
+        with float32_convolutions(self.allow_tf32), torch.enable_grad():
             for i in tqdm(range(d), desc="metric (backprop)", disable=not progress, leave=False):
                 (row,) = torch.autograd.grad(self.gradient[:, i].sum(), self.z_var, retain_graph=i < d - 1)
                 H[:, i] = row.double()
@@ -343,7 +363,7 @@ class DoubleBackprop(Operator):
         else:  # zero cotangents at the other points: the distance is a sum over points, they do not mix
             outputs = V.new_zeros(V.shape[0], b, d)
             outputs[:, points] = V
-        with float32_convolutions(self.allow_tf32):
+        with float32_convolutions(self.allow_tf32), torch.enable_grad():
             if len(outputs) == 1:
                 (HV,) = torch.autograd.grad(self.gradient, self.z_var, grad_outputs=outputs[0], retain_graph=True)
                 HV = HV[None]
@@ -388,8 +408,8 @@ class FiniteDifference(Operator):
         z = self.z[i:i + 1]
         v = v.reshape(1, -1).to(dtype=z.dtype, device=z.device)
         h = self.radius[i] / v.norm().clamp_min(1e-30)
-        points = torch.cat([z + h * v, z - h * v]).requires_grad_(True)
-        with float32_convolutions(self.allow_tf32):
+        points = torch.cat([z + h * v, z - h * v]).detach().requires_grad_(True)
+        with float32_convolutions(self.allow_tf32), torch.enable_grad():  # also when called under torch.no_grad()
             values = self.distance(self.x0[i:i + 1], self.G(points))
             checks.distance_values(values, 2, finite=False)  # shape only: no pass over the values per product
             if not values.requires_grad:

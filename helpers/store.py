@@ -247,7 +247,12 @@ def create_exclusive(file: Path, text: str) -> bool:
     The content is written to a temporary file and hard-linked into place (link fails if `file` exists); on a
     file system without hard links it falls back to an exclusive open (readers then retry a moment).
     """
-    partial = temp_beside(file)
+    try:
+        partial = temp_beside(file)
+    except OSError as err:  # a read-only folder, no permission: say which and what to do (nothing was computed yet)
+        message = (f"cannot create {file} ({err.strerror or err}): make {file.parent} writable, or choose a store "
+                   f"path in a writable folder")
+        raise (type(err)(err.errno, message) if err.errno is not None else type(err)(message)) from err
     try:
         partial.write_text(text)
         try:

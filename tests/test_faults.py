@@ -731,3 +731,189 @@ def test_inversion_and_activation_refuse_faulty_generators(kind):
     refused(lambda: inversion.invert_cma(G, target, distances.mse(), budget=4, progress=False))
     units = SimpleNamespace(units=[("conv1", 0)])  # refused before the units' network runs
     refused(lambda: activation.maximize(G, units, [0, 0], [0, 1], budget=4, progress=False))
+
+
+# --- round two: a fresh pass, as a new user brings a model ---------------------------------------------------------
+
+CONV_NET = CONV.G.net
+
+
+def _inference_codes():
+    with torch.inference_mode():
+        return CONV.z.clone()
+
+
+def _no_grad(call):
+    with torch.no_grad():
+        return call()
+
+
+WRAPPED = {  # (generator, codes, call wrapper): each gives the conv case's metric
+    "nn.DataParallel inside": lambda: (Generator(nn.DataParallel(CONV_NET), 6), CONV.z, None),
+    "nn.DataParallel(G) as G": lambda: (nn.DataParallel(CONV.G), CONV.z, None),
+    "torch.compile (eager)": lambda: (Generator(torch.compile(CONV_NET, backend="eager"), 6), CONV.z, None),
+    "functools.partial": lambda: (Generator(functools.partial(lambda s, z: s * CONV_NET(z), 1.0), 6), CONV.z, None),
+    "channels_last images": lambda: (Generator(lambda z: CONV_NET(z).contiguous(memory_format=torch.channels_last),
+                                               6), CONV.z, None),
+    "requires_grad codes": lambda: (CONV.G, CONV.z.clone().requires_grad_(True), None),
+    "transposed codes": lambda: (CONV.G, CONV.z.T.contiguous().T, None),
+    "inference-mode codes": lambda: (CONV.G, _inference_codes(), None),
+    "under torch.no_grad()": lambda: (CONV.G, CONV.z, _no_grad),
+}
+
+
+@pytest.mark.parametrize("how", list(WRAPPED))
+@pytest.mark.parametrize("method", metric.METHODS)
+def test_wrapped_generators_and_odd_codes_give_the_true_metric(how, method):
+    G, z, around = WRAPPED[how]()
+    call = functools.partial(metric.metric, G, z, CONV.distance, method, k=3, progress=False)
+    kind, result = outcome(call if around is None else functools.partial(around, call))
+    if how == "channels_last images" and method in ("jacobian", "subspace"):  # a memory-format copy inside vmap:
+        assert kind == "refused" and "method='backprop'" in str(result)  # torch.func cannot, autograd can
+        return
+    assert kind == "ok", result
+    if method in ("jacobian", "backprop"):
+        assert close(result.H, CONV.H, 1e-9)
+    else:
+        assert close(result.eigvals[:, :3], torch.linalg.eigvalsh(CONV.H).flip(-1)[:, :3], RTOL[method] * 10)
+
+
+def test_expanded_and_duplicate_codes_give_the_true_metric(tmp_path):
+    expanded = CONV.z[:1].expand(3, -1)  # stride 0: three views of one code
+    assert close(metric.metric(CONV.G, expanded, CONV.distance).H, CONV.H[:1].expand(3, 6, 6), 1e-9)
+    twice = torch.cat([LINEAR.z, LINEAR.z])
+    result = batch.metric_many(LINEAR.G, twice, LINEAR.distance, store=tmp_path / "s", batch_size=2, progress=False)
+    assert close(result.H, LINEAR.H.repeat(2, 1, 1), 1e-9)
+    assert torch.equal(batch.load_store(tmp_path / "s").H, result.H)
+
+
+def _swapped():
+    return metric.metric(distances.mse(), LINEAR.z, LINEAR.G)
+
+
+ODD_MODELS = {  # (call, words the refusal must contain)
+    "float16 generator": (lambda: metric.metric(Generator(TinyConvNet(6).half(), 6), CONV.z.half(), Ranged().half()),
+                          ["float16", "G.float()"]),
+    "bfloat16 generator": (lambda: metric.metric(Generator(TinyConvNet(6).bfloat16(), 6), CONV.z, CONV.distance,
+                                                 "finite-difference", k=2), ["bfloat16"]),
+    "batch norm without running statistics": (
+        lambda: metric.metric(Generator(nn.Sequential(nn.Linear(6, 48), nn.BatchNorm1d(48, track_running_stats=False),
+                                                      nn.Tanh(), nn.Unflatten(1, (3, 4, 4))).double().eval(), 6),
+                              CONV.z, distances.mse(), "finite-difference", k=2), ["track_running_stats"]),
+    "inside torch.inference_mode()": (lambda: _in_inference_mode(lambda: metric.metric(CONV.G, CONV.z, CONV.distance)),
+                                      ["inference_mode"]),
+    "weights made under inference mode": (lambda: metric.metric(_inference_generator(), CONV.z, CONV.distance),
+                                          ["inference_mode"]),
+    "a seed where codes go": (lambda: metric.metric(CONV.G, 0, CONV.distance), ["G.sample"]),
+    "channels-last images": (lambda: metric.metric(Generator(lambda z: CONV_NET(z).permute(0, 2, 3, 1), 6), CONV.z,
+                                                   distances.mse()), ["permute"]),
+    "(images, extra) returned": (lambda: metric.metric(Generator(lambda z: (CONV_NET(z), z), 6), CONV.z,
+                                                       CONV.distance), ["tuple", "images alone"]),
+    "a bare module given codes of another size": (
+        lambda: metric.metric(nn.Sequential(nn.Linear(8, 48), nn.Tanh(), nn.Unflatten(1, (3, 4, 4))).double(),
+                              torch.ones(2, 5, dtype=torch.float64), distances.mse()), ["latent_dim", "5"]),
+    "metric(distance, z, G)": (_swapped, ["metric(G, z, distance)"]),
+    "a distance of one argument": (lambda: metric.metric(LINEAR.G, LINEAR.z, lambda x: x.sum()), ["the distance",
+                                                                                                  "(x0, x)"]),
+    "a distance that fails on the images": (
+        lambda: metric.metric(LINEAR.G, LINEAR.z, lambda a, b: nn.functional.conv2d(
+            a - b, torch.ones(1, 3, 7, 7, dtype=a.dtype)).pow(2).flatten(1).sum(1)), ["the distance", "failed"]),
+    "a Python float distance": (lambda: metric.metric(LINEAR.G, LINEAR.z, lambda a, b: float(distances.mse()(a, b)[0])),
+                                ["one value per image"]),
+    "a norm, not its square (finite differences)": (
+        lambda: metric.metric(CONV.G, CONV.z, lambda a, b: (a - b).flatten(1).norm(dim=1), "finite-difference", k=2),
+        ["grows like", "square it"]),
+    "the lpips package's network on G(z) + 1": (
+        lambda: metric.metric(Generator(lambda z: CONV_NET(z) + 1, 6), CONV.z, _lpips_package_distance(), "backprop"),
+        ["lpips package", "expects images in [-1, 1]"]),
+    "geodesic ends one rounding apart": (
+        lambda: __import__("helpers.geodesic").geodesic.geodesic(
+            LINEAR.G, LINEAR.distance, LINEAR.z[0], LINEAR.z[0] * (1 + 1e-15), n=2), ["equal up to rounding"]),
+    "a PIL image as a mask": (lambda: metric.region_metric(LINEAR.G, LINEAR.z, LINEAR.distance, _pil_mask()),
+                              ["a mask must be a tensor or array"]),
+    "Metric['a']": (lambda: GOOD["a"], ["indexed by point"]),
+    "G.sample(-1)": (lambda: CONV.G.sample(-1), ["positive integer"]),
+    "G.sample(seed=2.5)": (lambda: CONV.G.sample(2, seed=2.5), ["seed"]),
+    "Generator(net, z.shape)": (lambda: Generator(CONV_NET, CONV.z.shape), ["latent_dim"]),
+}
+
+
+def _lpips_package_distance():
+    """A user's own distance around an lpips-package network (no input_range): a tiny module of that package."""
+    import lpips
+
+    net = lpips.pretrained_networks.alexnet.__new__(lpips.pretrained_networks.alexnet)
+    nn.Module.__init__(net)  # an empty module of the lpips package (no weights to load) is enough to be recognised
+    layer = nn.Conv2d(3, 4, 3).double().requires_grad_(False)
+    return lambda a, b, net=net: (layer(a) - layer(b)).flatten(1).pow(2).sum(1)
+
+
+def _pil_mask():
+    from PIL import Image
+
+    return Image.new("L", (4, 4), 255)
+
+
+def _in_inference_mode(call):
+    with torch.inference_mode():
+        return call()
+
+
+def _inference_generator():
+    with torch.inference_mode():
+        return Generator(TinyConvNet(6), 6)
+
+
+@pytest.mark.parametrize("fault", list(ODD_MODELS))
+def test_odd_models_and_calls_are_refused_clearly(fault):
+    call, words = ODD_MODELS[fault]
+    refused(call, *words)
+
+
+def _geodesic_calls(G, distance):
+    from helpers import geodesic
+
+    za, zb = LINEAR.z[0], LINEAR.z[1]
+    line = geodesic.straight(za, zb, 4)
+    return {"geodesic": lambda: geodesic.geodesic(G, distance, za, zb, n=4, max_iter=3),
+            "shoot": lambda: geodesic.shoot(G, distance, za, zb - za, n=2),
+            "path_length": lambda: geodesic.path_length(G, distance, line),
+            "path_metric": lambda: geodesic.path_metric(G, distance, line[:, :2], 2),
+            "curve_length": lambda: geodesic.curve_length(G, distance, lambda t: za + t[:, None] * (zb - za), nodes=2)}
+
+
+PATH_FAULTS = {
+    "training-mode batch norm": lambda: (_training_bn_generator(), distances.mse(), "training mode"),
+    "noise injection": lambda: (faulty_generator("noise"), distances.mse(), "random"),
+    "batch statistics": lambda: (faulty_generator("batch mean"), distances.mse(), "batch"),
+    "a distance that ignores x0": lambda: (LINEAR.G, lambda a, b: b.flatten(1).pow(2).sum(1), "not a distance"),
+    "a negative distance": (lambda: (LINEAR.G, lambda a, b: -distances.mse()(a, b), "not a distance")),
+}
+
+
+def _training_bn_generator():
+    net = tiny_bn_net()
+    G = Generator(lambda z: net(z[:, :6]), 8)  # a closure: Generator() cannot put net into eval mode
+    net.train()
+    return G
+
+
+@pytest.mark.parametrize("fault", list(PATH_FAULTS))
+@pytest.mark.parametrize("entry", ["geodesic", "shoot", "path_length", "path_metric", "curve_length"])
+def test_geodesic_entry_points_refuse_faulty_models(fault, entry):
+    G, distance, words = PATH_FAULTS[fault]()
+    if entry in ("shoot", "path_metric", "curve_length") and not isinstance(distance, distances.Distance):
+        distance = type("Lambda", (distances.Distance,), {"forward": lambda self, a, b, f=distance: f(a, b),
+                                                           "features": lambda self, x: x.flatten(1)})()
+    refused(_geodesic_calls(G, distance)[entry], words)
+
+
+def test_a_store_in_a_folder_that_cannot_be_written_is_named(tmp_path, monkeypatch):
+    import tempfile
+
+    def denied(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", dir)
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(PermissionError, match=r"cannot create .*manifest\.json.*make .* writable"):
+        stored(tmp_path / "read-only" / "s")
