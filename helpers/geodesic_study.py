@@ -195,13 +195,13 @@ def flatness_sentences(flat: dict, threshold: float) -> dict:
     for name, f in flat.items():
         low, high = f.line.ratio_ci
         ci = interval(low, high, ".3g", CI_MATH, alone="one pair")
-        judged = {"flat": f"at least {threshold:.3g}: it looks flat under LPIPS",
-                  "curved": f"below {threshold:.3g}: it is not flat under LPIPS",
-                  "undecided": f"across {threshold:.3g}: this run cannot tell whether it is flat",
-                  "too few": f"too few pairs (under {MIN_PAIRS}) to judge against {threshold:.3g}"}[f.verdict]
+        judged = {"flat": f"the whole interval is at least {threshold:.3g}: it looks flat under LPIPS",
+                  "curved": f"the whole interval is below {threshold:.3g}: it is not flat under LPIPS",
+                  "undecided": f"the interval straddles {threshold:.3g}: this run cannot tell",
+                  "too few": f"too few pairs (under {MIN_PAIRS}) to judge"}[f.verdict]
         out[name] = (f"on `{name}` the geodesic is {f.line.ratio:.3g} times as long as the straight line "
                      f"({ci}; shorter in {f.line.wins} of {f.n} pairs) and strays from the chord by "
-                     f"{f.deviation[0]:.3g} of its length on average; the interval is {judged}")
+                     f"{f.deviation[0]:.3g} of its length on average; {judged}")
     return out
 
 
