@@ -221,7 +221,10 @@ scope = glue("scope", study.scope(n_pairs, flat_ratio))
 #
 # {eval}`scope` The lengths are discrete, over {eval}`path_steps` steps, for the straight line, slerp and
 # the geodesic alike, so their ratios compare like with like; finer paths (`path_steps`) bring all three
-# closer to the lengths of the smooth curves. The turning of the eigenspace follows one pair per model.
+# closer to the lengths of the smooth curves. A geodesic whose search stopped at `max_iter` before it
+# converged (the first table counts them) is longer than the true one, so its ratio to the straight
+# line can only fall with a longer search. The turning of the eigenspace follows one pair per model, and
+# with few steps a step is long enough for the top eigenspace to change a lot within it.
 
 # %% [markdown]
 # ## Try it
