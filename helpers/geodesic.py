@@ -1,5 +1,6 @@
 """Paths under the metric H of a distance pulled back through a generator: geodesics between codes (energy
-minimisation), shooting (the exponential map), lengths and energies of paths and curves, and the metric along a path.
+minimisation), shooting (the exponential map), lengths and energies of paths and curves, volume elements of the
+surfaces that directions span, and the metric along a path.
 
 Units, stated once. The Riemannian metric is H itself (`helpers.metric`): g_z(v, v) = vᵀH(z)v = 2‖J v‖², J the
 Jacobian of z ↦ features(G(z)). A curve z(t), t ∈ [0, 1], has length ∫√(żᵀHż) dt and energy ∫żᵀHż dt (L² ≤ E,
@@ -514,6 +515,39 @@ class _Flow:
         J, solve = self.jacobian(z)
         curvature = operators.second_derivative(self.f, z.to(self.dtype), v.to(self.dtype)).double()
         return -solve(J @ curvature[:, :, None])[:, :, 0]
+
+
+# --- volume elements -----------------------------------------------------------------------------------------------
+
+def volume_element(G: Callable, distance, z: torch.Tensor, directions: torch.Tensor, *,
+                   chunk_size: int | None = None) -> torch.Tensor:
+    """log det(VᵀH(z)V) (b,) float64 at codes z (d,) or (b, d) for m directions V (d, m), shared, or (b, d, m), per
+    code: twice the log of the m-dimensional volume element of the surface the directions span (√det(VᵀHV) is the
+    metric's volume of a unit cube of their coordinates; for orthonormal V it is the product of the principal
+    stretches within their span). VᵀHV = 2 (JV)ᵀ(JV): m forward-mode JVPs of the distance's feature map per code.
+    −inf where the directions are dependent under H (a flat direction of the metric among them), to the roundoff of
+    the metric's dtype: the smallest eigenvalue of VᵀHV at most 10·eps times the largest.
+    """
+    z, _ = checks.latents(G, z)
+    if not isinstance(directions, torch.Tensor):
+        raise TypeError(f"directions must be a torch.Tensor (d, m) or (b, d, m), got {type(directions).__name__}")
+    b, d = z.shape
+    if directions.dim() not in (2, 3) or directions.shape[-2] != d or (
+            directions.dim() == 3 and directions.shape[0] != b) or directions.shape[-1] < 1:
+        raise ValueError(f"directions must have shape ({d}, m) or ({b}, {d}, m) for codes {tuple(z.shape)}, got "
+                         f"{tuple(directions.shape)}")
+    if not torch.isfinite(directions).all():
+        raise ValueError("directions contain non-finite values (nan or inf)")
+    V = directions.detach().to(device=z.device, dtype=z.dtype)
+    V = V.T if V.dim() == 2 else V.permute(2, 0, 1)  # (m, d) shared or (m, b, d) per code, as feature_jacobian takes
+    f = operators.feature_map(G, z, distance, "volume_element")
+    chunk_size = operators.default_chunk_size(z.device) if chunk_size is None else chunk_size
+    (JV,) = operators.feature_jacobian(lambda x: (f(x),), z, V.contiguous(), chunk_size)  # (b, m, F)
+    JV = JV.double().flatten(2)
+    lam = torch.linalg.eigvalsh(2 * JV @ JV.transpose(1, 2))  # ascending
+    dependent = lam[:, 0] <= 10 * torch.finfo(z.dtype).eps * lam[:, -1]  # within the roundoff of the JVPs' dtype
+    logdet = lam.clamp_min(torch.finfo(torch.float64).tiny).log().sum(1)
+    return torch.where(dependent, torch.full_like(logdet, -math.inf), logdet)
 
 
 # --- the metric along a path -------------------------------------------------------------------------------------

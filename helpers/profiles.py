@@ -18,16 +18,23 @@ _SMOKE_08 = {"am_layers": ["conv1", "conv5"], "am_units": 1, "am_repeats": 1, "c
 _FULL_08 = {"am_models": ["dcgan-celeba64", "cdcgan-eyes128"], "am_units": 3, "am_repeats": 5, "control_repeats": 5,
             "am_budget": 300}
 
+# Chapter 09 (geodesics): its smoke run joins two pairs per model in four steps on a 3 × 3 slice; its full run
+# joins 30 pairs per model in 16 steps (15 interior codes), up to 200 L-BFGS iterations, on an 11 × 11 slice,
+# and follows the top 5 eigenvectors.
+_SMOKE_09 = {"n_pairs": 2, "path_steps": 4, "max_iter": 20, "slice_grid": 3}
+_FULL_09 = {"n_pairs": 30, "path_steps": 16, "max_iter": 200, "slice_grid": 11, "turn_k": 5}
+
 PROFILES: dict[str, dict] = {
     # smoke: every chapter in about a minute or less on 2 CPU cores (the rendered-book test uses it)
     "smoke": {"n_images": 4, "eps_grid": [1e-4, 1e-2], "n_points": 3, "n_reference": 2,
               "n_pca_samples": 500, "global_ranks": [1, 2], "ranks": [1, 4, 16], "n_steps": 5,
               "models": ["dcgan-celeba64", "fcgan-cats64"], "compare_distances": ["mse"], **_SMOKE_05, **_SMOKE_08,
               "n_codes": 2, "lpips_size": 64, "face_regions": ["eyes"], "eye_regions": ["iris"], "n_mean": 16,
-              "n_directions": 2, "lowrank_regions": ["eyes"], "lowrankgan_size": 16, "rpca_max_iter": 200},
+              "n_directions": 2, "lowrank_regions": ["eyes"], "lowrankgan_size": 16, "rpca_max_iter": 200,
+              **_SMOKE_09},
     "default": {},
     # full: paper-scale settings (30 points, as the paper's DCGAN figures); meant for a GPU
     "full": {"n_images": 16, "n_compare": 10, "n_points": 30, "n_reference": 8,
              "online_models": ["biggan-deep-128"],  # with its published weights when online; left out offline
-             **_FULL_05, **_FULL_08},
+             **_FULL_05, **_FULL_08, **_FULL_09},
 }

@@ -263,6 +263,36 @@ def test_principal_angles_of_known_rotations():
     assert geodesic.principal_angles(U, U).abs().max() < 1e-15
 
 
+# --- volume elements -----------------------------------------------------------------------------------------------
+
+def test_volume_element_of_the_flat_map_and_the_sphere(flat, sphere):
+    """log det(VᵀHV) against the analytic metric: the flat map's constant 2AᵀA/N for shared and per-code directions,
+    and the sphere's round metric (2/N)·4/(1 + ‖u‖²)², whose area element shrinks away from the origin."""
+    G, mse, H = flat
+    z, V = codes(3, 8, seed=20), codes(8, 2, seed=21)
+    truth = torch.linalg.slogdet(V.T @ H @ V).logabsdet
+    assert torch.allclose(geodesic.volume_element(G, mse, z, V), truth.expand(3), rtol=1e-10)
+    per_code = codes(3, 8, 3, seed=22)
+    truth = torch.linalg.slogdet(per_code.transpose(1, 2) @ H @ per_code).logabsdet
+    assert torch.allclose(geodesic.volume_element(G, mse, z, per_code), truth, rtol=1e-10)
+    assert geodesic.volume_element(G, mse, z[0], V[:, :1]).shape == (1,)
+    assert geodesic.volume_element(G, mse, z, torch.cat([V[:, :1], 2 * V[:, :1]], 1)).isneginf().all()
+    G, mse, net = sphere
+    u = codes(4, 2, seed=23)
+    truth = torch.stack([torch.linalg.slogdet(net.metric(x)).logabsdet for x in u])
+    assert torch.allclose(geodesic.volume_element(G, mse, u, torch.eye(2, dtype=torch.float64)), truth, rtol=1e-10)
+
+
+def test_volume_element_refuses_bad_directions(flat):
+    G, mse, _ = flat
+    z = codes(2, 8, seed=24)
+    with pytest.raises(TypeError, match="directions must be a torch.Tensor"):
+        geodesic.volume_element(G, mse, z, [[1.0] * 8])
+    for bad in (codes(7, 2), codes(3, 8, 2), codes(2), torch.full((8, 2), math.nan, dtype=torch.float64)):
+        with pytest.raises(ValueError, match="directions"):
+            geodesic.volume_element(G, mse, z, bad)
+
+
 # --- baselines -----------------------------------------------------------------------------------------------------
 
 def test_straight_and_slerp_baselines():
@@ -349,7 +379,8 @@ def test_bad_input_is_refused(flat, sphere):
 
 
 def test_distances_without_features_are_refused_where_derivatives_are_needed(flat):
-    """Shooting, curve lengths and the metric along a path need the feature map's Jacobian; the energy does not."""
+    """Shooting, curve lengths, volume elements and the metric along a path need the feature map's Jacobian; the
+    energy does not."""
     G, _, _ = flat
     a, b = codes(2, 8, seed=15)
 
@@ -362,6 +393,8 @@ def test_distances_without_features_are_refused_where_derivatives_are_needed(fla
         geodesic.curve_length(G, plain, lambda t: a + t[:, None] * (b - a))
     with pytest.raises(TypeError, match="which path_metric needs"):
         geodesic.path_metric(G, plain, geodesic.straight(a, b, 2), 2)
+    with pytest.raises(TypeError, match="which volume_element needs"):
+        geodesic.volume_element(G, plain, a, codes(8, 2))
     assert geodesic.path_length(G, plain, geodesic.straight(a, b, 2)).item() == pytest.approx(
         geodesic.path_length(G, distances.mse(), geodesic.straight(a, b, 2)).item(), rel=1e-12)
 

@@ -1,0 +1,404 @@
+"""Chapter 09's study of paths under the perceptual metric: geodesics between pairs of codes beside the straight line
+and slerp on each model, how flat the latent space looks, the area element over a 2-D slice and how the top
+eigenspace turns along a geodesic; with the tables and the sentences that judge them (phrased with `report`).
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import checks, distances, generators, geodesic, metric, solvers, stats
+from .report import CI_MATH, interval, phrase_list, plural
+
+KINDS = ("straight", "slerp", "geodesic")  # the three paths between each pair, in the order tables show them
+STILL = 1e-6  # radians: eigenspaces this close are the same (roundoff of the solver's certificate and below)
+MIN_PAIRS = 5  # fewer pairs than this decide nothing (`stats.direction`'s least number of groups)
+
+
+def load(models, distance: str, *, eye_class: str = "brown", device="cpu") -> tuple:
+    """The chapter's set-up: (the distance loaded, {name: generator}); the eyes model draws eyes of `eye_class`."""
+    warnings.filterwarnings("ignore", module="torchvision.models._utils")
+    loaded = distances.load(distance, device=device)
+    options = {"cdcgan-eyes128": {"eye_class": eye_class}}
+    return loaded, {name: generators.load(name, device=device, **options.get(name, {})) for name in models}
+
+
+# --- geodesics beside the straight line and slerp ----------------------------------------------------------------
+
+@dataclass
+class Pairs:
+    """One model's pairs of codes and the three paths between each: `paths` {kind: (p, n+1, d)} (KINDS), `steps`
+    {kind: (p, n) float64} each step's perceptual length in the units of H (a sum of √(2 d_i) over sub-steps,
+    see `pairs`), `result` the
+    `geodesic.Geodesic` that found the geodesics, `seconds` the whole computation."""
+
+    name: str
+    paths: dict
+    steps: dict
+    result: geodesic.Geodesic
+    seconds: float
+
+    @property
+    def n_pairs(self) -> int:
+        return self.paths["geodesic"].shape[0]
+
+    @property
+    def n_steps(self) -> int:
+        return self.paths["geodesic"].shape[1] - 1
+
+    def lengths(self) -> dict:
+        """{kind: (p,) float64} discrete perceptual lengths Σ√(2 d_i)."""
+        return {kind: steps.sum(1) for kind, steps in self.steps.items()}
+
+    def unevenness(self) -> dict:
+        """{kind: (p,) float64} largest step over smallest step of each path: 1 at constant perceptual speed."""
+        return {kind: steps.max(1).values / steps.min(1).values for kind, steps in self.steps.items()}
+
+    def deviation(self) -> torch.Tensor:
+        """(p,) float64: how far the geodesic leaves the chord in latent space, the largest distance of its points
+        from the straight line through its ends, over the chord's length ‖z_b − z_a‖."""
+        z = self.paths["geodesic"].double()
+        a, chord = z[:, :1], z[:, -1:] - z[:, :1]
+        size = chord.norm(dim=-1, keepdim=True)
+        unit, offset = chord / size, z - a
+        across = offset - (offset * unit).sum(-1, keepdim=True) * unit
+        return across.norm(dim=-1).amax(1) / size[:, 0, 0]
+
+
+def pair_codes(G, n_pairs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n_pairs pairs of codes (z_a, z_b), each (n_pairs, d): the first and the second half of G.sample(2·n_pairs)."""
+    z = G.sample(2 * n_pairs, seed=seed)
+    return z[:n_pairs], z[n_pairs:]
+
+
+def pairs(name: str, G, distance, n_pairs: int, n_steps: int, seed: int, *, refine: int = 4, **options) -> Pairs:
+    """The straight line, slerp and the geodesic (`geodesic.geodesic`, all pairs at once; options go to it) between
+    n_pairs pairs of G's codes from `seed`, in n_steps steps each, with their step lengths.
+
+    refine : each step is measured as the sum of `refine` sub-steps (the straight line and slerp at n_steps·refine
+        points, the geodesic linearly between its codes), so that the lengths approach those of the curves: a sum
+        of chords falls short of a curve's length, the more so the more the curve bends within a step.
+    """
+    start = time.perf_counter()
+    refine = checks.positive_int(refine, "refine")
+    z_a, z_b = pair_codes(G, n_pairs, seed)
+    result = geodesic.geodesic(G, distance, z_a, z_b, n=n_steps, **options)
+    fine = n_steps * refine
+    paths = {"straight": geodesic.straight(z_a, z_b, n_steps), "slerp": geodesic.slerp(z_a, z_b, n_steps),
+             "geodesic": result.path}
+    paths = {kind: path.to(result.path) for kind, path in paths.items()}
+    refined = {"straight": geodesic.straight(z_a, z_b, fine), "slerp": geodesic.slerp(z_a, z_b, fine),
+               "geodesic": _polyline(result.path.double(), refine)}
+    with torch.no_grad():
+        steps = {kind: geodesic.segment_lengths(G, distance, path.to(result.path)).reshape(n_pairs, n_steps, refine)
+                 .sum(2) for kind, path in refined.items()}
+    return Pairs(name, paths, steps, result, time.perf_counter() - start)
+
+
+def _polyline(path: torch.Tensor, refine: int) -> torch.Tensor:
+    """Paths (p, n+1, d) with every step cut into `refine` equal parts: (p, n·refine + 1, d)."""
+    w = (torch.arange(refine, dtype=path.dtype, device=path.device) / refine)[None, None, :, None]
+    inner = (1 - w) * path[:, :-1, None] + w * path[:, 1:, None]
+    return torch.cat([inner.flatten(1, 2), path[:, -1:]], 1)
+
+
+def path_images(G, found: Pairs, pair: int = 0) -> torch.Tensor:
+    """The images (3, n+1, 3, H, W) along the straight line, slerp and the geodesic of one pair (rows in KINDS)."""
+    with torch.no_grad():
+        return torch.stack([G(found.paths[kind][pair]) for kind in KINDS])
+
+
+def step_labels(found: Pairs) -> list[str]:
+    """Column labels t = 0, 1/n, ..., 1 of a path's images."""
+    return [f"t = {i / found.n_steps:.3g}" for i in range(found.n_steps + 1)]
+
+
+def cost_table(found: dict) -> dict:
+    """The columns of `viz.markdown_table`: what each model's geodesics cost."""
+    rows = list(found.values())
+    return {"model": list(found),
+            "seconds": [p.seconds for p in rows],
+            "L-BFGS iterations (median)": [int(p.result.iterations.median()) for p in rows],
+            "batched evaluations": [p.result.evaluations + (p.result.coarse.evaluations if p.result.coarse else 0)
+                                    for p in rows],
+            "converged": [f"{int(p.result.converged.sum())} of {p.n_pairs}" for p in rows]}
+
+
+def speed_curves(found: Pairs, pair: int = 0) -> tuple:
+    """(t, {kind: perceptual speed}) of one pair: each step's length times n, at the step's middle t, for
+    `viz.line_panels`; a constant-speed path is flat at its length."""
+    n = found.n_steps
+    t = (np.arange(n) + 0.5) / n
+    return t, {kind: (found.steps[kind][pair] * n).tolist() for kind in KINDS}
+
+
+# --- flatness -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class Flatness:
+    """One model's comparison of path lengths over its pairs (geometric-mean ratios with bootstrap intervals over
+    pairs, `stats.paired` with log=True): geodesic / straight (`line`), geodesic / slerp (`arc`), slerp / straight
+    (`arc_line`); `deviation` (mean, (low, high)) of `Pairs.deviation`; `uneven` {kind: geometric mean of
+    `Pairs.unevenness`}; n pairs; `verdict` 'flat', 'curved', 'undecided' or 'too few' against the threshold."""
+
+    line: stats.Paired
+    arc: stats.Paired
+    arc_line: stats.Paired
+    deviation: tuple
+    uneven: dict
+    n: int
+    verdict: str
+
+
+def flatness(found: Pairs, threshold: float) -> Flatness:
+    """The length ratios of `Pairs` and the verdict: 'flat' when the whole interval of geodesic / straight is at
+    least `threshold` (the geodesic saves at most 1 − threshold of the straight line's length), 'curved' when it is
+    wholly below, else 'undecided'; 'too few' under MIN_PAIRS pairs."""
+    lengths = found.lengths()
+    line = stats.paired(lengths["geodesic"], lengths["straight"], log=True)
+    arc = stats.paired(lengths["geodesic"], lengths["slerp"], log=True)
+    arc_line = stats.paired(lengths["slerp"], lengths["straight"], log=True)
+    deviation = found.deviation()
+    spread = stats.bootstrap_ci(deviation) if found.n_pairs > 1 else (math.nan, math.nan)
+    uneven = {kind: float(values.log().mean().exp()) for kind, values in found.unevenness().items()}
+    low, high = line.ratio_ci
+    verdict = ("too few" if found.n_pairs < MIN_PAIRS else "flat" if low >= threshold
+               else "curved" if high < threshold else "undecided")
+    return Flatness(line, arc, arc_line, (float(deviation.mean()), spread), uneven, found.n_pairs, verdict)
+
+
+ROWS = ["geodesic / straight length", "its 95% interval", "pairs with a shorter geodesic", "geodesic / slerp length",
+        "slerp / straight length", "deviation from the chord / chord", "largest / smallest step, straight",
+        "largest / smallest step, slerp", "largest / smallest step, geodesic"]
+
+
+def flatness_columns(flat: dict) -> dict:
+    """{"ours: <model>": one value per row of ROWS} for `report.result_table`."""
+    return {f"ours: {name}": [f.line.ratio, interval(*f.line.ratio_ci, alone="one pair"),
+                              f"{f.line.wins} of {f.n}", f.arc.ratio, f.arc_line.ratio, f.deviation[0],
+                              *(f.uneven[kind] for kind in KINDS)] for name, f in flat.items()}
+
+
+def flatness_note(n_pairs: int, n_steps: int, seed: int) -> str:
+    return (f"{plural(n_pairs, 'pair')} of codes per model from seed {seed}, paths of {n_steps} steps; ratios are "
+            f"geometric means over pairs, intervals bootstrapped over pairs")
+
+
+def flatness_sentences(flat: dict, threshold: float) -> dict:
+    """{model: a sentence on its ratio, interval, wins, deviation and verdict}."""
+    out = {}
+    for name, f in flat.items():
+        low, high = f.line.ratio_ci
+        ci = interval(low, high, ".3g", CI_MATH, alone="one pair")
+        judged = {"flat": f"the whole interval is at least {threshold:.3g}: it looks flat under LPIPS",
+                  "curved": f"the whole interval is below {threshold:.3g}: it is not flat under LPIPS",
+                  "undecided": f"the interval straddles {threshold:.3g}: this run cannot tell",
+                  "too few": f"too few pairs (under {MIN_PAIRS}) to judge"}[f.verdict]
+        out[name] = (f"on `{name}` the geodesic is {f.line.ratio:.3g} times as long as the straight line "
+                     f"({ci}; shorter in {f.line.wins} of {f.n} pairs) and strays from the chord by "
+                     f"{f.deviation[0]:.3g} of its length on average; {judged}")
+    return out
+
+
+def flatness_verdict(flat: dict, threshold: float) -> str:
+    """The chapter's answer, model by model, to whether the latent space looks flat under LPIPS."""
+    sentences = flatness_sentences(flat, threshold)
+    groups = {verdict: [f"`{name}`" for name, f in flat.items() if f.verdict == verdict]
+              for verdict in ("flat", "curved", "undecided", "too few")}
+    summary = []
+    if groups["flat"]:
+        summary.append(f"looks flat on {phrase_list(groups['flat'])}")
+    if groups["curved"]:
+        summary.append(f"is measurably curved on {phrase_list(groups['curved'])}")
+    if groups["undecided"]:
+        summary.append(f"is undecided on {phrase_list(groups['undecided'])}")
+    if groups["too few"]:
+        summary.append(f"cannot be judged from so few pairs on {phrase_list(groups['too few'])}")
+    head = (f"Taking a geodesic at least {threshold:.3g} times as long as the straight line (the whole interval) as "
+            f"flat, the latent space {phrase_list(summary)}.")
+    return head + " In detail: " + "; ".join(sentences.values()) + "."
+
+
+def shao_comparison(flat: dict, threshold: float) -> str:
+    """Whether this run agrees with Shao et al.'s near-straight geodesics, model by model."""
+    agree = [f"`{name}`" for name, f in flat.items() if f.verdict == "flat"]
+    disagree = [f"`{name}`" for name, f in flat.items() if f.verdict == "curved"]
+    open_ = [f"`{name}`" for name, f in flat.items() if f.verdict in ("undecided", "too few")]
+    parts = []
+    if agree:
+        parts.append(f"agrees with them on {phrase_list(agree)}")
+    if disagree:
+        parts.append(f"disagrees on {phrase_list(disagree)}, where the geodesic is shorter than the straight line "
+                     f"by more than {1 - threshold:.0%} of its length")
+    if open_:
+        parts.append(f"leaves {phrase_list(open_)} open")
+    shortest = min(flat, key=lambda name: flat[name].line.ratio)
+    return (f"Under LPIPS this run {phrase_list(parts)}. The largest saving is on `{shortest}`: "
+            f"{1 - flat[shortest].line.ratio:.1%} of the straight line's length.")
+
+
+def speed_verdict(flat: dict) -> str:
+    """Which paths move at an even perceptual speed: the geodesic by construction, the straight line and slerp by
+    how much their steps differ."""
+    line = {name: f.uneven["straight"] for name, f in flat.items()}
+    geo = {name: f.uneven["geodesic"] for name, f in flat.items()}
+    worst = max(line, key=line.get)
+    return (f"On the straight line the largest step changes the image {line[worst]:.3g} times as much as the "
+            f"smallest on `{worst}` (geometric mean over pairs), the most uneven of the models; along the geodesic "
+            f"the ratio is at most {max(geo.values()):.3g} on any model.")
+
+
+# --- the area element over a 2-D slice ----------------------------------------------------------------------------
+
+@dataclass
+class Slice:
+    """A 2-D slice of latent space through `centre` (d,) along the top two eigenvectors `directions` (d, 2) of the
+    metric there, at `offsets` (g,) along each; `log_area` (g, g) float64: log10 of the area element √det(PᵀHP)
+    relative to the centre's (rows: the second eigenvector's offset, columns: the first's); `eigvals` (2,) the two
+    eigenvalues at the centre."""
+
+    centre: torch.Tensor
+    directions: torch.Tensor
+    offsets: torch.Tensor
+    log_area: torch.Tensor
+    eigvals: torch.Tensor
+
+    def codes(self, rows, cols) -> torch.Tensor:
+        """The codes (len(rows), len(cols), d) at the given grid indices."""
+        s, t = self.offsets[list(cols)], self.offsets[list(rows)]
+        u, v = self.directions.T
+        return (self.centre + t[:, None, None] * v + s[None, :, None] * u).to(self.centre)
+
+    def corners(self) -> list[int]:
+        """Grid indices of the two ends and the middle, for a 3 × 3 montage of the slice."""
+        g = len(self.offsets)
+        return sorted({0, g // 2, g - 1})
+
+
+def area_slice(G, distance, centre: torch.Tensor, grid: int, radius: float) -> Slice:
+    """The area element over a grid × grid slice through `centre` (d,) spanned by the top two eigenvectors of the
+    exact metric there, offsets from −radius to radius (latent units); `geodesic.volume_element` at every point."""
+    top = metric.metric(G, centre[None], distance)
+    eigvals, directions = top.eigvals[0, :2], top.eigvecs[0, :, :2]
+    offsets = torch.linspace(-radius, radius, grid, dtype=torch.float64)
+    t, s = torch.meshgrid(offsets, offsets, indexing="ij")
+    points = centre.double() + s.reshape(-1, 1) * directions[:, 0] + t.reshape(-1, 1) * directions[:, 1]
+    log_det = geodesic.volume_element(G, distance, points.to(centre), directions)
+    middle = geodesic.volume_element(G, distance, centre, directions)[0]
+    log_area = ((log_det - middle) / 2 / math.log(10)).reshape(grid, grid)
+    return Slice(centre, directions, offsets, log_area, eigvals)
+
+
+def slice_heatmap(slices: dict) -> dict:
+    """The arguments of `viz.heatmap` for the slices, one panel per model, on one colour scale symmetric about 0:
+    viz.heatmap(**slice_heatmap(slices), title=...)."""
+    labels = [f"{x:.3g}" for x in next(iter(slices.values())).offsets.tolist()]
+    bound = max(float(s.log_area.abs().max()) for s in slices.values()) or 1.0
+    return {"matrices": {name: s.log_area for name, s in slices.items()}, "x_labels": labels, "y_labels": labels,
+            "zmin": -bound, "zmax": bound}
+
+
+def slice_images(G, piece: Slice) -> tuple:
+    """(images (3, 3, 3, H, W), row labels, column labels) at the slice's corners, edge midpoints and centre, rows
+    and columns in the order of `slice_heatmap`'s (the second eigenvector's offset grows downwards)."""
+    idx = piece.corners()
+    with torch.no_grad():
+        codes = piece.codes(idx, idx)
+        images = G(codes.reshape(-1, codes.shape[-1]))
+    images = images.reshape(len(idx), len(idx), *images.shape[1:])
+    offsets = piece.offsets.tolist()
+    return images, [f"second {offsets[i]:+.3g}" for i in idx], [f"first {offsets[j]:+.3g}" for j in idx]
+
+
+def slice_verdict(slices: dict) -> str:
+    """How much the area element changes over each slice, in decades."""
+    spans = {name: float(s.log_area.max() - s.log_area.min()) for name, s in slices.items()}
+    widest, narrowest = max(spans, key=spans.get), min(spans, key=spans.get)
+    return (f"Over the slice the area element spans {spans[widest]:.3g} decades on `{widest}`, the most, and "
+            f"{spans[narrowest]:.3g} on `{narrowest}`, the least")
+
+
+# --- how the top eigenspace turns along a geodesic -------------------------------------------------------------
+
+@dataclass
+class Turning:
+    """The top-k eigenspaces along one geodesic (`geodesic.path_metric`): `steps` (n,) Grassmann distance ‖θ‖ (radians,
+    θ the k principal angles) between neighbouring points, `ends` that distance between the two ends, `largest`
+    (n,) the largest principal angle per step, `log_volume` (n+1,) log10 of the top-k volume element √(λ₁⋯λ_k) at
+    every point, `k`, and `columns` (n+1,) Gauss–Newton products spent per point (warm-started)."""
+
+    steps: torch.Tensor
+    ends: float
+    largest: torch.Tensor
+    log_volume: torch.Tensor
+    k: int
+    columns: torch.Tensor
+
+    @property
+    def total(self) -> float:
+        """The length of the path the eigenspace travels, Σ of `steps` (radians)."""
+        return float(self.steps.sum())
+
+    @property
+    def winding(self) -> float:
+        """total / ends: 1 when the eigenspace turns steadily from one end's to the other's, more when it wanders."""
+        if self.ends > STILL:
+            return self.total / self.ends
+        return 1.0 if self.total <= STILL * len(self.steps) else math.inf  # a metric whose eigenspace never moves
+
+
+def turning(G, distance, path: torch.Tensor, k: int, *, tol: float = solvers.TOL) -> Turning:
+    """`Turning` along one path (n+1, d); tol : the certificate of `geodesic.path_metric`."""
+    found = geodesic.path_metric(G, distance, path, k, tol=tol)
+    theta = found.angles()[0]
+    ends = geodesic.principal_angles(found.eigvecs[0, 0], found.eigvecs[0, -1])
+    volume = found.eigvals[0].clamp_min(torch.finfo(torch.float64).tiny).log10().sum(1) / 2
+    return Turning(theta.norm(dim=1), float(ends.norm()), theta[:, -1], volume, k, found.columns[0])
+
+
+def turning_table(turns: dict) -> dict:
+    """The columns of `viz.markdown_table`: per model, angles in degrees and the top-k volume's range in decades."""
+    return {"model": list(turns),
+            "largest angle between neighbours (°)": [math.degrees(float(t.largest.max())) for t in turns.values()],
+            "eigenspace's path (°)": [math.degrees(t.total) for t in turns.values()],
+            "between the ends (°)": [math.degrees(t.ends) for t in turns.values()],
+            "path / ends": [t.winding for t in turns.values()],
+            "top-k volume, range (decades)": [float(t.log_volume.max() - t.log_volume.min()) for t in turns.values()]}
+
+
+def turning_curves(turns: dict) -> dict:
+    """{model: (steps 1..n, {"largest angle": degrees})} for `viz.line_panels`."""
+    return {name: (list(range(1, len(t.largest) + 1)), {"largest angle": np.degrees(t.largest.numpy()).tolist()})
+            for name, t in turns.items()}
+
+
+def turning_verdict(turns: dict, steady: float) -> str:
+    """Whether the top-k eigenspace turns steadily (the path it travels at most `steady` times the distance between
+    the ends' eigenspaces) or wanders, model by model."""
+    holds = {name: t.winding <= steady for name, t in turns.items()}
+    smooth = [f"`{name}`" for name, ok in holds.items() if ok]
+    wander = [f"`{name}`" for name, ok in holds.items() if not ok]
+    parts = []
+    if smooth:
+        parts.append(f"turns steadily from one end's eigenspace to the other's on {phrase_list(smooth)}")
+    if wander:
+        parts.append(f"wanders on {phrase_list(wander)}, travelling more than {steady:.3g} times the distance "
+                     f"between the ends' eigenspaces")
+    step = max(math.degrees(float(t.largest.max())) for t in turns.values())
+    return (f"Taking a path at most {steady:.3g} times the distance between the ends as steady, the top eigenspace "
+            f"{phrase_list(parts)}; no step between neighbouring points turns it by more than {step:.3g}°.")
+
+
+def scope(n_pairs: int, threshold: float) -> str:
+    """What a run with n_pairs pairs per model can decide."""
+    if n_pairs < MIN_PAIRS:
+        return (f"With {plural(n_pairs, 'pair')} per model this run decides nothing: a verdict needs at least "
+                f"{MIN_PAIRS} pairs to resample. The full profile (`--profile full`) runs enough pairs.")
+    return (f"With {plural(n_pairs, 'pair')} per model the intervals are bootstrapped over pairs; a model whose "
+            f"interval straddles {threshold:.3g} is left undecided, and the full profile (`--profile full`) "
+            f"narrows the intervals.")
