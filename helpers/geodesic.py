@@ -69,7 +69,9 @@ def segment_lengths(G: Callable, distance: Callable, path: torch.Tensor) -> torc
     features = operators.has_features(G, z[0], distance)
     values = _step_distances(distance, images.reshape(p, points, *images.shape[1:]), features)
     checks.distance_values(values.flatten(), values.numel())
-    return (2 * values).sqrt()
+    # √ has no derivative at 0 (a repeated point): give that step a zero gradient, not nan
+    moved = values > 0
+    return torch.where(moved, (2 * torch.where(moved, values, torch.ones_like(values))).sqrt(), 0.0)
 
 
 def path_length(G: Callable, distance: Callable, path: torch.Tensor) -> torch.Tensor:
@@ -180,7 +182,7 @@ def geodesic(G: Callable, distance: Callable, z_a: torch.Tensor, z_b: torch.Tens
     pair, so every pair's energy decreases monotonically. A pair stops when two iterations in a row lower its
     energy by less than rtol relative, or after max_iter iterations.
 
-    coarse : step counts of coarser paths solved first, smallest first, each started from the previous one's path
+    coarse : a step count, or step counts, of coarser paths solved first, smallest first, each started from the previous one's path
         (the first from the start path) resampled linearly in t; counts ≥ n are skipped, () solves at n alone. A
         coarse evaluation costs (m − 1)/(n − 1) of a fine one, and most of the slow part of the descent, the
         path's large-scale bend, is settled there. The result's `coarse` holds that solve.
@@ -201,6 +203,10 @@ def geodesic(G: Callable, distance: Callable, z_a: torch.Tensor, z_b: torch.Tens
     memory = checks.positive_int(memory, "memory")
     if not (isinstance(floor, (int, float)) and 0 < floor <= 1):
         raise ValueError(f"floor must be a number in (0, 1], got {floor!r}")
+    if isinstance(coarse, int) and not isinstance(coarse, bool):
+        coarse = (coarse,)
+    if not isinstance(coarse, (tuple, list)):
+        raise TypeError(f"coarse must be a step count or a tuple of them (() for none), got {type(coarse).__name__}")
     levels = sorted(m for m in {checks.positive_int(m, "each coarse step count") for m in coarse} if 1 < m < n) + [n]
     path = straight(a, b, n).double() if init is None else _initial_path(G, init, a, b, n)
     result = None

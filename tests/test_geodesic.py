@@ -412,3 +412,20 @@ def test_generator_output_is_checked(flat):
         geodesic.geodesic(big, Bounded(), a, b, n=2)
     with pytest.raises(ValueError, match="expects images in"):
         geodesic.path_length(big, Bounded(), geodesic.straight(a, b, 2))
+
+
+def test_a_repeated_point_has_a_zero_gradient_not_nan(flat):
+    G, mse, _ = flat
+    path = geodesic.straight(codes(8, seed=1), codes(8, seed=2), 4)
+    path = torch.cat([path[:2], path[1:]]).requires_grad_(True)  # point 1 twice: a step of length zero
+    geodesic.path_length(G, mse, path).sum().backward()
+    assert torch.isfinite(path.grad).all()
+
+
+def test_coarse_takes_one_step_count_or_several(flat):
+    G, mse, _ = flat
+    a, b = codes(8, seed=1), codes(8, seed=2)
+    one = geodesic.geodesic(G, mse, a, b, n=8, coarse=4)
+    assert one.coarse is not None and one.coarse.path.shape[-2] == 5
+    with pytest.raises(TypeError, match="coarse must be a step count"):
+        geodesic.geodesic(G, mse, a, b, n=8, coarse="4")
