@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import cases
-from helpers import distances, geodesic
+from helpers import distances, geodesic, threads
 from helpers.generators import Generator
 
 
@@ -22,12 +22,8 @@ def one_thread(request):
     if "faces" in request.fixturenames:
         yield
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with threads.one_thread():
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def codes(*shape, seed=0):

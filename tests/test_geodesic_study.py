@@ -9,18 +9,14 @@ import pytest
 import torch
 
 import cases
-from helpers import distances, geodesic
+from helpers import distances, geodesic, threads
 from helpers import geodesic_study as study
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with threads.one_thread():  # tiny tensors: threads would only wait on each other
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
