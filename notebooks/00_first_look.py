@@ -138,8 +138,9 @@ rank_verdict = glue("rank_verdict", f"the two distances {agreement} which faces 
 place = ("also the closest" if lpips_rank == 1
          else "the farthest" if lpips_rank == len(others)
          else f"only number {lpips_rank} of {len(others)}")
-nearest_in_pixels = glue("nearest_in_pixels", f"the face closest to the first one in pixels "
-                         f"(face {closest_face}) is {place} in LPIPS")
+nearest_in_pixels = glue(
+    "nearest_in_pixels", f"the face closest to the first one in pixels "
+    f"(face {closest_face}) is {place} in LPIPS")
 spread = {name: float(v[1:].max() / v[1:].min())
           for name, v in {"LPIPS": lpips_to_first, "MSE": mse_to_first}.items()}
 spread_lpips = glue("spread_lpips", spread["LPIPS"])

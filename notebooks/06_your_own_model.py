@@ -99,8 +99,8 @@ viz.image_grid(G(z), nrow=4, title="samples from my-faces")
 with torch.no_grad():
     built_in = generators.load("dcgan-faces64", device=device)
     same = float((G(z) - built_in(z)).abs().max())
-same_as_loader = same_text = glue("same_as_loader", "exactly (the largest pixel difference is zero)"
-                                  if same == 0 else f"to {same:.1e} in pixel value")
+same_as_loader = glue("same_as_loader", "exactly (the largest pixel difference is zero)"
+    if same == 0 else f"to {same:.1e} in pixel value")
 
 # %% [markdown]
 # The two match {eval}`same_as_loader`.
@@ -150,7 +150,8 @@ agreement = {
         float(((by_lanczos.eigvals - top5).abs() / top5).max()),
 }
 record("custom_model_agreement", agreement)
-backprop_gap = glue("backprop_gap", agreement["backprop vs jacobian (relative Frobenius)"])
+backprop_gap = glue(
+    "backprop_gap", agreement["backprop vs jacobian (relative Frobenius)"])
 lanczos_gap = glue("lanczos_gap", agreement["lanczos top-5 vs jacobian (max relative)"])
 viz.markdown_table({"comparison": list(agreement), "error": list(agreement.values())})
 
