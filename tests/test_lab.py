@@ -581,7 +581,7 @@ def test_explorer_page_in_voila(browser, driver, voila):
 
     # Another model (its metric computed in the background meanwhile, or now with a progress bar).
     page.locator(".gg-explorer .gg-model select").select_option("cdcgan-eyes128")
-    _status_shows(page, "cdcgan-eyes128, seed 3: rank 1,")
+    _status_shows(page, "cdcgan-eyes128[brown], seed 3: rank 1,")  # the model is named with its class
     assert app.state()["width"] == 7 * 130 + 2  # 128 px images, at their own size
     _shot(page, "voila-explorer")
 
