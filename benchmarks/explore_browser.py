@@ -2,6 +2,7 @@
 
     python benchmarks/explore_browser.py                          # every embedded model, 10 moves per control
     python benchmarks/explore_browser.py --models dcgan-faces64 --moves 3 --threads 2
+    python benchmarks/explore_browser.py --switches-only --moves 5                # model switches alone
 
 Per model it starts from a notebook whose one cell is `explore([model])`, runs it in JupyterLab, and then
 moves each control as a user does: types a value into the rank or step slider's readout and presses Enter, or
@@ -379,6 +380,7 @@ def main(argv=None):
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     parser.add_argument("--screenshots", default=None, help="save a screenshot per model in this folder")
     parser.add_argument("--chromium", default=CHROMIUM, help=f"the chromium to drive (default {CHROMIUM})")
+    parser.add_argument("--switches-only", action="store_true", help="time only the model switches")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -396,7 +398,7 @@ def main(argv=None):
             sync_playwright() as playwright:
         browser = launch(playwright, args.chromium)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        for model in models:
+        for model in [] if args.switches_only else models:
             r = bench_model(page, server, model, args.moves)
             results.append(r)
             server.shutdown_kernels()  # one app at a time: nothing else computes while the next is timed

@@ -72,6 +72,10 @@ MAX_SEED = 2 ** 63 - 1  # torch's generator seeds; negative seeds would alias la
 
 # Metrics are computed one at a time in this process: torch's forward-mode AD levels, which the metric's JVPs use,
 # are global, not per thread, and two threads computing at once corrupt each other's ("invalid forward AD level").
+# Models load under the same lock: building a network draws its layers' initial weights from torch's global
+# generator, and the metric's entry check (`checks.model`) takes a global generator that advances while the
+# model runs for the model drawing random numbers ("draws random numbers when it runs"), as it did for a model
+# switched to while the background loaded another.
 _METRICS = threading.Lock()
 
 
@@ -275,7 +279,7 @@ class Explorer(widgets.VBox):
             return self._given[name]
         key = (name, eye_class if name.startswith("cdcgan-eyes") else None)
         options = {"eye_class": key[1]} if key[1] else {}
-        return self._get(("generator", key), lambda: generators.load(name, device=self.device, **options),
+        return self._get(("generator", key), lambda: _load(name, self.device, options),
                          f"loading {html.escape(name)}…", expected=None)
 
     def _compute_reference(self, G, seed: int) -> Reference:
@@ -362,7 +366,7 @@ class Explorer(widgets.VBox):
                 future = self._cache[("generator", key)] = Future()
         if new:
             options = {"eye_class": key[1]} if key[1] else {}
-            _fulfil(future, lambda: generators.load(name, device=self.device, **options))
+            _fulfil(future, lambda: _load(name, self.device, options))
         return future.result()
 
     # --- rendering ---------------------------------------------------------------------------------------------
@@ -524,6 +528,12 @@ class _Background:
                 job()
             except Exception:  # noqa: BLE001 (kept in the job's future; shown if the user selects it)
                 pass
+
+
+def _load(name: str, device, options: dict):
+    """`generators.load`, never while a metric is computed (see `_METRICS`)."""
+    with _METRICS:
+        return generators.load(name, device=device, **options)
 
 
 def _fulfil(future: Future, compute) -> None:

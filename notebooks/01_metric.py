@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-user_expressions
 #     formats: py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -22,7 +23,7 @@
 # authors' iterative operators. Its accuracy table, beside the paper's numbers, is also on the
 # [results page](results.md).
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({eval}`run_times`):
 #
 # ```bash
 # python -m helpers.book run --only 01 -p seed 1 -p n_compare 3
@@ -88,7 +89,7 @@ from IPython.display import display
 from helpers import distances, generators, metric, report, viz
 from helpers.report import glue, phrase_list, record, result_table, run_times
 
-glue("run_times", run_times("01_metric"))
+run_times = glue("run_times", run_times("01_metric"))
 glue("model", model)
 glue("distance", distance)
 glue("n_compare", n_compare)
@@ -107,8 +108,8 @@ z = G.sample(n_compare, seed=seed)
 # cubic term of the expansion, which is odd in $t$ (and would otherwise make the check depend on the
 # arbitrary sign of an eigenvector). We try the top eigenvector, eigenvectors further down the spectrum,
 # and a random direction, and plot the ratio of measured to predicted distance. The model is
-# {glue:text}`model` with the distance {glue:text}`distance`, at {glue:text}`n_compare:d` code(s) from
-# seed {glue:text}`seed:d`.
+# {eval}`model` with the distance {eval}`distance`, at {eval}`f"{n_compare:d}"` code(s) from
+# seed {eval}`f"{seed:d}"`.
 
 # %%
 exact = metric.metric(G, z, d, "jacobian")
@@ -143,7 +144,7 @@ gap = float((exact.H[0] - exact64.H[0]).norm() / exact64.H[0].norm())
 float64_gap = glue("float64_gap", record("float32_vs_float64_rel_error", gap))
 
 # %% [markdown]
-# They differ by {glue:text}`float64_gap:.1e` relative. The ratios of measured to predicted distance
+# They differ by {eval}`f"{float64_gap:.1e}"` relative. The ratios of measured to predicted distance
 # at three steps:
 
 # %%
@@ -158,13 +159,17 @@ viz.markdown_table({"direction": list(table), **{
 
 # %% tags=["hide-input"]
 top, lower = "eigenvector 1", [name for name in table if name != "eigenvector 1"]
-glue("small_step_deviation", max(abs(row["1e-05"] - 1) for row in table.values()))
-glue("smallest_distance", float(min(m[at["1e-05"]] for m in measured.values())))
-glue("mid_step_lower_deviation", max(abs(table[name]["1e-03"] - 1) for name in lower))
+small_step_deviation = glue(
+    "small_step_deviation", max(abs(row["1e-05"] - 1) for row in table.values()))
+smallest_distance = glue(
+    "smallest_distance", float(min(m[at["1e-05"]] for m in measured.values())))
+mid_step_lower_deviation = glue(
+    "mid_step_lower_deviation", max(abs(table[name]["1e-03"] - 1) for name in lower))
 mid_top = table[top]["1e-03"] - 1
-glue("mid_step_top", f"{abs(mid_top):.0%} {'below' if mid_top < 0 else 'above'}")
-glue("large_step_top_ratio", table[top]["1e-01"])
-low_ratio = glue("large_step_low_ratio", table["eigenvector 50"]["1e-01"])
+mid_step_top = glue(
+    "mid_step_top", f"{abs(mid_top):.0%} {'below' if mid_top < 0 else 'above'}")
+large_step_top_ratio = glue("large_step_top_ratio", table[top]["1e-01"])
+large_step_low_ratio = glue("large_step_low_ratio", table["eigenvector 50"]["1e-01"])
 
 # %% [markdown]
 # ## Four methods, one metric
@@ -201,7 +206,7 @@ viz.markdown_table({"method": list(rows), "relative Frobenius error vs backprop"
 # What one Hessian costs, beside the paper's timings for its 120-d DCGAN on the authors' GPU, BP,
 # BackwardIter and ForwardIter: {paper}`12.5 / 13.4 / 6.9` seconds. Ours run on a CPU, at the times of
 # this run (a shared machine; `benchmarks/README.md` has controlled measurements). The top-$k$ methods
-# find {glue:text}`top_k:d` eigenpairs.
+# find {eval}`f"{top_k:d}"` eigenpairs.
 
 # %%
 glue("top_k", top_k)
@@ -234,9 +239,10 @@ glue("speed", speed)
 fastest = min(seconds, key=seconds.get)
 took = phrase_list(f"{seconds[m]:.3g} s ({m})" for m in seconds)
 as_paper = ", as in the paper" if fastest == "finite-difference" else ""
-glue("cost_sentence", f"On this run's CPU the methods took {took} per Hessian of a "
-                      f"{G.latent_dim}-d code; {fastest} was the fastest{as_paper}.")
-lanczos_text = glue("lanczos", (
+cost_sentence = glue(
+    "cost_sentence", f"On this run's CPU the methods took {took} per Hessian of a "
+                     f"{G.latent_dim}-d code; {fastest} was the fastest{as_paper}.")
+lanczos = glue("lanczos", (
     f"Lanczos recovers the top {top_k} eigenvalues of the exact metric to "
     f"{rows['lanczos'][1]:.1e} relative, and its rank-{top_k} matrix correlates with "
     f"the full one at {rows['lanczos'][2]:.4f}") if "lanczos" in rows else
@@ -269,22 +275,22 @@ display(viz.line_chart(
 
 # %% [markdown]
 # The same comparison beside the paper's numbers (also on the results page), with the correlation of
-# the Lanczos rank-{glue:text}`top_k:d` matrix with the full one. The last column is not the paper's: it
+# the Lanczos rank-{eval}`f"{top_k:d}"` matrix with the full one. The last column is not the paper's: it
 # is printed by the authors' tutorial notebook, for BigGAN, and marked so.
 
 # %%
 pggan = {eps: f"forward_iter_corr_pggan_{eps:.0e}".replace("e-0", "e-")
          for eps in (1e-5, 1e-3, 1e-2, 1e-1)}
 ran = "lanczos" in rows
-lanczos = {"BackwardIter (lanczos, top-k)": rows["lanczos"][2]} if ran else {}
+lanczos_row = {"BackwardIter (lanczos, top-k)": rows["lanczos"][2]} if ran else {}
 fd_rows = {f"ForwardIter (finite differences), step {eps:.0e}": c
            for eps, c in eps_corr.items()}
-ours = [*lanczos.values(), *fd_rows.values()]
-first, rest = [None] * len(lanczos), [None] * len(eps_corr)  # the lanczos row; the rest
+ours = [*lanczos_row.values(), *fd_rows.values()]
+first, rest = [None] * len(lanczos_row), [None] * len(eps_corr)  # lanczos; the rest
 result_table(
     "metric_methods",
     "Accuracy of the iterative methods: correlation of vec(H) with BP",
-    rows=[*lanczos, *fd_rows], columns={f"ours: {model}": ours},
+    rows=[*lanczos_row, *fd_rows], columns={f"ours: {model}": ours},
     paper={"paper: PGGAN": first + [pggan.get(eps) for eps in eps_corr],
            "paper: DCGAN-fashion": first + [
                "forward_iter_corr_dcgan" if eps <= 1e-4 else None for eps in eps_corr],
@@ -297,11 +303,12 @@ result_table(
 # %% tags=["hide-input"]
 good = [f"{eps:.0e}" for eps, c in eps_corr.items() if c >= 0.99]
 worse = ", ".join(f"{c:.3f} at {eps:.0e}" for eps, c in eps_corr.items() if c < 0.99)
-glue("fd_verdict", ("correlate with the exact metric at 0.99 or more (the threshold we "
-                    f"take for agreement) at steps of {phrase_list(good)}" if good
-                    else "never reach a correlation of 0.99 with the exact metric")
-     + (f", and less at the others ({worse})" if worse and good
-        else f" ({worse})" if worse else ""))
+fd_verdict = glue(
+    "fd_verdict", ("correlate with the exact metric at 0.99 or more (the threshold we "
+                   f"take for agreement) at steps of {phrase_list(good)}" if good
+                   else "never reach a correlation of 0.99 with the exact metric")
+    + (f", and less at the others ({worse})" if worse and good
+       else f" ({worse})" if worse else ""))
 full = {eps: report.recorded_row("metric_methods", row).get(model)
         for eps, row in zip(eps_corr, fd_rows)}
 differ = [f"{c:.4f} at {eps:.0e}" for eps, c in full.items()
@@ -311,8 +318,8 @@ fd_full = glue("fd_full", "" if not any(full.values()) else (
     if not differ else "The recorded full-profile run, over more codes, falls on the "
     f"other side of 0.99 at some steps: {', '.join(differ)}")
     + " (see the results page).")
-default_eps = glue("fd_default_eps",
-                   inspect.signature(metric.metric).parameters["eps"].default)
+fd_default_eps = glue(
+    "fd_default_eps", inspect.signature(metric.metric).parameters["eps"].default)
 
 # %% [markdown]
 # ## Two pitfalls of the published code
@@ -330,12 +337,12 @@ for reduction in ("sum", "mean"):  # sum: our operator; mean: the published one
     (g,) = torch.autograd.grad(getattr(d(x0, G(points)), reduction)(), points)
     hv[reduction] = float(((g[0] - g[1]) / (2 * h)) @ v1) / lambda1
 record("forward_iter_rayleigh_over_lambda", hv)
-glue("hv_sum", hv["sum"])
+hv_sum = glue("hv_sum", hv["sum"])
 hv_mean = glue("hv_mean", hv["mean"])
 
 # %% [markdown]
-# With the sum, $v_1^\top (H v_1) / \lambda_1 =$ {glue:text}`hv_sum:.4f`; with the mean of the published
-# operator, {glue:text}`hv_mean:.4f`.
+# With the sum, $v_1^\top (H v_1) / \lambda_1 =$ {eval}`f"{hv_sum:.4f}"`; with the mean of the published
+# operator, {eval}`f"{hv_mean:.4f}"`.
 
 # %% [markdown]
 # Their BackwardIter evaluates the Hessian-vector products at $z_0 + 10^{-4}\,\xi$, with $\xi$ standard
@@ -345,10 +352,10 @@ hv_mean = glue("hv_mean", hv["mean"])
 noise = torch.randn(z[:1].shape, generator=torch.Generator().manual_seed(seed)).to(z)
 off_point = metric.metric(G, z[:1] + 1e-4 * noise, d)
 change = float((off_point.H[0] - H0).norm() / H0.norm())
-shift = glue("jitter_shift", record("metric_change_at_1e-4_jitter", change))
+jitter_shift = glue("jitter_shift", record("metric_change_at_1e-4_jitter", change))
 
 # %% [markdown]
-# It differs from the metric at $z_0$ by {glue:text}`jitter_shift:.2%` (relative Frobenius norm).
+# It differs from the metric at $z_0$ by {eval}`f"{jitter_shift:.2%}"` (relative Frobenius norm).
 
 # %% [markdown]
 # ## The top of the spectrum in a fraction of the passes
@@ -429,25 +436,25 @@ worst_true = max(r["true"] for r in subspace_results)
 slack = max(abs(r["true"] - r["reported"]) for r in subspace_results)
 held = worst_true <= subspace_tol * (1 + 1e-3) + 1e-6
 lam = "·$\\lambda_1$"
-glue("subspace_certificate", (
+subspace_certificate = glue("subspace_certificate", (
     "every certificate held: recomputed against $H(z_0)$, the largest residual of any "
     f"returned pair is {worst_true:.1e}{lam}, within the tolerance" if held else
     f"a recomputed residual, {worst_true:.1e}{lam}, exceeds the tolerance: the "
     "certificate did not hold") + " (reported and recomputed residuals differ by at "
     f"most {slack:.1e}{lam}, the float32 rounding of the products)")
 glue("subspace_cold_columns", cold["jvp"])
-glue("subspace_cold_error", cold["eig_error"])
-glue("subspace_warm_average_columns", warm[0]["jvp"])
-glue("subspace_warm_near_columns", warm[1]["jvp"])
+subspace_cold_error = glue("subspace_cold_error", cold["eig_error"])
+subspace_warm_average_columns = glue("subspace_warm_average_columns", warm[0]["jvp"])
+subspace_warm_near_columns = glue("subspace_warm_near_columns", warm[1]["jvp"])
 cost_ratio = 2 * cold["jvp"] / G.latent_dim
-glue("subspace_verdict", (
+subspace_verdict = glue("subspace_verdict", (
     f"A random start needed {cold['jvp']} columns of each kind, {cost_ratio:.2g} times "
     "the work of the exact metric if a reverse-mode product costs about as much as a "
     "forward-mode one" + (": on a latent space this small the exact metric is the "
-                          "better choice" if cost_ratio >= 1 else "")))
+                         "better choice" if cost_ratio >= 1 else "")))
 own_top = exact.eigvecs[0, :, :top_k]
 overlap = float((average_basis[:, :top_k].T.to(own_top) @ own_top).pow(2).sum() / top_k)
-glue("subspace_average_overlap", overlap)
+subspace_average_overlap = glue("subspace_average_overlap", overlap)
 
 
 def against_cold(columns):
@@ -458,17 +465,19 @@ def against_cold(columns):
     return f"{abs(cold['jvp'] - columns)} {more} than the random start"
 
 
-glue("subspace_warm_average_verdict", against_cold(warm[0]["jvp"]))
-near_verdict = glue("subspace_warm_near_verdict", against_cold(warm[1]["jvp"]))
+subspace_warm_average_verdict = glue(
+    "subspace_warm_average_verdict", against_cold(warm[0]["jvp"]))
+subspace_warm_near_verdict = glue(
+    "subspace_warm_near_verdict", against_cold(warm[1]["jvp"]))
 
 # %% [markdown]
-# {glue:md}`subspace_verdict:myst`. The eigenvalues of the random start agree with the exact ones to
-# {glue:text}`subspace_cold_error:.1e` relative, and {glue:md}`subspace_certificate:myst`. A warm start from
-# the average metric of {glue:text}`n_warm:d` other codes took {glue:text}`subspace_warm_average_columns:d`
-# columns, {glue:md}`subspace_warm_average_verdict`: the average's top eigenspace overlaps this code's by
-# {glue:text}`subspace_average_overlap:.2f` (mean squared cosine; one would be the same subspace). A warm
-# start from a code one percent of $\lVert z_0 \rVert$ away took {glue:text}`subspace_warm_near_columns:d`,
-# {glue:md}`subspace_warm_near_verdict`. The cost of a column is what decides between the methods: the exact
+# {eval}`subspace_verdict`. The eigenvalues of the random start agree with the exact ones to
+# {eval}`f"{subspace_cold_error:.1e}"` relative, and {eval}`subspace_certificate`. A warm start from
+# the average metric of {eval}`f"{n_warm:d}"` other codes took {eval}`f"{subspace_warm_average_columns:d}"`
+# columns, {eval}`subspace_warm_average_verdict`: the average's top eigenspace overlaps this code's by
+# {eval}`f"{subspace_average_overlap:.2f}"` (mean squared cosine; one would be the same subspace). A warm
+# start from a code one percent of $\lVert z_0 \rVert$ away took {eval}`f"{subspace_warm_near_columns:d}"`,
+# {eval}`subspace_warm_near_verdict`. The cost of a column is what decides between the methods: the exact
 # metric spends $n$ forward-mode products, the solver a forward-mode and a reverse-mode product per column,
 # so it wins where it needs far fewer columns than $n$, as on large latent spaces and along paths.
 # `benchmarks/README.md` measures where it does, and the certificate tells in every case how far to trust
@@ -478,34 +487,34 @@ near_verdict = glue("subspace_warm_near_verdict", against_cold(warm[1]["jvp"]))
 # ## What the numbers show
 #
 # The quadratic form of $H$ predicts LPIPS for small steps. At the smallest step,
-# $t = 10^{-5} \lVert z_0 \rVert$, every ratio is within {glue:text}`small_step_deviation:.1%` of one; the
-# scatter left there is float32 rounding of distances as small as {glue:text}`smallest_distance:.1e`. At
+# $t = 10^{-5} \lVert z_0 \rVert$, every ratio is within {eval}`f"{small_step_deviation:.1%}"` of one; the
+# scatter left there is float32 rounding of distances as small as {eval}`f"{smallest_distance:.1e}"`. At
 # $t = 10^{-3} \lVert z_0 \rVert$ the random and lower-ranked directions are within
-# {glue:text}`mid_step_lower_deviation:.1%`, while along the top eigenvector the measured distance is
-# {glue:text}`mid_step_top` the prediction. $H$ itself is accurate there: the `float64` metric differs from
-# the `float32` one by {glue:text}`float64_gap:.1e` relative. The top direction is the one along which the
+# {eval}`f"{mid_step_lower_deviation:.1%}"`, while along the top eigenvector the measured distance is
+# {eval}`mid_step_top` the prediction. $H$ itself is accurate there: the `float64` metric differs from
+# the `float32` one by {eval}`f"{float64_gap:.1e}"` relative. The top direction is the one along which the
 # image changes fastest, and the ReLUs and max-pools of the generator and of AlexNet switch close to $z_0$
 # along it, so the distance is only piecewise smooth and its quadratic approximation holds over a shorter
 # range. At $t = 10^{-1} \lVert z_0 \rVert$ the ratio of measured to predicted distance is
-# {glue:text}`large_step_top_ratio:.3g` along the top eigenvector (the image saturates) and
-# {glue:text}`large_step_low_ratio:.3g` along eigenvector 50.
+# {eval}`f"{large_step_top_ratio:.3g}"` along the top eigenvector (the image saturates) and
+# {eval}`f"{large_step_low_ratio:.3g}"` along eigenvector 50.
 #
-# {glue:md}`exact_methods`, and {glue:md}`lanczos` (the authors' notebook gives {authors}`0.9974` for a
-# Lanczos matrix of rank 20 for BigGAN); {glue:md}`speed`. Finite differences {glue:text}`fd_verdict`.
-# {glue:text}`fd_full` The paper saw the same trade-off on PGGAN, with correlations of {paper}`0.989`,
+# {eval}`exact_methods`, and {eval}`lanczos` (the authors' notebook gives {authors}`0.9974` for a
+# Lanczos matrix of rank 20 for BigGAN); {eval}`speed`. Finite differences {eval}`fd_verdict`.
+# {eval}`fd_full` The paper saw the same trade-off on PGGAN, with correlations of {paper}`0.989`,
 # {paper}`0.901` and {paper}`0.398` at steps of $10^{-3}$, $10^{-2}$ and $10^{-1}$, and {paper}`0.978` for
-# its DCGAN at small steps; the default step here is {glue:text}`fd_default_eps:.0e`.
+# its DCGAN at small steps; the default step here is {eval}`f"{fd_default_eps:.0e}"`.
 #
 # As for cost, the paper timed its 120-d DCGAN on a GPU: {paper}`12.5 / 13.4 / 6.9` seconds per Hessian
-# for BP, BackwardIter and ForwardIter, the finite differences fastest. {glue:md}`cost_sentence` The two
+# for BP, BackwardIter and ForwardIter, the finite differences fastest. {eval}`cost_sentence` The two
 # are not a like comparison: another device, another generator, and LPIPS at the paper's working
 # resolution of $256 \times 256$ pixels against the generator's own $64 \times 64$ here, which makes
 # each product much cheaper.
 #
 # The two pitfalls are real. With the mean, the published ForwardIter returns
-# $v_1^\top (H v_1) / \lambda_1 =$ {glue:text}`hv_mean:.3f` instead of {glue:text}`hv_sum:.3f`: half the
+# $v_1^\top (H v_1) / \lambda_1 =$ {eval}`f"{hv_mean:.3f}"` instead of {eval}`f"{hv_sum:.3f}"`: half the
 # Hessian, so its eigenvalues are half the true ones. And evaluating at a point $10^{-4}$ noise away
-# changes the metric by {glue:text}`jitter_shift:.1%` relative, against {glue:text}`float64_gap:.1e`
+# changes the metric by {eval}`f"{jitter_shift:.1%}"` relative, against {eval}`f"{float64_gap:.1e}"`
 # between the `float32` and `float64` metrics at the same point.
 
 # %% [markdown]

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-user_expressions
 #     formats: py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -22,7 +23,7 @@
 # directions and against the paper's numbers, and ends with one table across models (also on the
 # [results page](results.md), with the other chapters' tables).
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({eval}`run_times`):
 #
 # ```bash
 # python -m helpers.book run --only 02 -p n_points 30
@@ -41,8 +42,8 @@
 # Here the measurement runs on every embedded generator: two convolutional DCGANs of faces (CelebA-like
 # photographs and synthetic DigiFace faces), the conditional DCGAN of eyes (its noise space, eye colour
 # fixed) and a fully connected GAN of cat faces, the one model without convolutions. Each gets
-# {glue:text}`n_points:d` random codes from seed {glue:text}`seed:d`. For each model we plot the
-# eigenvalues against rank, count how many eigen-dimensions hold {glue:text}`fractions` of the eigenvalue
+# {eval}`f"{n_points:d}"` random codes from seed {eval}`f"{seed:d}"`. For each model we plot the
+# eigenvalues against rank, count how many eigen-dimensions hold {eval}`fractions` of the eigenvalue
 # sum, and compare the spectrum with what random directions would give. The metrics are stored under
 # `runs/metrics/` and shared with the next two chapters, which read them instead of computing them again.
 
@@ -65,10 +66,10 @@ from helpers import analysis, catalogue, report, viz
 from helpers.report import (glue, on_each, phrase_list, record, result_table, run_times,
                             which)
 
-glue("run_times", run_times("02_spectrum"))
+run_times = glue("run_times", run_times("02_spectrum"))
 glue("n_points", n_points)
 glue("seed", seed)
-glue("fractions", phrase_list(f"{100 * f:g}%" for f in analysis.FRACTIONS))
+fractions = glue("fractions", phrase_list(f"{100 * f:g}%" for f in analysis.FRACTIONS))
 run = catalogue.load_models(models, distance, n_points, seed, online=online_models,
                             eye_class=eye_class, device=device)
 results = run.results
@@ -79,10 +80,10 @@ online = ("BigGAN-deep is not in this run; add it with "
           "from the web, so it needs the internet)." if not online_models else
           (f"With its published weights, {phrase_list(joined)} joins these tables. "
            if joined else "") + " ".join(f"{note}." for note in run.notes))
-online_sentence = glue("online_note", online)
+online_note = online_sentence = glue("online_note", online)
 
 # %% [markdown]
-# {glue:md}`online_note`
+# {eval}`online_note`
 #
 # ## Eigenvalues against rank
 #
@@ -120,13 +121,13 @@ viz.spectrum_chart(raw, log_y=True, title="raw spectra, log scale")
 # %%
 dims = {name: analysis.dims_for_fraction(lam) for name, lam in spectra.items()}
 decades = {name: analysis.decades(lam).mean().item() for name, lam in spectra.items()}
-at_rank_20 = {name: s.mean[19].item() if len(s.mean) >= 20 else None
-              for name, s in normalized.items()}
+rank20 = {name: s.mean[19].item() if len(s.mean) >= 20 else None
+          for name, s in normalized.items()}
 record("dims_for_fraction", {name: dict(zip(dm.labels, dm.mean.tolist()))
                              for name, dm in dims.items()})
 record("spectrum_decades", decades)
-record("normalized_eigenvalue_rank20", at_rank_20)
-viz.dims_table(dims, decades, at_rank_20)
+record("normalized_eigenvalue_rank20", rank20)
+viz.dims_table(dims, decades, rank20)
 
 # %% [markdown]
 # ## Class against noise
@@ -217,7 +218,7 @@ rows = ["latent dimension", *(f"eigen-dimensions for {f} of the sum" for f in la
         "ranks above the random-direction median",
         "class / noise, largest ratio (average metric)"]
 cross = {name: [r.G.latent_dim, *dims[label[name]].mean.tolist(), decades[label[name]],
-                at_rank_20[label[name]], null[label[name]].ranks_above,
+                rank20[label[name]], null[label[name]].ranks_above,
                 blocked[name].ratio.max().item() if name in blocked else "–"]
          for name, r in results.items()}
 result_table("spectrum_across_models", "The spectrum across models", rows,
@@ -231,26 +232,26 @@ result_table("spectrum_across_models", "The spectrum across models", rows,
 # %% [markdown]
 # ## What the numbers show
 #
-# **Dimensions.** Out of {glue:text}`latent_dims` latent dimensions, {glue:text}`low` of the eigenvalue
-# sum lies in the top {glue:md}`dims_low`; going on to {glue:text}`high` adds {glue:md}`dims_more`.
+# **Dimensions.** Out of {eval}`latent_dims` latent dimensions, {eval}`low` of the eigenvalue
+# sum lies in the top {eval}`dims_low`; going on to {eval}`high` adds {eval}`dims_more`.
 #
-# **Decades.** From the top eigenvalue to the smallest the spectra span {glue:md}`spans`. The paper
-# reports {paper}`5 to 6` decades for its DCGAN: {glue:md}`decades_relation`. {glue:md}`concentration`
-# {glue:md}`decades_full`
+# **Decades.** From the top eigenvalue to the smallest the spectra span {eval}`spans`. The paper
+# reports {paper}`5 to 6` decades for its DCGAN: {eval}`decades_relation`. {eval}`concentration`
+# {eval}`decades_full`
 #
 # **Near zero beyond rank 20.** The paper's finding for its DCGAN ({paper}`near zero beyond rank ~20` on
-# a linear scale) holds on {glue:md}`near_zero_on` if a mean normalized eigenvalue at rank 20 of at most
-# {glue:text}`cut:.2f` counts as near zero: it is {glue:md}`at_rank_20`. That cut-off is lenient: a
+# a linear scale) holds on {eval}`near_zero_on` if a mean normalized eigenvalue at rank 20 of at most
+# {eval}`f"{cut:.2f}"` counts as near zero: it is {eval}`at_rank_20`. That cut-off is lenient: a
 # direction at a twentieth of the top eigenvalue still changes the image, and the eighty or so directions
 # below rank 20 together hold a good part of the sum, as the dimension counts above say.
-# {glue:md}`near_zero_full`
+# {eval}`near_zero_full`
 #
 # **Against random directions.** Random unit directions spread over at most
-# {glue:text}`random_spread:.2f` decades (5th to 95th percentile), the eigenvalues over at least
-# {glue:text}`eigen_spread:.2f`; {glue:md}`null_verdict`.
+# {eval}`f"{random_spread:.2f}"` decades (5th to 95th percentile), the eigenvalues over at least
+# {eval}`f"{eigen_spread:.2f}"`; {eval}`null_verdict`.
 #
 # **Class against noise.** Taking a ratio of ten or more as a split as large as the paper's:
-# {glue:md}`class_text:myst`. (The eyes model's class input is a one-hot vector fed to the first layer,
+# {eval}`class_text`. (The eyes model's class input is a one-hot vector fed to the first layer,
 # not BigGAN's dense learned embedding, so this is an analogue of the paper's test rather than a
 # replication.)
 
@@ -259,42 +260,47 @@ top = {n: dims[label[n]].mean for n in results}
 low, _, high = (f"{100 * f:g}%" for f in analysis.FRACTIONS)
 glue("low", low)
 glue("high", high)
-glue("latent_dims", phrase_list(sorted({r.G.latent_dim for r in results.values()})))
-glue("dims_low", on_each({n: t[0] for n, t in top.items()}, ".0f"))
-glue("dims_more", on_each({n: t[2] - t[0] for n, t in top.items()}, ".0f", " more"))
+latent_dims = glue(
+    "latent_dims", phrase_list(sorted({r.G.latent_dim for r in results.values()})))
+dims_low = glue("dims_low", on_each({n: t[0] for n, t in top.items()}, ".0f"))
+dims_more = glue(
+    "dims_more", on_each({n: t[2] - t[0] for n, t in top.items()}, ".0f", " more"))
 
 span = {n: decades[label[n]] for n in results}
-glue("spans", on_each(span, ".1f", " decades"))
+spans = glue("spans", on_each(span, ".1f", " decades"))
 relation = {n: "fewer" if v < 5 else "more" if v > 6 else "as many"
             for n, v in span.items()}
-glue("decades_relation", "; ".join(
+decades_relation = glue("decades_relation", "; ".join(
     f"{rel} on {phrase_list(f'`{n}`' for n in relation if relation[n] == rel)}"
     for rel in ("fewer", "as many", "more") if rel in relation.values()))
 flatter = [f"`{n}`" for n, rel in relation.items() if rel == "fewer"]
-glue("concentration", f"So on {phrase_list(flatter)} the spectrum is less "
-     "concentrated than the paper's: it falls by fewer decades, and the top dimensions "
-     "hold less of the sum." if flatter else "")
+concentration = glue(
+    "concentration", f"So on {phrase_list(flatter)} the spectrum is less "
+    "concentrated than the paper's: it falls by fewer decades, and the top dimensions "
+    "hold less of the sum." if flatter else "")
 five = report.Threshold(5, spec=".0f")
 decades_row = "decades from the top eigenvalue to the smallest"
-glue("decades_full", report.full_run_check(
+decades_full = glue("decades_full", report.full_run_check(
     "spectrum_across_models", decades_row, five, span, spec=".1f", unit=" decades")
     .replace("the threshold", "the paper's five"))
 
-at20 = {n: v for n, v in ((n, at_rank_20[label[n]]) for n in results) if v is not None}
-cut = report.Threshold(glue("cut", 0.05), above=False, spec=".2f")
-near_zero = {n: cut.holds(v) for n, v in at20.items()}
-glue("near_zero_on", which(near_zero))
-glue("at_rank_20", on_each(at20, ".3f"))
+at20 = {n: v for n, v in ((n, rank20[label[n]]) for n in results) if v is not None}
+cut = glue("cut", 0.05)
+small = report.Threshold(cut, above=False, spec=".2f")
+near_zero = {n: small.holds(v) for n, v in at20.items()}
+near_zero_on = glue("near_zero_on", which(near_zero))
+at_rank_20 = glue("at_rank_20", on_each(at20, ".3f"))
 rank_20_row = "mean normalized eigenvalue at rank 20"
-glue("near_zero_full", report.full_run_check("spectrum_across_models", rank_20_row, cut,
-                                             at20, spec=".3f"))
+near_zero_full = glue("near_zero_full", report.full_run_check(
+    "spectrum_across_models", rank_20_row, small, at20, spec=".3f"))
 
-glue("random_spread", max(c.random_spread for c in null.values()))
-glue("eigen_spread", min(c.eigenvalue_spread for c in null.values()))
+random_spread = glue("random_spread", max(c.random_spread for c in null.values()))
+eigen_spread = glue("eigen_spread", min(c.eigenvalue_spread for c in null.values()))
 wider = {n: null[label[n]].eigenvalue_spread > null[label[n]].random_spread + 1
          for n in results}
-glue("null_verdict", f"on {which(wider)} the spectrum is more than one decade wider "
-     "than a metric without preferred directions would give")
+null_verdict = glue(
+    "null_verdict", f"on {which(wider)} the spectrum is more than one decade wider "
+    "than a metric without preferred directions would give")
 
 class_text = glue("class_text", "; ".join(
     f"on `{name}` the class/noise ratio of the average metrics' eigenvalues stays "

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-user_expressions
 #     formats: py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -22,7 +23,7 @@
 # homogeneity and layer tests on every embedded model, in one table next to the paper's numbers (also on
 # the [results page](results.md)).
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({eval}`run_times`):
 #
 # ```bash
 # python -m helpers.book run --only 03 -p n_points 30 -p model fcgan-cats64
@@ -45,8 +46,8 @@
 # directions layer after layer (a mean correlation of {paper}`0.993` on the log scale and {paper}`0.915` on
 # the linear scale over its thirteen layers).
 #
-# The detailed sections below run every one of these tests on {glue:text}`model` (by default the book's
-# first model), at {glue:text}`n_points:d` codes from seed {glue:text}`seed:d`, and add one: the same
+# The detailed sections below run every one of these tests on {eval}`model` (by default the book's
+# first model), at {eval}`f"{n_points:d}"` codes from seed {eval}`f"{seed:d}"`, and add one: the same
 # analysis with the pixel distance (MSE) and LPIPS-VGG in place of LPIPS-AlexNet. The last section repeats
 # the homogeneity and layer tests on every model. The metrics at the codes come from the store that
 # chapter 02 wrote under `runs/metrics/` (computed here if it is missing).
@@ -76,7 +77,7 @@ import numpy as np
 from helpers import analysis, axes, batch, catalogue, distances, report, viz
 from helpers.report import glue, on_each, record, result_table, run_times, which
 
-glue("run_times", run_times("03_homogeneity"))
+run_times = glue("run_times", run_times("03_homogeneity"))
 glue("model", model)
 glue("n_points", n_points)
 glue("seed", seed)
@@ -124,7 +125,7 @@ viz.mean_median_table(tests.summary, paper=authors)
 # %% [markdown]
 # Chapter 07 measures the same log-scale homogeneity of the whole image for this model at fewer codes and
 # finds it higher. Its codes are the first four of these (it draws four from the same seed), and its
-# LPIPS works at {glue:text}`local_resolution:d` px, the faces upsampled, where this chapter uses the
+# LPIPS works at {eval}`f"{local_resolution:d}"` px, the faces upsampled, where this chapter uses the
 # generator's own size. The same measure, here, over the first four codes at each working size:
 
 # %%
@@ -156,7 +157,7 @@ local_explained = glue("local_explained", (
     "metrics, equal to the plain metric to float rounding)."))
 
 # %% [markdown]
-# {glue:md}`local_explained`
+# {eval}`local_explained`
 
 # %% [markdown]
 # ## Pair by pair
@@ -183,11 +184,11 @@ viz.scatter_grid(pairs.log_lambda, pairs.log_alpha, r=tests.log[grid][:, grid],
 # ranks are stretched more than their own eigenvalue at the other code, the top ones less).
 
 # %%
-slope = glue("pair_slope", pairs.slope)
+pair_slope = slope = glue("pair_slope", pairs.slope)
 n_slope_pairs = glue("n_slope_pairs", pairs.n_pairs)
 
 # %% [markdown]
-# Over the grid's {glue:text}`n_slope_pairs:d` ordered pairs the slope is {glue:text}`pair_slope:.3f`.
+# Over the grid's {eval}`f"{n_slope_pairs:d}"` ordered pairs the slope is {eval}`f"{pair_slope:.3f}"`.
 
 # %% [markdown]
 # ## Does homogeneity fall off with distance?
@@ -369,7 +370,7 @@ viz.band_chart({f"{distance} vs {other}": viz.band(np.arange(1, top_k + 1), c.co
 # model's column repeats the numbers above. Rows: the log- and linear-scale homogeneity (mean and median over
 # ordered pairs), the correlation of $\operatorname{vec}(H_i)$ with $\operatorname{vec}(H_j)$, the
 # correlation r of the log-scale homogeneity with the code distance, the fraction of each code's trace in
-# the average metric's top-$k$ eigenvectors ($k$ = {glue:text}`top_k:d`), the authors' layer matrix (log
+# the average metric's top-$k$ eigenvectors ($k$ = {eval}`f"{top_k:d}"`), the authors' layer matrix (log
 # and linear, mean of the off-diagonal entries) over each model's blocks, and the shuffled-weights control
 # (detailed model only). The reference column holds the paper's numbers and those of the authors'
 # tutorial notebook, each marked as such.
@@ -399,49 +400,53 @@ result_table("homogeneity_across_models",
 # %% [markdown]
 # ## What the numbers show
 #
-# **Homogeneity.** The log-scale homogeneity, mean over ordered pairs, is {glue:md}`log_means`, against
-# the {authors}`0.952` that the authors' notebook prints for their DCGAN: lower on {glue:md}`log_below`,
-# and within {glue:text}`tolerance:.2f` of it on {glue:md}`log_near`. Taking a mean of at least
-# {glue:text}`same_frame:.2f` as the same eigenframe everywhere, the claim holds on
-# {glue:md}`frame_holds`. {glue:md}`frame_full`
+# **Homogeneity.** The log-scale homogeneity, mean over ordered pairs, is {eval}`log_means`, against
+# the {authors}`0.952` that the authors' notebook prints for their DCGAN: lower on {eval}`log_below`,
+# and within {eval}`f"{tolerance:.2f}"` of it on {eval}`log_near`. Taking a mean of at least
+# {eval}`f"{same_frame:.2f}"` as the same eigenframe everywhere, the claim holds on
+# {eval}`frame_holds`. {eval}`frame_full`
 #
-# On the linear scale, which weighs the top few ranks, the mean is {glue:md}`linear_means` (the authors'
-# notebook: {authors}`0.739`), above that value on {glue:md}`linear_above`. The plain correlation of the
-# matrices entry by entry is {glue:md}`vec_means`, lower than the rank-matched log-scale test on
-# {glue:md}`vec_lower`: there the eigenframes agree in rank order more than entry by entry.
+# On the linear scale, which weighs the top few ranks, the mean is {eval}`linear_means` (the authors'
+# notebook: {authors}`0.739`), above that value on {eval}`linear_above`. The plain correlation of the
+# matrices entry by entry is {eval}`vec_means`, lower than the rank-matched log-scale test on
+# {eval}`vec_lower`: there the eigenframes agree in rank order more than entry by entry.
 #
-# {glue:md}`claim_distance:myst`
+# {eval}`claim_distance`
 #
-# **Layers.** The authors' layer matrix has a log-scale mean of {glue:md}`layer_log_means` (the paper:
+# **Layers.** The authors' layer matrix has a log-scale mean of {eval}`layer_log_means` (the paper:
 # {paper}`0.993`, over the thirteen layers of its DCGAN; we use each model's block outputs) and a
-# linear-scale mean of {glue:md}`layer_linear_means` (the paper: {paper}`0.915`). That every layer
+# linear-scale mean of {eval}`layer_linear_means` (the paper: {paper}`0.915`). That every layer
 # stretches the same directions in the same order (a log-scale mean of at least
-# {glue:text}`same_frame:.2f`) holds on {glue:md}`layers_hold`. {glue:md}`layers_full`
+# {eval}`f"{same_frame:.2f}"`) holds on {eval}`layers_hold`. {eval}`layers_full`
 #
-# **The detailed model, {glue:text}`model`.** Transplanted eigenvectors keep a slope of
-# {glue:text}`pair_slope:.2f` of $\log_{10}\alpha_k$ on $\log_{10}\lambda_k$ over the grid's pairs:
-# {glue:md}`slope_meaning`. With its weights shuffled, the log-scale homogeneity drops from
-# {glue:text}`trained_log:.3f` to {glue:text}`shuffled_log:.3f` and the spectrum spans
-# {glue:text}`shuffled_span:.1f` decades instead of {glue:text}`trained_span:.1f`:
-# {glue:md}`shuffle_meaning` {glue:md}`against_distances`
+# **The detailed model, {eval}`model`.** Transplanted eigenvectors keep a slope of
+# {eval}`f"{pair_slope:.2f}"` of $\log_{10}\alpha_k$ on $\log_{10}\lambda_k$ over the grid's pairs:
+# {eval}`slope_meaning`. With its weights shuffled, the log-scale homogeneity drops from
+# {eval}`f"{trained_log:.3f}"` to {eval}`f"{shuffled_log:.3f}"` and the spectrum spans
+# {eval}`f"{shuffled_span:.1f}"` decades instead of {eval}`f"{trained_span:.1f}"`:
+# {eval}`shuffle_meaning` {eval}`against_distances`
 
 # %% tags=["hide-input"]
 row = {quantity: {name: values[quantity] for name, values in cross.items()}
        for quantity in cross[model]}
 log_mean, vec_mean = row["log scale, mean"], row["vec(H) correlation, mean"]
-tolerance, frame = glue("tolerance", 0.05), report.Threshold(glue("same_frame", 0.9))
-glue("log_means", on_each(log_mean, ".3f"))
-glue("log_below", which({n: v < 0.952 for n, v in log_mean.items()}))
-glue("log_near", which({n: abs(v - 0.952) <= tolerance for n, v in log_mean.items()}))
-glue("frame_holds", which({n: frame.holds(v) for n, v in log_mean.items()}))
+tolerance = glue("tolerance", 0.05)
+same_frame = glue("same_frame", 0.9)
+frame = report.Threshold(same_frame)
+log_means = glue("log_means", on_each(log_mean, ".3f"))
+log_below = glue("log_below", which({n: v < 0.952 for n, v in log_mean.items()}))
+log_near = glue(
+    "log_near", which({n: abs(v - 0.952) <= tolerance for n, v in log_mean.items()}))
+frame_holds = glue(
+    "frame_holds", which({n: frame.holds(v) for n, v in log_mean.items()}))
 table = "homogeneity_across_models"
-glue("frame_full", report.full_run_check(table, "log scale, mean", frame, log_mean,
-                                         spec=".3f"))
+frame_full = glue("frame_full", report.full_run_check(
+    table, "log scale, mean", frame, log_mean, spec=".3f"))
 linear = row["linear scale, mean"]
-glue("linear_means", on_each(linear, ".3f"))
-glue("linear_above", which({n: v > 0.739 for n, v in linear.items()}))
-glue("vec_means", on_each(vec_mean, ".2f"))
-glue("vec_lower", which({n: v < log_mean[n] for n, v in vec_mean.items()}))
+linear_means = glue("linear_means", on_each(linear, ".3f"))
+linear_above = glue("linear_above", which({n: v > 0.739 for n, v in linear.items()}))
+vec_means = glue("vec_means", on_each(vec_mean, ".2f"))
+vec_lower = glue("vec_lower", which({n: v < log_mean[n] for n, v in vec_mean.items()}))
 
 found = {n: "too few" if math.isnan(low) else "no" if low <= 0 <= high else "yes"
          for n, (low, high) in interval.items()}
@@ -454,35 +459,40 @@ verdicts = {
     "yes": " A dependence is detected (the interval excludes zero) on {}.",
     "too few": f" With {n_points} codes there are too few to resample for an interval "
                "on {}, so nothing is concluded there."}
-glue("claim_distance",
-     "**Distance.** Homogeneity and code distance correlate with r = "
-     + on_each(r_with_ci)
-     + (" (in brackets, the 95% bootstrap interval over codes)"
-        if set(found.values()) != {"too few"} else "")
-     + "; the paper reports r = {paper}`0.09`."
-     + "".join(text.format(which({n: f == kind for n, f in found.items()}))
-               for kind, text in verdicts.items() if kind in found.values())
-     + " Random codes in $d$ dimensions are all about $\\sqrt{2d}$ apart, so this test "
-       "spans a narrow range of distances, in the paper as here.")
+claim_distance = glue("claim_distance",
+    "**Distance.** Homogeneity and code distance correlate with r = "
+    + on_each(r_with_ci)
+    + (" (in brackets, the 95% bootstrap interval over codes)"
+       if set(found.values()) != {"too few"} else "")
+    + "; the paper reports r = {paper}`0.09`."
+    + "".join(text.format(which({n: f == kind for n, f in found.items()}))
+              for kind, text in verdicts.items() if kind in found.values())
+    + " Random codes in $d$ dimensions are all about $\\sqrt{2d}$ apart, so this test "
+      "spans a narrow range of distances, in the paper as here.")
 
 layer_log = row["layer matrix, log, mean"]
-glue("layer_log_means", on_each(layer_log, ".3f"))
-glue("layer_linear_means", on_each(row["layer matrix, linear, mean"], ".3f"))
-glue("layers_hold", which({n: frame.holds(v) for n, v in layer_log.items()}))
-glue("layers_full", report.full_run_check(table, "layer matrix, log, mean", frame,
-                                          layer_log, spec=".3f"))
+layer_log_means = glue("layer_log_means", on_each(layer_log, ".3f"))
+layer_linear_means = glue(
+    "layer_linear_means", on_each(row["layer matrix, linear, mean"], ".3f"))
+layers_hold = glue(
+    "layers_hold", which({n: frame.holds(v) for n, v in layer_log.items()}))
+layers_full = glue("layers_full", report.full_run_check(
+    table, "layer matrix, log, mean", frame, layer_log, spec=".3f"))
 
-glue("slope_meaning", "a compressed spread (a slope below 0.95): the bottom ranks are "
-     "stretched more than their own eigenvalue at the other code, the top ones less"
-     if slope < 0.95 else "about the full spread (a slope of 0.95 or more)")
-trained, shuffled = glue("trained_log", tests.summary["log scale"].mean), glue(
-    "shuffled_log", control.summary["log scale"].mean)
-glue("trained_span", span["trained"])
-glue("shuffled_span", span["shuffled weights"])
-glue("shuffle_meaning", "the homogeneity is learned, not a property of the "
-     "architecture alone (a drop of more than 0.3)." if trained - shuffled > 0.3 else
-     "the architecture alone gives much of it (a drop of 0.3 or less).")
-distances_text = glue("against_distances", "Against the other distances: " + "; ".join(
+slope_meaning = glue(
+    "slope_meaning", "a compressed spread (a slope below 0.95): the bottom ranks are "
+    "stretched more than their own eigenvalue at the other code, the top ones less"
+    if slope < 0.95 else "about the full spread (a slope of 0.95 or more)")
+trained_log = glue("trained_log", tests.summary["log scale"].mean)
+shuffled_log = glue("shuffled_log", control.summary["log scale"].mean)
+trained_span = glue("trained_span", span["trained"])
+shuffled_span = glue("shuffled_span", span["shuffled weights"])
+shuffle_meaning = glue(
+    "shuffle_meaning", "the homogeneity is learned, not a property of the architecture "
+    "alone (a drop of more than 0.3)." if trained_log - shuffled_log > 0.3 else
+    "the architecture alone gives much of it (a drop of 0.3 or less).")
+against_distances = glue(
+    "against_distances", "Against the other distances: " + "; ".join(
     f"`{other}` correlates with `{distance}` at {v['corr vec(H)']:.2f} entry by entry "
     f"and {v['corr log spectrum']:.3f} in log spectrum, the top eigenvectors have "
     f"|cos| {v['cosine of the top eigenvectors (abs.)']:.2f}, and the top-{top_k} "

@@ -1,6 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: tags,-user_expressions
 #     formats: py:percent
 #     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -22,7 +23,7 @@
 # the eigenvectors of one model in detail and measures all three claims on every embedded model. Its
 # tables, beside the paper's numbers, are also on the [results page](results.md).
 #
-# **Rerun it** ({glue:text}`run_times`):
+# **Rerun it** ({eval}`run_times`):
 #
 # ```bash
 # python -m helpers.book run --only 04 -p model dcgan-faces64 -p seed 3
@@ -42,7 +43,7 @@
 #   early layer) and SeFa (the top eigenvectors of $W^\top W$ for the first layer's weights $W$), find
 #   directions that lie mostly in the top eigenspace of the metric.
 #
-# The walks and montages below are drawn on {glue:text}`model`, by default the book's first model: the
+# The walks and montages below are drawn on {eval}`model`, by default the book's first model: the
 # classic DCGAN on CelebA-like photographs. It is the first model because its axes are the
 # easiest to name. Side by side with the DCGAN of synthetic DigiFace faces, its top global axes change what
 # readers of the GAN literature know from CelebA, masculine or feminine presentation, the lighting and the
@@ -55,8 +56,8 @@
 # dimensions, nearly every code lies close to the sphere of radius $\sqrt{d} = 10$). As in the paper, the
 # step along rank $k$ is multiplied by $(\lambda_k / \lambda_1)^{-1/3}$, so that lower-ranked rows, whose
 # eigenvalues are smaller, still show a visible change. The metric is pulled back from LPIPS (AlexNet) and
-# computed exactly, by forward-mode Jacobians, at the {glue:text}`n_points:d` codes from seed
-# {glue:text}`seed:d` that chapter 02 stored under `runs/metrics/`.
+# computed exactly, by forward-mode Jacobians, at the {eval}`f"{n_points:d}"` codes from seed
+# {eval}`f"{seed:d}"` that chapter 02 stored under `runs/metrics/`.
 
 # %% tags=["parameters"]
 from helpers.generators import EMBEDDED
@@ -87,7 +88,7 @@ from helpers import analysis, axes, catalogue, report, viz
 from helpers.report import (glue, on_each, phrase_list, record, result_table, run_times,
                             which)
 
-glue("run_times", run_times("04_interpretability"))
+run_times = glue("run_times", run_times("04_interpretability"))
 glue("model", model)
 glue("n_points", n_points)
 glue("n_reference", n_reference)
@@ -113,7 +114,7 @@ NOT_DESCRIBED = ("*This run's images differ from the run the descriptions were w
 # %% [markdown]
 # ## The metric at the reference codes
 #
-# For each model we take {glue:text}`n_points:d` codes from the seed (the codes of chapters 02 and 03) and
+# For each model we take {eval}`f"{n_points:d}"` codes from the seed (the codes of chapters 02 and 03) and
 # their exact metrics. The first code is the reference code of the walks below; all of them together give the average
 # metric used for the global axes. The table lists the eigenvalues at the ranks shown, relative to the top
 # one, and the step multiplier $(\lambda_k/\lambda_1)^{-1/3}$ that each row of the montages uses.
@@ -242,9 +243,9 @@ viz.markdown_table({"model": list(top_vs_bottom), "rank 1, same step": top,
 # %% [markdown]
 # ## Global axes: one direction for every image
 #
-# The average of the metrics at the {glue:text}`n_points:d` codes has its own eigenvectors. If the
+# The average of the metrics at the {eval}`f"{n_points:d}"` codes has its own eigenvectors. If the
 # metric's geometry is much the same everywhere, these are axes that do the same thing from any starting
-# code. We apply each of the top global axes to {glue:text}`n_reference:d` codes that were not among the
+# code. We apply each of the top global axes to {eval}`f"{n_reference:d}"` codes that were not among the
 # averaged ones: one montage per axis, one row per reference code, the steps scaled by the average
 # metric's eigenvalues.
 
@@ -314,7 +315,7 @@ viz.markdown_table({
 
 # %% [markdown]
 # A control: is an even change special to the global axes, or would any direction change different codes
-# by similar amounts? The same measurement for {glue:text}`n_random_axes:d` random unit directions $v$,
+# by similar amounts? The same measurement for {eval}`f"{n_random_axes:d}"` random unit directions $v$,
 # each walked with the eigen-axes' rule for its step: the step along rank 1 times
 # $(v^\top \bar H v / \lambda_1)^{-1/3}$, with $\bar H$ the average metric (for an eigenvector this is
 # its rank's multiplier). The table gives the ratio of the largest to the smallest change over the
@@ -345,9 +346,9 @@ viz.markdown_table({"model": list(results), "global axes: largest / smallest (me
 # - **SeFa** (Shen & Zhou 2021) takes the first layer $y = Az$ and its top right singular vectors: the unit
 #   codes that $A$ stretches most, the eigenvectors of $A^\top A$.
 #
-# For each method's top {glue:text}`n_axes:d` directions we compute |cos| with every eigenvector of the
+# For each method's top {eval}`f"{n_axes:d}"` directions we compute |cos| with every eigenvector of the
 # average metric, and the fraction of each direction's squared norm that lies in the span of the top
-# {glue:text}`n_axes:d` eigenvectors. A random direction puts $k/d$ of its energy there on average; the
+# {eval}`f"{n_axes:d}"` eigenvectors. A random direction puts $k/d$ of its energy there on average; the
 # spread of a thousand random directions gives the baseline.
 
 # %%
@@ -392,7 +393,7 @@ viz.alignment_table(alignments)
 # %% [markdown]
 # With unlimited samples, GANSpace on the first layer's output and SeFa would find the same directions: for
 # Gaussian codes the covariance of $Az$ is $AA^\top$, whose principal directions map back to the eigenvectors
-# of $A^\top A$. With {glue:text}`n_pca_samples:d` samples they agree only up to sampling error, most visibly
+# of $A^\top A$. With {eval}`f"{n_pca_samples:d}"` samples they agree only up to sampling error, most visibly
 # where two singular values are close; the |cos| between their axes of equal rank shows how close this run
 # comes:
 
@@ -460,22 +461,22 @@ result_table("interpretability_across_models", "Eigen-axes across models",
 # ## What the numbers show
 #
 # **Top against bottom.** For the same step, the image changes more along rank 1 than along the bottom
-# eigenvector by a factor of {glue:md}`top_ratios`. Taking a factor above {glue:text}`far_more:d` as "far
-# more", the paper's finding holds on {glue:md}`far_more_on`. {glue:md}`far_more_full`
+# eigenvector by a factor of {eval}`top_ratios`. Taking a factor above {eval}`f"{far_more:d}"` as "far
+# more", the paper's finding holds on {eval}`far_more_on`. {eval}`far_more_full`
 #
 # **Global axes.** Applied to new codes, a global axis changes them by similar amounts if the largest
-# change over the reference codes is within a factor of {glue:text}`even_factor:d` of the smallest. It is
-# {glue:md}`global_spreads` (median over the axes shown): within that factor on {glue:md}`even_on`.
-# {glue:md}`even_full` Random directions, walked the same way, give {glue:md}`random_spreads`:
-# {glue:md}`even_control` Whether the change is also the same kind of change is for the eye, in the
+# change over the reference codes is within a factor of {eval}`f"{even_factor:d}"` of the smallest. It is
+# {eval}`global_spreads` (median over the axes shown): within that factor on {eval}`even_on`.
+# {eval}`even_full` Random directions, walked the same way, give {eval}`random_spreads`:
+# {eval}`even_control` Whether the change is also the same kind of change is for the eye, in the
 # montages above.
 #
-# **GANSpace and SeFa.** The mean fraction of a method's top {glue:text}`n_axes:d` axes inside the metric's
-# top eigenspace of the same size is, for SeFa, {glue:md}`in_top_sefa`; for GANSpace on the first layer,
-# {glue:md}`in_top_layer`; after the first block, {glue:md}`in_top_block`. A random direction puts $k/d$
+# **GANSpace and SeFa.** The mean fraction of a method's top {eval}`f"{n_axes:d}"` axes inside the metric's
+# top eigenspace of the same size is, for SeFa, {eval}`in_top_sefa`; for GANSpace on the first layer,
+# {eval}`in_top_layer`; after the first block, {eval}`in_top_block`. A random direction puts $k/d$
 # there on average. Taking more than the 95th percentile of random directions as the threshold, all three
-# methods beat it on {glue:md}`beat_on`, so the paper's claim holds there. {glue:md}`beat_full` Their
-# first axis has |cos| with the metric's first eigenvector from {glue:md}`first_cosines`; the energies of
+# methods beat it on {eval}`beat_on`, so the paper's claim holds there. {eval}`beat_full` Their
+# first axis has |cos| with the metric's first eigenvector from {eval}`first_cosines`; the energies of
 # the first and the lowest axes in the table above show how alignment falls for the lower-ranked axes of
 # each method.
 #
@@ -492,38 +493,44 @@ row = {quantity: {name: values[quantity] for name, values in cross.items()}
        for quantity in cross[model]}
 table, (ratio_row, spread_row) = "interpretability_across_models", list(row)[:2]
 ratio, spread = row[ratio_row], row[spread_row]
-far = report.Threshold(glue("far_more", 10))
-glue("top_ratios", on_each(ratio, ",.0f"))
-glue("far_more_on", which({n: far.holds(v) for n, v in ratio.items()}))
-glue("far_more_full", report.full_run_check(table, ratio_row, far, ratio, spec=",.0f"))
+far_more = glue("far_more", 10)
+far = report.Threshold(far_more)
+top_ratios = glue("top_ratios", on_each(ratio, ",.0f"))
+far_more_on = glue("far_more_on", which({n: far.holds(v) for n, v in ratio.items()}))
+far_more_full = glue(
+    "far_more_full", report.full_run_check(table, ratio_row, far, ratio, spec=",.0f"))
 
-even = report.Threshold(glue("even_factor", 2), above=False)
-glue("global_spreads", on_each(spread, ".2f", " times the smallest"))
-glue("even_on", which({n: even.holds(v) for n, v in spread.items()}))
-glue("even_full", report.full_run_check(table, spread_row, even, spread, spec=".2f"))
-glue("random_spreads", on_each(random_spread, ".2f"))
+even_factor = glue("even_factor", 2)
+even = report.Threshold(even_factor, above=False)
+global_spreads = glue("global_spreads", on_each(spread, ".2f", " times the smallest"))
+even_on = glue("even_on", which({n: even.holds(v) for n, v in spread.items()}))
+even_full = glue(
+    "even_full", report.full_run_check(table, spread_row, even, spread, spec=".2f"))
+random_spreads = glue("random_spreads", on_each(random_spread, ".2f"))
 more_even = {n: spread[n] < random_spread[n] for n in spread}
-glue("even_control", "the global axes change the codes more evenly than random "
-     f"directions on {which(more_even)}" + ("." if all(more_even.values()) else
-                                 ", so there evenness alone does not single them out."))
+even_control = glue(
+    "even_control", "the global axes change the codes more evenly than random "
+    f"directions on {which(more_even)}" + ("." if all(more_even.values()) else
+                                ", so there evenness alone does not single them out."))
 
 in_top = {m: row[f"{m}: energy in the top-{n_axes} eigenspace"] for m in methods}
-glue("in_top_sefa", on_each(in_top["SeFa"], ".2f"))
-glue("in_top_layer", on_each(in_top["GANSpace, first layer"], ".2f"))
-glue("in_top_block", on_each(in_top["GANSpace, first block"], ".2f"))
+in_top_sefa = glue("in_top_sefa", on_each(in_top["SeFa"], ".2f"))
+in_top_layer = glue("in_top_layer", on_each(in_top["GANSpace, first layer"], ".2f"))
+in_top_block = glue("in_top_block", on_each(in_top["GANSpace, first block"], ".2f"))
 beat = {n: all(in_top[m][n] > random[n]["p95"] for m in methods) for n in cross}
-glue("beat_on", which(beat))
+beat_on = glue("beat_on", which(beat))
 full = {m: report.recorded_row(table, f"{m}: energy in the top-{n_axes} eigenspace")
         for m in methods}
 full_p95 = report.recorded_row(table, "random directions: energy, 95th percentile")
 full_beat = {n: all(full[m].get(n, 0) > p for m in methods)
              for n, p in full_p95.items()}
-glue("beat_full", f"The recorded full-profile run finds all three above it on "
-     f"{which(full_beat)}." if full_beat else "")
+beat_full = glue(
+    "beat_full", f"The recorded full-profile run finds all three above it on "
+    f"{which(full_beat)}." if full_beat else "")
 cos1 = {n: [cross[n][f"{m}: abs. cosine of axis 1 with eigenvector 1"] for m in methods]
         for n in cross}
-cosines = glue("first_cosines", on_each({n: f"{min(c):.2f} to {max(c):.2f}"
-                                         for n, c in cos1.items()}))
+first_cosines = glue("first_cosines", on_each({n: f"{min(c):.2f} to {max(c):.2f}"
+                              for n, c in cos1.items()}))
 
 # %% [markdown]
 # ## Try it

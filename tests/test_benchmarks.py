@@ -105,7 +105,7 @@ def test_explore_browser_benchmark_runs(tmp_path, capsys):
     out = tmp_path / "browser.json"
     _load("explore_browser").main(["--models", "dcgan-faces64", "--moves", "1", "--chromium", chromium(),
                                    "--json", str(out)])
-    (result,) = json.loads(out.read_text())
+    (result,) = json.loads(out.read_text())["models"]  # one model: no switches
     assert result["model"] == "dcgan-faces64" and set(result["controls"]) == {"rank", "step", "mode"}
     for control in result["controls"].values():
         assert len(control["times"]) == 1 and 0 < control["times"][0] < 120

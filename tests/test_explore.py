@@ -267,6 +267,24 @@ def test_the_apps_metrics_are_computed_one_at_a_time(faces, cats, lpips_alex):
     assert not errors, errors[:2]
 
 
+def test_models_load_while_no_metric_is_computed(monkeypatch):
+    """Building a network draws its initial weights from torch's global generator: a model loaded while another
+    thread computes a metric made that metric's entry check refuse its model as random ("draws random numbers when
+    it runs"), so the app loads models under the lock its metrics take."""
+    from helpers import explore as explore_module
+
+    held = []
+
+    def load(name, device="cpu", **options):
+        held.append(explore_module._METRICS.locked())
+        torch.randn(3)  # as a network's initialisation does
+        return name
+
+    monkeypatch.setattr(explore_module.generators, "load", load)
+    assert explore_module._load("dcgan-faces64", "cpu", {}) == "dcgan-faces64"
+    assert held == [True] and not explore_module._METRICS.locked()
+
+
 def test_no_background_work_unless_asked(faces, cats, lpips_alex):
     app = explore({"faces": faces, "cats": cats}, distance=lpips_alex, n_steps=3, prefetch=False)
     time.sleep(0.5)
