@@ -182,8 +182,8 @@ def geodesic(G: Callable, distance: Callable, z_a: torch.Tensor, z_b: torch.Tens
     pair, so every pair's energy decreases monotonically. A pair stops when two iterations in a row lower its
     energy by less than rtol relative, or after max_iter iterations.
 
-    coarse : a step count, or step counts, of coarser paths solved first, smallest first, each started from the previous one's path
-        (the first from the start path) resampled linearly in t; counts ≥ n are skipped, () solves at n alone. A
+    coarse : a step count, or step counts, of coarser paths solved first, smallest first, each started from the
+        previous one's path (the first from the start path) resampled linearly in t; counts ≥ n are skipped, () solves at n alone. A
         coarse evaluation costs (m − 1)/(n − 1) of a fine one, and most of the slow part of the descent, the
         path's large-scale bend, is settled there. The result's `coarse` holds that solve.
     precondition : optimise in coordinates where the energy's Gauss–Newton Hessian at the start, for a metric as
