@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -372,6 +372,27 @@ def compare_metrics(H_a, H_b, k: int = 10, *, floor: float = FLOOR) -> Compariso
     overlap = (top_a.transpose(1, 2) @ top_b).pow(2).sum((1, 2)) / k
     return Comparison(vec_corr, pearson(*logs), cosine, overlap)
 
+
+
+class Agreement(NamedTuple):
+    """How one method's metric matches a reference at the same points (floats): relative Frobenius error over all
+    points, the largest relative error of the top-k eigenvalues, and the mean over points of corr(vec H, vec H_ref)."""
+
+    rel_frobenius: float
+    top_eig_rel_error: float
+    corr_vecH: float
+
+
+def method_agreement(result: Metric, reference: Metric, k: int) -> Agreement:
+    """`Agreement` of `result` with `reference` (two `Metric`s of the same b points); k ranks at most, fewer if
+    `result` has fewer eigenvalues (a top-k method)."""
+    k = min(result.eigvals.shape[1], k)
+    rel_frobenius = float((result.H - reference.H).norm() / reference.H.norm())
+    top, true = result.eigvals[:, :k], reference.eigvals[:, :k]
+    eig_error = float(((top - true).abs() / true).max())
+    pairs = zip(result.H.cpu().numpy(), reference.H.cpu().numpy())
+    corr = np.mean([np.corrcoef(a.flatten(), b.flatten())[0, 1] for a, b in pairs])
+    return Agreement(rel_frobenius, eig_error, float(corr))
 
 # --- shared pieces --------------------------------------------------------------------------------------------
 

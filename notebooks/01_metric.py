@@ -86,7 +86,7 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from helpers import distances, generators, metric, report, viz
+from helpers import analysis, distances, generators, metric, report, viz
 from helpers.report import glue, phrase_list, record, result_table, run_times
 
 run_times = glue("run_times", run_times("01_metric"))
@@ -181,22 +181,8 @@ large_step_low_ratio = glue("large_step_low_ratio", table["eigenvector 50"]["1e-
 # %%
 results = {m: metric.metric(G, z, d, m, k=top_k) for m in methods}
 reference = results.get("backprop", exact)
-
-
-def agreement(result):
-    """Frobenius error, worst top-eigenvalue error (relative), mean corr of vec(H)."""
-    k = min(result.eigvals.shape[1], top_k)
-    rel_frobenius = float((result.H - reference.H).norm() / reference.H.norm())
-    top, true = result.eigvals[:, :k], reference.eigvals[:, :k]
-    eig_error = float(((top - true).abs() / true).max())
-    pairs = zip(result.H.cpu().numpy(), reference.H.cpu().numpy())
-    corr = np.mean([np.corrcoef(a.flatten(), b.flatten())[0, 1] for a, b in pairs])
-    return rel_frobenius, eig_error, float(corr)
-
-
-rows = {m: agreement(r) for m, r in results.items()}
-measures = ["rel_frobenius", "top_eig_rel_error", "corr_vecH"]
-record("method_agreement", {m: dict(zip(measures, v)) for m, v in rows.items()})
+rows = {m: analysis.method_agreement(r, reference, top_k) for m, r in results.items()}
+record("method_agreement", {m: v._asdict() for m, v in rows.items()})
 error, eig_error, corr = zip(*rows.values())
 viz.markdown_table({"method": list(rows), "relative Frobenius error vs backprop": error,
                     f"max rel. error, top-{top_k} eigenvalues": eig_error,

@@ -526,3 +526,21 @@ def test_comparison_means_of_identical_metrics():
                            "top-4 subspace overlap"]
     assert means == pytest.approx({name: 1.0 for name in means})
 
+
+
+def test_method_agreement_of_a_scaled_and_a_truncated_metric():
+    """2H against H: Frobenius error 1, eigenvalue error 1, correlation 1; a top-2 reconstruction is compared on
+    its own two ranks, exactly."""
+    g = torch.Generator().manual_seed(0)
+    A_ = torch.randn(2, 5, 5, dtype=torch.float64, generator=g)
+    H = A_ @ A_.transpose(1, 2)
+    lam, V = M.eigh_descending(H)
+    reference = SimpleNamespace(H=H, eigvals=lam)
+    scaled = A.method_agreement(SimpleNamespace(H=2 * H, eigvals=2 * lam), reference, 5)
+    assert scaled.rel_frobenius == pytest.approx(1) and scaled.top_eig_rel_error == pytest.approx(1)
+    assert scaled.corr_vecH == pytest.approx(1)
+    top2 = V[:, :, :2] @ torch.diag_embed(lam[:, :2]) @ V[:, :, :2].transpose(1, 2)
+    truncated = A.method_agreement(SimpleNamespace(H=top2, eigvals=lam[:, :2]), reference, 5)
+    assert truncated.top_eig_rel_error == pytest.approx(0, abs=1e-12)
+    assert truncated.rel_frobenius == pytest.approx(float((top2 - H).norm() / H.norm()))
+    assert truncated._asdict().keys() == {"rel_frobenius", "top_eig_rel_error", "corr_vecH"}
