@@ -102,6 +102,26 @@ def which(holds: dict) -> str:
     return phrase_list(f"`{name}`" for name in selected) if selected else "no model of this run"
 
 
+
+def correlation_verdicts(r: dict, intervals: dict, shown: dict, samples: str) -> tuple[str, str]:
+    """Per-model correlations with their intervals, for generated sentences: (values, verdicts).
+
+    r : {model: r}; intervals : {model: (low, high)} (nan: too few samples to resample); shown : {model: the
+    interval as the page prints it}; samples : what was resampled ("8 codes"). values: "0.12 [-0.1, 0.3] on `a`"
+    with a note on the brackets; verdicts: a sentence per outcome (interval includes zero, excludes it, none)."""
+    found = {n: "too few" if math.isnan(low) else "no" if low <= 0 <= high else "yes"
+             for n, (low, high) in intervals.items()}
+    values = on_each({n: f"{v:.2f}" + ("" if found[n] == "too few" else f" {shown[n]}") for n, v in r.items()})
+    if set(found.values()) != {"too few"}:
+        values += " (in brackets, the 95% bootstrap interval over codes)"
+    texts = {"no": " No dependence on the distance is detected (the interval includes zero) on {}.",
+             "yes": " A dependence is detected (the interval excludes zero) on {}.",
+             "too few": f" With {samples} there are too few to resample for an interval on {{}}, so nothing is "
+                        f"concluded there."}
+    verdicts = "".join(text.format(which({n: f == kind for n, f in found.items()}))
+                       for kind, text in texts.items() if kind in found.values())
+    return values, verdicts
+
 CI_MATH = "$95\\%$ CI {} to {}"  # an interval in a glued sentence (math mode keeps the percent sign)
 
 

@@ -448,25 +448,12 @@ linear_above = glue("linear_above", which({n: v > 0.739 for n, v in linear.items
 vec_means = glue("vec_means", on_each(vec_mean, ".2f"))
 vec_lower = glue("vec_lower", which({n: v < log_mean[n] for n, v in vec_mean.items()}))
 
-found = {n: "too few" if math.isnan(low) else "no" if low <= 0 <= high else "yes"
-         for n, (low, high) in interval.items()}
-shown_ci = row["r: 95% bootstrap interval over codes"]
-r_with_ci = {n: f"{r:.2f}" + ("" if found[n] == "too few" else f" {shown_ci[n]}")
-             for n, r in row["r with the code distance"].items()}
-verdicts = {
-    "no": " No dependence on the distance is detected (the interval includes zero) "
-          "on {}.",
-    "yes": " A dependence is detected (the interval excludes zero) on {}.",
-    "too few": f" With {n_points} codes there are too few to resample for an interval "
-               "on {}, so nothing is concluded there."}
+r_values, r_verdicts = report.correlation_verdicts(
+    row["r with the code distance"], interval, row["r: 95% bootstrap interval over codes"],
+    f"{n_points} codes")
 claim_distance = glue("claim_distance",
-    "**Distance.** Homogeneity and code distance correlate with r = "
-    + on_each(r_with_ci)
-    + (" (in brackets, the 95% bootstrap interval over codes)"
-       if set(found.values()) != {"too few"} else "")
-    + "; the paper reports r = {paper}`0.09`."
-    + "".join(text.format(which({n: f == kind for n, f in found.items()}))
-              for kind, text in verdicts.items() if kind in found.values())
+    "**Distance.** Homogeneity and code distance correlate with r = " + r_values
+    + "; the paper reports r = {paper}`0.09`." + r_verdicts
     + " Random codes in $d$ dimensions are all about $\\sqrt{2d}$ apart, so this test "
       "spans a narrow range of distances, in the paper as here.")
 

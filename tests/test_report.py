@@ -168,3 +168,17 @@ def test_estimates_with_intervals_are_read_back_from_the_recorded_run(tmp_path):
                                  path=path, part="low", what="a lower interval end of")
     assert text == ("The recorded full-profile run (4 codes per model) gives a lower interval end of 2.5 on `b`, "
                     "below the threshold, unlike this run on `b`; on `a` it is at least 3.")
+
+
+def test_correlation_verdicts_per_outcome():
+    from helpers import report
+    values, verdicts = report.correlation_verdicts(
+        {"a": 0.1, "b": 0.5, "c": 0.2}, {"a": (-0.2, 0.3), "b": (0.1, 0.8), "c": (float("nan"),) * 2},
+        {"a": "[-0.20, 0.30]", "b": "[0.10, 0.80]", "c": "–"}, "3 codes")
+    assert values == ("0.10 [-0.20, 0.30] on `a`, 0.50 [0.10, 0.80] on `b` and 0.20 on `c` (in brackets, the 95% "
+                      "bootstrap interval over codes)")
+    assert verdicts == (" No dependence on the distance is detected (the interval includes zero) on `a`. A dependence "
+                        "is detected (the interval excludes zero) on `b`. With 3 codes there are too few to resample "
+                        "for an interval on `c`, so nothing is concluded there.")
+    values, _ = report.correlation_verdicts({"a": 0.1}, {"a": (float("nan"),) * 2}, {"a": "–"}, "1 code")
+    assert values == "0.10 on `a`"
