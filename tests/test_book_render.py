@@ -129,7 +129,7 @@ def check_page(page, name: str) -> dict:
                         shown: f.data[0].source === frames[slider.active].data[0].source,
                         rows: (f.layout.annotations || []).length,
                         width: f.getBoundingClientRect().width,
-                        page: (document.querySelector('article') || document.body).getBoundingClientRect().width};
+                        page: (f.closest('section') || document.body).getBoundingClientRect().width};  // the text column
             }),
             captions: [...document.querySelectorAll('figure.gg-figure > figcaption')].map(c => c.innerText),
             unnumbered: figures.filter(f => !f.closest('figure.gg-figure')).length,
