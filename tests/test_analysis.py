@@ -407,8 +407,8 @@ def test_figures_show_the_results_they_are_given():
     assert [t.name for t in fig.data] == ["a", "b"] and fig.data[0].xbins.size == fig.data[1].xbins.size
     np.testing.assert_array_equal(fig.data[1].x, b)
     fig = viz.scatter_grid(rng.random((2, 2, 6)), rng.random((2, 2, 6)), r=np.eye(2))
-    assert len(fig.data) == 8 and [t.text for t in fig.layout.annotations] == [
-        "0 → 0  r=1.00", "0 → 1  r=0.00", "1 → 0  r=0.00", "1 → 1  r=1.00"]
+    assert len(fig.data) == 8 and [t.text for t in fig.layout.annotations] == [  # columns named at the top
+        "0", "1", "r=1.00", "r=0.00", "r=0.00", "r=1.00"]
     x = rng.random(8)
     points, line = viz.scatter_fit(x, 2 * x + 1, r=0.3).data
     np.testing.assert_allclose(line.y, 2 * np.array(line.x) + 1)
