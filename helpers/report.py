@@ -296,6 +296,15 @@ def recorded_row(key: str, row: str, profile: str = "full", path: Path | None = 
             if isinstance(column[i], (int, float)) and not isinstance(column[i], bool)}
 
 
+
+def recorded_above(key: str, rows: list[str], baseline: str, profile: str = "full", path: Path | None = None) -> dict:
+    """{model: whether every row of `rows` is above row `baseline`} in the recorded table `key`, for the models
+    the baseline row was recorded for (a row not recorded for a model counts as not above); {} when the table or
+    the baseline row was not recorded."""
+    values = [recorded_row(key, row, profile, path) for row in rows]
+    return {name: all(v.get(name, 0) > line for v in values)
+            for name, line in recorded_row(key, baseline, profile, path).items()}
+
 class Threshold:
     """The line a verdict draws: a value holds when it is at least `value` (above=True) or at most `value`."""
 

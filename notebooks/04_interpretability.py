@@ -519,18 +519,15 @@ in_top_layer = glue("in_top_layer", on_each(in_top["GANSpace, first layer"], ".2
 in_top_block = glue("in_top_block", on_each(in_top["GANSpace, first block"], ".2f"))
 beat = {n: all(in_top[m][n] > random[n]["p95"] for m in methods) for n in cross}
 beat_on = glue("beat_on", which(beat))
-full = {m: report.recorded_row(table, f"{m}: energy in the top-{n_axes} eigenspace")
-        for m in methods}
-full_p95 = report.recorded_row(table, "random directions: energy, 95th percentile")
-full_beat = {n: all(full[m].get(n, 0) > p for m in methods)
-             for n, p in full_p95.items()}
+full_beat = report.recorded_above(
+    table, [f"{m}: energy in the top-{n_axes} eigenspace" for m in methods],
+    "random directions: energy, 95th percentile")
 beat_full = glue(
     "beat_full", f"The recorded full-profile run finds all three above it on "
     f"{which(full_beat)}." if full_beat else "")
-cos1 = {n: [cross[n][f"{m}: abs. cosine of axis 1 with eigenvector 1"] for m in methods]
-        for n in cross}
-first_cosines = glue("first_cosines", on_each({n: f"{min(c):.2f} to {max(c):.2f}"
-                              for n, c in cos1.items()}))
+cos1 = [row[f"{m}: abs. cosine of axis 1 with eigenvector 1"] for m in methods]
+first_cosines = glue("first_cosines", on_each({n: f"{min(c[n] for c in cos1):.2f} to "
+                                                  f"{max(c[n] for c in cos1):.2f}" for n in cross}))
 
 # %% [markdown]
 # ## Try it

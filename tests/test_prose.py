@@ -184,9 +184,7 @@ def test_chapter_opens_with_what_it_tests_and_ends_with_try_it(path):
 
 # Chapters whose code is still more than CODE_PER_PROSE times their prose; remove one when it is slimmed (the
 # xfail is strict, so a chapter that meets the ratio fails here until it is taken off this list).
-# 04 was at the ratio before its {eval} conversion, whose bindings (`key = glue("key", ...)`) wrap a few lines
-# (3 over): its sentence-building code is the next to move into helpers.
-WORDY: set[str] = {"04"}
+WORDY: set[str] = set()
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="not slimmed yet"))

@@ -182,3 +182,13 @@ def test_correlation_verdicts_per_outcome():
                         "for an interval on `c`, so nothing is concluded there.")
     values, _ = report.correlation_verdicts({"a": 0.1}, {"a": (float("nan"),) * 2}, {"a": "–"}, "1 code")
     assert values == "0.10 on `a`"
+
+
+def test_recorded_above_compares_rows_with_a_baseline_row(tmp_path):
+    recorded = {"full": {"04_interpretability": {"finished": "2026-12-01T22:35:09Z", "tables": {"results/axes": {
+        "title": "A", "rows": ["x", "y", "base"], "note": "",
+        "columns": {"ours: a": [0.5, 0.6, 0.4], "ours: b": [0.5, 0.3, 0.4], "ours: c": [0.9, "–", 0.1]}}}}}}
+    path = tmp_path / "recorded.json"
+    path.write_text(json.dumps(recorded))
+    assert report.recorded_above("axes", ["x", "y"], "base", path=path) == {"a": True, "b": False, "c": False}
+    assert report.recorded_above("axes", ["x"], "missing", path=path) == {}
