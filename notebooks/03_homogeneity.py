@@ -449,8 +449,8 @@ vec_means = glue("vec_means", on_each(vec_mean, ".2f"))
 vec_lower = glue("vec_lower", which({n: v < log_mean[n] for n, v in vec_mean.items()}))
 
 r_values, r_verdicts = report.correlation_verdicts(
-    row["r with the code distance"], interval, row["r: 95% bootstrap interval over codes"],
-    f"{n_points} codes")
+    row["r with the code distance"], interval,
+    row["r: 95% bootstrap interval over codes"], f"{n_points} codes")
 claim_distance = glue("claim_distance",
     "**Distance.** Homogeneity and code distance correlate with r = " + r_values
     + "; the paper reports r = {paper}`0.09`." + r_verdicts

@@ -526,8 +526,8 @@ beat_full = glue(
     "beat_full", f"The recorded full-profile run finds all three above it on "
     f"{which(full_beat)}." if full_beat else "")
 cos1 = [row[f"{m}: abs. cosine of axis 1 with eigenvector 1"] for m in methods]
-first_cosines = glue("first_cosines", on_each({n: f"{min(c[n] for c in cos1):.2f} to "
-                                                  f"{max(c[n] for c in cos1):.2f}" for n in cross}))
+first_cosines = glue("first_cosines", on_each({n: "{:.2f} to {:.2f}".format(
+    min(c[n] for c in cos1), max(c[n] for c in cos1)) for n in cross}))
 
 # %% [markdown]
 # ## Try it
