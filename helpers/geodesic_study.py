@@ -32,10 +32,9 @@ def load(models, distance: str, *, eye_class: str = "brown", device="cpu") -> tu
 
 @dataclass
 class Pairs:
-    """One model's pairs of codes and the three paths between each: `paths` {kind: (p, n+1, d)} (KINDS), `steps`
+    """One model's pairs of codes and the paths between each: `paths` {kind: (p, n+1, d)} (of KINDS), `steps`
     {kind: (p, n) float64} each step's perceptual length in the units of H (a sum of √(2 d_i) over sub-steps,
-    see `pairs`), `result` the
-    `geodesic.Geodesic` that found the geodesics, `seconds` the whole computation."""
+    see `between`), `result` the `geodesic.Geodesic` that found the geodesics, `seconds` the whole computation."""
 
     name: str
     paths: dict
@@ -78,26 +77,35 @@ def pair_codes(G, n_pairs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def pairs(name: str, G, distance, n_pairs: int, n_steps: int, seed: int, *, refine: int = 4, **options) -> Pairs:
     """The straight line, slerp and the geodesic (`geodesic.geodesic`, all pairs at once; options go to it) between
-    n_pairs pairs of G's codes from `seed`, in n_steps steps each, with their step lengths.
+    n_pairs pairs of G's codes from `seed`, in n_steps steps each, with their step lengths (`between`)."""
+    z_a, z_b = pair_codes(G, n_pairs, seed)
+    return between(name, G, distance, z_a, z_b, n_steps, refine=refine, **options)
+
+
+def between(name: str, G, distance, z_a: torch.Tensor, z_b: torch.Tensor, n_steps: int, *, refine: int = 4,
+            kinds=KINDS, **options) -> Pairs:
+    """The paths `kinds` (of KINDS, in that order) between codes z_a, z_b (p, d), in n_steps steps each, with their
+    step lengths; options go to `geodesic.geodesic` (all pairs at once).
 
     refine : each step is measured as the sum of `refine` sub-steps (the straight line and slerp at n_steps·refine
         points, the geodesic linearly between its codes), so that the lengths approach those of the curves: a sum
-        of chords falls short of a curve's length, the more so the more the curve bends within a step.
+        of chords falls short of a curve's length, the more so the more the curve bends within a step. With
+        refine=1 the step lengths are `geodesic.segment_lengths` of the paths themselves.
     """
     start = time.perf_counter()
     refine = checks.positive_int(refine, "refine")
-    z_a, z_b = pair_codes(G, n_pairs, seed)
+    if "geodesic" not in kinds or not set(kinds) <= set(KINDS):
+        raise ValueError(f"kinds must be some of {KINDS}, the geodesic among them, got {kinds!r}")
     result = geodesic.geodesic(G, distance, z_a, z_b, n=n_steps, **options)
-    fine = n_steps * refine
-    paths = {"straight": geodesic.straight(z_a, z_b, n_steps), "slerp": geodesic.slerp(z_a, z_b, n_steps),
-             "geodesic": result.path}
-    paths = {kind: path.to(result.path) for kind, path in paths.items()}
-    refined = {"straight": geodesic.straight(z_a, z_b, fine), "slerp": geodesic.slerp(z_a, z_b, fine),
-               "geodesic": _polyline(result.path.double(), refine)}
+    n_pairs, fine = result.path.shape[0], n_steps * refine
+    paths = {"straight": lambda m: geodesic.straight(z_a, z_b, m), "slerp": lambda m: geodesic.slerp(z_a, z_b, m)}
+    coarse = {kind: result.path if kind == "geodesic" else paths[kind](n_steps).to(result.path) for kind in kinds}
+    refined = {kind: _polyline(result.path.double(), refine) if kind == "geodesic" else paths[kind](fine)
+               for kind in kinds}
     with torch.no_grad():
         steps = {kind: geodesic.segment_lengths(G, distance, path.to(result.path)).reshape(n_pairs, n_steps, refine)
                  .sum(2) for kind, path in refined.items()}
-    return Pairs(name, paths, steps, result, time.perf_counter() - start)
+    return Pairs(name, coarse, steps, result, time.perf_counter() - start)
 
 
 def _polyline(path: torch.Tensor, refine: int) -> torch.Tensor:
@@ -108,9 +116,9 @@ def _polyline(path: torch.Tensor, refine: int) -> torch.Tensor:
 
 
 def path_images(G, found: Pairs, pair: int = 0) -> torch.Tensor:
-    """The images (3, n+1, 3, H, W) along the straight line, slerp and the geodesic of one pair (rows in KINDS)."""
+    """The images (k, n+1, 3, H, W) along the k paths of one pair (rows in the order of `found.paths`)."""
     with torch.no_grad():
-        return torch.stack([G(found.paths[kind][pair]) for kind in KINDS])
+        return torch.stack([G(path[pair]) for path in found.paths.values()])
 
 
 def step_labels(found: Pairs) -> list[str]:
@@ -134,7 +142,7 @@ def speed_curves(found: Pairs, pair: int = 0) -> tuple:
     `viz.line_panels`; a constant-speed path is flat at its length."""
     n = found.n_steps
     t = (np.arange(n) + 0.5) / n
-    return t, {kind: (found.steps[kind][pair] * n).tolist() for kind in KINDS}
+    return t, {kind: (steps[pair] * n).tolist() for kind, steps in found.steps.items()}
 
 
 # --- flatness -----------------------------------------------------------------------------------------------------
