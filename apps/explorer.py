@@ -20,6 +20,10 @@
 # eigen-rank and the step: the strip shows the walk along that eigenvector, the curve the distance to the middle
 # image. Pick a region to walk its local directions instead: those that change the region most per change outside
 # it. Served by `make explore` (Voilà); chapter 04 opens the same app.
+#
+# Switch the view to **geodesic** and pick a second seed: the app joins the two codes by the geodesic (the
+# shortest path under the distance, chapter 09) and by the straight line, in the chosen number of steps (seconds
+# on a 64-px model), and shows both image strips, their perceptual speed along the path and their lengths.
 
 # %%
 from helpers.explore import explore

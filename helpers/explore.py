@@ -3,7 +3,8 @@
 Pick a model (and eye colour), a seed, a region, an eigen-rank and a step; the app shows the image strip along
 that axis (for a region: that local direction) and the distance curve. Metrics are cached per code (and region),
 so moving the sliders costs only a render; those of the other models at the same seed are computed in the
-background while the app is idle, so that switching models costs only a render too.
+background while the app is idle, so that switching models costs only a render too. Its geodesic view joins the
+codes of two seeds by the geodesic and the straight line (`geodesic_study.between`), with their perceptual speeds.
 """
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 
-from . import axes, checks, distances, generators, local
+from . import axes, checks, distances, generators, geodesic_study, local
 from . import metric as metric_module
 from . import viz
 
 # The app's own style, part of its widget state, so it is there again after a browser reload, in JupyterLab and in
 # Voilà. `.gg-dim` dims the strip and the curve while a metric is computed. The progress bar moves by itself while
-# busy (its stripes), between the kernel's estimates. The walk's label and buttons stay on one line. The strip is shown at its own size (never scaled up, which
+# busy (its stripes), between the kernel's estimates. The walk's and the view's labels and buttons stay on one line. The strip is shown at its own size (never scaled up, which
 # blurs it), smaller only on a narrow screen. The curve's text is sized for the width the curve gets (a container
 # query), so that it stays readable on a phone. When the kernel stops or restarts, JupyterLab and Voilà mark every
 # widget `jupyter-widgets-disconnected`: the app then says so instead of showing its last state (a busy message,
@@ -40,10 +41,11 @@ _STYLE = """<style>
 @keyframes gg-stripes { from { background-position: 16px 0; } to { background-position: 0 0; } }
 .gg-explorer .gg-status { min-height: 1.5em; }
 .gg-explorer .gg-cap { color: #8a5a00; margin: 0 12px 0 4px; }
-.gg-explorer .gg-mode { display: flex; flex-flow: row nowrap; align-items: center; }
-.gg-explorer .gg-mode > div { display: flex; flex-flow: row nowrap; }
-.gg-explorer img.gg-strip { align-self: flex-start; width: auto; height: auto; max-width: 100%;
-                            object-fit: contain; }
+.gg-explorer .gg-mode, .gg-explorer .gg-view { display: flex; flex-flow: row nowrap; align-items: center; }
+.gg-explorer .gg-mode > div, .gg-explorer .gg-view > div { display: flex; flex-flow: row nowrap; }
+.gg-explorer .gg-path-label { margin: 6px 0 2px 0; }
+.gg-explorer img.gg-strip, .gg-explorer .gg-paths img { align-self: flex-start; width: auto; height: auto;
+                                                        max-width: 100%; object-fit: contain; }
 .gg-explorer .gg-curve { container-type: inline-size; max-width: 640px; }
 .gg-explorer .gg-curve-svg { font-family: sans-serif; font-size: 12px; }
 .gg-explorer .gg-curve-title { font-weight: bold; margin: 4px 0 2px 0; }
@@ -69,6 +71,8 @@ REGIONS = {"whole image": None,
            "centre": ((0.25, 0.75), (0.25, 0.75))}
 
 MAX_SEED = 2 ** 63 - 1  # torch's generator seeds; negative seeds would alias large ones
+VIEWS = ("eigen-axes", "geodesic")
+PATHS = {"geodesic": ("geodesic", "#1f77b4"), "straight": ("straight line", "#ff7f0e")}  # kind: (label, colour)
 
 # Metrics are computed one at a time in this process: torch's forward-mode AD levels, which the metric's JVPs use,
 # are global, not per thread, and two threads computing at once corrupt each other's ("invalid forward AD level").
@@ -124,8 +128,9 @@ class LocalAxes:
 
 
 class Explorer(widgets.VBox):
-    """The explorer app; its widgets are attributes (`model`, `eye_class`, `seed`, `region`, `rank`, `step`,
-    `mode`, and the outputs `strip`, `curve`, `progress`, `status`, `cap`).
+    """The explorer app; its widgets are attributes (`view`, `model`, `eye_class`, `seed`, `region`, `rank`, `step`,
+    `mode`, for the geodesic view `seed_b` and `path_steps`, and the outputs `strip`, `geodesic_strip`,
+    `straight_strip`, `curve`, `progress`, `status`, `cap`).
 
     Parameters
     ----------
@@ -142,6 +147,12 @@ class Explorer(widgets.VBox):
         over the change outside at the ends of the walk. Needs a distance with `feature_maps` (MSE, LPIPS).
     prefetch : compute the metrics of the other models at the selected seed in the background while the app is
         idle (one at a time, never while it is busy), so that switching models costs only a render.
+    path_steps : the geodesic view's first number of steps per path (2 or more); path_iter : the most L-BFGS
+        iterations of its geodesics (`geodesic.geodesic`'s max_iter): fewer are sooner, the geodesic a little longer.
+
+    The geodesic view joins the codes of `seed` and `seed_b` by the geodesic and the straight line, each in
+    `path_steps` steps (computed once per model, seed pair and steps), and shows their images and perceptual speed:
+    each step's length in the units of H (`geodesic.segment_lengths`) times the number of steps.
 
     Each control change re-renders the strip and the curve from the cached metric. A new model, eye colour
     or seed (or a new region) needs the metric at a new code first, unless the background has computed it: the
@@ -152,8 +163,12 @@ class Explorer(widgets.VBox):
 
     def __init__(self, models=generators.EMBEDDED, *, distance="lpips-alex", device="cpu",
                  n_steps: int = 7, power: float = 1 / 3, step: float = 1.5, max_step: float = 4.0,
-                 max_fraction: float = 0.5, regions: dict = REGIONS, tau: float = local.TAU, prefetch: bool = True):
+                 max_fraction: float = 0.5, regions: dict = REGIONS, tau: float = local.TAU, prefetch: bool = True,
+                 path_steps: int = 6, path_iter: int = 20):
         checks.positive_int(n_steps, "n_steps (images per strip)")
+        if checks.positive_int(path_steps, "path_steps (steps per path)") < 2:
+            raise ValueError(f"path_steps (steps per path) must be at least 2, got {path_steps}")
+        self.path_iter = checks.positive_int(path_iter, "path_iter (L-BFGS iterations of a geodesic)")
         _finite("max_step (the step slider's largest value)", max_step, low=0, strict=True)
         _finite("step (the step slider's first value)", step, low=0, high=max_step)
         _finite("max_fraction", max_fraction, low=0, strict=True)
@@ -175,9 +190,14 @@ class Explorer(widgets.VBox):
         self.renders = 0  # completed renders; the curve carries it as data-render, for browser tests
         self._updating = False
 
+        self.view = widgets.ToggleButtons(options=VIEWS, value=VIEWS[0], description="view",
+                                          style={"button_width": "90px", "description_width": "initial"})
         self.model = widgets.Dropdown(options=names, value=names[0], description="model")
         self.eye_class = widgets.Dropdown(options=generators.EYE_CLASSES, value="brown", description="eye class")
         self.seed = widgets.IntText(value=0, description="seed")
+        self.seed_b = widgets.IntText(value=1, description="to seed")
+        self.path_steps = widgets.IntSlider(value=path_steps, min=2, max=max(16, path_steps), description="path steps",
+                                            continuous_update=False, style={"description_width": "initial"})
         self.region = widgets.Dropdown(options=list(self.regions), value=next(iter(self.regions)),
                                        description="region")
         # continuous_update=False: a drag renders once, on release, instead of queueing a render per pixel.
@@ -190,24 +210,32 @@ class Explorer(widgets.VBox):
                                           style={"button_width": "76px", "description_width": "initial"},
                                           layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.strip = widgets.Image(format="jpeg")
+        self.geodesic_strip, self.straight_strip = widgets.Image(format="jpeg"), widgets.Image(format="jpeg")
+        self.path_labels = [widgets.HTML(), widgets.HTML()]
+        self.paths_box = widgets.VBox([self.path_labels[0], self.geodesic_strip, self.path_labels[1],
+                                       self.straight_strip])
         self.curve = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info",
                                               layout=widgets.Layout(display="none", width="160px", flex="0 0 auto"))
         self.status = widgets.HTML(layout=widgets.Layout(flex="1 1 300px"))
-        self.controls = [self.model, self.eye_class, self.seed, self.region, self.rank, self.step, self.mode]
-        for widget, name in [*zip(self.controls, ("model", "eye-class", "seed", "region", "rank", "step", "mode")),
+        self.controls = [self.view, self.model, self.eye_class, self.seed, self.seed_b, self.path_steps, self.region,
+                         self.rank, self.step, self.mode]
+        for widget, name in [*zip(self.controls, ("view", "model", "eye-class", "seed", "seed-b", "path-steps",
+                                                  "region", "rank", "step", "mode")),
                              (self.strip, "strip"), (self.curve, "curve"), (self.progress, "progress"),
-                             (self.status, "status"), (self.cap, "cap")]:
+                             (self.status, "status"), (self.cap, "cap"), (self.paths_box, "paths"),
+                             *[(label, "path-label") for label in self.path_labels],
+                             (self.geodesic_strip, "geodesic-strip"), (self.straight_strip, "straight-strip")]:
             widget.add_class(f"gg-{name}")
         wrap = widgets.Layout(flex_flow="row wrap", align_items="center")  # more lines on a narrow screen
         offline = widgets.HTML(_OFFLINE)
         offline.add_class("gg-offline")
         # What is being computed, and the summary of what is shown, sit right under the controls: in view
         # whatever the window's height.
-        super().__init__([widgets.HTML(_STYLE), widgets.HBox(self.controls[:4], layout=wrap),
-                          widgets.HBox([self.rank, self.step, self.cap, self.mode], layout=wrap),
-                          widgets.HBox([self.progress, self.status], layout=wrap), offline,
-                          self.strip, self.curve])
+        self._axes_row = widgets.HBox([self.rank, self.step, self.cap, self.mode], layout=wrap)
+        super().__init__([widgets.HTML(_STYLE), self.view, widgets.HBox(self.controls[1:7], layout=wrap),
+                          self._axes_row, widgets.HBox([self.progress, self.status], layout=wrap), offline,
+                          self.strip, self.paths_box, self.curve])
         self.add_class("gg-explorer")
         for control in self.controls:
             control.observe(self._on_change, names="value")
@@ -272,6 +300,17 @@ class Explorer(widgets.VBox):
         return axes.walk(ref.z0, self.axis_values()[1][:, self.rank.value - 1], self.steps().to(ref.z0.device),
                          mode=self.mode.value)
 
+    def paths(self) -> geodesic_study.Pairs:
+        """The geodesic and the straight line (`PATHS`) between the codes of `seed` and `seed_b`, in `path_steps`
+        steps, with their step lengths: computed once per (generator, seed pair, steps)."""
+        G, a, b, n = self.generator(), self.seed.value, self.seed_b.value, self.path_steps.value
+        key = ("paths", G.name)
+        last = f" (the last one took {self._seconds[key]:.1f} s)" if key in self._seconds else ""
+        message = (f"computing the geodesic of {html.escape(G.name)} from seed {a} to seed {b} in {n} steps: up to "
+                   f"{self.path_iter} L-BFGS iterations on its {n - 1} inner codes{last}…")
+        return self._get(("paths", id(G), a, b, n), lambda: self._compute_paths(G, a, b, n), message,
+                         expected=self._seconds.get(key, 10.0))
+
     # --- computing: cached, in a thread, with progress ---------------------------------------------------------
 
     def _generator(self, name: str, eye_class: str):
@@ -293,6 +332,14 @@ class Explorer(widgets.VBox):
         seconds = time.perf_counter() - start
         self._seconds[G.name] = self._last_metric_seconds = seconds
         return Reference(z0[0], result.eigvals[0], result.eigvecs[0], image, features, seconds)
+
+    def _compute_paths(self, G, a: int, b: int, n: int) -> geodesic_study.Pairs:
+        z = torch.cat([G.sample(1, seed=a), G.sample(1, seed=b)])  # z0 of each seed in the eigen-axes view
+        with _METRICS:  # the geodesic's preconditioner is a metric (forward-mode AD)
+            found = geodesic_study.between(G.name, G, self.distance, z[:1], z[1:], n, refine=1, kinds=tuple(PATHS),
+                                           max_iter=self.path_iter)
+        self._seconds[("paths", G.name)] = found.seconds
+        return found
 
     def _compute_local(self, G, ref: Reference, name: str) -> LocalAxes:
         start = time.perf_counter()
@@ -378,26 +425,52 @@ class Explorer(widgets.VBox):
             self._background.hold()
         try:
             self._check_controls()
+            self._show_view()
             G = self.generator()
-            self.rank.max = G.latent_dim
-            ref = self.reference()
-            self.local_axes()
-            self._render(G, ref)
+            if self._geodesic_view():
+                self._render_paths(G, self.paths())
+            else:
+                self.rank.max = G.latent_dim
+                ref = self.reference()
+                self.local_axes()
+                self._render(G, ref)
             self._valid = {control: control.value for control in self.controls}
         finally:
             self._updating = False
             self._idle()
             if self._background is not None:
                 self._background.release()
-        self._prefetch()
+        if not self._geodesic_view():  # a geodesic needs no metric at the seed
+            self._prefetch()
+
+    def _geodesic_view(self) -> bool:
+        return self.view.value == "geodesic"
+
+    def _show_view(self) -> None:
+        """Show the selected view's controls and outputs, hide the other's."""
+        geodesic = self._geodesic_view()
+        for widget in (self.seed_b, self.path_steps, self.paths_box):
+            widget.layout.display = None if geodesic else "none"
+        for widget in (self.region, self._axes_row, self.strip):
+            widget.layout.display = "none" if geodesic else None
+        self.seed.description = "from seed" if geodesic else "seed"
 
     def _check_controls(self) -> None:
         """Refuse control values the app cannot show, naming the control; the control goes back to its last
         accepted value."""
         problem = None
-        seed = self.seed.value
+        seed, seed_b = self.seed.value, self.seed_b.value
         if not 0 <= seed <= MAX_SEED:
             problem = (self.seed, f"seed must be an integer from 0 to {MAX_SEED:,}, got {seed}")
+        elif not 0 <= seed_b <= MAX_SEED:
+            problem = (self.seed_b, f"to seed must be an integer from 0 to {MAX_SEED:,}, got {seed_b}")
+        elif self._geodesic_view() and seed == seed_b:
+            if self._valid.get(self.view) == VIEWS[0]:  # the view just changed: offer the next seed
+                self.seed_b.value = seed + 1 if seed < MAX_SEED else seed - 1  # no update: self._updating is set
+            else:
+                changed = self.seed if self._valid.get(self.seed) != seed else self.seed_b
+                problem = (changed, f"{changed.description} must differ from the other seed ({seed}): a geodesic "
+                                    f"joins two different codes")
         elif not (math.isfinite(self.step.value) and self.step.min <= self.step.value <= self.step.max):
             problem = (self.step, f"step must be a number from {self.step.min:g} to {self.step.max:g}, "
                                   f"got {self.step.value}")
@@ -458,12 +531,32 @@ class Explorer(widgets.VBox):
         self.curve.value = _svg_curve(self.steps().numpy(), self.distances.detach().cpu().double().numpy(), eigval,
                                       title=title, render=self.renders)
 
+    def _render_paths(self, G, found: geodesic_study.Pairs) -> None:
+        """Show the two paths' strips (z_a left, z_b right) and labels, their speed curve and the status."""
+        self.path_images = geodesic_study.path_images(G, found)  # (2, n+1, 3, H, W) in the order of PATHS
+        t, self.speeds = geodesic_study.speed_curves(found)
+        self.lengths = {kind: float(lengths[0]) for kind, lengths in found.lengths().items()}
+        self.renders += 1
+        a, b, n, result = self.seed.value, self.seed_b.value, found.n_steps, found.result
+        for label, strip, images, (kind, (name, colour)) in zip(
+                self.path_labels, (self.geodesic_strip, self.straight_strip), self.path_images, PATHS.items()):
+            strip.value = _jpeg(viz.tile(viz.to_uint8(images), nrow=n + 1))
+            label.value = (f'<b style="color:{colour}">{name}</b>, length {self.lengths[kind]:.3g}: seed {a} (left) '
+                           f"to seed {b} (right) in {n} steps")
+        ratio = self.lengths["geodesic"] / self.lengths["straight"]
+        stopped = "converged" if bool(result.converged.all()) else "stopped at the iteration limit"
+        self.status.value = (f"{html.escape(G.name)}, seeds {a} → {b}: the geodesic is {ratio:.3g}× as long as the "
+                             f"straight line ({self.lengths['geodesic']:.3g} against {self.lengths['straight']:.3g}, "
+                             f"in the units of H); {int(result.iterations.max())} L-BFGS iterations, {stopped}, "
+                             f"{found.seconds:.1f} s")
+        self.curve.value = _svg_speeds(np.asarray(t), self.speeds, self.lengths, render=self.renders)
+
     def _busy(self, message: str, fraction: float) -> None:
         """Show that the app is working: disabled controls, dimmed outputs, progress bar, message (in this order:
         the page applies the changes in turn, so the message shows with the controls disabled)."""
         for control in self.controls:
             control.disabled = True
-        for output in (self.strip, self.curve):
+        for output in (self.strip, self.paths_box, self.curve):
             output.add_class("gg-dim")
         self.progress.value = fraction
         self.progress.layout.display = None
@@ -471,7 +564,7 @@ class Explorer(widgets.VBox):
 
     def _idle(self) -> None:
         self.progress.layout.display = "none"
-        for output in (self.strip, self.curve):
+        for output in (self.strip, self.paths_box, self.curve):
             output.remove_class("gg-dim")
         for control in self.controls:
             control.disabled = control is self.eye_class and not self._eyes_selected()
@@ -588,52 +681,24 @@ def _jpeg(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _svg_curve(steps: np.ndarray, values: np.ndarray, eigval: float, *, title: str, render: int,
-               width: int = 560, height: int = 230) -> str:
-    """The distance curve: a title, an inline SVG plot of the measured distances (solid, with markers) and the
-    metric's quadratic prediction ½λt² (dashed; exact as t → 0, an overestimate at larger steps, where LPIPS curves
-    away), and a legend. Plain markup in the widget's state, so it needs no JavaScript library and draws again
-    after a reload. The title and legend are HTML, which wraps on a narrow screen; the plot's own text is sized by
-    the app's style (larger when the curve is narrow), and its margins leave room for either size."""
-    left, right, top, bottom = 78, 22, 12, 60
+def _svg_curve(steps: np.ndarray, values: np.ndarray, eigval: float, *, title: str, render: int) -> str:
+    """The distance curve: the measured distances (solid, with markers) and the metric's quadratic prediction ½λt²
+    (dashed; exact as t → 0, an overestimate at larger steps, where LPIPS curves away), in `viz.svg_plot`."""
     t_max = float(np.abs(steps).max()) or 1.0
-    y_max = float(values.max()) * 1.15 or 1.0
-    if not np.isfinite(y_max):
-        raise ValueError(f"distance curve has non-finite values: {values.tolist()}")
-
-    def x(t):
-        return left + (t + t_max) / (2 * t_max) * (width - left - right)
-
-    def y(v):
-        return height - bottom - v / y_max * (height - top - bottom)
-
     fine = np.linspace(-t_max, t_max, 81)
-    predicted = " ".join(f"{x(t):.1f},{y(0.5 * eigval * t * t):.1f}" for t in fine)
-    measured = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(steps, values))
-    markers = "".join(f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="3.5"/>' for t, v in zip(steps, values))
-    ticks = []
-    for t in np.linspace(-t_max, t_max, 5):
-        ticks.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{height - bottom}" y2="{height - bottom + 5}"/>'
-                     f'<text x="{x(t):.1f}" y="{height - bottom + 8}" dy="1em" text-anchor="middle">{t:+.2g}</text>')
-    for v in np.linspace(0, y_max, 3):
-        ticks.append(f'<line x1="{left - 5}" x2="{left}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
-                     f'<text x="{left - 8}" y="{y(v):.1f}" dy="0.35em" text-anchor="end">{v:.2g}</text>')
-    plot_w, plot_h = width - left - right, height - top - bottom
-    svg = (
-        f'<svg class="gg-curve-svg" data-render="{render}" viewBox="0 0 {width} {height}" '
-        f'style="width:100%;height:auto" role="img" xmlns="http://www.w3.org/2000/svg">'
-        f'<title>{html.escape(title)}</title>'
-        f'<defs><clipPath id="gg-plot-{render}"><rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>'
-        f'</clipPath></defs>'
-        f'<g stroke="#444" fill="#444" stroke-width="1">{"".join(ticks)}</g>'
-        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>'
-        f'<polyline class="gg-predicted" clip-path="url(#gg-plot-{render})" points="{predicted}" fill="none" '
-        f'stroke="#d62728" stroke-width="1.5" stroke-dasharray="5 4"/>'
-        f'<polyline class="gg-measured" points="{measured}" fill="none" stroke="#1f77b4" stroke-width="2"/>'
-        f'<g fill="#1f77b4">{markers}</g>'
-        f'<text x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#444">step t along the axis'
-        f'</text><text transform="translate(4 {top + plot_h / 2:.0f}) rotate(-90)" dy="1em" text-anchor="middle" '
-        f'fill="#444">distance</text></svg>')
-    legend = ('<div class="gg-legend"><span style="border-top:2px solid #1f77b4"></span>measured'
-              '<span style="border-top:2px dashed #d62728"></span>½λt² (the metric, exact as t → 0)</div>')
-    return f'<div><div class="gg-curve-title">{html.escape(title)}</div>{svg}{legend}</div>'
+    lines = [("gg-predicted", fine, 0.5 * eigval * fine ** 2, "#d62728", False),
+             ("gg-measured", steps, values, "#1f77b4", True)]
+    legend = [("2px solid #1f77b4", "measured"), ("2px dashed #d62728", "½λt² (the metric, exact as t → 0)")]
+    return viz.svg_plot(lines, np.linspace(-t_max, t_max, 5), float(values.max()), title=title, render=render,
+                        xlabel="step t along the axis", ylabel="distance", legend=legend, tick="{:+.2g}")
+
+
+def _svg_speeds(t: np.ndarray, speeds: dict, lengths: dict, *, render: int) -> str:
+    """The geodesic view's curve: the perceptual speed (n,) of each path of `PATHS` at its steps' middles t (n,)
+    (`geodesic_study.speed_curves`), in `viz.svg_plot`; the legend gives each path's length."""
+    lines = [(f"gg-speed gg-{kind}", t, np.asarray(speeds[kind]), PATHS[kind][1], True) for kind in PATHS]
+    legend = [(f"2px solid {colour}", f"{name}, length {lengths[kind]:.3g}") for kind, (name, colour) in PATHS.items()]
+    peak = max(max(values) for values in speeds.values())
+    title = "perceptual speed along the paths (step length × steps: a path of constant speed is flat at its length)"
+    return viz.svg_plot(lines, np.linspace(0, 1, 5), peak, title=title, render=render, xlabel="t along the path",
+                        ylabel="speed", legend=legend, tick="{:.2g}")

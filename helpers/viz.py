@@ -655,3 +655,59 @@ def outlined_rows(images, masks, row_labels=(), col_labels=(), *, title: str = "
     """A `montage` whose row r is images[r] (n, 3, H, W) with the edge of masks[r] drawn on each (`outline`)."""
     rows = np.stack([outline(x, mask) for x, mask in zip(images, masks)])
     return montage(rows, row_labels, col_labels, title=title, label_width=label_width)
+
+
+def svg_plot(lines: list, x_ticks: np.ndarray, top: float, *, title: str, render: int, xlabel: str, ylabel: str,
+              legend: list, tick: str, width: int = 560, height: int = 230) -> str:
+    """HTML of a title, an inline SVG plot of `lines` [(class, x (k,), y (k,), colour, solid with markers, else
+    dashed and clipped to the plot)] over x_ticks' range and y from 0 to 1.15·top, and a legend [(border style,
+    label)]: the explorer's curves (`helpers.explore`). Plain markup in a widget's state, so it needs no JavaScript
+    library and draws again after a reload. The title and legend are HTML, which wraps on a narrow screen; the
+    plot's own text is sized by the explorer's style (larger when the curve is narrow, `gg-curve-svg`), and its
+    margins leave room for either size. `render` numbers the plot (data-render, and its clip path's id)."""
+    left, right, top_margin, bottom = 78, 22, 12, 60
+    x_low, x_high = float(x_ticks[0]), float(x_ticks[-1])
+    y_max = top * 1.15 or 1.0
+    if not np.isfinite(y_max):
+        raise ValueError(f"curve has non-finite values: {[list(map(float, y)) for _, _, y, _, _ in lines]}")
+    plot_w, plot_h = width - left - right, height - top_margin - bottom
+
+    def x(t):
+        return left + (t - x_low) / (x_high - x_low) * plot_w
+
+    def y(v):
+        return height - bottom - v / y_max * plot_h
+
+    drawn = []
+    for name, xs, ys, colour, solid in lines:
+        points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(xs, ys))
+        if solid:
+            markers = "".join(f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="3.5"/>' for t, v in zip(xs, ys))
+            drawn.append(f'<polyline class="{name}" points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
+                         f'<g fill="{colour}">{markers}</g>')
+        else:
+            drawn.append(f'<polyline class="{name}" clip-path="url(#gg-plot-{render})" points="{points}" fill="none" '
+                         f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="5 4"/>')
+    ticks = []
+    for t in x_ticks:
+        ticks.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{height - bottom}" y2="{height - bottom + 5}"/>'
+                     f'<text x="{x(t):.1f}" y="{height - bottom + 8}" dy="1em" text-anchor="middle">'
+                     f'{tick.format(t)}</text>')
+    for v in np.linspace(0, y_max, 3):
+        ticks.append(f'<line x1="{left - 5}" x2="{left}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
+                     f'<text x="{left - 8}" y="{y(v):.1f}" dy="0.35em" text-anchor="end">{v:.2g}</text>')
+    svg = (
+        f'<svg class="gg-curve-svg" data-render="{render}" viewBox="0 0 {width} {height}" '
+        f'style="width:100%;height:auto" role="img" xmlns="http://www.w3.org/2000/svg">'
+        f'<title>{_html.escape(title)}</title>'
+        f'<defs><clipPath id="gg-plot-{render}"><rect x="{left}" y="{top_margin}" width="{plot_w}" height="{plot_h}"/>'
+        f'</clipPath></defs>'
+        f'<g stroke="#444" fill="#444" stroke-width="1">{"".join(ticks)}</g>'
+        f'<rect x="{left}" y="{top_margin}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>'
+        f'{"".join(drawn)}'
+        f'<text x="{left + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle" fill="#444">{_html.escape(xlabel)}'
+        f'</text><text transform="translate(4 {top_margin + plot_h / 2:.0f}) rotate(-90)" dy="1em" '
+        f'text-anchor="middle" fill="#444">{_html.escape(ylabel)}</text></svg>')
+    keys = "".join(f'<span style="border-top:{style}"></span>{_html.escape(label)}' for style, label in legend)
+    return (f'<div><div class="gg-curve-title">{_html.escape(title)}</div>{svg}<div class="gg-legend">{keys}</div>'
+            f'</div>')

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 import torch
 
-from helpers import axes
+from helpers import axes, geodesic
 from helpers.explore import effective_step, explore
 
 JPEG = b"\xff\xd8\xff"
@@ -149,6 +149,8 @@ def test_a_control_value_the_app_cannot_show_is_refused_by_name(app, control, va
     ({"step": float("nan")}, "step (the step slider's first value) must be a finite number at least 0"),
     ({"max_step": float("nan")}, "max_step (the step slider's largest value) must be a finite number above 0"),
     ({"step": 5.0}, "step (the step slider's first value) must be a finite number at least 0 and at most 4"),
+    ({"path_steps": 1}, "path_steps (steps per path) must be at least 2, got 1"),
+    ({"path_iter": 0}, "path_iter (L-BFGS iterations of a geodesic) must be a positive integer, got 0"),
 ])
 def test_bad_options_are_refused_by_name_before_anything_runs(faces, lpips_alex, options, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -401,3 +403,88 @@ def test_region_metrics_are_computed_once_per_code_and_region(regional, monkeypa
 def test_bad_regions_are_refused_before_anything_runs(faces, lpips_alex, regions, match):
     with pytest.raises(ValueError, match=match):
         explore({"faces": faces}, distance=lpips_alex, regions=regions)
+
+
+# --- the geodesic view ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def paths_app(faces, lpips_alex):
+    """The geodesic view from seed 0 to seed 1 in 3 steps and a few L-BFGS iterations: quick, and enough to shorten."""
+    app = explore({"faces": faces}, distance=lpips_alex, n_steps=3, path_steps=3, path_iter=5, prefetch=False)
+    app.view.value = "geodesic"
+    return app
+
+
+def test_geodesic_view_joins_the_two_seeds(paths_app, faces):
+    app = paths_app
+    assert (app.seed.value, app.seed_b.value) == (0, 1)  # entering the view offers the next seed
+    ends = faces(torch.cat([faces.sample(1, seed=0), faces.sample(1, seed=1)]))
+    assert app.path_images.shape == (2, 4, *ends.shape[1:])  # the geodesic, then the straight line
+    for images in app.path_images:
+        assert torch.allclose(images[0], ends[0], atol=1e-5) and torch.allclose(images[-1], ends[1], atol=1e-5)
+    assert app.geodesic_strip.value[:3] == JPEG and app.straight_strip.value[:3] == JPEG
+    assert "geodesic" in app.path_labels[0].value and "straight line" in app.path_labels[1].value
+    shown = {w: w.layout.display for w in (app.strip, app.region, app.paths_box, app.seed_b, app.path_steps)}
+    assert list(shown.values()) == ["none", "none", None, None, None]
+    assert app.seed.description == "from seed" and "seeds 0 → 1" in app.status.value
+
+
+def test_geodesic_view_curve_is_the_step_lengths_of_the_shown_paths(paths_app, faces, lpips_alex):
+    app, n = paths_app, paths_app.path_steps.value
+    found = app.paths()
+    assert torch.equal(found.paths["straight"][0], geodesic.straight(found.paths["geodesic"][0, 0],
+                                                                      found.paths["geodesic"][0, -1], n)[0])
+    svg = ET.fromstring(app.curve.value).find(f"{SVG}svg")
+    assert svg.get("data-render") == str(app.renders)
+    for kind in ("geodesic", "straight"):
+        steps = geodesic.segment_lengths(faces, lpips_alex, found.paths[kind])[0]
+        assert torch.allclose(torch.tensor(app.speeds[kind], dtype=torch.float64), steps * n, rtol=1e-6)
+        assert app.lengths[kind] == pytest.approx(float(steps.sum()), rel=1e-6)
+        assert len(svg.find(f"{SVG}polyline[@class='gg-speed gg-{kind}']").get("points").split()) == n
+        assert f"length {app.lengths[kind]:.3g}" in app.curve.value
+    assert app.lengths["geodesic"] <= app.lengths["straight"]
+    ratio = app.lengths["geodesic"] / app.lengths["straight"]
+    assert f"the geodesic is {ratio:.3g}× as long as the straight line" in app.status.value
+
+
+def test_geodesic_view_computes_once_per_seed_pair_and_steps(paths_app, monkeypatch):
+    app, calls, original = paths_app, [], geodesic.geodesic
+
+    def counted(*args, **kwargs):
+        calls.append((app.progress.layout.display, app.status.value, "gg-dim" in app.paths_box._dom_classes,
+                      app.seed_b.disabled))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(geodesic, "geodesic", counted)
+    app.seed_b.value = 2
+    app.seed_b.value = 1
+    app.seed_b.value = 2
+    assert len(calls) == 1, "a geodesic recomputed for a cached pair"
+    display, status, dimmed, disabled = calls[0]
+    assert display is None and dimmed and disabled
+    assert "computing the geodesic of dcgan-faces64 from seed 0 to seed 2 in 3 steps" in status
+    assert app.progress.layout.display == "none" and not app.seed_b.disabled
+    app.path_steps.value = 4  # other steps: another geodesic
+    assert len(calls) == 2 and app.path_images.shape[1] == 5
+
+
+@pytest.mark.parametrize("control, value, message", [
+    ("seed_b", 0, "to seed must differ from the other seed (0): a geodesic joins two different codes"),
+    ("seed", 1, "from seed must differ from the other seed (1)"),
+    ("seed_b", -1, "to seed must be an integer from 0 to"),
+])
+def test_geodesic_view_refuses_a_seed_it_cannot_join_by_name(paths_app, control, value, message):
+    app = paths_app
+    app.seed.value, app.seed_b.value, app.path_steps.value = 0, 1, 3
+    with pytest.raises(ValueError, match=re.escape(message)):
+        setattr(getattr(app, control), "value", value)
+    assert message in html.unescape(app.status.value)
+    assert (app.seed.value, app.seed_b.value) == (0, 1), "the control did not go back to its last value"
+    assert not app.seed_b.disabled
+
+
+def test_back_to_the_eigen_axes_view(paths_app):
+    app = paths_app
+    app.view.value = "eigen-axes"
+    assert app.strip.layout.display is None and app.paths_box.layout.display == "none"
+    assert app.seed.description == "seed" and "rank 1" in app.status.value
