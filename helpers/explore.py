@@ -26,12 +26,12 @@ from . import metric as metric_module
 from . import viz
 
 # The app's own style, part of its widget state, so it is there again after a browser reload, in JupyterLab and in
-# Voilà. `.gg-dim` dims the strip and the curve while a metric is computed. The progress bar moves by itself while
-# busy (its stripes), between the kernel's estimates. The walk's and the view's labels and buttons stay on one line. The strip is shown at its own size (never scaled up, which
-# blurs it), smaller only on a narrow screen. The curve's text is sized for the width the curve gets (a container
-# query), so that it stays readable on a phone. When the kernel stops or restarts, JupyterLab and Voilà mark every
-# widget `jupyter-widgets-disconnected`: the app then says so instead of showing its last state (a busy message,
-# disabled controls) as if it were still working.
+# Voilà. `.gg-dim` dims the strips and the curve while a metric is computed. The progress bar moves by itself while
+# busy (its stripes), between the kernel's estimates. The walk's and the view's labels and buttons stay on one line.
+# The strips are shown at their own size (never scaled up, which blurs them), smaller only on a narrow screen. The
+# curve's text is sized for the width the curve gets (a container query), so that it stays readable on a phone. When
+# the kernel stops or restarts, JupyterLab and Voilà mark every widget `jupyter-widgets-disconnected`: the app then
+# says so instead of showing its last state (a busy message, disabled controls) as if it were still working.
 _STYLE = """<style>
 .gg-dim { opacity: 0.3; transition: opacity 0.2s; }
 .gg-explorer .gg-progress .progress-bar {
@@ -227,14 +227,16 @@ class Explorer(widgets.VBox):
                              *[(label, "path-label") for label in self.path_labels],
                              (self.geodesic_strip, "geodesic-strip"), (self.straight_strip, "straight-strip")]:
             widget.add_class(f"gg-{name}")
-        wrap = widgets.Layout(flex_flow="row wrap", align_items="center")  # more lines on a narrow screen
+        def wrap():  # more lines on a narrow screen; a layout per row, which the views hide one by one
+            return widgets.Layout(flex_flow="row wrap", align_items="center")
+
         offline = widgets.HTML(_OFFLINE)
         offline.add_class("gg-offline")
         # What is being computed, and the summary of what is shown, sit right under the controls: in view
         # whatever the window's height.
-        self._axes_row = widgets.HBox([self.rank, self.step, self.cap, self.mode], layout=wrap)
-        super().__init__([widgets.HTML(_STYLE), self.view, widgets.HBox(self.controls[1:7], layout=wrap),
-                          self._axes_row, widgets.HBox([self.progress, self.status], layout=wrap), offline,
+        self._axes_row = widgets.HBox([self.rank, self.step, self.cap, self.mode], layout=wrap())
+        super().__init__([widgets.HTML(_STYLE), self.view, widgets.HBox(self.controls[1:7], layout=wrap()),
+                          self._axes_row, widgets.HBox([self.progress, self.status], layout=wrap()), offline,
                           self.strip, self.paths_box, self.curve])
         self.add_class("gg-explorer")
         for control in self.controls:
@@ -699,6 +701,5 @@ def _svg_speeds(t: np.ndarray, speeds: dict, lengths: dict, *, render: int) -> s
     lines = [(f"gg-speed gg-{kind}", t, np.asarray(speeds[kind]), PATHS[kind][1], True) for kind in PATHS]
     legend = [(f"2px solid {colour}", f"{name}, length {lengths[kind]:.3g}") for kind, (name, colour) in PATHS.items()]
     peak = max(max(values) for values in speeds.values())
-    title = "perceptual speed along the paths (step length × steps: a path of constant speed is flat at its length)"
-    return viz.svg_plot(lines, np.linspace(0, 1, 5), peak, title=title, render=render, xlabel="t along the path",
-                        ylabel="speed", legend=legend, tick="{:.2g}")
+    return viz.svg_plot(lines, np.linspace(0, 1, 5), peak, title="perceptual speed along the paths (step length × "
+                        "steps)", render=render, xlabel="t along the path", ylabel="speed", legend=legend, tick="{:.2g}")

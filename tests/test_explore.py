@@ -426,6 +426,8 @@ def test_geodesic_view_joins_the_two_seeds(paths_app, faces):
     assert "geodesic" in app.path_labels[0].value and "straight line" in app.path_labels[1].value
     shown = {w: w.layout.display for w in (app.strip, app.region, app.paths_box, app.seed_b, app.path_steps)}
     assert list(shown.values()) == ["none", "none", None, None, None]
+    rows = [box for box in app.children if {app.seed, app.status} & set(getattr(box, "children", ()))]
+    assert len(rows) == 2 and all(box.layout.display is None for box in rows), "the view hid the seed or the status"
     assert app.seed.description == "from seed" and "seeds 0 → 1" in app.status.value
 
 

@@ -632,6 +632,68 @@ def test_explorer_page_in_voila(browser, driver, voila):
 # A left page's kernel is gone by then: at once where the browser sends Voilà's shutdown request, else culled.
 LEFT_PAGE_SECONDS = 100
 
+@pytest.mark.slow
+def test_explorer_geodesic_view_in_voila(browser, driver, voila):
+    """The geodesic view as `make explore` serves it: busy while it computes, then both paths' strips with their
+    lengths and one curve of both speeds, for the seeds picked; back to the eigen-axes; nothing from another host."""
+    errors = []
+    page = _page(browser, errors)
+    page.goto(f"{voila.url}/?token={voila.token}", timeout=300_000)
+    app = driver.ExplorerPage(page)
+    app.wait_rendered(timeout=300)
+    explorer = page.locator(".gg-explorer")
+    assert not explorer.locator(".gg-seed-b").is_visible() and not explorer.locator(".gg-paths").is_visible()
+    explorer.locator(".gg-view button", has_text="geodesic").click()
+    explorer.locator(".gg-status", has_text="computing the geodesic").wait_for(timeout=60_000)
+    assert explorer.locator(".gg-progress").is_visible() and explorer.locator(".gg-seed-b input").is_disabled()
+    _paths_shown(page, "seeds 0 → 1:")
+    assert not explorer.locator("img.gg-strip").is_visible() and not explorer.locator(".gg-region").is_visible()
+    app.action("path-steps", 3)()  # fewer steps, quicker
+    _paths_shown(page, "seeds 0 → 1:", steps=3)
+    field = explorer.locator(".gg-seed-b input")
+    field.fill("2")
+    field.press("Enter")
+    shown = _paths_shown(page, "seeds 0 → 2:", steps=3)
+    for kind, name in (("geodesic", "geodesic"), ("straight", "straight line")):
+        assert shown[kind]["width"] == 4 * 66 + 2, "a strip is not 4 images of 64 px"  # n + 1 images, 2 px apart
+        assert shown[kind]["points"] == 3 and re.search(rf"{name}, length \d", shown["legend"]), shown
+        assert re.match(rf"{name}, length \d[\d.e+-]*: seed 0 \(left\) to seed 2 \(right\) in 3 steps",
+                        shown[kind]["label"]), shown[kind]["label"]
+    assert re.search(r"the geodesic is \d[\d.]*× as long as the straight line", shown["status"]), shown["status"]
+    _shot(page, "voila-explorer-geodesic")
+    explorer.locator(".gg-view button", has_text="eigen-axes").click()
+    page.wait_for_function("() => document.querySelector('.gg-explorer .gg-status').innerText.includes('seed 0: "
+                           "rank 1,')", timeout=300_000)
+    assert explorer.locator("img.gg-strip").is_visible() and not explorer.locator(".gg-paths").is_visible()
+    page.goto("about:blank")
+    page.close()
+    assert not errors, errors
+
+
+def _paths_shown(page, status: str, steps: int | None = None, timeout: float = 300) -> dict:
+    """Wait until the geodesic view shows `status` with both strips loaded (and `steps` points per speed curve);
+    returns what it shows: per path its strip's width, label and curve points, and the legend and status."""
+    page.wait_for_function("""([status, steps]) => {
+      const app = document.querySelector('.gg-explorer');
+      const imgs = [...app.querySelectorAll('.gg-paths img')];
+      const line = app.querySelector('.gg-curve svg polyline.gg-geodesic');
+      return app.querySelector('.gg-status').innerText.includes(status) && imgs.length === 2 &&
+             imgs.every(img => img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().width > 0) &&
+             line !== null && (steps === null || line.getAttribute('points').trim().split(' ').length === steps) &&
+             getComputedStyle(app.querySelector('.gg-progress')).display === 'none';
+    }""", arg=[status, steps], timeout=timeout * 1000)
+    return page.evaluate("""() => {
+      const app = document.querySelector('.gg-explorer');
+      const labels = [...app.querySelectorAll('.gg-path-label')].map(l => l.innerText.trim());
+      const points = kind => app.querySelector(`.gg-curve svg polyline.gg-${kind}`).getAttribute('points');
+      const path = (kind, i) => ({width: app.querySelector(`.gg-${kind}-strip`).naturalWidth, label: labels[i],
+                                  points: points(kind).trim().split(' ').length});
+      return {geodesic: path('geodesic', 0), straight: path('straight', 1),
+              legend: app.querySelector('.gg-curve .gg-legend').innerText,
+              status: app.querySelector('.gg-status').innerText};
+    }""")
+
+
 def _status_shows(page, text: str, timeout: float = 300):
     """Wait until the app's status line (a render's summary, not a busy message) contains `text`."""
     page.wait_for_function("(text) => document.querySelector('.gg-explorer .gg-status').innerText.includes(text)",
