@@ -702,4 +702,5 @@ def _svg_speeds(t: np.ndarray, speeds: dict, lengths: dict, *, render: int) -> s
     legend = [(f"2px solid {colour}", f"{name}, length {lengths[kind]:.3g}") for kind, (name, colour) in PATHS.items()]
     peak = max(max(values) for values in speeds.values())
     return viz.svg_plot(lines, np.linspace(0, 1, 5), peak, title="perceptual speed along the paths (step length × "
-                        "steps)", render=render, xlabel="t along the path", ylabel="speed", legend=legend, tick="{:.2g}")
+                        "steps)", render=render, xlabel="t along the path", ylabel="speed", legend=legend,
+                        tick="{:.2g}")
