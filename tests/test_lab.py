@@ -142,6 +142,29 @@ def test_every_chapter_cites_with_the_eval_role_only_values_it_glues_and_binds(p
     assert glue_eval.problems(text) == []
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_binds_each_cited_value_above_the_prose_that_cites_it(path):
+    """JupyterLab evaluates a markdown cell's {eval} roles when the cell runs, so every name the prose cites is
+    bound by a code cell above it: the header's run_times by the first cell (removed from the book's page), the
+    closing "What the numbers show" below the cell that glues its values. Run from the top, cell by cell, no
+    prose shows a NameError (the book resolves roles from the whole run, in any order)."""
+    assert glue_eval.cited_before_bound(path.read_text(encoding="utf-8")) == []
+
+
+def test_a_value_cited_above_its_binding_is_found():
+    converted, _ = glue_eval.convert(CHAPTER)  # its header cites every value before the code that glues it
+    found = glue_eval.cited_before_bound(converted)
+    assert [re.search(r"cites '(\w+)'", f).group(1) for f in found] == ["run_times", "seed", "ratio", "share",
+                                                                         "verdict"]
+    header, rest = converted.split("# %% tags=[\"parameters\"]\n")
+    body = header.split("# %% [markdown]\n")[0]
+    fixed = body + "# %% tags=[\"parameters\"]\n" + rest + "\n# %% [markdown]\n" + header.split(
+        "# %% [markdown]\n")[1]  # the prose moved below the code
+    assert glue_eval.cited_before_bound(fixed) == [] and glue_eval.problems(fixed) == []
+    assert "which no code binds" in glue_eval.cited_before_bound(
+        converted.replace('glue("seed", seed)', 'glue("seed", 0)'))[1]
+
+
 CHAPTER = '''# ---
 # jupyter:
 #   jupytext:
@@ -428,6 +451,50 @@ def test_chapter_in_lab_shows_the_run_in_its_prose_and_leaves_the_tree_clean(bro
     assert _git(tree, "status", "--porcelain") == "", "opening, running and saving a chapter changed the tree"
     assert not list((tree / "notebooks").glob("*.ipynb")), "a paired .ipynb was written beside the sources"
     assert not (tree / "notebooks" / "runs").exists(), "the chapter ran outside the repository root"
+    assert not errors, errors
+
+
+# Records the text of every error that jupyterlab-myst shows in a markdown cell's prose (an {eval} role whose
+# expression failed, such as a name bound only further down), as it appears; installed before the cells run.
+PROSE_ERRORS = """() => {
+  const seen = window.__proseErrors = [];
+  const shown = '.jp-MarkdownCell [data-mime-type="application/vnd.jupyter.stderr"]';
+  const record = () => document.querySelectorAll(shown)
+    .forEach(e => { if (!seen.includes(e.innerText)) seen.push(e.innerText); });
+  new MutationObserver(record).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.mark.slow
+def test_chapter_run_from_the_top_cell_by_cell_shows_no_error_in_its_prose(browser, lab, tree, lab_kernels):
+    """Chapter 00 stepped through from its first cell with Shift+Enter, each cell waited for: jupyterlab-myst
+    evaluates each markdown cell's {eval} roles when it is reached, so a role cited above the cell that binds its
+    name (the header's run_times, before the first cell bound it) shows a NameError. (Run All sends every code
+    cell to the kernel before any prose is evaluated, so it does not show such an error; this order does.)"""
+    from helpers import book
+
+    errors = []
+    page = _page(browser, errors)
+    panel = _open(page, lab, "notebooks/00_first_look.py")
+    page.evaluate(PROSE_ERRORS)
+    cells = len(book.load_notebook(tree / "notebooks" / "00_first_look.py").cells)
+    panel.locator(".jp-Cell").first.locator(".jp-InputPrompt").click()  # select it, in command mode
+    started = time.monotonic()
+    for key in ["Shift+Enter"] * (cells - 1) + ["Control+Enter"]:  # the last one adds no cell below
+        page.keyboard.press(key)
+        page.wait_for_timeout(300)  # a markdown cell's expressions go to the kernel after it has parsed them
+        _idle(page)
+    assert time.monotonic() - started < 600
+    header = " ".join(_cell_text(panel.locator(".jp-MarkdownCell").first).split())
+    assert re.search(r"Rerun it \((its running time is not measured yet|.*CPU cores)\)", header), header
+    prose = panel.locator(".jp-MarkdownCell", has_text="What the numbers show")
+    assert "In this run the two distances" in _cell_text(prose)
+    shown = page.evaluate("() => window.__proseErrors")
+    assert not shown, f"errors in the prose: {shown}"
+    assert not page.locator(".jp-MarkdownCell [data-mime-type='application/vnd.jupyter.stderr']").count()
+    _save_and_close(page, panel)
+    page.close()
+    assert _git(tree, "status", "--porcelain") == ""
     assert not errors, errors
 
 
