@@ -16,10 +16,10 @@ VOILA_ARGS ?=
 # unmodified; kernels/python3 is the usual Python kernel started in the repository root, where the book runs its
 # notebooks, so that a chapter run in JupyterLab or Voilà finds the same stores (runs/) and files; voila.json loads
 # only Voilà's own widget manager into its page (the JupyterLab extensions installed here are built for a newer
-# JupyterLab than Voilà's page) and shuts down kernels left idle without a page for five minutes;
-# voila/templates/offline/ is a Voilà page with no CDN links that frees its kernel when closed. Adding it to the
-# search paths leaves the user's own settings, in their home, untouched and in charge (except the python3 kernel,
-# which these commands replace with the one above).
+# JupyterLab than Voilà's page) and shuts down kernels left idle without a page for a minute;
+# voila/templates/offline/ is a Voilà page with no CDN links that frees its kernel when closed, reloaded or left.
+# Adding it to the search paths leaves the user's own settings, in their home, untouched and in charge (except the
+# python3 kernel, which these commands replace with the one above).
 # JupyterLab refuses to run as root unless told to (containers often run as root).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 JUPYTER_ENV := JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \

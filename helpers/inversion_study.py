@@ -257,7 +257,7 @@ class Cost:
         return max(self.seconds_per_image[n] for n in models[1:]) / self.seconds_per_image[models[0]]
 
     def estimate(self, store: str | None) -> str:
-        """The full profile's time as a phrase for the chapter's header."""
+        """The full profile's time as a phrase for the chapter's prose (below its cost table)."""
         models = list(self.images)
         hours = sum(self.full_images[n] * self.seconds_per_image[n] for n in models) / 3600
         number = lambda x: f"{x:.2g}" if x < 100 else f"{x:,.0f}"  # noqa: E731

@@ -14,6 +14,11 @@
 #     name: python3
 # ---
 
+# %% tags=["remove-cell"]
+from helpers.report import glue, run_times
+
+run_times = glue("run_times", run_times("00_first_look"))
+
 # %% [markdown]
 # # A first look at the generators
 #
@@ -65,9 +70,8 @@ import torch
 from scipy.stats import spearmanr
 
 from helpers import distances, generators, viz
-from helpers.report import glue, record, run_times
+from helpers.report import glue, record
 
-run_times = glue("run_times", run_times("00_first_look"))
 glue("seed", seed)
 glue("eye_class", eye_class)
 torch.set_grad_enabled(False)  # nothing on this page needs gradients

@@ -14,6 +14,11 @@
 #     name: python3
 # ---
 
+# %% tags=["remove-cell"]
+from helpers.report import glue, run_times
+
+run_times = glue("run_times", run_times("01_metric"))
+
 # %% [markdown]
 # # The metric of a generator
 #
@@ -87,9 +92,8 @@ import torch
 from IPython.display import display
 
 from helpers import analysis, distances, generators, metric, report, viz
-from helpers.report import glue, phrase_list, record, result_table, run_times
+from helpers.report import glue, phrase_list, record, result_table
 
-run_times = glue("run_times", run_times("01_metric"))
 glue("model", model)
 glue("distance", distance)
 glue("n_compare", n_compare)

@@ -14,6 +14,11 @@
 #     name: python3
 # ---
 
+# %% tags=["remove-cell"]
+from helpers.report import glue, run_times
+
+run_times = glue("run_times", run_times("02_spectrum"))
+
 # %% [markdown]
 # # The spectrum: a few directions matter
 #
@@ -28,6 +33,39 @@
 # ```bash
 # python -m helpers.book run --only 02 -p n_points 30
 # ```
+
+# %% tags=["parameters"]
+from helpers.generators import EMBEDDED
+
+models = list(EMBEDDED)  # generators to analyse (names in generators.MODELS)
+online_models = []  # e.g. ["biggan-deep-128"]: joins if its published weights download
+n_points = 8  # random codes per model
+seed = 0
+distance = "lpips-alex"
+eye_class = "brown"
+n_directions = 1000  # random unit directions for the null model
+device = "cpu"
+
+# %% tags=["hide-input"]
+from IPython.display import Markdown, display
+
+from helpers import analysis, catalogue, report, viz
+from helpers.report import glue, on_each, phrase_list, record, result_table, which
+
+glue("n_points", n_points)
+glue("seed", seed)
+fractions = glue("fractions", phrase_list(f"{100 * f:g}%" for f in analysis.FRACTIONS))
+run = catalogue.load_models(models, distance, n_points, seed, online=online_models,
+                            eye_class=eye_class, device=device)
+results = run.results
+label = {name: f"{name} ({r.G.latent_dim}-d)" for name, r in results.items()}
+joined = [name for name in online_models if name in results]
+online = ("BigGAN-deep is not in this run; add it with "
+          "`-p online_models '[\"biggan-deep-128\"]'` (its published weights download "
+          "from the web, so it needs the internet)." if not online_models else
+          (f"With its published weights, {phrase_list(joined)} joins these tables. "
+           if joined else "") + " ".join(f"{note}." for note in run.notes))
+online_note = online_sentence = glue("online_note", online)
 
 # %% [markdown]
 # The metric $H(z)$ says how fast the image changes as the code moves away from $z$: along a unit
@@ -46,41 +84,6 @@
 # eigenvalues against rank, count how many eigen-dimensions hold {eval}`fractions` of the eigenvalue
 # sum, and compare the spectrum with what random directions would give. The metrics are stored under
 # `runs/metrics/` and shared with the next two chapters, which read them instead of computing them again.
-
-# %% tags=["parameters"]
-from helpers.generators import EMBEDDED
-
-models = list(EMBEDDED)  # generators to analyse (names in generators.MODELS)
-online_models = []  # e.g. ["biggan-deep-128"]: joins if its published weights download
-n_points = 8  # random codes per model
-seed = 0
-distance = "lpips-alex"
-eye_class = "brown"
-n_directions = 1000  # random unit directions for the null model
-device = "cpu"
-
-# %% tags=["hide-input"]
-from IPython.display import Markdown, display
-
-from helpers import analysis, catalogue, report, viz
-from helpers.report import (glue, on_each, phrase_list, record, result_table, run_times,
-                            which)
-
-run_times = glue("run_times", run_times("02_spectrum"))
-glue("n_points", n_points)
-glue("seed", seed)
-fractions = glue("fractions", phrase_list(f"{100 * f:g}%" for f in analysis.FRACTIONS))
-run = catalogue.load_models(models, distance, n_points, seed, online=online_models,
-                            eye_class=eye_class, device=device)
-results = run.results
-label = {name: f"{name} ({r.G.latent_dim}-d)" for name, r in results.items()}
-joined = [name for name in online_models if name in results]
-online = ("BigGAN-deep is not in this run; add it with "
-          "`-p online_models '[\"biggan-deep-128\"]'` (its published weights download "
-          "from the web, so it needs the internet)." if not online_models else
-          (f"With its published weights, {phrase_list(joined)} joins these tables. "
-           if joined else "") + " ".join(f"{note}." for note in run.notes))
-online_note = online_sentence = glue("online_note", online)
 
 # %% [markdown]
 # {eval}`online_note`
@@ -229,32 +232,6 @@ result_table("spectrum_across_models", "The spectrum across models", rows,
              row_header="quantity",
              note=f"{n_points} codes per model, seed {seed}, {distance}")
 
-# %% [markdown]
-# ## What the numbers show
-#
-# **Dimensions.** Out of {eval}`latent_dims` latent dimensions, {eval}`low` of the eigenvalue
-# sum lies in the top {eval}`dims_low`; going on to {eval}`high` adds {eval}`dims_more`.
-#
-# **Decades.** From the top eigenvalue to the smallest the spectra span {eval}`spans`. The paper
-# reports {paper}`5 to 6` decades for its DCGAN: {eval}`decades_relation`. {eval}`concentration`
-# {eval}`decades_full`
-#
-# **Near zero beyond rank 20.** The paper's finding for its DCGAN ({paper}`near zero beyond rank ~20` on
-# a linear scale) holds on {eval}`near_zero_on` if a mean normalized eigenvalue at rank 20 of at most
-# {eval}`f"{cut:.2f}"` counts as near zero: it is {eval}`at_rank_20`. That cut-off is lenient: a
-# direction at a twentieth of the top eigenvalue still changes the image, and the eighty or so directions
-# below rank 20 together hold a good part of the sum, as the dimension counts above say.
-# {eval}`near_zero_full`
-#
-# **Against random directions.** Random unit directions spread over at most
-# {eval}`f"{random_spread:.2f}"` decades (5th to 95th percentile), the eigenvalues over at least
-# {eval}`f"{eigen_spread:.2f}"`; {eval}`null_verdict`.
-#
-# **Class against noise.** Taking a ratio of ten or more as a split as large as the paper's:
-# {eval}`class_text`. (The eyes model's class input is a one-hot vector fed to the first layer,
-# not BigGAN's dense learned embedding, so this is an analogue of the paper's test rather than a
-# replication.)
-
 # %% tags=["hide-input"]
 top = {n: dims[label[n]].mean for n in results}
 low, _, high = (f"{100 * f:g}%" for f in analysis.FRACTIONS)
@@ -310,6 +287,32 @@ class_text = glue("class_text", "; ".join(
         "far from the paper's {paper}`30×`: the class directions do not dominate")
     for name, split in blocked.items()) or "no model with a class block ran here, so "
     "this claim is not tested")
+
+# %% [markdown]
+# ## What the numbers show
+#
+# **Dimensions.** Out of {eval}`latent_dims` latent dimensions, {eval}`low` of the eigenvalue
+# sum lies in the top {eval}`dims_low`; going on to {eval}`high` adds {eval}`dims_more`.
+#
+# **Decades.** From the top eigenvalue to the smallest the spectra span {eval}`spans`. The paper
+# reports {paper}`5 to 6` decades for its DCGAN: {eval}`decades_relation`. {eval}`concentration`
+# {eval}`decades_full`
+#
+# **Near zero beyond rank 20.** The paper's finding for its DCGAN ({paper}`near zero beyond rank ~20` on
+# a linear scale) holds on {eval}`near_zero_on` if a mean normalized eigenvalue at rank 20 of at most
+# {eval}`f"{cut:.2f}"` counts as near zero: it is {eval}`at_rank_20`. That cut-off is lenient: a
+# direction at a twentieth of the top eigenvalue still changes the image, and the eighty or so directions
+# below rank 20 together hold a good part of the sum, as the dimension counts above say.
+# {eval}`near_zero_full`
+#
+# **Against random directions.** Random unit directions spread over at most
+# {eval}`f"{random_spread:.2f}"` decades (5th to 95th percentile), the eigenvalues over at least
+# {eval}`f"{eigen_spread:.2f}"`; {eval}`null_verdict`.
+#
+# **Class against noise.** Taking a ratio of ten or more as a split as large as the paper's:
+# {eval}`class_text`. (The eyes model's class input is a one-hot vector fed to the first layer,
+# not BigGAN's dense learned embedding, so this is an analogue of the paper's test rather than a
+# replication.)
 
 # %% [markdown]
 # ## Try it

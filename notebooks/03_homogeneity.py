@@ -14,6 +14,11 @@
 #     name: python3
 # ---
 
+# %% tags=["remove-cell"]
+from helpers.report import glue, run_times
+
+run_times = glue("run_times", run_times("03_homogeneity"))
+
 # %% [markdown]
 # # Homogeneity: is the metric the same everywhere?
 #
@@ -28,29 +33,6 @@
 # ```bash
 # python -m helpers.book run --only 03 -p n_points 30 -p model fcgan-cats64
 # ```
-
-# %% [markdown]
-# The previous chapter found the metric strongly anisotropic at every code: a few directions change the
-# image a lot, most barely at all. Wang and Ponce measure whether these directions are the same at every
-# code with a rank-matched test. At two codes $z_i$ and $z_j$, take the eigenvectors $u_k$ of $H_i$ and ask
-# how much $H_j$ stretches them, $\alpha_k = u_k^\top H_j u_k$. If the two metrics share their eigenframe,
-# $\alpha_k$ equals the $k$-th eigenvalue $\lambda_k(H_j)$; so correlate $\log_{10}\alpha_k$ with
-# $\log_{10}\lambda_k(H_j)$ across ranks $k$. A correlation near one means that the directions that matter at
-# $z_i$ matter, in the same order, at $z_j$.
-#
-# For their DCGAN on FashionGen and thirty codes the authors' tutorial notebook prints a mean of
-# {authors}`0.952` (median {authors}`0.954`) over all ordered pairs $i \ne j$ on the log scale, and
-# {authors}`0.739` (median {authors}`0.777`) when the values themselves are correlated; the paper reports
-# that the correlation does not depend on how far apart the two codes are (r = {paper}`0.09`). It backs this up with two controls: the same generator with
-# its weights shuffled, and the metrics of the generator's own layers, which turn out to amplify the same
-# directions layer after layer (a mean correlation of {paper}`0.993` on the log scale and {paper}`0.915` on
-# the linear scale over its thirteen layers).
-#
-# The detailed sections below run every one of these tests on {eval}`model` (by default the book's
-# first model), at {eval}`f"{n_points:d}"` codes from seed {eval}`f"{seed:d}"`, and add one: the same
-# analysis with the pixel distance (MSE) and LPIPS-VGG in place of LPIPS-AlexNet. The last section repeats
-# the homogeneity and layer tests on every model. The metrics at the codes come from the store that
-# chapter 02 wrote under `runs/metrics/` (computed here if it is missing).
 
 # %% tags=["parameters"]
 from helpers.generators import EMBEDDED
@@ -75,9 +57,8 @@ import math
 import numpy as np
 
 from helpers import analysis, axes, batch, catalogue, distances, report, viz
-from helpers.report import glue, on_each, record, result_table, run_times, which
+from helpers.report import glue, on_each, record, result_table, which
 
-run_times = glue("run_times", run_times("03_homogeneity"))
 glue("model", model)
 glue("n_points", n_points)
 glue("seed", seed)
@@ -87,6 +68,29 @@ if n_points < 3:
 run = catalogue.load_models([*models, model], distance, n_points, seed,
                             online=online_models, eye_class=eye_class, device=device)
 G, m = run.results[model].G, run.results[model].metric
+
+# %% [markdown]
+# The previous chapter found the metric strongly anisotropic at every code: a few directions change the
+# image a lot, most barely at all. Wang and Ponce measure whether these directions are the same at every
+# code with a rank-matched test. At two codes $z_i$ and $z_j$, take the eigenvectors $u_k$ of $H_i$ and ask
+# how much $H_j$ stretches them, $\alpha_k = u_k^\top H_j u_k$. If the two metrics share their eigenframe,
+# $\alpha_k$ equals the $k$-th eigenvalue $\lambda_k(H_j)$; so correlate $\log_{10}\alpha_k$ with
+# $\log_{10}\lambda_k(H_j)$ across ranks $k$. A correlation near one means that the directions that matter at
+# $z_i$ matter, in the same order, at $z_j$.
+#
+# For their DCGAN on FashionGen and thirty codes the authors' tutorial notebook prints a mean of
+# {authors}`0.952` (median {authors}`0.954`) over all ordered pairs $i \ne j$ on the log scale, and
+# {authors}`0.739` (median {authors}`0.777`) when the values themselves are correlated; the paper reports
+# that the correlation does not depend on how far apart the two codes are (r = {paper}`0.09`). It backs this up with two controls: the same generator with
+# its weights shuffled, and the metrics of the generator's own layers, which turn out to amplify the same
+# directions layer after layer (a mean correlation of {paper}`0.993` on the log scale and {paper}`0.915` on
+# the linear scale over its thirteen layers).
+#
+# The detailed sections below run every one of these tests on {eval}`model` (by default the book's
+# first model), at {eval}`f"{n_points:d}"` codes from seed {eval}`f"{seed:d}"`, and add one: the same
+# analysis with the pixel distance (MSE) and LPIPS-VGG in place of LPIPS-AlexNet. The last section repeats
+# the homogeneity and layer tests on every model. The metrics at the codes come from the store that
+# chapter 02 wrote under `runs/metrics/` (computed here if it is missing).
 
 # %% [markdown]
 # ## The homogeneity matrix
@@ -397,35 +401,6 @@ result_table("homogeneity_across_models",
              row_header="quantity", note=f"{n_points} codes per model "
              f"({n_points * (n_points - 1)} ordered pairs), seed {seed}, {distance}")
 
-# %% [markdown]
-# ## What the numbers show
-#
-# **Homogeneity.** The log-scale homogeneity, mean over ordered pairs, is {eval}`log_means`, against
-# the {authors}`0.952` that the authors' notebook prints for their DCGAN: lower on {eval}`log_below`,
-# and within {eval}`f"{tolerance:.2f}"` of it on {eval}`log_near`. Taking a mean of at least
-# {eval}`f"{same_frame:.2f}"` as the same eigenframe everywhere, the claim holds on
-# {eval}`frame_holds`. {eval}`frame_full`
-#
-# On the linear scale, which weighs the top few ranks, the mean is {eval}`linear_means` (the authors'
-# notebook: {authors}`0.739`), above that value on {eval}`linear_above`. The plain correlation of the
-# matrices entry by entry is {eval}`vec_means`, lower than the rank-matched log-scale test on
-# {eval}`vec_lower`: there the eigenframes agree in rank order more than entry by entry.
-#
-# {eval}`claim_distance`
-#
-# **Layers.** The authors' layer matrix has a log-scale mean of {eval}`layer_log_means` (the paper:
-# {paper}`0.993`, over the thirteen layers of its DCGAN; we use each model's block outputs) and a
-# linear-scale mean of {eval}`layer_linear_means` (the paper: {paper}`0.915`). That every layer
-# stretches the same directions in the same order (a log-scale mean of at least
-# {eval}`f"{same_frame:.2f}"`) holds on {eval}`layers_hold`. {eval}`layers_full`
-#
-# **The detailed model, {eval}`model`.** Transplanted eigenvectors keep a slope of
-# {eval}`f"{pair_slope:.2f}"` of $\log_{10}\alpha_k$ on $\log_{10}\lambda_k$ over the grid's pairs:
-# {eval}`slope_meaning`. With its weights shuffled, the log-scale homogeneity drops from
-# {eval}`f"{trained_log:.3f}"` to {eval}`f"{shuffled_log:.3f}"` and the spectrum spans
-# {eval}`f"{shuffled_span:.1f}"` decades instead of {eval}`f"{trained_span:.1f}"`:
-# {eval}`shuffle_meaning` {eval}`against_distances`
-
 # %% tags=["hide-input"]
 row = {quantity: {name: values[quantity] for name, values in cross.items()}
        for quantity in cross[model]}
@@ -486,6 +461,35 @@ against_distances = glue(
     f"subspaces overlap by {v[f'top-{top_k} subspace overlap']:.2f} (random subspaces: "
     f"{top_k / G.latent_dim:.2f})" for other, v in compared.items()) + "."
     if compared else "")
+
+# %% [markdown]
+# ## What the numbers show
+#
+# **Homogeneity.** The log-scale homogeneity, mean over ordered pairs, is {eval}`log_means`, against
+# the {authors}`0.952` that the authors' notebook prints for their DCGAN: lower on {eval}`log_below`,
+# and within {eval}`f"{tolerance:.2f}"` of it on {eval}`log_near`. Taking a mean of at least
+# {eval}`f"{same_frame:.2f}"` as the same eigenframe everywhere, the claim holds on
+# {eval}`frame_holds`. {eval}`frame_full`
+#
+# On the linear scale, which weighs the top few ranks, the mean is {eval}`linear_means` (the authors'
+# notebook: {authors}`0.739`), above that value on {eval}`linear_above`. The plain correlation of the
+# matrices entry by entry is {eval}`vec_means`, lower than the rank-matched log-scale test on
+# {eval}`vec_lower`: there the eigenframes agree in rank order more than entry by entry.
+#
+# {eval}`claim_distance`
+#
+# **Layers.** The authors' layer matrix has a log-scale mean of {eval}`layer_log_means` (the paper:
+# {paper}`0.993`, over the thirteen layers of its DCGAN; we use each model's block outputs) and a
+# linear-scale mean of {eval}`layer_linear_means` (the paper: {paper}`0.915`). That every layer
+# stretches the same directions in the same order (a log-scale mean of at least
+# {eval}`f"{same_frame:.2f}"`) holds on {eval}`layers_hold`. {eval}`layers_full`
+#
+# **The detailed model, {eval}`model`.** Transplanted eigenvectors keep a slope of
+# {eval}`f"{pair_slope:.2f}"` of $\log_{10}\alpha_k$ on $\log_{10}\lambda_k$ over the grid's pairs:
+# {eval}`slope_meaning`. With its weights shuffled, the log-scale homogeneity drops from
+# {eval}`f"{trained_log:.3f}"` to {eval}`f"{shuffled_log:.3f}"` and the spectrum spans
+# {eval}`f"{shuffled_span:.1f}"` decades instead of {eval}`f"{trained_span:.1f}"`:
+# {eval}`shuffle_meaning` {eval}`against_distances`
 
 # %% [markdown]
 # ## Try it

@@ -14,6 +14,11 @@
 #     name: python3
 # ---
 
+# %% tags=["remove-cell"]
+from helpers.report import glue, run_times
+
+run_times = glue("run_times", run_times("04_interpretability"))
+
 # %% [markdown]
 # # What the eigenvectors do to the image
 #
@@ -28,6 +33,56 @@
 # ```bash
 # python -m helpers.book run --only 04 -p model dcgan-faces64 -p seed 3
 # ```
+
+# %% tags=["parameters"]
+from helpers.generators import EMBEDDED
+
+models = list(EMBEDDED)  # generators measured (names in generators.MODELS)
+model = EMBEDDED[0]  # the generator of the detailed walks
+online_models = []  # e.g. ["biggan-deep-128"]: joins if its published weights download
+seed = 0
+n_points = 8  # codes averaged for the global axes; the first is the reference code
+n_reference = 4  # other codes that the global axes are applied to
+ranks = [1, 2, 4, 8, 16, 32]  # 1-based ranks of the eigenvectors shown
+n_steps = 7
+max_step = 1.5  # largest step along rank 1; rank k's are × (λ_k/λ_1)^(−power)
+mode = "linear"
+power = 1 / 3
+global_ranks = [1, 2, 3, 4]  # global axes shown on the reference codes
+n_random_axes = 4  # random directions walked like global axes (their control)
+n_axes = 10  # axes per earlier method; the size k of the metric subspace compared
+n_pca_samples = 2000  # samples for GANSpace's PCA
+eye_class = "brown"
+device = "cpu"
+
+# %% tags=["hide-input"]
+import numpy as np
+import torch
+
+from helpers import analysis, axes, catalogue, report, viz
+from helpers.report import glue, on_each, phrase_list, record, result_table, which
+
+glue("model", model)
+glue("n_points", n_points)
+glue("n_reference", n_reference)
+glue("n_axes", n_axes)
+glue("n_pca_samples", n_pca_samples)
+glue("seed", seed)
+run = catalogue.load_models([model, *models], "lpips-alex", n_points, seed,
+                            online=online_models, eye_class=eye_class, device=device)
+results, lpips = run.results, run.distance
+steps = np.linspace(-max_step, max_step, n_steps)
+averages = {name: analysis.average_metric(r.metric) for name, r in results.items()}
+# The descriptions of images below were written for this configuration's montages: shown
+# only in this one.
+WRITTEN_FOR = dict(model="dcgan-celeba64", seed=0, n_points=8, n_reference=4,
+                   ranks=[1, 2, 4, 8, 16, 32], n_steps=7, max_step=1.5, mode="linear",
+                   power=1 / 3, global_ranks=[1, 2, 3, 4])
+described = all(globals()[key] == value for key, value in WRITTEN_FOR.items())
+NOT_DESCRIBED = ("*This run's images differ from the run the descriptions were written "
+                 f"for (model {WRITTEN_FOR['model']}, seed {WRITTEN_FOR['seed']}, "
+                 f"{WRITTEN_FOR['n_points']} codes, the default walk settings), so no "
+                 "description is shown: look at the montage above.*")
 
 # %% [markdown]
 # The metric $H(z_0)$ says how fast the image changes as the code moves away from $z_0$: along a unit
@@ -58,58 +113,6 @@
 # eigenvalues are smaller, still show a visible change. The metric is pulled back from LPIPS (AlexNet) and
 # computed exactly, by forward-mode Jacobians, at the {eval}`f"{n_points:d}"` codes from seed
 # {eval}`f"{seed:d}"` that chapter 02 stored under `runs/metrics/`.
-
-# %% tags=["parameters"]
-from helpers.generators import EMBEDDED
-
-models = list(EMBEDDED)  # generators measured (names in generators.MODELS)
-model = EMBEDDED[0]  # the generator of the detailed walks
-online_models = []  # e.g. ["biggan-deep-128"]: joins if its published weights download
-seed = 0
-n_points = 8  # codes averaged for the global axes; the first is the reference code
-n_reference = 4  # other codes that the global axes are applied to
-ranks = [1, 2, 4, 8, 16, 32]  # 1-based ranks of the eigenvectors shown
-n_steps = 7
-max_step = 1.5  # largest step along rank 1; rank k's are × (λ_k/λ_1)^(−power)
-mode = "linear"
-power = 1 / 3
-global_ranks = [1, 2, 3, 4]  # global axes shown on the reference codes
-n_random_axes = 4  # random directions walked like global axes (their control)
-n_axes = 10  # axes per earlier method; the size k of the metric subspace compared
-n_pca_samples = 2000  # samples for GANSpace's PCA
-eye_class = "brown"
-device = "cpu"
-
-# %% tags=["hide-input"]
-import numpy as np
-import torch
-
-from helpers import analysis, axes, catalogue, report, viz
-from helpers.report import (glue, on_each, phrase_list, record, result_table, run_times,
-                            which)
-
-run_times = glue("run_times", run_times("04_interpretability"))
-glue("model", model)
-glue("n_points", n_points)
-glue("n_reference", n_reference)
-glue("n_axes", n_axes)
-glue("n_pca_samples", n_pca_samples)
-glue("seed", seed)
-run = catalogue.load_models([model, *models], "lpips-alex", n_points, seed,
-                            online=online_models, eye_class=eye_class, device=device)
-results, lpips = run.results, run.distance
-steps = np.linspace(-max_step, max_step, n_steps)
-averages = {name: analysis.average_metric(r.metric) for name, r in results.items()}
-# The descriptions of images below were written for this configuration's montages: shown
-# only in this one.
-WRITTEN_FOR = dict(model="dcgan-celeba64", seed=0, n_points=8, n_reference=4,
-                   ranks=[1, 2, 4, 8, 16, 32], n_steps=7, max_step=1.5, mode="linear",
-                   power=1 / 3, global_ranks=[1, 2, 3, 4])
-described = all(globals()[key] == value for key, value in WRITTEN_FOR.items())
-NOT_DESCRIBED = ("*This run's images differ from the run the descriptions were written "
-                 f"for (model {WRITTEN_FOR['model']}, seed {WRITTEN_FOR['seed']}, "
-                 f"{WRITTEN_FOR['n_points']} codes, the default walk settings), so no "
-                 "description is shown: look at the montage above.*")
 
 # %% [markdown]
 # ## The metric at the reference codes
@@ -457,37 +460,6 @@ result_table("interpretability_across_models", "Eigen-axes across models",
              f"reference codes, {n_axes} axes per method, {n_pca_samples} samples for "
              f"GANSpace, {n_random_axes} random directions, seed {seed}")
 
-# %% [markdown]
-# ## What the numbers show
-#
-# **Top against bottom.** For the same step, the image changes more along rank 1 than along the bottom
-# eigenvector by a factor of {eval}`top_ratios`. Taking a factor above {eval}`f"{far_more:d}"` as "far
-# more", the paper's finding holds on {eval}`far_more_on`. {eval}`far_more_full`
-#
-# **Global axes.** Applied to new codes, a global axis changes them by similar amounts if the largest
-# change over the reference codes is within a factor of {eval}`f"{even_factor:d}"` of the smallest. It is
-# {eval}`global_spreads` (median over the axes shown): within that factor on {eval}`even_on`.
-# {eval}`even_full` Random directions, walked the same way, give {eval}`random_spreads`:
-# {eval}`even_control` Whether the change is also the same kind of change is for the eye, in the
-# montages above.
-#
-# **GANSpace and SeFa.** The mean fraction of a method's top {eval}`f"{n_axes:d}"` axes inside the metric's
-# top eigenspace of the same size is, for SeFa, {eval}`in_top_sefa`; for GANSpace on the first layer,
-# {eval}`in_top_layer`; after the first block, {eval}`in_top_block`. A random direction puts $k/d$
-# there on average. Taking more than the 95th percentile of random directions as the threshold, all three
-# methods beat it on {eval}`beat_on`, so the paper's claim holds there. {eval}`beat_full` Their
-# first axis has |cos| with the metric's first eigenvector from {eval}`first_cosines`; the energies of
-# the first and the lowest axes in the table above show how alignment falls for the lower-ranked axes of
-# each method.
-#
-# **Against the paper.** The paper makes these claims from montages and alignments of its own GANs and
-# gives no numbers to match, so the thresholds above are this book's: a factor of ten between the top and
-# the bottom of the spectrum, a factor of two between the codes a global axis changes most and least, and
-# the 95th percentile of random directions. Where a sentence above names fewer models than the run has, the
-# claim falls short on the others at that threshold, and where the recorded full-profile run disagrees
-# with this one, the sentence says so; on the models and thresholds where both agree, this book's
-# generators show the paper's pattern.
-
 # %% tags=["hide-input"]
 row = {quantity: {name: values[quantity] for name, values in cross.items()}
        for quantity in cross[model]}
@@ -528,6 +500,37 @@ beat_full = glue(
 cos1 = [row[f"{m}: abs. cosine of axis 1 with eigenvector 1"] for m in methods]
 first_cosines = glue("first_cosines", on_each({n: "{:.2f} to {:.2f}".format(
     min(c[n] for c in cos1), max(c[n] for c in cos1)) for n in cross}))
+
+# %% [markdown]
+# ## What the numbers show
+#
+# **Top against bottom.** For the same step, the image changes more along rank 1 than along the bottom
+# eigenvector by a factor of {eval}`top_ratios`. Taking a factor above {eval}`f"{far_more:d}"` as "far
+# more", the paper's finding holds on {eval}`far_more_on`. {eval}`far_more_full`
+#
+# **Global axes.** Applied to new codes, a global axis changes them by similar amounts if the largest
+# change over the reference codes is within a factor of {eval}`f"{even_factor:d}"` of the smallest. It is
+# {eval}`global_spreads` (median over the axes shown): within that factor on {eval}`even_on`.
+# {eval}`even_full` Random directions, walked the same way, give {eval}`random_spreads`:
+# {eval}`even_control` Whether the change is also the same kind of change is for the eye, in the
+# montages above.
+#
+# **GANSpace and SeFa.** The mean fraction of a method's top {eval}`f"{n_axes:d}"` axes inside the metric's
+# top eigenspace of the same size is, for SeFa, {eval}`in_top_sefa`; for GANSpace on the first layer,
+# {eval}`in_top_layer`; after the first block, {eval}`in_top_block`. A random direction puts $k/d$
+# there on average. Taking more than the 95th percentile of random directions as the threshold, all three
+# methods beat it on {eval}`beat_on`, so the paper's claim holds there. {eval}`beat_full` Their
+# first axis has |cos| with the metric's first eigenvector from {eval}`first_cosines`; the energies of
+# the first and the lowest axes in the table above show how alignment falls for the lower-ranked axes of
+# each method.
+#
+# **Against the paper.** The paper makes these claims from montages and alignments of its own GANs and
+# gives no numbers to match, so the thresholds above are this book's: a factor of ten between the top and
+# the bottom of the spectrum, a factor of two between the codes a global axis changes most and least, and
+# the 95th percentile of random directions. Where a sentence above names fewer models than the run has, the
+# claim falls short on the others at that threshold, and where the recorded full-profile run disagrees
+# with this one, the sentence says so; on the models and thresholds where both agree, this book's
+# generators show the paper's pattern.
 
 # %% [markdown]
 # ## Try it

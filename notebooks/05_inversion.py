@@ -14,6 +14,11 @@
 #     name: python3
 # ---
 
+# %% tags=["remove-cell"]
+from helpers.report import glue, run_times
+
+run_times = glue("run_times", run_times("05_inversion"))
+
 # %% [markdown]
 # # Optimization in the eigenbasis: inversion
 #
@@ -25,7 +30,7 @@
 # Hessian-aware CMA-ES for activation maximisation, has its own chapter, [chapter 08](08_activation.ipynb).
 # Its tables, beside the paper's numbers, are also on the [results page](results.md).
 #
-# **Rerun it** ({eval}`run_times`; {eval}`full_estimate`):
+# **Rerun it** ({eval}`run_times`):
 #
 # ```bash
 # python -m helpers.book run --only 05 -p n_targets 20 -p n_starts 5 -p seed 1
@@ -88,9 +93,8 @@ import torch
 from IPython.display import display
 
 from helpers import generators, inversion_study, optimisers, stats, toy, viz
-from helpers.report import glue, phrase_list, plural, result_table, run_times
+from helpers.report import glue, phrase_list, plural, result_table
 
-run_times = glue("run_times", run_times("05_inversion"))
 models = ([generators.EMBEDDED[0], "cdcgan-eyes128"] if inversion_models is None
           else list(inversion_models))
 glue("first_model", models[0])
@@ -108,6 +112,10 @@ bench = optimisers.setup(models, distance, n_points, seed, device=device,
                          cpu_threads=cpu_threads)
 # the parameters that decide the comparison
 plan = inversion_study.Plan.from_parameters(globals(), models=models)
+toy_eigen, toy_original = toy.authors_toy()
+toy_paper_setting = glue("toy_paper_setting", toy.AUTHORS_SETTING)
+toy_paper_eigen = glue("toy_paper_eigen", toy_eigen)
+toy_paper_original = glue("toy_paper_original", toy_original)
 
 # %% [markdown]
 # ## The toy quadratic: when does the eigenbasis help?
@@ -131,10 +139,6 @@ plan = inversion_study.Plan.from_parameters(globals(), models=models)
 # two after all the steps; the line chart, how it changes with the number of steps.
 
 # %%
-toy_eigen, toy_original = toy.authors_toy()
-toy_paper_setting = glue("toy_paper_setting", toy.AUTHORS_SETTING)
-toy_paper_eigen = glue("toy_paper_eigen", toy_eigen)
-toy_paper_original = glue("toy_paper_original", toy_original)
 sweep = toy.toy_sweep(torch.linspace(0, math.pi / 2, toy_angles), toy_lrs,
                       steps=toy_steps)
 viz.gap_heatmap(sweep.gap(), sweep.lrs, sweep.start_angles,
@@ -228,6 +232,9 @@ viz.markdown_table(inversion_study.tuning_table(results, lrs))
 cost = inversion_study.cost(plan, results, bench.clock.sections)
 full_estimate = glue("full_estimate", cost.estimate(inversion_store))
 viz.markdown_table(cost.table(), precision=3)
+
+# %% [markdown]
+# Summed over the models: {eval}`full_estimate`.
 
 # %% [markdown]
 # ## How fast each method converges

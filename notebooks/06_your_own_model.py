@@ -14,6 +14,11 @@
 #     name: python3
 # ---
 
+# %% tags=["remove-cell"]
+from helpers.report import glue, run_times
+
+run_times = glue("run_times", run_times("06_your_own_model"))
+
 # %% [markdown]
 # # Your own generator and distance
 #
@@ -53,9 +58,7 @@ from torch import nn
 
 from helpers import assets, distances, generators, metric, viz
 from helpers.generators import Generator
-from helpers.report import glue, record, run_times
-
-run_times = times = glue("run_times", run_times("06_your_own_model"))
+from helpers.report import glue, record
 
 # %% [markdown]
 # ## A generator of your own

@@ -14,6 +14,11 @@
 #     name: python3
 # ---
 
+# %% tags=["remove-cell"]
+from helpers.report import glue, run_times
+
+run_times = glue("run_times", run_times("07_local_edits"))
+
 # %% [markdown]
 # # Local edits: the metric of an image region
 #
@@ -85,11 +90,10 @@ import numpy as np
 from IPython.display import display
 
 from helpers import analysis, distances, generators, local, metric, regions, report, viz
-from helpers.report import glue, record, result_table, run_times
+from helpers.report import glue, record, result_table
 
 # lpips' deprecated `pretrained=`
 warnings.filterwarnings("ignore", module="torchvision.models._utils")
-run_times = glue("run_times", run_times("07_local_edits"))
 
 faces_name = faces_model or generators.EMBEDDED[0]
 models = {"faces": generators.load(faces_name, device=device),
@@ -203,14 +207,6 @@ viz.nested_table({key: {name: {
 # - **LowRankGAN**: their whole method, reimplemented from their code: the reverse-mode Jacobian of the
 #   image's pixels (RGB averaged, at `lowrankgan_size` px), masked $J^\top J$ of the region and of the rest,
 #   Robust PCA, null-space projection.
-#
-# Robust PCA, as LowRankGAN runs it, iterates until its residual is negligible, up to `rpca_max_iter`
-# times per matrix, so the last two run only at the first `n_lowrankgan` codes and in the regions
-# `lowrank_regions` ({eval}`lowrank_where`). In this run it took {eval}`rpca_iterations`
-# iterations per matrix (the table below).
-#
-# Robust PCA decides how many directions LowRankGAN's recipe returns (the rank of the low-rank part); at
-# most {eval}`f"{k:d}"` of them are used.
 
 # %%
 found = {key: local.directions_by_method(
@@ -228,6 +224,15 @@ iterations = [n for key in models for runs in lowrank_info[key].values()
 low, high = (min(iterations), max(iterations)) if iterations else (None, None)
 rpca_iterations = glue("rpca_iterations", "none (not run)" if not iterations
                        else str(high) if low == high else f"{low} to {high}")
+
+# %% [markdown]
+# Robust PCA, as LowRankGAN runs it, iterates until its residual is negligible, up to `rpca_max_iter`
+# times per matrix, so the last two run only at the first `n_lowrankgan` codes and in the regions
+# `lowrank_regions` ({eval}`lowrank_where`). In this run it took {eval}`rpca_iterations`
+# iterations per matrix (the table below).
+#
+# Robust PCA decides how many directions LowRankGAN's recipe returns (the rank of the low-rank part); at
+# most {eval}`f"{k:d}"` of them are used.
 
 # %%
 if iterations:

@@ -14,6 +14,11 @@
 #     name: python3
 # ---
 
+# %% tags=["remove-cell"]
+from helpers.report import glue, run_times
+
+run_times = glue("run_times", run_times("08_activation"))
+
 # %% [markdown]
 # # Activation maximisation with Hessian-aware CMA-ES
 #
@@ -62,9 +67,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from IPython.display import display
 
 from helpers import activation, activation_study, generators, optimisers, viz
-from helpers.report import glue, plural, result_table, run_times
+from helpers.report import glue, plural, result_table
 
-run_times = glue("run_times", run_times("08_activation"))
 am_models = [generators.EMBEDDED[0]] if am_models is None else list(am_models)
 bench = optimisers.setup(am_models, distance, n_points, seed, device=device,
                          cpu_threads=cpu_threads)

@@ -14,6 +14,11 @@
 #     name: python3
 # ---
 
+# %% tags=["remove-cell"]
+from helpers.report import glue, run_times
+
+run_times = glue("run_times", run_times("09_geodesics"))
+
 # %% [markdown]
 # # Beyond the paper: geodesics, lengths and curvature
 #
@@ -78,9 +83,8 @@ from IPython.display import display
 
 from helpers import geodesic_study as study
 from helpers import viz
-from helpers.report import Threshold, full_run_check, glue, result_table, run_times
+from helpers.report import Threshold, full_run_check, glue, result_table
 
-run_times = glue("run_times", run_times("09_geodesics"))
 n_pairs = glue("n_pairs", n_pairs)
 path_steps = glue("path_steps", path_steps)
 seed = glue("seed", seed)

@@ -142,6 +142,29 @@ def test_every_chapter_cites_with_the_eval_role_only_values_it_glues_and_binds(p
     assert glue_eval.problems(text) == []
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_binds_each_cited_value_above_the_prose_that_cites_it(path):
+    """JupyterLab evaluates a markdown cell's {eval} roles when the cell runs, so every name the prose cites is
+    bound by a code cell above it: the header's run_times by the first cell (removed from the book's page), the
+    closing "What the numbers show" below the cell that glues its values. Run from the top, cell by cell, no
+    prose shows a NameError (the book resolves roles from the whole run, in any order)."""
+    assert glue_eval.cited_before_bound(path.read_text(encoding="utf-8")) == []
+
+
+def test_a_value_cited_above_its_binding_is_found():
+    converted, _ = glue_eval.convert(CHAPTER)  # its header cites every value before the code that glues it
+    found = glue_eval.cited_before_bound(converted)
+    assert [re.search(r"cites '(\w+)'", f).group(1) for f in found] == ["run_times", "seed", "ratio", "share",
+                                                                         "verdict"]
+    header, rest = converted.split("# %% tags=[\"parameters\"]\n")
+    body = header.split("# %% [markdown]\n")[0]
+    fixed = body + "# %% tags=[\"parameters\"]\n" + rest + "\n# %% [markdown]\n" + header.split(
+        "# %% [markdown]\n")[1]  # the prose moved below the code
+    assert glue_eval.cited_before_bound(fixed) == [] and glue_eval.problems(fixed) == []
+    assert "which no code binds" in glue_eval.cited_before_bound(
+        converted.replace('glue("seed", seed)', 'glue("seed", 0)'))[1]
+
+
 CHAPTER = '''# ---
 # jupyter:
 #   jupytext:
@@ -431,6 +454,50 @@ def test_chapter_in_lab_shows_the_run_in_its_prose_and_leaves_the_tree_clean(bro
     assert not errors, errors
 
 
+# Records the text of every error that jupyterlab-myst shows in a markdown cell's prose (an {eval} role whose
+# expression failed, such as a name bound only further down), as it appears; installed before the cells run.
+PROSE_ERRORS = """() => {
+  const seen = window.__proseErrors = [];
+  const shown = '.jp-MarkdownCell [data-mime-type="application/vnd.jupyter.stderr"]';
+  const record = () => document.querySelectorAll(shown)
+    .forEach(e => { if (!seen.includes(e.innerText)) seen.push(e.innerText); });
+  new MutationObserver(record).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+@pytest.mark.slow
+def test_chapter_run_from_the_top_cell_by_cell_shows_no_error_in_its_prose(browser, lab, tree, lab_kernels):
+    """Chapter 00 stepped through from its first cell with Shift+Enter, each cell waited for: jupyterlab-myst
+    evaluates each markdown cell's {eval} roles when it is reached, so a role cited above the cell that binds its
+    name (the header's run_times, before the first cell bound it) shows a NameError. (Run All sends every code
+    cell to the kernel before any prose is evaluated, so it does not show such an error; this order does.)"""
+    from helpers import book
+
+    errors = []
+    page = _page(browser, errors)
+    panel = _open(page, lab, "notebooks/00_first_look.py")
+    page.evaluate(PROSE_ERRORS)
+    cells = len(book.load_notebook(tree / "notebooks" / "00_first_look.py").cells)
+    panel.locator(".jp-Cell").first.locator(".jp-InputPrompt").click()  # select it, in command mode
+    started = time.monotonic()
+    for key in ["Shift+Enter"] * (cells - 1) + ["Control+Enter"]:  # the last one adds no cell below
+        page.keyboard.press(key)
+        page.wait_for_timeout(300)  # a markdown cell's expressions go to the kernel after it has parsed them
+        _idle(page)
+    assert time.monotonic() - started < 600
+    header = " ".join(_cell_text(panel.locator(".jp-MarkdownCell").first).split())
+    assert re.search(r"Rerun it \((its running time is not measured yet|.*CPU cores)\)", header), header
+    prose = panel.locator(".jp-MarkdownCell", has_text="What the numbers show")
+    assert "In this run the two distances" in _cell_text(prose)
+    shown = page.evaluate("() => window.__proseErrors")
+    assert not shown, f"errors in the prose: {shown}"
+    assert not page.locator(".jp-MarkdownCell [data-mime-type='application/vnd.jupyter.stderr']").count()
+    _save_and_close(page, panel)
+    page.close()
+    assert _git(tree, "status", "--porcelain") == ""
+    assert not errors, errors
+
+
 @pytest.mark.slow
 def test_explorer_app_in_lab_leaves_the_tree_clean(browser, lab, tree, driver, lab_kernels):
     """apps/explorer.py opens unmodified, runs, answers, saves and closes without changing the tree; opened again
@@ -590,12 +657,13 @@ def test_explorer_page_in_voila(browser, driver, voila):
     app = driver.ExplorerPage(page)
     app.wait_rendered(timeout=300)
     assert app.state()["loaded"]
-    _wait_until(lambda: not voila.kernel_alive(kernel), 30, "a reloaded page kept its old kernel")
+    _wait_until(lambda: not voila.kernel_alive(kernel), LEFT_PAGE_SECONDS, "a reloaded page kept its old kernel",
+                page)
     kernel = app.kernel_id()
+    page.unroute_all()  # as no real browser has a route (LEFT_PAGE_SECONDS)
     page.goto("about:blank")  # left: Voilà's page asks the server to shut its kernel down
-    # Headless chromium does not always deliver that request on navigation; the culling of unconnected idle
-    # kernels (jupyter/voila.json: a minute idle, checked every 10 s) frees the kernel then.
-    _wait_until(lambda: not voila.kernel_alive(kernel), LEFT_PAGE_SECONDS, "a page that was left kept its kernel")
+    _wait_until(lambda: not voila.kernel_alive(kernel), LEFT_PAGE_SECONDS, "a page that was left kept its kernel",
+                page)
 
     phone = _page(browser, errors, viewport=PHONE)
     phone.goto(url, timeout=300_000)
@@ -617,9 +685,11 @@ def test_explorer_page_in_voila(browser, driver, voila):
     _check_strip_at_its_size(phone)
     _shot(phone, "voila-explorer-phone")
     phone_kernel = small.kernel_id()
+    phone.unroute_all()
     phone.goto("about:blank")
+    _wait_until(lambda: not voila.kernel_alive(phone_kernel), LEFT_PAGE_SECONDS, "a page that was left kept its kernel",
+                phone)
     phone.close()
-    _wait_until(lambda: not voila.kernel_alive(phone_kernel), LEFT_PAGE_SECONDS, "a page that was left kept its kernel")
     page.close()
 
     _wait_until(lambda: not voila.kernel_alive(lost_kernel), max(0, 100 - (time.monotonic() - lost_at)),
@@ -629,8 +699,12 @@ def test_explorer_page_in_voila(browser, driver, voila):
 
 
 
-# A left page's kernel is gone by then: at once where the browser sends Voilà's shutdown request, else culled.
-LEFT_PAGE_SECONDS = 100
+# A page left or reloaded frees its kernel within this: Voilà's page sends its shutdown request on beforeunload,
+# and the server's shutdown of the kernel takes a second or two. While the test's route (off-host requests refused)
+# is on, chromium runs no beforeunload handler when page.goto leaves the page (pagehide, visibilitychange and unload
+# run; a reload runs beforeunload), so the tests lift the route first, as no real browser has one; with it on, only
+# the cull (a minute idle, jupyter/voila.json) freed the kernel, up to 70 s later.
+LEFT_PAGE_SECONDS = 10
 
 @pytest.mark.slow
 def test_explorer_geodesic_view_in_voila(browser, driver, voila):
@@ -711,11 +785,13 @@ def _check_strip_at_its_size(page):
     assert shown >= min(natural, room) - 1, f"the strip is {shown:.0f} px wide, for {natural} px with {room} px room"
 
 
-def _wait_until(condition, timeout: float, message: str):
+def _wait_until(condition, timeout: float, message: str, page=None):
+    """Poll `condition` every half second until true; with a `page`, wait in it, so that Playwright's sync API
+    meanwhile serves the page's events (its routes: a request the page sends waits for the route handler)."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, message
-        time.sleep(1)
+        page.wait_for_timeout(500) if page else time.sleep(0.5)
 
 
 def _save(page):

@@ -205,6 +205,43 @@ def problems(text: str) -> list[str]:
     return found
 
 
+def cited_before_bound(text: str) -> list[str]:
+    """The {eval} roles of py:percent `text` whose name no code cell above their markdown cell binds.
+
+    JupyterLab's Run All evaluates a markdown cell's roles when it reaches the cell (jupyterlab-myst), so a role
+    whose name only a later cell binds shows an error there until the cell is rendered again; the book resolves
+    roles from the whole run, in any order. The name counts as bound by `key = glue("key", ...)`, or, where the
+    code glues it as `glue("key", key)`, by its first binding (a parameter, say). Roles the book cannot resolve
+    are left to `problems`."""
+    lines, tree = text.split("\n"), ast.parse(_code(text))
+    found = []
+    for kind, start, end in _cells(text):  # start: the line after the cell's marker, so its marker's 1-based line
+        if kind != "markdown":
+            continue
+        for match in ROLE.finditer("\n".join(lines[start:end])):
+            try:
+                key = parse(match.group(2))[0] if match.group(1) == "eval" else None
+            except ValueError:
+                key = None
+            bound = _bound_at(tree, key) if key else None
+            problem = (f"line {start + 1}: {match.group(0)} cites {key!r}, which "
+                       + (f"line {bound} binds" if bound else "no code binds")
+                       + ": bind it in a code cell above, or move the prose below that cell")
+            if key and (bound is None or bound >= start) and problem not in found:
+                found.append(problem)
+    return found
+
+
+def _bound_at(tree: ast.AST, key: str) -> int | None:
+    """The first line (1-based) of the code that binds the name `key` to its glued value, or None."""
+    lines = [s.lineno for s in _glue_statements(tree, key) if isinstance(s, ast.Assign)
+             and any(isinstance(t, ast.Name) and t.id == key for t in s.targets)]
+    if any(len(call.args) > 1 and isinstance(call.args[1], ast.Name) and call.args[1].id == key
+           for call in _glue_calls(tree) if call.args[0].value == key):  # glue("key", key): its first binding
+        lines += [node.lineno for node in _stores(tree, key)]
+    return min(lines, default=None)
+
+
 def convert(text: str) -> tuple[str, list[str]]:
     """(converted text, notes) of py:percent `text`. When something needs a person (a glue call inside an
     expression, a key that is not a Python name, a key whose name the code binds to something else and reads
