@@ -147,13 +147,15 @@ def png_data_uri(image: np.ndarray) -> str:
 
 
 # Image figures are HTML: a CSS grid of one PNG per image, which scales with the page. On a screen narrower than
-# GRID_NARROW px, a montage's row labels move above their row, so that the images take the whole width.
+# GRID_NARROW px, a montage's row labels move above their row, so that the images take the whole width, and its
+# column labels take a smaller font, so that a word such as "BasinCMA," fits a sixth of a phone's width whole.
 GRID_NARROW = 560
 _GRID_STYLE = f"""<style>
 @media (max-width: {GRID_NARROW}px) {{
   .gg-grid.gg-labelled {{ grid-template-columns: repeat(var(--cols), minmax(0, 1fr)) !important; }}
   .gg-grid.gg-labelled > .gg-row {{ grid-column: 1 / -1; text-align: left !important; padding: 4px 0 0 !important; }}
   .gg-grid.gg-labelled > .gg-corner {{ display: none; }}
+  .gg-grid > .gg-col {{ font-size: 10px !important; padding: 0 3px 2px !important; }}
 }}
 </style>"""
 _LABEL = "font-size:12px;line-height:1.2;color:#333;overflow-wrap:anywhere"
@@ -205,7 +207,7 @@ class ImageFigure:
         grid = (f'<div class="gg-grid{" gg-labelled" if labelled else ""}" style="--cols:{self.cols};display:grid;'
                 f'grid-template-columns:{columns};gap:2px;align-items:center;max-width:{width}px">'
                 + "".join(cells) + "</div>")
-        return (_GRID_STYLE if labelled else "") + _figure_html(grid, self.caption)
+        return (_GRID_STYLE if labelled or self.col_labels else "") + _figure_html(grid, self.caption)
 
     def show(self) -> None:
         from IPython.display import display
