@@ -105,6 +105,8 @@ glue("n_codes", n_codes)
 glue("target", target)
 glue("match_rtol", match_rtol)
 glue("tau", tau)
+glue("lowrankgan_size", lowrankgan_size)
+glue("rpca_max_iter", rpca_max_iter)
 k = glue("k", n_directions)
 
 # %% [markdown]
@@ -193,20 +195,20 @@ viz.nested_table({key: {name: {
 # At every code and region, five kinds of directions, up to {eval}`f"{k:d}"` of each:
 #
 # - **generalised**: the top solutions of
-#   $H_{\mathrm{region}} v = \lambda (H_{\mathrm{rest}} + \delta I) v$, with $\delta$ = `tau` times the
-#   trace of $H_{\mathrm{rest}}$ (`tau` = {eval}`tau`);
+#   $H_{\mathrm{region}} v = \lambda (H_{\mathrm{rest}} + \delta I) v$, with
+#   $\delta = \tau \operatorname{tr} H_{\mathrm{rest}}$ and $\tau$ = {eval}`tau`;
 # - **global local axes**: the same for the *average* pair of metrics over the other codes (leave one out),
 #   so they are tested at a code they were not fitted to;
 # - **global top**: the top eigenvectors of the whole-image metric $H$ (the paper's axes, chapter 04);
 # - **low-rank (ours)**: LowRankGAN's recipe (Robust PCA, principal subspace projected onto the rest's null
 #   space) applied to our two LPIPS metrics;
 # - **LowRankGAN**: their whole method, reimplemented from their code: the reverse-mode Jacobian of the
-#   image's pixels (RGB averaged, at `lowrankgan_size` px), masked $J^\top J$ of the region and of the rest,
-#   Robust PCA, null-space projection.
+#   image's pixels (RGB averaged, at {eval}`f"{lowrankgan_size:d}"` px), masked $J^\top J$ of the region
+#   and of the rest, Robust PCA, null-space projection.
 #
-# Robust PCA, as LowRankGAN runs it, iterates until its residual is negligible, up to `rpca_max_iter`
-# times per matrix, so the last two run only at the first `n_lowrankgan` codes and in the regions
-# `lowrank_regions` ({eval}`lowrank_where`). In this run it took {eval}`rpca_iterations`
+# Robust PCA, as LowRankGAN runs it, iterates until its residual is negligible, up to
+# {eval}`f"{rpca_max_iter:,d}"` times per matrix, so the last two run on fewer codes and regions
+# ({eval}`lowrank_where`). In this run it took {eval}`rpca_iterations`
 # iterations per matrix (the table below).
 #
 # Robust PCA decides how many directions LowRankGAN's recipe returns (the rank of the low-rank part); at
