@@ -201,7 +201,7 @@ bench.clock.lap("models and targets")
 # model and {eval}`f"{other_budget:d}"` on the others, whose images cost more. On the first model all five
 # methods run; on the others {eval}`other_methods_text`.
 #
-# Each method's learning rate (and, with more than one listed in `schedules`, its schedule) is tuned
+# Each method's learning rate (and its schedule, when more than one is tried) is tuned
 # separately, as the paper tuned Adam per basis: every candidate runs the full budget on
 # {eval}`f"{n_tune:d}"` held-out generated targets, and the one with the lowest mean log LPIPS is used on the
 # test targets. All candidates of a method run in one batch, as do all test runs. The table gives the
@@ -364,7 +364,7 @@ run_note = glue("run_note", bench.clock.sentence(
 #
 # {eval}`agreement`
 #
-# ## What the default run can and cannot decide
+# ## What this run can and cannot decide
 #
 # {eval}`scope`
 #
