@@ -184,8 +184,12 @@ def test_cost_phrases():
     assert cost.ratio() == pytest.approx(5)
     assert cost.table()["full profile, estimated hours"] == [pytest.approx(6 / 3600), pytest.approx(90 / 3600)]
     estimate = cost.estimate("runs/x")
-    assert estimate.startswith("the full profile's inversions, an estimate: about 0.027 hours on 2 cores")
-    assert "at this run's 6 and 30 ms per image" in estimate and estimate.endswith("stored in runs/x")
+    assert estimate == ("the full profile's inversions: about 0.027 hours on 2 busy cores, estimated from this "
+                        "run's time per image, in the cost table below; a killed run resumes from the runs it "
+                        "stored in runs/x")
+    assert "(" not in estimate, "the header's parenthesis holds no other"
+    one = inversion_study.Cost({"a": 10}, {"a": 1000}, {"a": 0.006}, 1)
+    assert "on 1 busy core," in one.estimate(None) and "ms per image (CPU ÷ 1 core)" in one.table()
     assert not math.isnan(cost.ratio())
 
 
