@@ -368,7 +368,8 @@ jitter_shift = glue("jitter_shift", record("metric_change_at_1e-4_jitter", chang
 glue("subspace_tol", subspace_tol)
 glue("n_warm", n_warm)
 glue("latent_dim", G.latent_dim)
-others = metric.metric(G, G.sample(n_warm, seed=seed + 1), d, "jacobian")
+others = metric.metric(G, G.sample(n_warm, seed=seed + 1), d, "jacobian",
+                       progress=False)
 # the top 2k eigenvectors of the average: the solver mixes them into its first block
 average_basis = metric.eigh_descending(others.H.mean(0))[1][:, :2 * top_k]
 step = torch.randn(z[:1].shape, generator=torch.Generator().manual_seed(seed + 2)).to(z)
