@@ -394,8 +394,8 @@ result_table("homogeneity_across_models",
              "Homogeneity and layer alignment across models", list(cross[model]),
              {f"ours: {n}": list(v.values()) for n, v in cross.items()},
              paper={"Wang & Ponce: DCGAN-fashion (120-d)": ids},
-             row_header="quantity", note=f"{n_points} codes per model "
-             f"({n_points * (n_points - 1)} ordered pairs), seed {seed}, {distance}")
+             row_header="quantity", note=f"{n_points} codes per model, "
+             f"{n_points * (n_points - 1)} ordered pairs, seed {seed}, {distance}")
 
 # %% [markdown]
 # ## What the numbers show
