@@ -312,9 +312,16 @@ def best_method(entry: ModelRuns) -> tuple[str, float]:
 
 
 def final_lpips(results: dict, methods) -> dict:
-    """{"ours: <model>": the median final LPIPS on generated targets of each of `methods`, "–" where not run}."""
-    return {f"ours: {name}": [float(entry.runs[m].loss_best[entry.generated].median()) if m in entry.runs else "–"
-                              for m in methods] for name, entry in results.items()}
+    """{"ours: <model>, <targets>": the median final LPIPS of each of `methods` on the generated targets and, where
+    the model was inverted on any, on the photographs (the like comparison with the paper's real image); "–" where
+    a method did not run}."""
+    columns = {}
+    for name, entry in results.items():
+        for targets, rows in (("generated", entry.generated), ("photographs", entry.photographs)):
+            if len(rows):
+                columns[f"ours: {name}, {targets}"] = [
+                    float(entry.runs[m].loss_best[rows].median()) if m in entry.runs else "–" for m in methods]
+    return columns
 
 
 def best_images(entry: ModelRuns) -> tuple[torch.Tensor, list, list]:

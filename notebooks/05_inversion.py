@@ -302,15 +302,16 @@ note = (f"{plural(n_targets, 'target')} × {plural(n_starts, 'start')} per model
 # %%
 result_table(
     "inversion_final_lpips",
-    "Inversion: median final LPIPS on generated targets, each method tuned",
+    "Inversion: median final LPIPS, each method tuned",
     rows=list(methods), columns=inversion_study.final_lpips(results, methods),
     paper={"paper: BigGAN, one ImageNet image": [paper_ids.get(m) for m in methods]},
     row_header="method", note=note)
 
 # %% [markdown]
-# The results-page table lists the paper's only inversion numbers beside ours. They do not compare in
-# absolute terms: the paper inverted a real ImageNet image with BigGAN at a higher resolution, with a much
-# larger budget.
+# The table above, also on the results page, lists the paper's only inversion numbers beside ours, on
+# generated targets and on photographs. The photographs are the closer comparison, as the paper inverted a
+# real image, but still not a like one: the paper inverted an ImageNet image with BigGAN at a higher
+# resolution, with a much larger budget.
 #
 # ## The reconstructions
 #
