@@ -148,14 +148,15 @@ def png_data_uri(image: np.ndarray) -> str:
 
 # Image figures are HTML: a CSS grid of one PNG per image, which scales with the page. On a screen narrower than
 # GRID_NARROW px, a montage's row labels move above their row, so that the images take the whole width, and its
-# column labels take a smaller font, so that a word such as "BasinCMA," fits a sixth of a phone's width whole.
+# column labels take a smaller font, so that a word such as "eigenbasis" fits a sixth of a phone's text column
+# whole (55 px at a 390 px screen).
 GRID_NARROW = 560
 _GRID_STYLE = f"""<style>
 @media (max-width: {GRID_NARROW}px) {{
   .gg-grid.gg-labelled {{ grid-template-columns: repeat(var(--cols), minmax(0, 1fr)) !important; }}
   .gg-grid.gg-labelled > .gg-row {{ grid-column: 1 / -1; text-align: left !important; padding: 4px 0 0 !important; }}
   .gg-grid.gg-labelled > .gg-corner {{ display: none; }}
-  .gg-grid > .gg-col {{ font-size: 10px !important; padding: 0 3px 2px !important; }}
+  .gg-grid > .gg-col {{ font-size: 9px !important; padding: 0 2px 2px !important; }}
 }}
 </style>"""
 _LABEL = "font-size:12px;line-height:1.2;color:#333;overflow-wrap:anywhere"
