@@ -347,7 +347,8 @@ def raw_outputs(nb) -> list[str]:
             elif out.output_type in ("execute_result", "display_data") and set(out.data) <= {"text/plain"}:
                 text = out.data.get("text/plain", "")
             elif WIDGET in out.get("data", {}) and "widgets" not in nb.metadata:
-                # no widget state saved, so the book shows the text: a progress bar's "metric (jacobian): 0%|"
+                # a widget with no saved state (a leftover progress bar): nothing to see in the book, an
+                # error in JupyterLab ("model not found")
                 text = out.data.get("text/plain", "")
             else:
                 continue
@@ -369,7 +370,7 @@ def test_raw_outputs_are_found_and_tagged_cells_are_left_alone():
     assert len(found) == 2 and "'5.39'" in found[0] and "'hello'" in found[1]
     bar = new_code_cell("m", outputs=[new_output("display_data", {WIDGET: {"model_id": "x"},
                                                                   "text/plain": "metric (jacobian):   0%|"})])
-    assert len(raw_outputs(new_notebook(cells=[bar]))) == 1, "a widget without saved state shows its text"
+    assert len(raw_outputs(new_notebook(cells=[bar]))) == 1, "a widget without saved state is stray output"
     assert not raw_outputs(new_notebook(cells=[bar], metadata={"widgets": {}}))
 
 
