@@ -210,18 +210,22 @@ def run_times(stem: str, path: Path | None = None) -> str:
     running says once that a profile without a time has not been timed).
     """
     timings = read_json(path or TIMINGS)
-    parts, cores = [], set()
+    parts, cores, loads = [], set(), {}
     for profile in PROFILES:
         entry = timings.get(profile, {}).get(stem)
         if entry:
-            parts.append(f"{profile} {duration(entry['seconds'])}"
-                         + (f" or less, timed while other jobs ran at load {entry['load']:.3g}"
-                            if busy(entry) else ""))
+            parts.append(f"{profile} {duration(entry['seconds'])}" + (" or less" if busy(entry) else ""))
             cores.add(entry.get("cpus"))
+            if busy(entry):
+                loads[profile] = f"{entry['load']:.3g}"
     if not parts:
         return "its running time is not measured yet"
     where = " and ".join(f"{n} CPU cores" for n in sorted(c for c in cores if c))
-    return "; ".join(parts) + (f"; measured on {where}" if where else "")
+    # Each busy machine's load once, at the end, rather than after every time (the header stays short).
+    shared = "" if not loads else (" while other jobs ran" if len(loads) == len(parts) else
+                                   f", {phrase_list(loads)} while other jobs ran") \
+        + f" (load {phrase_list(loads.values())})"
+    return "; ".join(parts) + (f"; measured on {where}{shared}" if where else shared.replace(", ", "; ", 1))
 
 
 def busy(entry: dict) -> bool:
