@@ -362,7 +362,7 @@ for name, a in alignments.items():
     viz.heatmap({method: al.cosine[:, :2 * n_axes] for method, al in a.items()},
                 range(1, 2 * n_axes + 1), range(1, n_axes + 1), colorbar_title="|cos|",
                 xlabel="eigenvector of the average metric", ylabel="method axis",
-                title=f"{name}: |cos| of each method's axes with the metric's").show()
+                title=f"{name}: |cos| of each axis with the eigenvectors").show()
 
 # %% [markdown]
 # The mean fraction of each method's axes inside the top eigenspace of the same size, per model, against
