@@ -304,6 +304,8 @@ def image_slider(images, labels, *, title: str = "", prefix: str = "", scale: fl
     fig.update_layout(annotations=[dict(x=-4, y=pad + r * (h + pad) + h / 2, xref="x", yref="y", text=str(label),
                                         xanchor="right", yanchor="middle", showarrow=False, font=dict(size=12))
                                    for r, label in enumerate(row_labels)])
+    # A transparent plot area: the row labels' margin is part of it, and would show as a grey-blue box.
+    fig.update_layout(plot_bgcolor="rgba(0,0,0,0)")
     fig.update_layout(title=title or None, autosize=True, height=int(height * scale) + 150,
                       margin=dict(l=10, r=10, t=50 if title else 10, b=90),
                       sliders=[dict(active=start, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=20),
