@@ -333,8 +333,9 @@ result_table(
 # {eval}`f"{fold_faces_pixels_high:.3g}"`). On the eyes they are {eval}`verdict_eyes`, with folds of
 # {eval}`f"{fold_eyes_lpips:.3g}"` in LPIPS ({eval}`f"{fold_eyes_lpips_low:.3g}"` to
 # {eval}`f"{fold_eyes_lpips_high:.3g}"`) and {eval}`f"{fold_eyes_pixels:.3g}"` in pixels
-# ({eval}`f"{fold_eyes_pixels_low:.3g}"` to {eval}`f"{fold_eyes_pixels_high:.3g}"`). Walks that never
-# reached the target change inside the region before the step limit (the code's norm): {eval}`f"{unreached:d}"`.
+# ({eval}`f"{fold_eyes_pixels_low:.3g}"` to {eval}`f"{fold_eyes_pixels_high:.3g}"`). The number of walks
+# that never reached the target change inside the region before the step limit (the code's norm) is
+# {eval}`f"{unreached:d}"`.
 # {eval}`fold_full`
 
 # %% [markdown]
@@ -416,7 +417,7 @@ viz.nested_table({key: {name: {
     for name in masks[key]} for key in models}, precision=3)
 
 # %% [markdown]
-# In {eval}`f"{homogeneity_lower:d}"` of {eval}`f"{n_regions:d}"` regions the local directions are less
+# In {eval}`f"{homogeneity_lower:d}"` of the {eval}`f"{n_regions:d}"` regions the local directions are less
 # homogeneous than the whole-image metric at the same codes. On average the first global local axis reaches
 # {eval}`f"{transfer_mean:.1%}"` of the best generalised Rayleigh quotient at a code it was not fitted to.
 # {eval}`whole_note`
