@@ -172,7 +172,7 @@ slices = {name: study.area_slice(G[name], lpips, centre, slice_grid, slice_radiu
           for name, centre in centres.items()}
 viz.heatmap(**study.slice_heatmap(slices), colorscale="RdBu_r",
             xlabel="offset along the first eigenvector", ylabel="along the second",
-            colorbar_title="decades", title="log10 area element, from the centre's")
+            colorbar_title="decades", title="log10 area element relative to the centre")
 
 # %% [markdown]
 # The images at the corners, the edge midpoints and the centre of each slice:
