@@ -354,15 +354,17 @@ def heatmap(matrices, x_labels, y_labels, *, title: str = "", colorscale: str = 
                                  hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>"), row=row, col=col)
         fig.update_xaxes(type="category", row=row, col=col)
     fig.update_xaxes(title_text=xlabel, row=rows, col=(cols + 1) // 2 if cols % 2 else 1)
+    # Below the tick labels, which plotly turns upright when a narrow screen crowds them (about 7 px a character).
+    below = max(38, 14 + 7 * max((len(str(x)) for x in x_labels), default=0))
     if cols == 2 and xlabel:  # two panels: one title centred under both, not one under each
         fig.update_xaxes(title_text="", row=1, col=1)
-        fig.add_annotation(text=xlabel, x=0.5, y=0, xref="paper", yref="paper", yshift=-38, showarrow=False,
+        fig.add_annotation(text=xlabel, x=0.5, y=0, xref="paper", yref="paper", yshift=-below, showarrow=False,
                            xanchor="center", yanchor="top", font=dict(size=14))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_yaxes(title_text=ylabel, row=(rows + 1) // 2 if stacked else 1, col=1)
     panel = max(220, 22 * len(y_labels) + 60) if stacked else max(320, 22 * len(y_labels) + 140)
     fig.update_layout(title=title or None, height=panel * rows + (100 if stacked else 0),
-                      margin=dict(l=60, r=20, t=70, b=60 if cols == 2 else 50))
+                      margin=dict(l=60, r=20, t=70, b=below + 22 if cols == 2 else 50))
     return fig
 
 
