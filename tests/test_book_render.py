@@ -3,7 +3,7 @@ with the network blocked (Playwright for Python driving Debian's chromium).
 
 Every page must make no request to another host, show no error output, typeset its equations (MathJax
 served from _static), draw every plotly figure, number its figures in order ("Figure 1.", ...) with captions
-below them, keep axis titles, panel titles and legends from overlapping, and fit a 390 px wide phone screen with images
+below them, keep axis titles, panel titles and legends from overlapping each other and the tick labels, and fit a 390 px wide phone screen with images
 no smaller than thumbnails of MIN_TILE px; the frames slider starts at step 0, does not play by itself and
 labels its rows. No executed chapter shows raw Python output. Screenshots of each page (1280 px and 390 px
 wide) are saved under test-artifacts/ for a person to look at.
@@ -137,11 +137,13 @@ def check_page(page, name: str) -> dict:
             tiles: [...document.querySelectorAll('figure.gg-figure img')].map(
                 i => [i.getBoundingClientRect().width, i.naturalWidth]),
             overlaps: figures.map(f => {
-                const boxes = [...f.querySelectorAll('.g-xtitle text, .g-ytitle text, .annotation-text, .legendtext')]
-                    .map(t => t.getBoundingClientRect()).filter(b => b.width > 0);
+                const box = selector => [...f.querySelectorAll(selector)].map(t => t.getBoundingClientRect())
+                    .filter(b => b.width > 0);
+                const boxes = box('.g-xtitle text, .g-ytitle text, .annotation-text, .legendtext');
+                const ticks = box('.xtick text, .ytick text');  // tick labels, upright on a phone
                 const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1
                     && b.top < a.bottom - 1;
-                return boxes.some((a, i) => boxes.some((b, j) => j > i && hit(a, b)));
+                return boxes.some((a, i) => boxes.some((b, j) => j > i && hit(a, b)) || ticks.some(t => hit(a, t)));
             }).filter(Boolean).length,
         };
     }""")
