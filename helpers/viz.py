@@ -369,25 +369,34 @@ def heatmap(matrices, x_labels, y_labels, *, title: str = "", colorscale: str = 
 
 
 def line_panels(panels: dict, *, title: str = "", xlabel: str = "", ylabel: str = "", log_y: bool = False) -> go.Figure:
-    """Side-by-side line charts {panel title: (x, {name: y})}; a name has one colour and one legend entry."""
+    """Line charts {panel title: (x, {name: y})} side by side, two to a row for more than two panels (four side by
+    side ran their titles together on a phone); a name has one colour and one legend entry."""
     from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[wrap(t) for t in panels],
-                        horizontal_spacing=0.08)
+    cols = 2 if len(panels) > 2 else max(1, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[wrap(t, 18 if rows == 1 else 10) for t in panels],
+                        horizontal_spacing=0.08, vertical_spacing=0.3 / rows if rows > 1 else 0.3)
     colours: dict = {}
     palette = qualitative.Plotly
     for i, (x, series) in enumerate(panels.values()):
+        row, col = i // cols + 1, i % cols + 1
         for name, y in series.items():
             first = name not in colours
             colour = colours.setdefault(name, palette[len(colours) % len(palette)])
             fig.add_trace(go.Scatter(x=[float(v) for v in x], y=[float(v) for v in y], mode="lines+markers",
                                      name=str(name), legendgroup=str(name), showlegend=first,
-                                     line=dict(color=colour), marker=dict(size=5)), row=1, col=i + 1)
-        fig.update_xaxes(title_text=xlabel, row=1, col=i + 1)
+                                     line=dict(color=colour), marker=dict(size=5)), row=row, col=col)
+        if row == rows or i + cols >= len(panels):  # the x title under the lowest panel of each column
+            fig.update_xaxes(title_text=xlabel, row=row, col=col)
+        if col == 1:
+            fig.update_yaxes(title_text=ylabel, row=row, col=1)
     fig.update_yaxes(type="log" if log_y else "linear")
-    fig.update_yaxes(title_text=ylabel, row=1, col=1)
-    fig.update_layout(title=title or None, height=400, margin=dict(l=60, r=20, t=70, b=50))
+    fig.update_layout(title=title or None, height=400 if rows == 1 else 330 * rows + 110,
+                      margin=dict(l=60, r=20, t=70, b=50 if rows == 1 else 110))
+    if rows > 1:  # the legend under the panels, so that they keep the page's width on a phone
+        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.1, yanchor="top"))
     return fig
 
 

@@ -121,7 +121,7 @@ def check_page(page, name: str) -> dict:
             errors: [...document.querySelectorAll('.output.error, .output.traceback, .cell_output .traceback')]
                 .map(e => e.innerText.slice(0, 300)),
             traceback: text.includes('Traceback (most recent call last)'),
-            plotlyScript: [...document.scripts].some(s => (s.src || '').endsWith('plotly.min.js')),
+            plotlyScript: [...document.scripts].some(s => (s.src || '').split('?')[0].endsWith('plotly.min.js')),
             scrollWidth: document.documentElement.scrollWidth,
             widest: Math.max(0, ...figures.map(f => f.getBoundingClientRect().right)),
             sliders: figures.filter(f => f.layout && f.layout.sliders && f.layout.sliders.length).map(f => {
