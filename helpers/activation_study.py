@@ -13,7 +13,8 @@ import torch
 from . import stats
 from .activation import Maximisation, Units, maximize
 from .profiles import PROFILES
-from .report import CI_MATH, estimate_parts, interval, phrase_list, plural, recorded_table
+from .report import (CI_MATH, estimate_parts, interval, phrase_list, plural, recorded_table,
+                     sample_sizes)
 
 
 def both_searches(G, average, units: Units, repeats: int, *, seed: int, top_k: int, budget: int, sigma0: float,
@@ -189,6 +190,14 @@ def result_columns(comparisons: dict) -> dict:
                     for name, c in comparisons.items()}
 
 
+def where(selected, layers) -> str:
+    """The layers `selected` out of `layers`, for generated sentences: "in every layer", "in conv1 and conv3",
+    "in no layer"."""
+    if not selected:
+        return "in no layer"
+    return "in every layer" if len(selected) == len(layers) > 1 else f"in {phrase_list(selected)}"
+
+
 def verdict(comparisons: dict) -> str:
     """Sentences per prior {name: LayerComparison}: how often and by how much the Hessian-aware search ended higher
     over all layers, and the layers where the interval of its gain lies above (or below) zero."""
@@ -201,8 +210,8 @@ def verdict(comparisons: dict) -> str:
         lines.append(f"with `{name}` as the prior, the Hessian-aware search ended higher in {pooled.wins} of "
                      f"{plural(pooled.n, 'pair')}, by a mean normalised gain of {-pooled.mean:+.3g} ("
                      f"{interval(-pooled.ci[1], -pooled.ci[0], '+.3g', CI_MATH + ', units resampled', alone='one unit')}"
-                     f"); per layer, the interval of the gain lies above zero in " + phrase_list(higher)
-                     + (f" and below zero in {phrase_list(lower)}" if lower else ""))
+                     f"); per layer, the interval of the gain lies above zero {where(higher, layers)}"
+                     + (f" and below zero {where(lower, layers)}" if lower else ""))
     text = "; ".join(lines)
     return ("A layer counts as a gain when the whole $95\\%$ interval of its mean gain lies above zero. "
             + text[0].upper() + text[1:] + ".")
@@ -225,7 +234,7 @@ def full_run_check(comparisons: dict, layers, *, profile: str = "full", path=Non
     column = "ours, {}: mean gain [95 % CI]"
     priors = [label.removeprefix("ours, ").removesuffix(": mean gain [95 % CI]") for label in table["columns"]
               if label.endswith(": mean gain [95 % CI]")]
-    note = (table.get("note") or "").split(";")[0]
+    note = sample_sizes(table.get("note") or "")
     lines = []
     for name in priors:
         cells = zip(table["rows"], table["columns"][column.format(name)])
@@ -234,20 +243,20 @@ def full_run_check(comparisons: dict, layers, *, profile: str = "full", path=Non
             continue
         held = [layer for layer, (_, low, _) in recorded.items() if _above(low)]
         missed = [layer for layer in recorded if layer not in held]
-        above = phrase_list(held) if missed else "every layer"
-        found = (f"its interval lies above zero in {above}" if held else "its interval lies above zero in no layer") \
-            + (f" and includes zero or lies below it in {phrase_list(missed)}" if held and missed else "")
+        found = f"the interval of the gain lies above zero {where(held, recorded)}" \
+            + (f" and includes zero or lies below it {where(missed, recorded)}" if held and missed else "")
         if name not in comparisons:
             lines.append(f"with `{name}` as the prior, which this run does not search with, {found}")
             continue
         paired = comparisons[name].paired
         ours = {layer: -paired[layer].ci[1] for layer in recorded if layer in paired}
         differ = [layer for layer, low in ours.items() if _above(low) != (layer in held)]
-        lines.append(f"with `{name}` as the prior {found}, "
+        lines.append(f"with `{name}` as the prior, {found}, "
                      + ("as in this run" if not differ else f"unlike this run in {phrase_list(differ)}"))
     if not lines:
         return ""
-    return f"The recorded {profile}-profile run ({note}), judged by the same threshold: " + "; ".join(lines) + "."
+    run = f"The recorded {profile}-profile run" + (f" ({note})" if note else "")
+    return f"{run}, judged by the same threshold: " + "; ".join(lines) + "."
 
 
 def agreement(comparisons: dict) -> str:

@@ -244,7 +244,8 @@ class Cost:
         """{column: values} per model, with the full profile's estimated hours."""
         models = list(self.images)
         return {"model": models, "images, this run": [self.images[n] for n in models],
-                f"ms per image (CPU ÷ {self.cores} cores)": [1000 * self.seconds_per_image[n] for n in models],
+                f"ms per image (CPU ÷ {plural(self.cores, 'core')})": [1000 * self.seconds_per_image[n]
+                                                                       for n in models],
                 "images, full profile": [self.full_images[n] for n in models],
                 "full profile, estimated hours": [self.full_images[n] * self.seconds_per_image[n] / 3600
                                                   for n in models]}
@@ -261,11 +262,9 @@ class Cost:
         models = list(self.images)
         hours = sum(self.full_images[n] * self.seconds_per_image[n] for n in models) / 3600
         number = lambda x: f"{x:.2g}" if x < 100 else f"{x:,.0f}"  # noqa: E731
-        return (f"the full profile's inversions, an estimate: about {number(hours)} hours on "
-                f"{plural(self.cores, 'core')} that stay busy, "
-                f"{phrase_list([f'{self.full_images[n]:,} images through {n}' for n in models])} at this run's "
-                f"{phrase_list([number(1000 * self.seconds_per_image[n]) for n in models])} ms per image (CPU time ÷ "
-                f"cores; small runs cost more per image than the full profile's batches)"
+        # A header's parenthesis: short, no parentheses inside; the cost table below gives the details.
+        return (f"the full profile's inversions: about {number(hours)} hours on {plural(self.cores, 'busy core')}, "
+                "estimated from this run's time per image, in the cost table below"
                 + (f"; a killed run resumes from the runs it stored in {store}" if store else ""))
 
 
@@ -313,9 +312,16 @@ def best_method(entry: ModelRuns) -> tuple[str, float]:
 
 
 def final_lpips(results: dict, methods) -> dict:
-    """{"ours: <model>": the median final LPIPS on generated targets of each of `methods`, "–" where not run}."""
-    return {f"ours: {name}": [float(entry.runs[m].loss_best[entry.generated].median()) if m in entry.runs else "–"
-                              for m in methods] for name, entry in results.items()}
+    """{"ours: <model>, <targets>": the median final LPIPS of each of `methods` on the generated targets and, where
+    the model was inverted on any, on the photographs (the like comparison with the paper's real image); "–" where
+    a method did not run}."""
+    columns = {}
+    for name, entry in results.items():
+        for targets, rows in (("generated", entry.generated), ("photographs", entry.photographs)):
+            if len(rows):
+                columns[f"ours: {name}, {targets}"] = [
+                    float(entry.runs[m].loss_best[rows].median()) if m in entry.runs else "–" for m in methods]
+    return columns
 
 
 def best_images(entry: ModelRuns) -> tuple[torch.Tensor, list, list]:

@@ -210,18 +210,22 @@ def run_times(stem: str, path: Path | None = None) -> str:
     running says once that a profile without a time has not been timed).
     """
     timings = read_json(path or TIMINGS)
-    parts, cores = [], set()
+    parts, cores, loads = [], set(), {}
     for profile in PROFILES:
         entry = timings.get(profile, {}).get(stem)
         if entry:
-            parts.append(f"{profile} {duration(entry['seconds'])}"
-                         + (f" or less, timed while other jobs ran at load {entry['load']:.3g}"
-                            if busy(entry) else ""))
+            parts.append(f"{profile} {duration(entry['seconds'])}" + (" or less" if busy(entry) else ""))
             cores.add(entry.get("cpus"))
+            if busy(entry):
+                loads[profile] = f"{entry['load']:.3g}"
     if not parts:
         return "its running time is not measured yet"
     where = " and ".join(f"{n} CPU cores" for n in sorted(c for c in cores if c))
-    return "; ".join(parts) + (f"; measured on {where}" if where else "")
+    # Each busy machine's load once, at the end, rather than after every time (the header stays short).
+    shared = "" if not loads else (" while other jobs ran" if len(loads) == len(parts) else
+                                   f", {phrase_list(loads)} while other jobs ran") \
+        + f" (load {phrase_list(loads.values())})"
+    return "; ".join(parts) + (f"; measured on {where}{shared}" if where else shared.replace(", ", "; ", 1))
 
 
 def busy(entry: dict) -> bool:
@@ -305,6 +309,15 @@ def recorded_above(key: str, rows: list[str], baseline: str, profile: str = "ful
     return {name: all(v.get(name, 0) > line for v in values)
             for name, line in recorded_row(key, baseline, profile, path).items()}
 
+def sample_sizes(note: str, most: int = 2) -> str:
+    """The first `most` clauses of a table's note that give a count ("30 codes per model, 870 ordered pairs"
+    from "30 codes per model (870 ordered pairs), seed 0"), for a short parenthesis in a sentence: no
+    parentheses inside it, nothing after the note's first ";" (regions, methods, how intervals are made)."""
+    note = re.sub(r"\s*\(([^()]*)\)", r", \1", note.replace("(s)", "s").split(";")[0])
+    counts = [clause.strip() for clause in note.split(",") if clause.strip()[:1].isdigit()]
+    return ", ".join(counts[:most])
+
+
 class Threshold:
     """The line a verdict draws: a value holds when it is at least `value` (above=True) or at most `value`."""
 
@@ -331,8 +344,7 @@ def full_run_check(key: str, row: str, threshold: Threshold, current: dict, *, s
                 if name in current}
     if not recorded:
         return ""
-    table = recorded_table(key, profile, path)
-    over = (table.get("note") or "").replace(" (", ", ").replace(")", "")  # no parentheses inside parentheses
+    over = sample_sizes(recorded_table(key, profile, path).get("note") or "")
     run = f"The recorded {profile}-profile run" + (f" ({over})" if over else "")
     gives = f"gives {what} " if what else "gives "
     failed = {name: value for name, value in recorded.items() if not threshold.holds(value)}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from .inversion import adam_update
+from .report import phrase_list
 
 
 @dataclass
@@ -182,11 +183,25 @@ def verdict(sweep: ToySweep) -> str:
     helped = ratio > 1
     lrs_helped = [lr for j, lr in enumerate(lrs) if helped[off_axis, j].any()]
     hurt = ratio < -math.log10(2)
+    n_hurt, on_axis = int(hurt.sum()), int(hurt[~off_axis].sum())
+    converged = int(both_converged.sum())
     return (f"After {steps} steps, Adam in the eigenbasis reached an $f$ at least ten times lower in "
-            f"{int(helped[off_axis].sum())} of {int(off_axis.sum()) * len(lrs)} settings that start off the "
-            f"eigenvectors" + (f", at learning rates {', '.join(map(str, lrs_helped))}" if lrs_helped else "")
-            + f". In {int(both_converged.sum())} of the {ratio.numel()} settings both runs had converged ($f$ below "
-            f"$10^{{-8}}$ in both), and in {int(hurt.sum())} the original coordinates ended more than twice as low"
-            + (f", {int(hurt[~off_axis].sum())} of them from a start on an eigenvector, where Adam in the original "
-               f"coordinates moves both coordinates at once and so covers more ground per step"
-               if hurt[~off_axis].any() else "") + ".")
+            f"{_of(int(helped[off_axis].sum()), int(off_axis.sum()) * len(lrs))} settings that start off the "
+            f"eigenvectors" + (f", at learning rate{'s' * (len(lrs_helped) > 1)} {phrase_list(lrs_helped)}"
+                            if lrs_helped else "")
+            + (f". In {_of(converged, ratio.numel())} settings both runs had converged" if converged else
+               f". In none of the {ratio.numel()} settings had both runs converged")
+            + " ($f$ below $10^{-8}$ in both), and "
+            + (f"in {n_hurt} the original coordinates ended" if n_hurt else
+               "in none did the original coordinates end") + " more than twice as low"
+            + (f", {_of(on_axis, n_hurt, 'them')} from a start on an eigenvector, where "
+               f"Adam in the original coordinates moves both coordinates at once and so covers more ground per "
+               f"step" if on_axis else "") + ".")
+
+
+def _of(k: int, n: int, them: str = "") -> str:
+    """k of n, for generated sentences: "none of the 5", "all 5", "2 of the 5" (then the noun); with `them`,
+    "all of them", "2 of them", "it" (one of one)."""
+    if them:
+        return "it" if k == n == 1 else "all of them" if k == n else f"{k} of {them}"
+    return f"none of the {n}" if k == 0 else f"all {n}" if k == n > 1 else f"{k} of the {n}"

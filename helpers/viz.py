@@ -147,13 +147,16 @@ def png_data_uri(image: np.ndarray) -> str:
 
 
 # Image figures are HTML: a CSS grid of one PNG per image, which scales with the page. On a screen narrower than
-# GRID_NARROW px, a montage's row labels move above their row, so that the images take the whole width.
+# GRID_NARROW px, a montage's row labels move above their row, so that the images take the whole width, and its
+# column labels take a smaller font, so that a word such as "eigenbasis" fits a sixth of a phone's text column
+# whole (55 px at a 390 px screen).
 GRID_NARROW = 560
 _GRID_STYLE = f"""<style>
 @media (max-width: {GRID_NARROW}px) {{
   .gg-grid.gg-labelled {{ grid-template-columns: repeat(var(--cols), minmax(0, 1fr)) !important; }}
   .gg-grid.gg-labelled > .gg-row {{ grid-column: 1 / -1; text-align: left !important; padding: 4px 0 0 !important; }}
   .gg-grid.gg-labelled > .gg-corner {{ display: none; }}
+  .gg-grid > .gg-col {{ font-size: 9px !important; padding: 0 2px 2px !important; }}
 }}
 </style>"""
 _LABEL = "font-size:12px;line-height:1.2;color:#333;overflow-wrap:anywhere"
@@ -205,7 +208,7 @@ class ImageFigure:
         grid = (f'<div class="gg-grid{" gg-labelled" if labelled else ""}" style="--cols:{self.cols};display:grid;'
                 f'grid-template-columns:{columns};gap:2px;align-items:center;max-width:{width}px">'
                 + "".join(cells) + "</div>")
-        return (_GRID_STYLE if labelled else "") + _figure_html(grid, self.caption)
+        return (_GRID_STYLE if labelled or self.col_labels else "") + _figure_html(grid, self.caption)
 
     def show(self) -> None:
         from IPython.display import display
@@ -301,6 +304,8 @@ def image_slider(images, labels, *, title: str = "", prefix: str = "", scale: fl
     fig.update_layout(annotations=[dict(x=-4, y=pad + r * (h + pad) + h / 2, xref="x", yref="y", text=str(label),
                                         xanchor="right", yanchor="middle", showarrow=False, font=dict(size=12))
                                    for r, label in enumerate(row_labels)])
+    # A transparent plot area: the row labels' margin is part of it, and would show as a grey-blue box.
+    fig.update_layout(plot_bgcolor="rgba(0,0,0,0)")
     fig.update_layout(title=title or None, autosize=True, height=int(height * scale) + 150,
                       margin=dict(l=10, r=10, t=50 if title else 10, b=90),
                       sliders=[dict(active=start, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=20),
@@ -349,38 +354,49 @@ def heatmap(matrices, x_labels, y_labels, *, title: str = "", colorscale: str = 
                                  hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>"), row=row, col=col)
         fig.update_xaxes(type="category", row=row, col=col)
     fig.update_xaxes(title_text=xlabel, row=rows, col=(cols + 1) // 2 if cols % 2 else 1)
+    # Below the tick labels, which plotly turns upright when a narrow screen crowds them (about 7 px a character).
+    below = max(38, 14 + 7 * max((len(str(x)) for x in x_labels), default=0))
     if cols == 2 and xlabel:  # two panels: one title centred under both, not one under each
         fig.update_xaxes(title_text="", row=1, col=1)
-        fig.add_annotation(text=xlabel, x=0.5, y=0, xref="paper", yref="paper", yshift=-38, showarrow=False,
+        fig.add_annotation(text=xlabel, x=0.5, y=0, xref="paper", yref="paper", yshift=-below, showarrow=False,
                            xanchor="center", yanchor="top", font=dict(size=14))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_yaxes(title_text=ylabel, row=(rows + 1) // 2 if stacked else 1, col=1)
     panel = max(220, 22 * len(y_labels) + 60) if stacked else max(320, 22 * len(y_labels) + 140)
     fig.update_layout(title=title or None, height=panel * rows + (100 if stacked else 0),
-                      margin=dict(l=60, r=20, t=70, b=60 if cols == 2 else 50))
+                      margin=dict(l=60, r=20, t=70, b=below + 22 if cols == 2 else 50))
     return fig
 
 
 def line_panels(panels: dict, *, title: str = "", xlabel: str = "", ylabel: str = "", log_y: bool = False) -> go.Figure:
-    """Side-by-side line charts {panel title: (x, {name: y})}; a name has one colour and one legend entry."""
+    """Line charts {panel title: (x, {name: y})} side by side, two to a row for more than two panels (four side by
+    side ran their titles together on a phone); a name has one colour and one legend entry."""
     from plotly.colors import qualitative
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[wrap(t) for t in panels],
-                        horizontal_spacing=0.08)
+    cols = 2 if len(panels) > 2 else max(1, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[wrap(t, 18 if rows == 1 else 10) for t in panels],
+                        horizontal_spacing=0.08, vertical_spacing=0.3 / rows if rows > 1 else 0.3)
     colours: dict = {}
     palette = qualitative.Plotly
     for i, (x, series) in enumerate(panels.values()):
+        row, col = i // cols + 1, i % cols + 1
         for name, y in series.items():
             first = name not in colours
             colour = colours.setdefault(name, palette[len(colours) % len(palette)])
             fig.add_trace(go.Scatter(x=[float(v) for v in x], y=[float(v) for v in y], mode="lines+markers",
                                      name=str(name), legendgroup=str(name), showlegend=first,
-                                     line=dict(color=colour), marker=dict(size=5)), row=1, col=i + 1)
-        fig.update_xaxes(title_text=xlabel, row=1, col=i + 1)
+                                     line=dict(color=colour), marker=dict(size=5)), row=row, col=col)
+        if row == rows or i + cols >= len(panels):  # the x title under the lowest panel of each column
+            fig.update_xaxes(title_text=xlabel, row=row, col=col)
+        if col == 1:
+            fig.update_yaxes(title_text=ylabel, row=row, col=1)
     fig.update_yaxes(type="log" if log_y else "linear")
-    fig.update_yaxes(title_text=ylabel, row=1, col=1)
-    fig.update_layout(title=title or None, height=400, margin=dict(l=60, r=20, t=70, b=50))
+    fig.update_layout(title=title or None, height=400 if rows == 1 else 330 * rows + 110,
+                      margin=dict(l=60, r=20, t=70, b=50 if rows == 1 else 110))
+    if rows > 1:  # the legend under the panels, so that they keep the page's width on a phone
+        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=-0.1, yanchor="top"))
     return fig
 
 

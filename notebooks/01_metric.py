@@ -97,6 +97,7 @@ from helpers.report import glue, phrase_list, record, result_table
 glue("model", model)
 glue("distance", distance)
 glue("n_compare", n_compare)
+codes = glue("codes", report.plural(n_compare, "code"))
 glue("seed", seed)
 options = {"resize": resolution} if resolution else {}
 G = generators.load(model, device=device)
@@ -112,8 +113,7 @@ z = G.sample(n_compare, seed=seed)
 # cubic term of the expansion, which is odd in $t$ (and would otherwise make the check depend on the
 # arbitrary sign of an eigenvector). We try the top eigenvector, eigenvectors further down the spectrum,
 # and a random direction, and plot the ratio of measured to predicted distance. The model is
-# {eval}`model` with the distance {eval}`distance`, at {eval}`f"{n_compare:d}"` code(s) from
-# seed {eval}`f"{seed:d}"`.
+# {eval}`model` with the distance {eval}`distance`, at {eval}`codes` from seed {eval}`f"{seed:d}"`.
 
 # %%
 exact = metric.metric(G, z, d, "jacobian")
@@ -159,7 +159,7 @@ viz.markdown_table({"direction": list(table), **{
     f"ratio at t = {t}·‖z0‖": [row[t] for row in table.values()] for t in at}})
 
 # %% [markdown]
-# The sentences of the summary below are generated from this table:
+# The summary at the end of the page, "What the numbers show", is generated from this table.
 
 # %% tags=["hide-input"]
 top, lower = "eigenvector 1", [name for name in table if name != "eigenvector 1"]
@@ -207,7 +207,7 @@ result_table(
     "metric_seconds", "Seconds per Hessian", rows=list(seconds),
     columns={f"ours: {model}, CPU, this run": list(seconds.values())},
     paper={"paper: DCGAN-fashion (120-d), GPU": [paper_ids.get(m) for m in seconds]},
-    row_header="method", note=f"{n_compare} code(s) of {G.latent_dim} dimensions; top "
+    row_header="method", note=f"{codes} of {G.latent_dim} dimensions; top "
                               f"{top_k} eigenpairs for lanczos and finite-difference")
 
 # %% tags=["hide-input"]
@@ -287,7 +287,7 @@ result_table(
            "paper: their GANs": ["backward_iter_corr"] * ran + rest,
            "authors' code: BigGAN, rank 20": ["lanczos_rank20_corr_biggan"] * ran
                                              + rest},
-    row_header="method", note=f"{n_compare} code(s) from seed {seed}; top {top_k} "
+    row_header="method", note=f"{codes} from seed {seed}; top {top_k} "
                               "eigenpairs for the top-k methods")
 
 # %% tags=["hide-input"]
@@ -372,7 +372,7 @@ jitter_shift = glue("jitter_shift", record("metric_change_at_1e-4_jitter", chang
 glue("subspace_tol", subspace_tol)
 glue("n_warm", n_warm)
 glue("latent_dim", G.latent_dim)
-others = metric.metric(G, G.sample(n_warm, seed=seed + 1), d, "jacobian")
+others = metric.metric(G, G.sample(n_warm, seed=seed + 1), d, progress=False)
 # the top 2k eigenvectors of the average: the solver mixes them into its first block
 average_basis = metric.eigh_descending(others.H.mean(0))[1][:, :2 * top_k]
 step = torch.randn(z[:1].shape, generator=torch.Generator().manual_seed(seed + 2)).to(z)

@@ -398,8 +398,8 @@ result_table("homogeneity_across_models",
              "Homogeneity and layer alignment across models", list(cross[model]),
              {f"ours: {n}": list(v.values()) for n, v in cross.items()},
              paper={"Wang & Ponce: DCGAN-fashion (120-d)": ids},
-             row_header="quantity", note=f"{n_points} codes per model "
-             f"({n_points * (n_points - 1)} ordered pairs), seed {seed}, {distance}")
+             row_header="quantity", note=f"{n_points} codes per model, "
+             f"{n_points * (n_points - 1)} ordered pairs, seed {seed}, {distance}")
 
 # %% tags=["hide-input"]
 row = {quantity: {name: values[quantity] for name, values in cross.items()}
@@ -442,8 +442,8 @@ layers_full = glue("layers_full", report.full_run_check(
     table, "layer matrix, log, mean", frame, layer_log, spec=".3f"))
 
 slope_meaning = glue(
-    "slope_meaning", "a compressed spread (a slope below 0.95): the bottom ranks are "
-    "stretched more than their own eigenvalue at the other code, the top ones less"
+    "slope_meaning", "a compressed spread (a slope below 0.95), in which the bottom "
+    "ranks are stretched more than their own eigenvalue at the other code, the top less"
     if slope < 0.95 else "about the full spread (a slope of 0.95 or more)")
 trained_log = glue("trained_log", tests.summary["log scale"].mean)
 shuffled_log = glue("shuffled_log", control.summary["log scale"].mean)

@@ -365,7 +365,7 @@ for name, a in alignments.items():
     viz.heatmap({method: al.cosine[:, :2 * n_axes] for method, al in a.items()},
                 range(1, 2 * n_axes + 1), range(1, n_axes + 1), colorbar_title="|cos|",
                 xlabel="eigenvector of the average metric", ylabel="method axis",
-                title=f"{name}: |cos| of each method's axes with the metric's").show()
+                title=f"{name}: |cos| of each axis with the eigenvectors").show()
 
 # %% [markdown]
 # The mean fraction of each method's axes inside the top eigenspace of the same size, per model, against
@@ -480,10 +480,10 @@ even_full = glue(
     "even_full", report.full_run_check(table, spread_row, even, spread, spec=".2f"))
 random_spreads = glue("random_spreads", on_each(random_spread, ".2f"))
 more_even = {n: spread[n] < random_spread[n] for n in spread}
-even_control = glue(
-    "even_control", "the global axes change the codes more evenly than random "
-    f"directions on {which(more_even)}" + ("." if all(more_even.values()) else
-                                ", so there evenness alone does not single them out."))
+even_control = glue("even_control", "the global axes change the codes more evenly than "
+    f"random directions on {which(more_even)}" + ("" if all(more_even.values()) else
+    " only; elsewhere evenness alone does not set them apart" if any(more_even.values())
+    else ", so evenness alone does not set them apart") + ".")
 
 in_top = {m: row[f"{m}: energy in the top-{n_axes} eigenspace"] for m in methods}
 in_top_sefa = glue("in_top_sefa", on_each(in_top["SeFa"], ".2f"))

@@ -205,7 +205,7 @@ bench.clock.lap("models and targets")
 # model and {eval}`f"{other_budget:d}"` on the others, whose images cost more. On the first model all five
 # methods run; on the others {eval}`other_methods_text`.
 #
-# Each method's learning rate (and, with more than one listed in `schedules`, its schedule) is tuned
+# Each method's learning rate (and its schedule, when more than one is tried) is tuned
 # separately, as the paper tuned Adam per basis: every candidate runs the full budget on
 # {eval}`f"{n_tune:d}"` held-out generated targets, and the one with the lowest mean log LPIPS is used on the
 # test targets. All candidates of a method run in one batch, as do all test runs. The table gives the
@@ -309,15 +309,16 @@ note = (f"{plural(n_targets, 'target')} × {plural(n_starts, 'start')} per model
 # %%
 result_table(
     "inversion_final_lpips",
-    "Inversion: median final LPIPS on generated targets, each method tuned",
+    "Inversion: median final LPIPS, each method tuned",
     rows=list(methods), columns=inversion_study.final_lpips(results, methods),
     paper={"paper: BigGAN, one ImageNet image": [paper_ids.get(m) for m in methods]},
     row_header="method", note=note)
 
 # %% [markdown]
-# The results-page table lists the paper's only inversion numbers beside ours. They do not compare in
-# absolute terms: the paper inverted a real ImageNet image with BigGAN at a higher resolution, with a much
-# larger budget.
+# The table above, also on the results page, lists the paper's only inversion numbers beside ours, on
+# generated targets and on photographs. The photographs are the closer comparison, as the paper inverted a
+# real image, but still not a like one: the paper inverted an ImageNet image with BigGAN at a higher
+# resolution, with a much larger budget.
 #
 # ## The reconstructions
 #
@@ -371,7 +372,7 @@ run_note = glue("run_note", bench.clock.sentence(
 #
 # {eval}`agreement`
 #
-# ## What the default run can and cannot decide
+# ## What this run can and cannot decide
 #
 # {eval}`scope`
 #

@@ -63,10 +63,10 @@ from helpers.report import glue, record
 # %% [markdown]
 # ## A generator of your own
 #
-# As the example, the face generator of chapter 00, built here from scratch as you would build your own
-# network: the generator of the PyTorch DCGAN tutorial, written out layer by layer, with the trained
-# weights loaded from its state dict. `assets.fetch` returns the path of the verified weights file; with
-# your own model this is your checkpoint.
+# As the example, `dcgan-faces64`, the DigiFace face generator of chapter 00, built here from scratch as
+# you would build your own network: the generator of the PyTorch DCGAN tutorial, written out layer by
+# layer, with the trained weights loaded from its state dict. `assets.fetch` returns the path of the
+# verified weights file; with your own model this is your checkpoint.
 
 # %%
 class FacesDCGAN(nn.Module):
@@ -222,7 +222,7 @@ viz.image_grid(G(along_top), nrow=7,
 #
 # From the top eigenvalue to the one at rank 50, the spectrum of the trained network falls by
 # {eval}`f"{decades_trained:.3g}"` decades and that of the untrained one by
-# {eval}`f"{decades_untrained:.3g}"`: the trained weights make the metric {eval}`anisotropy_verdict`
+# {eval}`f"{decades_untrained:.3g}"` decades: the trained weights make the metric {eval}`anisotropy_verdict`
 # anisotropic, under a distance that knows nothing about faces. Chapter 03's shuffled-weights control makes
 # the same comparison for LPIPS.
 

@@ -109,6 +109,8 @@ glue("n_codes", n_codes)
 glue("target", target)
 glue("match_rtol", match_rtol)
 glue("tau", tau)
+glue("lowrankgan_size", lowrankgan_size)
+glue("rpca_max_iter", rpca_max_iter)
 k = glue("k", n_directions)
 
 # %% [markdown]
@@ -197,16 +199,16 @@ viz.nested_table({key: {name: {
 # At every code and region, five kinds of directions, up to {eval}`f"{k:d}"` of each:
 #
 # - **generalised**: the top solutions of
-#   $H_{\mathrm{region}} v = \lambda (H_{\mathrm{rest}} + \delta I) v$, with $\delta$ = `tau` times the
-#   trace of $H_{\mathrm{rest}}$ (`tau` = {eval}`tau`);
+#   $H_{\mathrm{region}} v = \lambda (H_{\mathrm{rest}} + \delta I) v$, with
+#   $\delta = \tau \operatorname{tr} H_{\mathrm{rest}}$ and $\tau$ = {eval}`tau`;
 # - **global local axes**: the same for the *average* pair of metrics over the other codes (leave one out),
 #   so they are tested at a code they were not fitted to;
 # - **global top**: the top eigenvectors of the whole-image metric $H$ (the paper's axes, chapter 04);
 # - **low-rank (ours)**: LowRankGAN's recipe (Robust PCA, principal subspace projected onto the rest's null
 #   space) applied to our two LPIPS metrics;
 # - **LowRankGAN**: their whole method, reimplemented from their code: the reverse-mode Jacobian of the
-#   image's pixels (RGB averaged, at `lowrankgan_size` px), masked $J^\top J$ of the region and of the rest,
-#   Robust PCA, null-space projection.
+#   image's pixels (RGB averaged, at {eval}`f"{lowrankgan_size:d}"` px), masked $J^\top J$ of the region
+#   and of the rest, Robust PCA, null-space projection.
 
 # %%
 found = {key: local.directions_by_method(
@@ -226,9 +228,9 @@ rpca_iterations = glue("rpca_iterations", "none (not run)" if not iterations
                        else str(high) if low == high else f"{low} to {high}")
 
 # %% [markdown]
-# Robust PCA, as LowRankGAN runs it, iterates until its residual is negligible, up to `rpca_max_iter`
-# times per matrix, so the last two run only at the first `n_lowrankgan` codes and in the regions
-# `lowrank_regions` ({eval}`lowrank_where`). In this run it took {eval}`rpca_iterations`
+# Robust PCA, as LowRankGAN runs it, iterates until its residual is negligible, up to
+# {eval}`f"{rpca_max_iter:,d}"` times per matrix, so the last two run on fewer codes and regions
+# ({eval}`lowrank_where`). In this run it took {eval}`rpca_iterations`
 # iterations per matrix (the table below).
 #
 # Robust PCA decides how many directions LowRankGAN's recipe returns (the rank of the low-rank part); at
@@ -336,8 +338,9 @@ result_table(
 # {eval}`f"{fold_faces_pixels_high:.3g}"`). On the eyes they are {eval}`verdict_eyes`, with folds of
 # {eval}`f"{fold_eyes_lpips:.3g}"` in LPIPS ({eval}`f"{fold_eyes_lpips_low:.3g}"` to
 # {eval}`f"{fold_eyes_lpips_high:.3g}"`) and {eval}`f"{fold_eyes_pixels:.3g}"` in pixels
-# ({eval}`f"{fold_eyes_pixels_low:.3g}"` to {eval}`f"{fold_eyes_pixels_high:.3g}"`). Walks that never
-# reached the target change inside the region before the step limit (the code's norm): {eval}`f"{unreached:d}"`.
+# ({eval}`f"{fold_eyes_pixels_low:.3g}"` to {eval}`f"{fold_eyes_pixels_high:.3g}"`). The number of walks
+# that never reached the target change inside the region before the step limit (the code's norm) is
+# {eval}`f"{unreached:d}"`.
 # {eval}`fold_full`
 
 # %% [markdown]
@@ -419,7 +422,7 @@ viz.nested_table({key: {name: {
     for name in masks[key]} for key in models}, precision=3)
 
 # %% [markdown]
-# In {eval}`f"{homogeneity_lower:d}"` of {eval}`f"{n_regions:d}"` regions the local directions are less
+# In {eval}`f"{homogeneity_lower:d}"` of the {eval}`f"{n_regions:d}"` regions the local directions are less
 # homogeneous than the whole-image metric at the same codes. On average the first global local axis reaches
 # {eval}`f"{transfer_mean:.1%}"` of the best generalised Rayleigh quotient at a code it was not fitted to.
 # {eval}`whole_note`

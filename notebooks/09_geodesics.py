@@ -87,6 +87,7 @@ from helpers.report import Threshold, full_run_check, glue, result_table
 
 n_pairs = glue("n_pairs", n_pairs)
 path_steps = glue("path_steps", path_steps)
+max_iter = glue("max_iter", max_iter)
 seed = glue("seed", seed)
 lpips, G = study.load(models, distance, eye_class=eye_class, device=device)
 
@@ -175,7 +176,7 @@ slices = {name: study.area_slice(G[name], lpips, centre, slice_grid, slice_radiu
           for name, centre in centres.items()}
 viz.heatmap(**study.slice_heatmap(slices), colorscale="RdBu_r",
             xlabel="offset along the first eigenvector", ylabel="along the second",
-            colorbar_title="decades", title="log10 area element, from the centre's")
+            colorbar_title="decades", title="log10 area element relative to the centre")
 
 # %% [markdown]
 # The images at the corners, the edge midpoints and the centre of each slice:
@@ -224,9 +225,10 @@ scope = glue("scope", study.scope(n_pairs, flat_ratio))
 # ## What this run can and cannot decide
 #
 # {eval}`scope` The lengths are discrete, over {eval}`path_steps` steps, for the straight line, slerp and
-# the geodesic alike, so their ratios compare like with like; finer paths (`path_steps`) bring all three
-# closer to the lengths of the smooth curves. A geodesic whose search stopped at `max_iter` before it
-# converged (the first table counts them) is longer than the true one, so its ratio to the straight
+# the geodesic alike, so their ratios compare like with like; finer paths (more steps) bring all three
+# closer to the lengths of the smooth curves. A geodesic whose search stopped at its limit of
+# {eval}`f"{max_iter:d}"` iterations before it converged (the first table counts them) is longer than
+# the true one, so its ratio to the straight
 # line can only fall with a longer search. The turning of the eigenspace follows one pair per model, and
 # with few steps a step is long enough for the top eigenspace to change a lot within it.
 

@@ -139,6 +139,20 @@ def test_the_verdict_is_checked_against_the_recorded_full_run(tmp_path):
     assert all(ours.values()), "the made-up gain is decided in every layer of this run"
     text = activation_study.full_run_check(layers, ["conv1", "conv3", "conv5"], path=path)
     assert text == ("The recorded full-profile run (3 units per layer × 5 starts, 300 images per search), judged by "
-                    "the same threshold: with `prior` as the prior its interval lies above zero in conv1 and includes "
-                    "zero or lies below it in conv3 and conv5, unlike this run in conv3 and conv5; with `other` as "
-                    "the prior, which this run does not search with, its interval lies above zero in every layer.")
+                    "the same threshold: with `prior` as the prior, the interval of the gain lies above zero in conv1 "
+                    "and includes zero or lies below it in conv3 and conv5, unlike this run in conv3 and conv5; with "
+                    "`other` as the prior, which this run does not search with, the interval of the gain lies above "
+                    "zero in every layer.")
+
+
+def test_generated_sentences_name_no_layer_every_layer_or_some():
+    """No "lies above zero in none": the sentences read for every count of layers (issue 24)."""
+    layers = ["conv1", "conv3", "conv5"]
+    assert activation_study.where([], layers) == "in no layer"
+    assert activation_study.where(layers, layers) == "in every layer"
+    assert activation_study.where(["conv1", "conv5"], layers) == "in conv1 and conv5"
+    assert activation_study.where(["conv1"], ["conv1"]) == "in conv1"
+    iso, hess = searches(gain=0.0, seed=1)
+    units = SimpleNamespace(units=[("conv1", 0), ("conv1", 1), ("conv3", 0), ("conv3", 1), ("conv5", 0), ("conv5", 1)])
+    said = activation_study.verdict({"prior": activation_study.compare_layers(iso, hess, units, layers)})
+    assert " none" not in said and "lies above zero in " in said

@@ -144,8 +144,9 @@ def test_timings_come_from_a_plain_profile_run_and_feed_run_times(tmp_path):
     summary.write_text(json.dumps({"profile": "full", "overrides": {}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 900.0, "profile": "full", "overrides": {}, "cpus": 2}}}))
     book.write_timings(summary, timings, load=6.2)  # a busy machine: the time is an upper bound, and says so
-    assert report.run_times("01_metric", timings).endswith(
-        "full about 15.0 min or less, timed while other jobs ran at load 6.2; measured on 2 CPU cores")
+    assert report.run_times("01_metric", timings) == (
+        "smoke about 41 s; default about 2.2 min; full about 15.0 min or less; measured on 2 CPU cores, full "
+        "while other jobs ran (load 6.2)")
     summary.write_text(json.dumps({"profile": "smoke", "overrides": {"seed": 1}, "notebooks": {
         "01_metric": {"status": "ok", "duration_s": 1.0, "profile": "smoke", "overrides": {"seed": 1}}}}))
     with pytest.raises(book.UsageError, match="no notebook ran to the end without -p overrides"):

@@ -3,7 +3,7 @@ with the network blocked (Playwright for Python driving Debian's chromium).
 
 Every page must make no request to another host, show no error output, typeset its equations (MathJax
 served from _static), draw every plotly figure, number its figures in order ("Figure 1.", ...) with captions
-below them, keep axis titles, panel titles and legends from overlapping, and fit a 390 px wide phone screen with images
+below them, keep axis titles, panel titles and legends from overlapping each other and the tick labels, and fit a 390 px wide phone screen with images
 no smaller than thumbnails of MIN_TILE px; the frames slider starts at step 0, does not play by itself and
 labels its rows. No executed chapter shows raw Python output. Screenshots of each page (1280 px and 390 px
 wide) are saved under test-artifacts/ for a person to look at.
@@ -26,6 +26,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                   "--disable-background-networking", "--disable-component-update", "--hide-scrollbars"]
 PHONE = 390  # px: the narrowest viewport every page must fit (a common phone)
+GUTTER = 6  # px: the least space between the texts of two montage column labels
 MIN_TILE = 40  # px: the smallest an image of a grid or montage may be drawn at that width
 
 pytestmark = pytest.mark.slow
@@ -120,7 +121,7 @@ def check_page(page, name: str) -> dict:
             errors: [...document.querySelectorAll('.output.error, .output.traceback, .cell_output .traceback')]
                 .map(e => e.innerText.slice(0, 300)),
             traceback: text.includes('Traceback (most recent call last)'),
-            plotlyScript: [...document.scripts].some(s => (s.src || '').endsWith('plotly.min.js')),
+            plotlyScript: [...document.scripts].some(s => (s.src || '').split('?')[0].endsWith('plotly.min.js')),
             scrollWidth: document.documentElement.scrollWidth,
             widest: Math.max(0, ...figures.map(f => f.getBoundingClientRect().right)),
             sliders: figures.filter(f => f.layout && f.layout.sliders && f.layout.sliders.length).map(f => {
@@ -136,11 +137,13 @@ def check_page(page, name: str) -> dict:
             tiles: [...document.querySelectorAll('figure.gg-figure img')].map(
                 i => [i.getBoundingClientRect().width, i.naturalWidth]),
             overlaps: figures.map(f => {
-                const boxes = [...f.querySelectorAll('.g-xtitle text, .g-ytitle text, .annotation-text, .legendtext')]
-                    .map(t => t.getBoundingClientRect()).filter(b => b.width > 0);
+                const box = selector => [...f.querySelectorAll(selector)].map(t => t.getBoundingClientRect())
+                    .filter(b => b.width > 0);
+                const boxes = box('.g-xtitle text, .g-ytitle text, .annotation-text, .legendtext');
+                const ticks = box('.xtick text, .ytick text');  // tick labels, upright on a phone
                 const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1
                     && b.top < a.bottom - 1;
-                return boxes.some((a, i) => boxes.some((b, j) => j > i && hit(a, b)));
+                return boxes.some((a, i) => boxes.some((b, j) => j > i && hit(a, b)) || ticks.some(t => hit(a, t)));
             }).filter(Boolean).length,
         };
     }""")
@@ -233,3 +236,66 @@ def test_pages_share_one_plotly_js_and_mathjax_from_static(built_book):
         html = page.read_text(encoding="utf-8")
         assert bundle[:2000] not in html, f"{page.name} still embeds plotly.js"
         assert "cdn.jsdelivr.net" not in html and "cdnjs.cloudflare.com" not in html, f"{page.name} names a CDN"
+
+
+def column_label_problems(page) -> tuple[int, list[str]]:
+    """(labels seen, problems) of the column labels of every montage on the page. Each label's text (the boxes
+    of its lines, which show text that spills out of its cell) must stay inside its own cell and the page, keep
+    whole words (no word broken over two lines), and keep a gutter of GUTTER px from the text of every other
+    label, so that neighbouring labels never read as one."""
+    return page.evaluate("""(gutter) => {
+        const problems = [];
+        let seen = 0;
+        const near = (a, b) => a.left < b.right + gutter && b.left < a.right + gutter
+            && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+        const boxes = node => {
+            const range = document.createRange();
+            range.selectNodeContents(node);
+            return [...range.getClientRects()].filter(r => r.width > 0);
+        };
+        for (const grid of document.querySelectorAll('figure.gg-figure .gg-grid')) {
+            const labels = [...grid.querySelectorAll(':scope > .gg-col')];
+            const lines = labels.map(boxes);
+            labels.forEach((label, i) => {
+                seen += 1;
+                const cell = label.getBoundingClientRect(), name = JSON.stringify(label.textContent);
+                if (!lines[i].length) problems.push(`${name} draws no text`);
+                if (label.scrollWidth > label.clientWidth + 1 || label.scrollHeight > label.clientHeight + 1)
+                    problems.push(`${name} overflows its cell`);
+                for (const line of lines[i]) {
+                    if (line.left < cell.left - 0.5 || line.right > cell.right + 0.5)
+                        problems.push(`${name} spills out of its column`);
+                    if (line.left < 0 || line.right > document.documentElement.clientWidth + 0.5)
+                        problems.push(`${name} is cut off by the page edge`);
+                }
+                const text = label.firstChild;
+                for (const word of text && text.nodeType === 3 ? text.data.matchAll(/\\S+/g) : []) {
+                    const range = document.createRange();
+                    range.setStart(text, word.index);
+                    range.setEnd(text, word.index + word[0].length);
+                    const tops = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                        .map(r => Math.round(r.top)));
+                    if (tops.size > 1) problems.push(`${name} breaks the word ${JSON.stringify(word[0])}`);
+                }
+                lines.slice(i + 1).forEach((other, j) => {
+                    if (lines[i].some(a => other.some(b => near(a, b))))
+                        problems.push(`${name} runs into ${JSON.stringify(labels[i + 1 + j].textContent)}`);
+                });
+            });
+        }
+        return [seen, problems];
+    }""", GUTTER)
+
+
+@pytest.mark.parametrize("width", [1280, PHONE])
+def test_chapter_05_montage_column_labels_neither_overlap_nor_clip(built_book, browser, width):
+    """The montages of chapter 05 (targets and the best image of each inversion method) name their columns with
+    labels that used to run together and clip: at desktop and phone width each must be whole and apart."""
+    [path] = (built_book / "book" / "notebooks").glob("05_*.html")
+    page, _, _ = open_offline(browser, path, width)
+    try:
+        seen, problems = column_label_problems(page)
+    finally:
+        page.context.close()
+    assert seen >= 2, f"chapter 05 at {width} px: {seen} montage column labels, expected its montages"
+    assert not problems, f"chapter 05 at {width} px:\n" + "\n".join(sorted(set(problems)))

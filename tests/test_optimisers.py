@@ -184,8 +184,12 @@ def test_cost_phrases():
     assert cost.ratio() == pytest.approx(5)
     assert cost.table()["full profile, estimated hours"] == [pytest.approx(6 / 3600), pytest.approx(90 / 3600)]
     estimate = cost.estimate("runs/x")
-    assert estimate.startswith("the full profile's inversions, an estimate: about 0.027 hours on 2 cores")
-    assert "at this run's 6 and 30 ms per image" in estimate and estimate.endswith("stored in runs/x")
+    assert estimate == ("the full profile's inversions: about 0.027 hours on 2 busy cores, estimated from this "
+                        "run's time per image, in the cost table below; a killed run resumes from the runs it "
+                        "stored in runs/x")
+    assert "(" not in estimate, "the header's parenthesis holds no other"
+    one = inversion_study.Cost({"a": 10}, {"a": 1000}, {"a": 0.006}, 1)
+    assert "on 1 busy core," in one.estimate(None) and "ms per image (CPU ÷ 1 core)" in one.table()
     assert not math.isnan(cost.ratio())
 
 
@@ -195,3 +199,18 @@ def test_clock_sentence_says_this_runs_time_and_what_it_read_back():
     assert plain.startswith("This run took about ") and plain.endswith("of CPU time (all threads).")
     text = clock.sentence(read=3, units=8, store="runs/inversion")
     assert "; it read 3 of 8 stored units of runs back from `runs/inversion` instead of running them" in text
+
+
+def test_the_results_table_sets_photographs_beside_the_papers_real_image():
+    """Issue 24, point 8: the paper's numbers are for a real image, so the table has a photographs column beside
+    the generated targets' (a model inverted on no photograph has none)."""
+    def entry(losses, n_generated, labels):
+        targets = SimpleNamespace(generated=[0] * n_generated, labels=labels)
+        runs = {"z": SimpleNamespace(loss_best=torch.tensor(losses))}
+        return inversion_study.ModelRuns(targets, {}, runs, torch.arange(len(losses)), torch.zeros(len(losses), 2),
+                                         1, 10, [], 0)
+    columns = inversion_study.final_lpips({"a": entry([0.1, 0.3, 0.5, 0.7], 2, ["x", "y"]),
+                                           "b": entry([0.2, 0.4], 2, [])}, ["z", "eigenbasis"])
+    assert list(columns) == ["ours: a, generated", "ours: a, photographs", "ours: b, generated"]
+    assert columns["ours: a, photographs"] == [pytest.approx(0.5), "–"]  # torch's median: the lower middle
+    assert columns["ours: a, generated"][0] == pytest.approx(0.1)

@@ -330,6 +330,9 @@ CODE_WIDTH = 88  # columns of code a page shows without scrolling sideways
 WIDE: set[str] = set()
 
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
 def raw_outputs(nb) -> list[str]:
     """The outputs of an executed notebook that a reader would see as raw Python output: printed text (stdout,
     stderr) and results that are only text/plain (a repr: a stray number, a quoted string, a dict), outside
@@ -342,6 +345,10 @@ def raw_outputs(nb) -> list[str]:
             if out.output_type == "stream":
                 text = out.text
             elif out.output_type in ("execute_result", "display_data") and set(out.data) <= {"text/plain"}:
+                text = out.data.get("text/plain", "")
+            elif WIDGET in out.get("data", {}) and "widgets" not in nb.metadata:
+                # a widget with no saved state (a leftover progress bar): nothing to see in the book, an
+                # error in JupyterLab ("model not found")
                 text = out.data.get("text/plain", "")
             else:
                 continue
@@ -361,6 +368,10 @@ def test_raw_outputs_are_found_and_tagged_cells_are_left_alone():
                            outputs=[new_output("display_data", {"text/plain": "Widget"})])]
     found = raw_outputs(new_notebook(cells=cells))
     assert len(found) == 2 and "'5.39'" in found[0] and "'hello'" in found[1]
+    bar = new_code_cell("m", outputs=[new_output("display_data", {WIDGET: {"model_id": "x"},
+                                                                  "text/plain": "metric (jacobian):   0%|"})])
+    assert len(raw_outputs(new_notebook(cells=[bar]))) == 1, "a widget without saved state is stray output"
+    assert not raw_outputs(new_notebook(cells=[bar], metadata={"widgets": {}}))
 
 
 def executed(path: Path):

@@ -151,6 +151,19 @@ def test_a_verdict_against_a_threshold_says_where_the_full_run_agrees_and_where_
     assert below.endswith("gives 0.93 on `a` and 0.89 on `b`, every one at least 0.8, unlike this run on `b`.")
 
 
+def test_the_full_run_sentence_names_only_the_sample_sizes_of_a_note():
+    """A table's note goes into a parenthesis of full_run_check's sentence: counts only, none of the regions,
+    methods or interval details of a long note (chapter 07's), and no parentheses inside it."""
+    assert report.sample_sizes("30 codes per model (870 ordered pairs), seed 0, lpips-alex") == (
+        "30 codes per model, 870 ordered pairs")
+    assert report.sample_sizes(
+        "4 codes per model, 3 directions per method, regions a: eyes, mouth; b: iris; walks matched to an "
+        "in-region LPIPS of 0.02; 95% bootstrap intervals over codes") == "4 codes per model, 3 directions per method"
+    assert report.sample_sizes("10 code(s) from seed 0; top 20 eigenpairs") == "10 codes from seed 0"
+    assert report.sample_sizes("30 codes per model") == "30 codes per model"
+    assert report.sample_sizes("seed 0, lpips-alex") == "" and report.sample_sizes("") == ""
+
+
 def test_estimates_with_intervals_are_read_back_from_the_recorded_run(tmp_path):
     assert report.estimate_parts("+0.322 [+0.176, +0.491]") == (0.322, 0.176, 0.491)
     assert report.estimate_parts("8.78 [7.72, 9.91]") == (8.78, 7.72, 9.91)

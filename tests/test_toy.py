@@ -55,6 +55,14 @@ def test_authors_setting_and_what_a_sweep_says():
     assert curves["lr 0.3"][-1] == pytest.approx(float(sweep.gap()[1, 1]))  # one start off the eigenvectors
     said = toy.verdict(sweep)
     helped = int((sweep.gap()[1] > 1).sum())
+    counted = {0: "none of the 2", 2: "all 2"}.get(helped, f"{helped} of the 2")
     assert said.startswith(f"After 40 steps, Adam in the eigenbasis reached an $f$ at least ten times lower in "
-                           f"{helped} of 2 settings that start off the eigenvectors")
-    assert "of the 6 settings both runs had converged" in said
+                           f"{counted} settings that start off the eigenvectors")
+    assert "of the 6 settings both runs had converged" in said or "none of the 6 settings had both" in said
+    assert " 0 " not in said and "in none the" not in said
+
+
+def test_counts_in_generated_sentences_read_for_every_value():
+    assert [toy._of(k, 5) for k in (0, 1, 5)] == ["none of the 5", "1 of the 5", "all 5"]
+    assert toy._of(1, 1) == "1 of the 1"
+    assert [toy._of(k, n, "them") for k, n in ((1, 1), (3, 3), (2, 3))] == ["it", "all of them", "2 of them"]
