@@ -23,9 +23,11 @@ import os
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads sleep: CPU seconds count work (before torch)
 
-from helpers import distances, generators, geodesic
+import torch  # noqa: E402
+
+from helpers import distances, generators, geodesic  # noqa: E402
 
 INSTALL = "pip install -e '.[bench]'   (or: pip install stochman==0.3.0)"
 PARTS = ("ours", "optimisers", "stochman", "path-metric")
