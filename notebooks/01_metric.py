@@ -96,7 +96,6 @@ from helpers.report import glue, phrase_list, record, result_table
 
 glue("model", model)
 glue("distance", distance)
-glue("n_compare", n_compare)
 codes = glue("codes", report.plural(n_compare, "code"))
 glue("seed", seed)
 options = {"resize": resolution} if resolution else {}
