@@ -181,12 +181,11 @@ def best_images(isotropic: Maximisation, hessian: Maximisation, n_units: int) ->
     return torch.stack([torch.stack(row) for row in best])
 
 
-def result_columns(comparisons: dict) -> dict:
-    """The results page's columns per prior {name: LayerComparison}: the mean gain with its interval, and how often
-    the Hessian-aware search ended higher, per layer and over all layers."""
+def result_columns(comparisons: dict, higher: str = "Hessian-aware higher") -> dict:
+    """The results page's columns per prior {name: LayerComparison or ControlComparison}: the mean gain with its
+    interval, and how often the first search ended higher (the table's column `higher`), a row per table row."""
     gains = {f"ours, {name}: mean gain [95 % CI]": c.table["mean gain [95 % CI]"] for name, c in comparisons.items()}
-    return gains | {f"ours, {name}: higher / pairs": [f"{w}/{n}" for w, n in zip(c.table["Hessian-aware higher"],
-                                                                                    c.table["pairs"])]
+    return gains | {f"ours, {name}: higher / pairs": [f"{w}/{n}" for w, n in zip(c.table[higher], c.table["pairs"])]
                     for name, c in comparisons.items()}
 
 

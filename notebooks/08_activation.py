@@ -157,10 +157,14 @@ for name, model in bench.models.items():
                                                     control_repeats, **search)
     controls[name] = activation_study.compare_control(*searches[name], random_search)
     bench.clock.lap(f"random-subspace control, {name}")
-    n = plural(controls[name].n_units, "unit")
-    display(viz.markdown_table(
-        {"": [f"**{name}** as the prior: random-subspace control, {n}"]}))
-    display(viz.markdown_table(controls[name].table, precision=3))
+result_table(
+    "activation_control", "The random-subspace control: the three searches "
+    "against each other on the same pairs, AlexNet units",
+    rows=list(activation_study.CONTROL_ROWS),
+    columns=activation_study.result_columns(controls, higher="first higher"),
+    row_header="comparison", note=f"{plural(len(units.units), 'unit')} × "
+    f"{plural(control_repeats, 'start')} (each unit's first); gain: the first search "
+    f"minus the second, normalised per unit; intervals resample whole units")
 
 # %% tags=["hide-input"]
 control_verdict = glue("control_verdict", " ".join(

@@ -96,6 +96,9 @@ def test_the_control_is_compared_on_the_pairs_it_ran_and_says_where_the_gain_com
     assert result.table["first higher"][2] == sum(int(hess.best[i] > iso.best[i]) for i in
                                                  [u * 3 + r for r in range(2) for u in range(6)])
     assert result.table["mean gain [95 % CI]"][1].startswith("+")  # random subspace above isotropic
+    columns = activation_study.result_columns({"prior": result}, higher="first higher")
+    assert columns["ours, prior: mean gain [95 % CI]"] == result.table["mean gain [95 % CI]"]
+    assert columns["ours, prior: higher / pairs"] == [f"{w}/12" for w in result.table["first higher"]]
     said = activation_study.control_verdict(result, "prior")
     assert said.startswith("With `prior` as the prior, a random subspace of the same size already climbs higher "
                            "than the isotropic search")
