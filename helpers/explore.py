@@ -152,7 +152,8 @@ class Explorer(widgets.VBox):
 
     The geodesic view joins the codes of `seed` and `seed_b` by the geodesic and the straight line, each in
     `path_steps` steps (computed once per model, seed pair and steps), and shows their images and perceptual speed:
-    each step's length in the units of H (`geodesic.segment_lengths`) times the number of steps.
+    each step's length in the units of H, measured as 4 sub-steps (`geodesic_study.between`, as chapter 09), times
+    the number of steps.
 
     Each control change re-renders the strip and the curve from the cached metric. A new model, eye colour
     or seed (or a new region) needs the metric at a new code first, unless the background has computed it: the
