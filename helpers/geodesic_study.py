@@ -5,6 +5,7 @@ eigenspace turns along a geodesic; with the tables and the sentences that judge 
 from __future__ import annotations
 
 import math
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import checks, distances, generators, geodesic, metric, solvers, stats
+from . import checks, distances, generators, geodesic, metric, report, solvers, stats
 from .report import CI_MATH, interval, phrase_list, plural
 
 KINDS = ("straight", "slerp", "geodesic")  # the three paths between each pair, in the order tables show them
@@ -174,10 +175,14 @@ def flatness(found: Pairs, threshold: float) -> Flatness:
     deviation = found.deviation()
     spread = stats.bootstrap_ci(deviation) if found.n_pairs > 1 else (math.nan, math.nan)
     uneven = {kind: float(values.log().mean().exp()) for kind, values in found.unevenness().items()}
-    low, high = line.ratio_ci
-    verdict = ("too few" if found.n_pairs < MIN_PAIRS else "flat" if low >= threshold
-               else "curved" if high < threshold else "undecided")
+    verdict = _verdict(found.n_pairs, *line.ratio_ci, threshold)
     return Flatness(line, arc, arc_line, (float(deviation.mean()), spread), uneven, found.n_pairs, verdict)
+
+
+def _verdict(n: int, low: float, high: float, threshold: float) -> str:
+    """`flatness`'s rule from the pair count and the interval of geodesic / straight."""
+    return ("too few" if n < MIN_PAIRS or not (math.isfinite(low) and math.isfinite(high)) else
+            "flat" if low >= threshold else "curved" if high < threshold else "undecided")
 
 
 ROWS = ["geodesic / straight length", "its 95% interval", "pairs with a shorter geodesic", "geodesic / slerp length",
@@ -206,10 +211,10 @@ def flatness_sentences(flat: dict, threshold: float) -> dict:
         judged = {"flat": f"the whole interval is at least {threshold:.3g}: it looks flat under LPIPS",
                   "curved": f"the whole interval is below {threshold:.3g}: it is not flat under LPIPS",
                   "undecided": f"the interval straddles {threshold:.3g}: this run cannot tell",
-                  "too few": f"too few pairs (under {MIN_PAIRS}) to judge"}[f.verdict]
+                  "too few": ""}[f.verdict]  # said once, for all such models, by `flatness_verdict`
         out[name] = (f"on `{name}` the geodesic is {f.line.ratio:.3g} times as long as the straight line "
                      f"({ci}; shorter in {f.line.wins} of {f.n} pairs) and strays from the chord by "
-                     f"{f.deviation[0]:.3g} of its length on average; {judged}")
+                     f"{f.deviation[0]:.3g} of its length on average" + (f": {judged}" if judged else ""))
     return out
 
 
@@ -226,7 +231,7 @@ def flatness_verdict(flat: dict, threshold: float) -> str:
     if groups["undecided"]:
         summary.append(f"is undecided on {phrase_list(groups['undecided'])}")
     if groups["too few"]:
-        summary.append(f"cannot be judged from so few pairs on {phrase_list(groups['too few'])}")
+        summary.append(f"cannot be judged from so few pairs (under {MIN_PAIRS}) on {phrase_list(groups['too few'])}")
     head = (f"Taking a geodesic at least {threshold:.3g} times as long as the straight line (the whole interval) as "
             f"flat, the latent space {phrase_list(summary)}.")
     return head + " In detail: " + "; ".join(sentences.values()) + "."
@@ -248,6 +253,47 @@ def shao_comparison(flat: dict, threshold: float) -> str:
     shortest = min(flat, key=lambda name: flat[name].line.ratio)
     return (f"Under LPIPS this run {phrase_list(parts)}. The largest saving is on `{shortest}`: "
             f"{1 - flat[shortest].line.ratio:.1%} of the straight line's length.")
+
+
+def recorded_flatness(flat: dict, threshold: float, *, profile: str = "full", path=None) -> str:
+    """The recorded `profile` run's answer (its `geodesic_flatness` table in book/recorded.json), by `flatness`'s
+    rule, for the models of `flat` (this run's {model: Flatness}), and where this run's own verdict differs; "" when
+    nothing is recorded."""
+    table = report.recorded_table("geodesic_flatness", profile, path)
+    if table is None or not all(row in table["rows"] for row in ROWS[:3]):
+        return ""
+    ratio, ci, wins = (table["rows"].index(row) for row in ROWS[:3])
+    found = {}  # model: (verdict, "ratio [low, high]")
+    for label, column in table["columns"].items():
+        name = label.removeprefix("ours: ")
+        parts, counted = report.interval_parts(column[ci]), re.fullmatch(r"\s*(\d+) of (\d+)\s*", str(column[wins]))
+        if name not in flat or not isinstance(column[ratio], (int, float)) or counted is None:
+            continue
+        low, high = parts or (math.nan, math.nan)
+        verdict = _verdict(int(counted.group(2)), low, high, threshold)
+        found[name] = (verdict, f"{column[ratio]:.3g}" + (f" [{low:.3g}, {high:.3g}]" if parts else ""))
+    if not found:
+        return ""
+    groups = {verdict: {name: shown for name, (v, shown) in found.items() if v == verdict}
+              for verdict in ("curved", "flat", "undecided", "too few")}
+    said = {"curved": f"is not flat on {{names}}: {{whole}} lies below {threshold:.3g}",
+            "flat": f"looks flat on {{names}}: {{whole}} is at least {threshold:.3g}",
+            "undecided": f"stays undecided on {{names}}: {{each}} straddles {threshold:.3g}",
+            "too few": "could not be judged on {names}: too few pairs"}
+    answer = "; it ".join(said[verdict].format(names=phrase_list(f"`{name}` ({shown})" for name, shown in group.items()),
+                                               whole="each whole interval" if len(group) > 1 else "the whole interval",
+                                               each="each interval" if len(group) > 1 else "the interval")
+                          for verdict, group in groups.items() if group)
+    over = report.sample_sizes(table.get("note") or "")
+    text = (f"**The answer of the recorded {profile}-profile run** ({over + '; ' if over else ''}in brackets, the "
+            f"geodesic's length over the straight line's with its $95\\%$ bootstrap interval over pairs): under LPIPS "
+            f"the latent space {answer}.")
+    differ = [f"`{name}`" for name, (verdict, _) in found.items()
+              if flat[name].verdict in ("flat", "curved") and verdict in ("flat", "curved")
+              and verdict != flat[name].verdict]
+    if differ:
+        text += f" This run's own verdict is the opposite on {phrase_list(differ)}."
+    return text
 
 
 def speed_verdict(flat: dict) -> str:

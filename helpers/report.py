@@ -274,12 +274,20 @@ def recorded_table(key: str, profile: str = "full", path: Path | None = None) ->
 
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)"
 _ESTIMATE = re.compile(rf"^\s*{_NUMBER}\s*\[{_NUMBER},\s*{_NUMBER}\]\s*$")
+_INTERVAL = re.compile(rf"^\s*\[{_NUMBER},\s*{_NUMBER}\]\s*$")
 
 
 def estimate_parts(text) -> tuple[float, float, float] | None:
     """(estimate, low, high) of an estimate written with its interval, "+0.322 [+0.176, +0.491]" (as `interval`
     writes it in the result tables); None for anything else ("no interval: one code", "–", a number)."""
     match = _ESTIMATE.match(text) if isinstance(text, str) else None
+    return tuple(float(x) for x in match.groups()) if match else None
+
+
+def interval_parts(text) -> tuple[float, float] | None:
+    """(low, high) of an interval written alone, "[0.739, 0.819]" (as `interval` writes it); None for anything else
+    ("no interval: one pair", "–", a number)."""
+    match = _INTERVAL.match(text) if isinstance(text, str) else None
     return tuple(float(x) for x in match.groups()) if match else None
 
 

@@ -3,13 +3,14 @@ slice and the top eigenspace along a geodesic, on toys whose answers are known (
 the geodesic is the straight line, the metric constant and the space flat; the round sphere in stereographic
 coordinates, whose area element is known in closed form; a quadratic map, whose metric is known at every code.
 """
+import json
 import math
 
 import pytest
 import torch
 
 import cases
-from helpers import distances, geodesic, threads
+from helpers import distances, geodesic, report, threads
 from helpers import geodesic_study as study
 
 
@@ -63,6 +64,43 @@ def test_too_few_pairs_decide_nothing(flat):
     assert f.verdict == "too few"
     assert "cannot be judged" in study.flatness_verdict({"linear": f}, 0.9)
     assert "decides nothing" in study.scope(2, 0.9) and "undecided" in study.scope(5, 0.9)
+
+
+def _recorded(tmp_path, columns):
+    """A book/recorded.json holding a full run's flatness table with these {model: (ratio, interval, wins)}."""
+    rows = study.ROWS
+    table = {"title": "t", "row_header": "measure", "rows": rows,
+             "note": "30 pairs of codes per model from seed 0, paths of 16 steps; ratios are geometric means",
+             "columns": {f"ours: {name}": [ratio, ci, wins] + [1.0] * (len(rows) - 3)
+                         for name, (ratio, ci, wins) in columns.items()}}
+    path = tmp_path / "recorded.json"
+    path.write_text(json.dumps({"full": {"09_geodesics": {"finished": "2026-12-07T10:00:00Z",
+                                                          "tables": {"results/geodesic_flatness": table}}}}))
+    return path
+
+
+def test_the_recorded_full_run_answers_model_by_model(flat, tmp_path):
+    """The recorded run's verdicts follow `flatness`'s rule on its intervals; a model this run decided the other way
+    is named; nothing recorded (or no such model) gives ""."""
+    G, mse = flat
+    here = study.flatness(study.pairs("linear", G, mse, 5, 4, seed=0, rtol=1e-12, coarse=()), 0.9)
+    assert here.verdict == "flat"
+    current = {"linear": here, "b": here, "c": here, "d": here}
+    path = _recorded(tmp_path, {"linear": (0.78, "[0.75, 0.81]", "30 of 30"), "b": (0.95, "[0.91, 0.97]", "2 of 30"),
+                                "c": (0.9, "[0.85, 0.93]", "20 of 30"), "d": (0.9, "no interval: one pair", "1 of 1"),
+                                "e": (0.5, "[0.4, 0.6]", "30 of 30")})
+    text = study.recorded_flatness(current, 0.9, path=path)
+    assert text.startswith("**The answer of the recorded full-profile run** (30 pairs of codes per model from seed 0; "
+                           "in brackets, the geodesic's length over the straight line's with its $95\\%$ bootstrap "
+                           "interval over pairs): under LPIPS the latent space is not flat on `linear` (0.78 [0.75, "
+                           "0.81]): the whole interval lies below 0.9; it looks flat on `b` (0.95 [0.91, 0.97])")
+    assert "stays undecided on `c` (0.9 [0.85, 0.93]): the interval straddles 0.9" in text
+    assert "could not be judged on `d` (0.9): too few pairs" in text and "`e`" not in text
+    assert text.endswith("This run's own verdict is the opposite on `linear`.")
+    assert study.recorded_flatness(current, 0.9, path=tmp_path / "none.json") == ""
+    assert study.recorded_flatness({"x": here}, 0.9, path=path) == ""
+    assert report.interval_parts("[0.75, 0.81]") == (0.75, 0.81) and report.interval_parts("0.8 [0.7, 0.9]") is None
+    assert report.interval_parts("no interval: one pair") is None and report.interval_parts(0.8) is None
 
 
 def test_on_the_sphere_the_geodesic_is_shorter_and_leaves_the_chord(sphere):
