@@ -118,18 +118,21 @@ def test_geodesic_benchmark_runs(tmp_path, capsys):
     along the path, on a 2-interior-point path with a loose tolerance."""
     out = tmp_path / "geodesic.json"
     _load("geodesic").main(["--interior", "2", "--rtol", "0.1", "--optimiser-budget", "0.1", "--stochman-iter", "2",
-                            "--metric-k", "2", "--json", str(out)])
+                            "--adam-lr", "0.01,0.1", "--stochman-lr", "0.1,0.3", "--metric-k", "2", "--json", str(out)])
     (pair,) = json.loads(out.read_text())["pairs"]
     ours = pair["ours"]
     assert pair["n"] == 3 and ours["seconds"] > 0 and ours["energy"] <= pair["straight_energy"]
     assert len(ours["times"]) == len(ours["energies"]) == ours["iterations"] + 1
     assert set(pair["optimisers"]) == {"ours", "ours, no preconditioner", "ours, no coarse start", "Adam lr 0.01",
-                                       "torch L-BFGS (strong Wolfe)"}
+                                       "Adam lr 0.1", "torch L-BFGS (strong Wolfe)"}
     stochman = pair["stochman"]
     if "skipped" in stochman:
         assert "pip install" in stochman["skipped"]
     else:
         assert stochman["evaluations"] == 2 and stochman["parameters"] == 2 * 100
+        assert set(stochman["by_lr"]) == {"0.1", "0.3"}
+        assert stochman["energy"] == min(run["energy"] for run in stochman["by_lr"].values())
+        assert stochman["by_lr"][f"{stochman['lr']:g}"]["energy"] == stochman["energy"]
         assert stochman["speedup"] == pytest.approx(stochman["seconds_to_target"] / stochman["ours_seconds_to_target"])
     metric = pair["path_metric"]
     assert metric["k"] == 2 and metric["warm_columns"] > 0 and metric["cold_columns"] > 0
