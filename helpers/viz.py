@@ -546,6 +546,8 @@ def scatter_grid(x, y, *, r=None, labels=None, title: str = "", xlabel: str = ""
                                      line=dict(color="gray", width=1, dash="dash")), row=i + 1, col=j + 1)
     for j in range(m):
         fig.update_xaxes(title_text=xlabel if j == m // 2 else "", row=n, col=j + 1)
+    # at a phone's width a panel is ~50 px wide: at most three upright ticks, never rotated and squeezed together
+    fig.update_xaxes(nticks=3, tickangle=0, tickfont=dict(size=10))
     for i in range(n):
         fig.update_yaxes(title_text=f"{rows[i]}: {ylabel}" if i == n // 2 and ylabel else str(rows[i]),
                          row=i + 1, col=1)

@@ -184,6 +184,8 @@ def test_panel_titles_wrap_and_the_scatter_grid_names_rows_and_columns_at_its_ed
     texts = [a.text for a in fig.layout.annotations]
     assert texts[:3] == ["a", "b", "c"] and texts.count("r=0.50") == 6, "columns on top, r inside each panel"
     assert fig.layout.yaxis.title.text == "z0" and fig.layout.yaxis4.title.text == "z1: y"
+    axes = [fig.layout[name] for name in fig.layout if name.startswith("xaxis")]
+    assert len(axes) == 6 and all(a.nticks == 3 and a.tickangle == 0 for a in axes), "few upright ticks in each panel"
 
 
 def test_legends_sit_above_the_plot_so_that_a_phone_keeps_the_plot_wide():
