@@ -654,10 +654,11 @@ def run(profile: str = "default", overrides: dict | None = None, only: list[str]
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     header = {"profile": profile, "overrides": overrides or {}, "python": sys.executable}
     statuses = []
+    commit = source_commit()  # the sources the run starts from (a commit made while it runs is not what it ran)
     for path, nb, parameters in (bar := tqdm(jobs, desc="notebooks", unit="nb")):
         bar.set_postfix_str(path.stem)
         entry = execute(nb, parameters, path.stem, Path(out))
-        entry.update(profile=profile, overrides=overrides or {}, cpus=_cpus(), commit=source_commit(),
+        entry.update(profile=profile, overrides=overrides or {}, cpus=_cpus(), commit=commit,
                      load=_load(), finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         statuses.append(entry["status"])
         tqdm.write(f"{path.stem}: {entry['status']} in {entry['duration_s']:.1f}s" + _failure_note(entry, out))

@@ -214,7 +214,7 @@ def flatness_sentences(flat: dict, threshold: float) -> dict:
                   "too few": ""}[f.verdict]  # said once, for all such models, by `flatness_verdict`
         out[name] = (f"on `{name}` the geodesic is {f.line.ratio:.3g} times as long as the straight line "
                      f"({ci}; shorter in {f.line.wins} of {f.n} pairs) and strays from the chord by "
-                     f"{f.deviation[0]:.3g} of its length on average" + (f": {judged}" if judged else ""))
+                     f"{f.deviation[0]:.3g} of its length on average" + (f"; {judged}" if judged else ""))
     return out
 
 
@@ -234,7 +234,7 @@ def flatness_verdict(flat: dict, threshold: float) -> str:
         summary.append(f"cannot be judged from so few pairs (under {MIN_PAIRS}) on {phrase_list(groups['too few'])}")
     head = (f"Taking a geodesic at least {threshold:.3g} times as long as the straight line (the whole interval) as "
             f"flat, the latent space {phrase_list(summary)}.")
-    return head + " In detail: " + "; ".join(sentences.values()) + "."
+    return " ".join([head] + [sentence[0].upper() + sentence[1:] + "." for sentence in sentences.values()])
 
 
 def shao_comparison(flat: dict, threshold: float) -> str:
@@ -284,7 +284,7 @@ def recorded_flatness(flat: dict, threshold: float, *, profile: str = "full", pa
                                                whole="each whole interval" if len(group) > 1 else "the whole interval",
                                                each="each interval" if len(group) > 1 else "the interval")
                           for verdict, group in groups.items() if group)
-    over = report.sample_sizes(table.get("note") or "")
+    over = (table.get("note") or "").split(";")[0].strip()  # the pairs and the steps (`flatness_note`)
     text = (f"**The answer of the recorded {profile}-profile run** ({over + '; ' if over else ''}in brackets, the "
             f"geodesic's length over the straight line's with its $95\\%$ bootstrap interval over pairs): under LPIPS "
             f"the latent space {answer}.")
@@ -454,5 +454,4 @@ def scope(n_pairs: int, threshold: float) -> str:
         return (f"With {plural(n_pairs, 'pair')} per model this run decides nothing: a verdict needs at least "
                 f"{MIN_PAIRS} pairs to resample. The full profile (`--profile full`) runs enough pairs.")
     return (f"With {plural(n_pairs, 'pair')} per model the intervals are bootstrapped over pairs; a model whose "
-            f"interval straddles {threshold:.3g} is left undecided, and the full profile (`--profile full`) "
-            f"narrows the intervals.")
+            f"interval straddles {threshold:.3g} is left undecided, and more pairs narrow the intervals.")

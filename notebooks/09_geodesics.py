@@ -235,8 +235,8 @@ scope = glue("scope", study.scope(n_pairs, flat_ratio))
 # %% [markdown]
 # ## Try it
 #
-# - `--profile full`: thirty pairs per model, paths of sixteen steps and longer searches; the intervals
-#   narrow enough to decide flatness on every model.
+# - `--profile full`: thirty pairs per model, paths of sixteen steps and longer searches, as in the
+#   recorded run whose answer is given above.
 # - `-p path_steps 16`: finer paths; do the ratios move, or were the coarse paths already converged?
 # - `-p flat_ratio 0.95`: a stricter meaning of flat; which models still pass?
 # - `-p slice_radius 6.0`: a wider slice reaches codes far from typical ones; how fast does the area

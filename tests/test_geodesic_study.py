@@ -90,7 +90,8 @@ def test_the_recorded_full_run_answers_model_by_model(flat, tmp_path):
                                 "c": (0.9, "[0.85, 0.93]", "20 of 30"), "d": (0.9, "no interval: one pair", "1 of 1"),
                                 "e": (0.5, "[0.4, 0.6]", "30 of 30")})
     text = study.recorded_flatness(current, 0.9, path=path)
-    assert text.startswith("**The answer of the recorded full-profile run** (30 pairs of codes per model from seed 0; "
+    assert text.startswith("**The answer of the recorded full-profile run** (30 pairs of codes per model from seed 0, "
+                           "paths of 16 steps; "
                            "in brackets, the geodesic's length over the straight line's with its $95\\%$ bootstrap "
                            "interval over pairs): under LPIPS the latent space is not flat on `linear` (0.78 [0.75, "
                            "0.81]): the whole interval lies below 0.9; it looks flat on `b` (0.95 [0.91, 0.97])")
