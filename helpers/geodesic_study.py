@@ -280,10 +280,12 @@ def recorded_flatness(flat: dict, threshold: float, *, profile: str = "full", pa
             "flat": f"looks flat on {{names}}: {{whole}} is at least {threshold:.3g}",
             "undecided": f"stays undecided on {{names}}: {{each}} straddles {threshold:.3g}",
             "too few": "could not be judged on {names}: too few pairs"}
-    answer = "; it ".join(said[verdict].format(names=phrase_list(f"`{name}` ({shown})" for name, shown in group.items()),
-                                               whole="each whole interval" if len(group) > 1 else "the whole interval",
-                                               each="each interval" if len(group) > 1 else "the interval")
-                          for verdict, group in groups.items() if group)
+    named = {verdict: phrase_list(f"`{name}` ({shown})" for name, shown in group.items())
+             for verdict, group in groups.items() if group}
+    answer = "; it ".join(said[verdict].format(names=names, whole="each whole interval" if len(groups[verdict]) > 1
+                                               else "the whole interval",
+                                               each="each interval" if len(groups[verdict]) > 1 else "the interval")
+                          for verdict, names in named.items())
     over = (table.get("note") or "").split(";")[0].strip()  # the pairs and the steps (`flatness_note`)
     text = (f"**The answer of the recorded {profile}-profile run** ({over + '; ' if over else ''}in brackets, the "
             f"geodesic's length over the straight line's with its $95\\%$ bootstrap interval over pairs): under LPIPS "
@@ -297,14 +299,20 @@ def recorded_flatness(flat: dict, threshold: float, *, profile: str = "full", pa
 
 
 def speed_verdict(flat: dict) -> str:
-    """Which paths move at an even perceptual speed: the geodesic by construction, the straight line and slerp by
-    how much their steps differ."""
+    """How unevenly each path moves (largest step over smallest, each step measured in sub-steps): the straight
+    line's most uneven model, the geodesic's largest ratio, and on which models the geodesic is the more even."""
     line = {name: f.uneven["straight"] for name, f in flat.items()}
     geo = {name: f.uneven["geodesic"] for name, f in flat.items()}
     worst = max(line, key=line.get)
+    even = {name: geo[name] < line[name] * (1 - 1e-3) for name in flat}  # beyond roundoff (both are 1 when flat)
+    compared = ("more evenly than the straight line on every model" if all(even.values()) else
+                "no more evenly than the straight line on any model" if not any(even.values()) else
+                f"more evenly than the straight line on {report.which(even)} only")
     return (f"On the straight line the largest step changes the image {line[worst]:.3g} times as much as the "
             f"smallest on `{worst}` (geometric mean over pairs), the most uneven of the models; along the geodesic "
-            f"the ratio is at most {max(geo.values()):.3g} on any model.")
+            f"the ratio is at most {max(geo.values()):.3g} on any model, so the geodesic spreads the change of the "
+            f"image {compared}. What remains of its unevenness is the speed changing within its steps, which "
+            f"finer paths (more steps) reduce.")
 
 
 # --- the area element over a 2-D slice ----------------------------------------------------------------------------

@@ -114,8 +114,11 @@ for name, pairs in found.items():
 
 # %% [markdown]
 # How fast the image changes along each path, for the same pairs: a step's perceptual length times the
-# number of steps, so that a path of constant speed is a flat line at its length. The geodesic is close
-# to flat by construction; the figure shows where the straight line and slerp speed up and slow down.
+# number of steps, so that a path of constant speed is a flat line at its length. Each step is measured
+# in four sub-steps: between its own codes the geodesic's steps are equal by construction (the energy's
+# minimiser moves at an even speed), but within a step the image can change faster or slower. The figure
+# shows how far each path is from an even speed, and where the straight line and slerp speed up and slow
+# down.
 
 # %%
 viz.line_panels({name: study.speed_curves(pairs) for name, pairs in found.items()},
@@ -152,8 +155,7 @@ flat_recorded = glue("flat_recorded", study.recorded_flatness(flat, flat_ratio))
 # Shao, Kumar and Fletcher found the geodesics of their generators close to straight lines under the
 # pixel distance. {eval}`shao`
 #
-# {eval}`speed` The geodesic spreads the change of the image evenly over the path, which is what an
-# interpolation for people to watch wants.
+# {eval}`speed` An even speed is what an interpolation for people to watch wants.
 
 # %% [markdown]
 # ## The volume element over a slice

@@ -3,6 +3,7 @@ slice and the top eigenspace along a geodesic, on toys whose answers are known (
 the geodesic is the straight line, the metric constant and the space flat; the round sphere in stereographic
 coordinates, whose area element is known in closed form; a quadratic map, whose metric is known at every code.
 """
+import dataclasses
 import json
 import math
 
@@ -51,6 +52,12 @@ def test_a_flat_map_is_flat(flat):
     assert "looks flat on `linear`" in verdict and "at least 0.9" in verdict
     assert "agrees with them on `linear`" in study.shao_comparison({"linear": f}, 0.9)
     assert "along the geodesic the ratio is at most 1" in study.speed_verdict({"linear": f})
+    assert "no more evenly than the straight line on any model" in study.speed_verdict({"linear": f})
+    curved = dataclasses.replace(f, uneven={"straight": 2.5, "slerp": 2.0, "geodesic": 1.5})
+    assert "more evenly than the straight line on every model" in study.speed_verdict({"a": curved, "b": curved})
+    mixed = study.speed_verdict({"a": curved, "b": f})
+    assert "more evenly than the straight line on `a` only" in mixed
+    assert "2.5 times as much as the smallest on `a`" in mixed
     assert study.cost_table({"linear": found})["converged"] == ["5 of 5"]
     images = study.path_images(G, found)
     assert images.shape == (3, 5, 3, 4, 4) and len(study.step_labels(found)) == 5
