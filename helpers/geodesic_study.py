@@ -19,6 +19,7 @@ from .report import CI_MATH, interval, phrase_list, plural
 KINDS = ("straight", "slerp", "geodesic")  # the three paths between each pair, in the order tables show them
 STILL = 1e-6  # radians: eigenspaces this close are the same (roundoff of the solver's certificate and below)
 MIN_PAIRS = 5  # fewer pairs than this decide nothing (`stats.direction`'s least number of groups)
+EVEN = 1.05  # `speed_verdict`: unevenness ratios within this factor of each other are about as even
 
 
 def load(models, distance: str, *, eye_class: str = "brown", device="cpu") -> tuple:
@@ -304,15 +305,19 @@ def speed_verdict(flat: dict) -> str:
     line = {name: f.uneven["straight"] for name, f in flat.items()}
     geo = {name: f.uneven["geodesic"] for name, f in flat.items()}
     worst = max(line, key=line.get)
-    even = {name: geo[name] < line[name] * (1 - 1e-3) for name in flat}  # beyond roundoff (both are 1 when flat)
-    compared = ("more evenly than the straight line on every model" if all(even.values()) else
-                "no more evenly than the straight line on any model" if not any(even.values()) else
-                f"more evenly than the straight line on {report.which(even)} only")
+    # the geodesic's ratio over the straight line's, beyond 5 % either way (both are 1 on a flat map)
+    relative = {name: geo[name] / line[name] for name in flat}
+    groups = {"more evenly than": [f"`{n}`" for n, r in relative.items() if r < 1 / EVEN],
+              "about as evenly as": [f"`{n}`" for n, r in relative.items() if 1 / EVEN <= r <= EVEN],
+              "less evenly than": [f"`{n}`" for n, r in relative.items() if r > EVEN]}
+    where = {how: "every model" if len(flat) > 1 and len(names) == len(flat) else phrase_list(names)
+             for how, names in groups.items() if names}
+    compared = phrase_list(f"{how} the straight line on {models}" for how, models in where.items())
     return (f"On the straight line the largest step changes the image {line[worst]:.3g} times as much as the "
             f"smallest on `{worst}` (geometric mean over pairs), the most uneven of the models; along the geodesic "
-            f"the ratio is at most {max(geo.values()):.3g} on any model, so the geodesic spreads the change of the "
-            f"image {compared}. What remains of its unevenness is the speed changing within its steps, which "
-            f"finer paths (more steps) reduce.")
+            f"the ratio is at most {max(geo.values()):.3g} on any model. The geodesic spreads the change of the "
+            f"image {compared}" + (f" (ratios within {EVEN - 1:.0%} of each other count as about as even)."
+                                   if "about as evenly as" in where else "."))
 
 
 # --- the area element over a 2-D slice ----------------------------------------------------------------------------

@@ -115,10 +115,9 @@ for name, pairs in found.items():
 # %% [markdown]
 # How fast the image changes along each path, for the same pairs: a step's perceptual length times the
 # number of steps, so that a path of constant speed is a flat line at its length. Each step is measured
-# in four sub-steps: between its own codes the geodesic's steps are equal by construction (the energy's
-# minimiser moves at an even speed), but within a step the image can change faster or slower. The figure
-# shows how far each path is from an even speed, and where the straight line and slerp speed up and slow
-# down.
+# in four sub-steps: at the energy's minimum the geodesic's consecutive codes are equally far apart, but
+# within a step the image can change faster or slower. The figure shows how far each path is from an even
+# speed, and where the straight line and slerp speed up and slow down.
 
 # %%
 viz.line_panels({name: study.speed_curves(pairs) for name, pairs in found.items()},
