@@ -30,8 +30,12 @@ TEXT_NOTEBOOKS = CHAPTERS + [ROOT / "apps" / "explorer.py"]
 WINDOW = {"width": 1280, "height": 900}  # the window every busy state must show in
 PHONE = {"width": 400, "height": 800}
 
-# a chapter header's run times, as `report.run_times` words them (a load in parentheses at the end)
-HEADER_TIMES = re.compile(r"Rerun it \((its running time is not measured yet|.*CPU cores( [^()]*\([^()]*\))?)\):")
+
+def header_times(stem: str) -> str:
+    """A chapter header's run times as the evaluated prose shows them: `report.run_times` of book/timings.json."""
+    from helpers import report
+
+    return f"Rerun it ({report.run_times(stem)}):"
 
 
 def _load(name: str, path: Path):
@@ -438,7 +442,7 @@ def test_chapter_in_lab_shows_the_run_in_its_prose_and_leaves_the_tree_clean(bro
     assert re.search(r"The largest distance to the first face is \d[\d.e+-]* times the smallest in LPIPS and "
                      r"\d[\d.e+-]* times in MSE\.", text), text
     header = " ".join(_cell_text(panel.locator(".jp-MarkdownCell").first).split())
-    assert HEADER_TIMES.search(header), header
+    assert header_times("00_first_look") in header, header
     seeds = _cell_text(panel.locator(".jp-MarkdownCell", has_text="standard normal draws from seed"))
     assert "from seed 0," in " ".join(seeds.split())
     unevaluated = page.evaluate("() => [...document.querySelectorAll('.jp-MarkdownCell .myst code')]"
@@ -489,7 +493,7 @@ def test_chapter_run_from_the_top_cell_by_cell_shows_no_error_in_its_prose(brows
         _idle(page)
     assert time.monotonic() - started < 600
     header = " ".join(_cell_text(panel.locator(".jp-MarkdownCell").first).split())
-    assert HEADER_TIMES.search(header), header
+    assert header_times("00_first_look") in header, header
     prose = panel.locator(".jp-MarkdownCell", has_text="What the numbers show")
     assert "In this run the two distances" in _cell_text(prose)
     shown = page.evaluate("() => window.__proseErrors")
