@@ -281,12 +281,14 @@ def recorded_flatness(flat: dict, threshold: float, *, profile: str = "full", pa
             "flat": f"looks flat on {{names}}: {{whole}} is at least {threshold:.3g}",
             "undecided": f"stays undecided on {{names}}: {{each}} straddles {threshold:.3g}",
             "too few": "could not be judged on {names}: too few pairs"}
-    named = {verdict: phrase_list(f"`{name}` ({shown})" for name, shown in group.items())
-             for verdict, group in groups.items() if group}
-    answer = "; it ".join(said[verdict].format(names=names, whole="each whole interval" if len(groups[verdict]) > 1
-                                               else "the whole interval",
-                                               each="each interval" if len(groups[verdict]) > 1 else "the interval")
-                          for verdict, names in named.items())
+
+    def phrase(verdict, group):
+        several = len(group) > 1
+        return said[verdict].format(names=phrase_list(f"`{name}` ({shown})" for name, shown in group.items()),
+                                    whole="each whole interval" if several else "the whole interval",
+                                    each="each interval" if several else "the interval")
+
+    answer = "; it ".join(phrase(verdict, group) for verdict, group in groups.items() if group)
     over = (table.get("note") or "").split(";")[0].strip()  # the pairs and the steps (`flatness_note`)
     text = (f"**The answer of the recorded {profile}-profile run** ({over + '; ' if over else ''}in brackets, the "
             f"geodesic's length over the straight line's with its $95\\%$ bootstrap interval over pairs): under LPIPS "
