@@ -60,6 +60,11 @@ class Pairs:
         """{kind: (p,) float64} largest step over smallest step of each path: 1 at constant perceptual speed."""
         return {kind: steps.max(1).values / steps.min(1).values for kind, steps in self.steps.items()}
 
+    def reversed(self) -> "Pairs":
+        """The same paths walked from z_b to z_a: codes and steps in reverse order."""
+        return Pairs(self.name, {kind: path.flip(1) for kind, path in self.paths.items()},
+                     {kind: steps.flip(1) for kind, steps in self.steps.items()}, self.result.reversed(), self.seconds)
+
     def deviation(self) -> torch.Tensor:
         """(p,) float64: how far the geodesic leaves the chord in latent space, the largest distance of its points
         from the straight line through its ends, over the chord's length ‖z_b − z_a‖."""
@@ -238,41 +243,58 @@ def flatness_verdict(flat: dict, threshold: float) -> str:
     return " ".join([head] + [sentence[0].upper() + sentence[1:] + "." for sentence in sentences.values()])
 
 
-def shao_comparison(flat: dict, threshold: float) -> str:
-    """Whether this run agrees with Shao et al.'s near-straight geodesics, model by model."""
-    agree = [f"`{name}`" for name, f in flat.items() if f.verdict == "flat"]
-    disagree = [f"`{name}`" for name, f in flat.items() if f.verdict == "curved"]
-    open_ = [f"`{name}`" for name, f in flat.items() if f.verdict in ("undecided", "too few")]
-    parts = []
-    if agree:
-        parts.append(f"agrees with them on {phrase_list(agree)}")
-    if disagree:
-        parts.append(f"disagrees on {phrase_list(disagree)}, where the geodesic is shorter than the straight line "
-                     f"by more than {1 - threshold:.0%} of its length")
-    if open_:
-        parts.append(f"leaves {phrase_list(open_)} open")
+def shao_comparison(flat: dict, threshold: float, *, recorded: dict | None = None, profile: str = "full") -> str:
+    """Whether this run agrees with Shao et al.'s near-straight geodesics, model by model; for the models it leaves
+    open, the answer of the recorded `profile` run where that decides them (`recorded`: `recorded_verdicts`)."""
+    def judged(verdicts: dict, whom: str, every: str = "") -> str:
+        """What the run with these {model: verdict} says of Shao et al. (`whom`); a group of all models is `every`."""
+        stance = {"flat": "agree", "curved": "disagree", "undecided": "open", "too few": "open"}
+        groups = {side: [f"`{name}`" for name, verdict in verdicts.items() if stance[verdict] == side]
+                  for side in ("agree", "disagree", "open")}
+        names = {side: every if every and len(group) == len(verdicts) > 1 else phrase_list(group)
+                 for side, group in groups.items()}
+        parts = [f"agrees with {whom} on {names['agree']}"] if groups["agree"] else []
+        if groups["disagree"]:
+            parts.append(f"disagrees{'' if parts else ' with ' + whom} on {names['disagree']}, where the geodesic is "
+                         f"shorter than the straight line by more than {1 - threshold:.0%} of its length")
+        return phrase_list(parts + ([f"leaves {names['open']} open"] if groups["open"] else []))
+
+    text = f"Under LPIPS this run {judged({name: f.verdict for name, f in flat.items()}, 'them')}."
+    left = [name for name, f in flat.items() if f.verdict in ("undecided", "too few")]
+    settled = {name: recorded[name][0] for name in left
+               if name in (recorded or {}) and recorded[name][0] in ("flat", "curved")}
+    if settled:
+        which = "them" if len(settled) == len(left) > 1 else phrase_list(f"`{name}`" for name in settled)
+        text += (f" The recorded {profile}-profile run decides {which}: it "
+                 f"{judged(settled, 'Shao et al.', every='each of them')}.")
     shortest = min(flat, key=lambda name: flat[name].line.ratio)
-    return (f"Under LPIPS this run {phrase_list(parts)}. The largest saving is on `{shortest}`: "
+    return (text + f" The largest saving in this run is on `{shortest}`: "
             f"{1 - flat[shortest].line.ratio:.1%} of the straight line's length.")
 
 
-def recorded_flatness(flat: dict, threshold: float, *, profile: str = "full", path=None) -> str:
-    """The recorded `profile` run's answer (its `geodesic_flatness` table in book/recorded.json), by `flatness`'s
-    rule, for the models of `flat` (this run's {model: Flatness}), and where this run's own verdict differs; "" when
-    nothing is recorded."""
+def recorded_verdicts(names, threshold: float, *, profile: str = "full", path=None) -> dict:
+    """{model: (verdict, "ratio [low, high]")} of the recorded `profile` run's `geodesic_flatness` table (in
+    book/recorded.json) for those of `names` it holds, each verdict by `flatness`'s rule; {} if nothing is recorded."""
     table = report.recorded_table("geodesic_flatness", profile, path)
     if table is None or not all(row in table["rows"] for row in ROWS[:3]):
-        return ""
+        return {}
     ratio, ci, wins = (table["rows"].index(row) for row in ROWS[:3])
-    found = {}  # model: (verdict, "ratio [low, high]")
+    found = {}
     for label, column in table["columns"].items():
         name = label.removeprefix("ours: ")
         parts, counted = report.interval_parts(column[ci]), re.fullmatch(r"\s*(\d+) of (\d+)\s*", str(column[wins]))
-        if name not in flat or not isinstance(column[ratio], (int, float)) or counted is None:
+        if name not in names or not isinstance(column[ratio], (int, float)) or counted is None:
             continue
         low, high = parts or (math.nan, math.nan)
-        verdict = _verdict(int(counted.group(2)), low, high, threshold)
-        found[name] = (verdict, f"{column[ratio]:.3g}" + (f" [{low:.3g}, {high:.3g}]" if parts else ""))
+        shown = f"{column[ratio]:.3g}" + (f" [{low:.3g}, {high:.3g}]" if parts else "")
+        found[name] = (_verdict(int(counted.group(2)), low, high, threshold), shown)
+    return found
+
+
+def recorded_flatness(flat: dict, threshold: float, *, profile: str = "full", path=None) -> str:
+    """The recorded `profile` run's answer (`recorded_verdicts`) for the models of `flat` (this run's
+    {model: Flatness}), and where this run's own verdict differs; "" when nothing is recorded."""
+    found = recorded_verdicts(flat, threshold, profile=profile, path=path)
     if not found:
         return ""
     groups = {verdict: {name: shown for name, (v, shown) in found.items() if v == verdict}
@@ -289,6 +311,7 @@ def recorded_flatness(flat: dict, threshold: float, *, profile: str = "full", pa
                                     each="each interval" if several else "the interval")
 
     answer = "; it ".join(phrase(verdict, group) for verdict, group in groups.items() if group)
+    table = report.recorded_table("geodesic_flatness", profile, path)
     over = (table.get("note") or "").split(";")[0].strip()  # the pairs and the steps (`flatness_note`)
     text = (f"**The answer of the recorded {profile}-profile run** ({over + '; ' if over else ''}in brackets, the "
             f"geodesic's length over the straight line's with its $95\\%$ bootstrap interval over pairs): under LPIPS "

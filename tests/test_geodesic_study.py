@@ -107,6 +107,22 @@ def test_the_recorded_full_run_answers_model_by_model(flat, tmp_path):
     assert text.endswith("This run's own verdict is the opposite on `linear`.")
     assert study.recorded_flatness(current, 0.9, path=tmp_path / "none.json") == ""
     assert study.recorded_flatness({"x": here}, 0.9, path=path) == ""
+    recorded = study.recorded_verdicts(current, 0.9, path=path)
+    assert recorded == {"linear": ("curved", "0.78 [0.75, 0.81]"), "b": ("flat", "0.95 [0.91, 0.97]"),
+                        "c": ("undecided", "0.9 [0.85, 0.93]"), "d": ("too few", "0.9")}
+    assert study.recorded_verdicts(current, 0.9, path=tmp_path / "none.json") == {}
+    # Shao et al.'s comparison: this run's verdicts first; the recorded run's only for models this run leaves open
+    few = study.flatness(study.pairs("linear", G, mse, 2, 4, seed=0, rtol=1e-12, coarse=()), 0.9)
+    shao = study.shao_comparison({"linear": few, "b": few, "c": few, "d": here}, 0.9, recorded=recorded)
+    assert shao.startswith("Under LPIPS this run agrees with them on `d` and leaves `linear`, `b` and `c` open. The "
+                           "recorded full-profile run decides `linear` and `b`: it agrees with Shao et al. on `b` and "
+                           "disagrees on `linear`, where the geodesic is shorter than the straight line by more than "
+                           "10% of its length. The largest saving in this run")
+    both_curved = {"linear": ("curved", ""), "b": ("curved", "")}
+    every = study.shao_comparison({"linear": few, "b": few}, 0.9, recorded=both_curved)
+    assert ("this run leaves `linear` and `b` open. The recorded full-profile run decides them: it disagrees with Shao "
+            "et al. on each of them, where") in every
+    assert "recorded" not in study.shao_comparison({"linear": few}, 0.9, recorded={})
     assert report.interval_parts("[0.75, 0.81]") == (0.75, 0.81) and report.interval_parts("0.8 [0.7, 0.9]") is None
     assert report.interval_parts("no interval: one pair") is None and report.interval_parts(0.8) is None
 
