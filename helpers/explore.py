@@ -151,9 +151,9 @@ class Explorer(widgets.VBox):
         iterations of its geodesics (`geodesic.geodesic`'s max_iter): fewer are sooner, the geodesic a little longer.
 
     The geodesic view joins the codes of `seed` and `seed_b` by the geodesic and the straight line, each in
-    `path_steps` steps (computed once per model, seed pair and steps), and shows their images and perceptual speed:
-    each step's length in the units of H, measured as 4 sub-steps (`geodesic_study.between`, as chapter 09), times
-    the number of steps.
+    `path_steps` steps (computed once per model, seed pair in either order and steps), and shows their images and
+    perceptual speed: each step's length in the units of H, measured as 4 sub-steps (`geodesic_study.between`, as
+    chapter 09), times the number of steps.
 
     Each control change re-renders the strip and the curve from the cached metric. A new model, eye colour
     or seed (or a new region) needs the metric at a new code first, unless the background has computed it: the
@@ -305,14 +305,17 @@ class Explorer(widgets.VBox):
 
     def paths(self) -> geodesic_study.Pairs:
         """The geodesic and the straight line (`PATHS`) between the codes of `seed` and `seed_b`, in `path_steps`
-        steps, with their step lengths: computed once per (generator, seed pair, steps)."""
+        steps, with their step lengths: computed once per (generator, unordered seed pair, steps), since the path
+        from b to a is the one from a to b reversed."""
         G, a, b, n = self.generator(), self.seed.value, self.seed_b.value, self.path_steps.value
         key = ("paths", G.name)
         last = f" (the last one took {self._seconds[key]:.1f} s)" if key in self._seconds else ""
         message = (f"computing the geodesic of {html.escape(G.name)} from seed {a} to seed {b} in {n} steps: up to "
                    f"{self.path_iter} L-BFGS iterations on its {n - 1} inner codes{last}…")
-        return self._get(("paths", id(G), a, b, n), lambda: self._compute_paths(G, a, b, n), message,
-                         expected=self._seconds.get(key, 10.0))
+        low, high = sorted((a, b))
+        found = self._get(("paths", id(G), low, high, n), lambda: self._compute_paths(G, low, high, n), message,
+                          expected=self._seconds.get(key, 10.0))
+        return found if a < b else found.reversed()
 
     # --- computing: cached, in a thread, with progress ---------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -158,6 +158,10 @@ class Geodesic:
     times: torch.Tensor
     seconds: float
     coarse: "Geodesic | None" = None
+
+    def reversed(self) -> "Geodesic":
+        """The same paths from z_b to z_a (the energy and the length are symmetric, so they are geodesics too)."""
+        return replace(self, path=self.path.flip(1), coarse=self.coarse and self.coarse.reversed())
 
     @property
     def velocity(self) -> torch.Tensor:

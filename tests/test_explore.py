@@ -471,6 +471,28 @@ def test_geodesic_view_computes_once_per_seed_pair_and_steps(paths_app, monkeypa
     assert len(calls) == 2 and app.path_images.shape[1] == 5
 
 
+def test_geodesic_view_reuses_a_pair_the_other_way_round(paths_app, faces, monkeypatch):
+    app = paths_app
+    app.seed.value, app.seed_b.value, app.path_steps.value = 0, 1, 3
+    images, lengths, speeds = app.path_images.clone(), dict(app.lengths), dict(app.speeds)
+    app.seed_b.value = 2
+    app.seed.value = 1
+    calls = []
+    monkeypatch.setattr(geodesic, "geodesic", lambda *args, **kwargs: calls.append(args))
+    app.seed_b.value = 0  # from seed 1 to seed 0: the path from 0 to 1 reversed
+    assert calls == [] and "seeds 1 → 0" in app.status.value
+    assert torch.equal(app.path_images, images.flip(1)) and app.lengths == pytest.approx(lengths, rel=1e-12)
+    assert all(list(app.speeds[kind]) == list(speeds[kind])[::-1] for kind in speeds)
+    found = app.paths()
+    assert torch.equal(found.result.path, found.paths["geodesic"])
+    assert torch.equal(found.paths["geodesic"][0, 0], faces.sample(1, seed=1)[0].to(found.paths["geodesic"]))
+    monkeypatch.undo()
+    app.seed_b.value = 2  # back to seed 0 → seed 1 through pairs already computed
+    app.seed.value = 0
+    app.seed_b.value = 1
+    assert torch.equal(app.path_images, images)
+
+
 @pytest.mark.parametrize("control, value, message", [
     ("seed_b", 0, "to seed must differ from the other seed (0): a geodesic joins two different codes"),
     ("seed", 1, "from seed must differ from the other seed (1)"),
