@@ -142,7 +142,8 @@ result_table("geodesic_flatness", "Geodesics against straight lines and slerp, L
 
 # %% tags=["hide-input"]
 flat_verdict = glue("flat_verdict", study.flatness_verdict(flat, flat_ratio))
-shao = glue("shao", study.shao_comparison(flat, flat_ratio, recorded=study.recorded_verdicts(flat, flat_ratio)))
+recorded = study.recorded_verdicts(flat, flat_ratio)
+shao = glue("shao", study.shao_comparison(flat, flat_ratio, recorded=recorded))
 speed = glue("speed", study.speed_verdict(flat))
 flat_recorded = glue("flat_recorded", study.recorded_flatness(flat, flat_ratio))
 
