@@ -275,7 +275,10 @@ def shao_comparison(flat: dict, threshold: float, *, recorded: dict | None = Non
 def recorded_verdicts(names, threshold: float, *, profile: str = "full", path=None) -> dict:
     """{model: (verdict, "ratio [low, high]")} of the recorded `profile` run's `geodesic_flatness` table (in
     book/recorded.json) for those of `names` it holds, each verdict by `flatness`'s rule; {} if nothing is recorded."""
-    table = report.recorded_table("geodesic_flatness", profile, path)
+    return _verdicts_of(report.recorded_table("geodesic_flatness", profile, path), names, threshold)
+
+
+def _verdicts_of(table: dict | None, names, threshold: float) -> dict:
     if table is None or not all(row in table["rows"] for row in ROWS[:3]):
         return {}
     ratio, ci, wins = (table["rows"].index(row) for row in ROWS[:3])
@@ -294,7 +297,8 @@ def recorded_verdicts(names, threshold: float, *, profile: str = "full", path=No
 def recorded_flatness(flat: dict, threshold: float, *, profile: str = "full", path=None) -> str:
     """The recorded `profile` run's answer (`recorded_verdicts`) for the models of `flat` (this run's
     {model: Flatness}), and where this run's own verdict differs; "" when nothing is recorded."""
-    found = recorded_verdicts(flat, threshold, profile=profile, path=path)
+    table = report.recorded_table("geodesic_flatness", profile, path)
+    found = _verdicts_of(table, flat, threshold)
     if not found:
         return ""
     groups = {verdict: {name: shown for name, (v, shown) in found.items() if v == verdict}
@@ -311,7 +315,6 @@ def recorded_flatness(flat: dict, threshold: float, *, profile: str = "full", pa
                                     each="each interval" if several else "the interval")
 
     answer = "; it ".join(phrase(verdict, group) for verdict, group in groups.items() if group)
-    table = report.recorded_table("geodesic_flatness", profile, path)
     over = (table.get("note") or "").split(";")[0].strip()  # the pairs and the steps (`flatness_note`)
     text = (f"**The answer of the recorded {profile}-profile run** ({over + '; ' if over else ''}in brackets, the "
             f"geodesic's length over the straight line's with its $95\\%$ bootstrap interval over pairs): under LPIPS "
